@@ -1,0 +1,38 @@
+/** Layering of DESIGN.md §1, checked in CI. */
+module.exports = {
+  forbidden: [
+    { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
+    {
+      name: 'crdt-is-pure',
+      comment: 'crdt/ is the pure model: it may import yjs, lib0 and itself, nothing else.',
+      severity: 'error',
+      from: { path: '^crdt/' },
+      to: { pathNot: ['^crdt/', 'node_modules/(yjs|lib0)/'] },
+    },
+    {
+      name: 'transport-not-daemon',
+      comment: 'transport/ moves bytes; it may import crdt and libp2p, never daemon/ or scripts/.',
+      severity: 'error',
+      from: { path: '^transport/' },
+      to: { path: ['^daemon/', '^scripts/'] },
+    },
+    {
+      name: 'nothing-imports-daemon',
+      severity: 'error',
+      from: { path: ['^crdt/', '^transport/'] },
+      to: { path: '^daemon/' },
+    },
+    {
+      name: 'product-never-imports-scripts-or-tests',
+      severity: 'error',
+      from: { path: ['^crdt/', '^transport/', '^daemon/'] },
+      to: { path: ['^scripts/', '^test/'] },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { extensions: ['.ts', '.js', '.mjs', '.cjs', '.json'] },
+  },
+}

@@ -1,0 +1,174 @@
+import * as Y from 'yjs'
+import { ValidationError } from './errors.ts'
+import { assertTextName } from './names.ts'
+
+/** A JSON value as stored in one field of a record. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
+/** A record: the JSON object held by an entity's root Y.Map `data`. */
+export type JsonRecord = { [field: string]: JsonValue }
+/** One splice on a Y.Text: `[position, deleteCount, insert]`, positions in UTF-16 code units. */
+export type TextSplice = readonly [number, number, string]
+
+/** Name of the root Y.Map holding the record. Text roots may not use it. */
+export const DATA_ROOT = 'data'
+
+/** What one local edit produced: the Yjs update and the names it touched. */
+export interface EntityEdit {
+  /** Yjs V1 update of the edit, or null when it changed nothing. */
+  readonly update: Uint8Array | null
+  readonly fields: string[]
+  readonly texts: string[]
+}
+
+/** A fresh entity document, optionally loaded from an encoded state. */
+export function createEntityDoc(state?: Uint8Array, clientID?: number): Y.Doc {
+  const doc = new Y.Doc({ gc: true })
+  if (clientID !== undefined) doc.clientID = clientID
+  if (state && state.length > 0) Y.applyUpdate(doc, state)
+  return doc
+}
+
+/** The record held by the document. */
+export function readRecord(doc: Y.Doc): JsonRecord {
+  return doc.getMap(DATA_ROOT).toJSON() as JsonRecord
+}
+
+/** Names of the document's text roots, sorted. */
+export function textNames(doc: Y.Doc): string[] {
+  return [...doc.share.keys()].filter((name) => name !== DATA_ROOT).sort()
+}
+
+/** Current content of a text root ('' when it does not exist). */
+export function readText(doc: Y.Doc, name: string): string {
+  assertTextRoot(name)
+  return doc.getText(name).toString()
+}
+
+/**
+ * Replaces the record: fields absent from `record` are removed, fields whose value differs are
+ * set, equal fields are left alone (so they do not conflict with concurrent writers).
+ */
+export function replaceRecord(doc: Y.Doc, record: JsonRecord): EntityEdit {
+  return edit(doc, (fields) => {
+    const data = doc.getMap(DATA_ROOT)
+    for (const key of [...data.keys()]) {
+      if (!Object.hasOwn(record, key)) {
+        data.delete(key)
+        fields.add(key)
+      }
+    }
+    for (const [key, value] of Object.entries(record)) setIfChanged(data, key, value, fields)
+  })
+}
+
+/** Sets the fields of `patch`; a `null` value removes the field. */
+export function patchRecord(doc: Y.Doc, patch: JsonRecord): EntityEdit {
+  return edit(doc, (fields) => {
+    const data = doc.getMap(DATA_ROOT)
+    for (const [key, value] of Object.entries(patch)) {
+      if (value === null) {
+        if (data.has(key)) {
+          data.delete(key)
+          fields.add(key)
+        }
+      } else {
+        setIfChanged(data, key, value, fields)
+      }
+    }
+  })
+}
+
+/**
+ * Applies splices to a text root, in order. Every splice is checked against the text as the
+ * previous ones left it; an out-of-range splice throws `TEXT_RANGE` and nothing is applied.
+ */
+export function spliceText(doc: Y.Doc, name: string, splices: readonly TextSplice[]): EntityEdit {
+  assertTextRoot(name)
+  let length = doc.getText(name).length
+  for (const [pos, del, ins] of splices) {
+    if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(del) || pos < 0 || del < 0 || pos + del > length) {
+      throw new ValidationError('TEXT_RANGE', `splice [${pos}, ${del}] is outside the text (length ${length})`)
+    }
+    length += ins.length - del
+  }
+  return edit(doc, (_fields, texts) => {
+    const text = doc.getText(name)
+    for (const [pos, del, ins] of splices) {
+      if (del > 0) text.delete(pos, del)
+      if (ins.length > 0) text.insert(pos, ins)
+    }
+    texts.add(name)
+  })
+}
+
+/**
+ * Empties the document (every field and every text), as the first step of writing to a deleted
+ * entity, so that a write after a delete starts from nothing.
+ */
+export function clearEntity(doc: Y.Doc): EntityEdit {
+  return edit(doc, (fields, texts) => {
+    const data = doc.getMap(DATA_ROOT)
+    for (const key of [...data.keys()]) {
+      data.delete(key)
+      fields.add(key)
+    }
+    for (const name of textNames(doc)) {
+      const text = doc.getText(name)
+      if (text.length > 0) {
+        text.delete(0, text.length)
+        texts.add(name)
+      }
+    }
+  })
+}
+
+/** Applies a remote Yjs update (idempotent: applying it twice changes nothing). */
+export function applyEntityUpdate(doc: Y.Doc, update: Uint8Array): void {
+  if (update.length > 0) Y.applyUpdate(doc, update)
+}
+
+/** True when the document has updates waiting for missing dependencies. */
+export function hasPendingUpdates(doc: Y.Doc): boolean {
+  return doc.store.pendingStructs !== null || doc.store.pendingDs !== null
+}
+
+/** Runs `body` in one transaction and captures the update it produced. */
+function edit(doc: Y.Doc, body: (fields: Set<string>, texts: Set<string>) => void): EntityEdit {
+  const fields = new Set<string>()
+  const texts = new Set<string>()
+  let update: Uint8Array | null = null
+  const onUpdate = (u: Uint8Array): void => {
+    update = update === null ? u : Y.mergeUpdates([update, u])
+  }
+  doc.on('update', onUpdate)
+  try {
+    doc.transact(() => body(fields, texts))
+  } finally {
+    doc.off('update', onUpdate)
+  }
+  return { update, fields: [...fields].sort(), texts: [...texts].sort() }
+}
+
+function assertTextRoot(name: string): void {
+  assertTextName(name)
+  if (name === DATA_ROOT) throw new ValidationError('INVALID_TEXT_NAME', `text name "${DATA_ROOT}" is reserved`)
+}
+
+function setIfChanged(data: Y.Map<unknown>, key: string, value: JsonValue, fields: Set<string>): void {
+  if (data.has(key) && jsonEqual(data.get(key) as JsonValue, value)) return
+  data.set(key, value)
+  fields.add(key)
+}
+
+/** Structural equality of JSON values (object key order ignored). */
+export function jsonEqual(a: JsonValue, b: JsonValue): boolean {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false
+    return a.every((v, i) => jsonEqual(v, b[i] as JsonValue))
+  }
+  const ka = Object.keys(a)
+  if (ka.length !== Object.keys(b).length) return false
+  return ka.every((k) => Object.hasOwn(b, k) && jsonEqual(a[k] as JsonValue, b[k] as JsonValue))
+}

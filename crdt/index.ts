@@ -1,0 +1,12 @@
+/**
+ * The pure data model of meshsync: version vectors, entity documents on Yjs, change records and
+ * their codec, causal heads and conflict detection. No I/O.
+ */
+export * from './errors.ts'
+export * from './names.ts'
+export * from './version-vector.ts'
+export * from './change-record.ts'
+export * from './change-codec.ts'
+export * from './causality.ts'
+export * from './conflicts.ts'
+export * from './entity-doc.ts'

@@ -1,0 +1,50 @@
+/**
+ * The narrow storage interface everything in daemon/ persists through: an ordered map of string
+ * keys to byte values with atomic batches and point-in-time snapshots. LevelDB implements it for
+ * real nodes ({@link LevelKvStore}); memory implements it for tests ({@link MemoryKvStore}).
+ */
+
+/** One operation of an atomic batch. */
+export type KvBatchOp = { readonly type: 'put'; readonly key: string; readonly value: Uint8Array } | { readonly type: 'del'; readonly key: string }
+
+/** A key range, in key order (UTF-16 code-unit order of the strings, which for our keys equals byte order). */
+export interface KvRange {
+  readonly gt?: string
+  readonly gte?: string
+  readonly lt?: string
+  readonly lte?: string
+  readonly reverse?: boolean
+  /** Most entries to yield; absent or -1 for no limit. */
+  readonly limit?: number
+}
+
+/** A read-only point-in-time view of the store. Close it when done. */
+export interface KvReader {
+  get(key: string): Promise<Uint8Array | undefined>
+  getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]>
+  /** Entries in the range, in order. Breaking out of the loop releases the iterator. */
+  iterate(range?: KvRange): AsyncIterable<[string, Uint8Array]>
+}
+
+/** A snapshot: a {@link KvReader} frozen at the moment it was taken. */
+export interface KvSnapshot extends KvReader {
+  close(): Promise<void>
+}
+
+/** Options of a write. */
+export interface KvWriteOptions {
+  /** fsync before resolving (a write acknowledged to a user must use `sync: true`). */
+  readonly sync: boolean
+}
+
+/** An ordered, durable key-value store. */
+export interface KvStore extends KvReader {
+  open(): Promise<void>
+  close(): Promise<void>
+  /** Applies every op or none. Resolves once committed (and synced when `sync`). */
+  batch(ops: readonly KvBatchOp[], options: KvWriteOptions): Promise<void>
+  /** A consistent view that later writes do not change. */
+  snapshot(): KvSnapshot
+  /** Approximate bytes on disk of the keys in [gte, lt) (0 where unknown). */
+  approximateSize(gte: string, lt: string): Promise<number>
+}

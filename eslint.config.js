@@ -1,0 +1,24 @@
+import js from '@eslint/js'
+import tseslint from 'typescript-eslint'
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'bench/results/**', 'coverage/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      'no-console': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+    },
+  },
+  {
+    // The CLI entry, scripts and tests talk to a terminal; everything else logs through pino.
+    files: ['daemon/cli/**', 'scripts/**', 'test/**', 'bin/**'],
+    rules: { 'no-console': 'off' },
+  },
+  {
+    files: ['bin/**'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+  },
+)
