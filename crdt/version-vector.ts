@@ -41,7 +41,8 @@ export function increment(vv: VersionVector, node: string): VersionVector {
 export function merge(a: VersionVector, b: VersionVector): VersionVector {
   const out: Record<string, number> = { ...a }
   for (const [node, counter] of Object.entries(b)) {
-    if (counter > (out[node] ?? 0)) out[node] = counter
+    // counterOf, not `out[node] ?? 0`: node ids such as 'constructor' name Object.prototype members.
+    if (counter > counterOf(out, node)) out[node] = counter
   }
   return canonical(out)
 }

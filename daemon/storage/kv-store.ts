@@ -7,7 +7,11 @@
 /** One operation of an atomic batch. */
 export type KvBatchOp = { readonly type: 'put'; readonly key: string; readonly value: Uint8Array } | { readonly type: 'del'; readonly key: string }
 
-/** A key range, in key order (UTF-16 code-unit order of the strings, which for our keys equals byte order). */
+/**
+ * A key range, in key order: UTF-8 byte order of the keys, which is code-point order (not JS `<`,
+ * which puts astral characters before U+E000..U+FFFF). `gte` beats `gt` and `lte` beats `lt`
+ * when both are given.
+ */
 export interface KvRange {
   readonly gt?: string
   readonly gte?: string

@@ -1,0 +1,89 @@
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import { assertNamespace } from '../../../crdt/index.ts'
+import { RequestError } from '../../errors.ts'
+import type { CommittedChange, EntityStore } from '../../store/entity-store.ts'
+import type { ApiContext } from '../context.ts'
+import { changesQuery, nsParams } from '../schemas.ts'
+
+const SSE_HEARTBEAT_MS = 15_000
+
+/**
+ * The change feed of a namespace: every entity changed after a cursor, deletions included, in
+ * commit order. `Accept: text/event-stream` keeps the response open and streams changes live
+ * (resume with `Last-Event-ID` or `since`).
+ */
+export function changeRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.get<{ Params: { ns: string }; Querystring: { since?: string; limit?: string } }>(
+    '/v1/ns/:ns/changes',
+    { schema: { params: nsParams, querystring: changesQuery } },
+    async (req, reply) => {
+      const { ns } = req.params
+      assertNamespace(ns)
+      const lastEventId = req.headers['last-event-id']
+      const since = parseCursor(typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : req.query.since, ctx.store.feedCursor)
+      const limit = req.query.limit === undefined ? 1000 : Number(req.query.limit)
+      if (limit < 1 || limit > 10_000) throw new RequestError('INVALID_QUERY', 'limit must be between 1 and 10000')
+      if ((req.headers.accept ?? '').includes('text/event-stream')) return streamChanges(ctx.store, ns, since, reply)
+      const page = await ctx.store.changes(ns, since, limit)
+      return { changes: page.changes.map(({ cursor: _c, ...c }) => c), cursor: String(page.cursor) }
+    },
+  )
+}
+
+/** A cursor from the feed, or `now` (the current end: only changes from here on). */
+function parseCursor(value: string | undefined, now: number): number {
+  if (value === undefined || value === '') return 0
+  if (value === 'now') return now
+  if (!/^[0-9]{1,15}$/.test(value)) throw new RequestError('INVALID_CURSOR', 'cursor must be a value returned by the change feed')
+  return Number(value)
+}
+
+async function streamChanges(store: EntityStore, ns: string, since: number, reply: FastifyReply): Promise<void> {
+  reply.hijack()
+  const res = reply.raw
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' })
+  let cursor = since
+  let pumping = false
+  let again = false
+  let closed = false
+  const pump = async (): Promise<void> => {
+    if (pumping) {
+      again = true
+      return
+    }
+    pumping = true
+    try {
+      do {
+        again = false
+        for (;;) {
+          const page = await store.changes(ns, cursor, 1000)
+          for (const { cursor: at, ...change } of page.changes) {
+            if (closed) return
+            res.write(`id: ${at}\nevent: change\ndata: ${JSON.stringify(change)}\n\n`)
+          }
+          cursor = page.cursor
+          if (page.changes.length < 1000) break
+        }
+      } while (again && !closed)
+    } catch {
+      close()
+    } finally {
+      pumping = false
+    }
+  }
+  const onChange = (c: CommittedChange): void => {
+    if (c.change.ns === ns) void pump()
+  }
+  const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS)
+  const close = (): void => {
+    if (closed) return
+    closed = true
+    clearInterval(heartbeat)
+    store.off('change', onChange)
+    res.end()
+  }
+  store.on('change', onChange)
+  res.on('close', close)
+  res.write(': meshsync change feed\n\n')
+  await pump()
+}

@@ -1,0 +1,48 @@
+import swagger from '@fastify/swagger'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { requireBearerToken } from './auth.ts'
+import type { ApiContext } from './context.ts'
+import { installErrorHandling } from './error-handler.ts'
+import { changeRoutes } from './routes/changes.ts'
+import { entityRoutes } from './routes/entities.ts'
+import { systemRoutes } from './routes/system.ts'
+import { sharedSchemas } from './schemas.ts'
+
+/** How one listener of the API is set up. */
+export interface ApiServerOptions {
+  readonly logger: Logger
+  readonly bodyLimit: number
+  /** Bearer token required on this listener (TCP); absent for the Unix socket. */
+  readonly token?: string
+}
+
+/**
+ * One fastify instance with every v1 route. The daemon makes two: TCP with a bearer token and the
+ * Unix socket without one, so both serve exactly the same routes.
+ */
+export async function createApiServer(ctx: ApiContext, options: ApiServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger,
+    bodyLimit: options.bodyLimit,
+    logController: new LogController({ disableRequestLogging: true }),
+    forceCloseConnections: true,
+    return503OnClosing: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+  })
+  for (const schema of sharedSchemas) app.addSchema(schema)
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'meshsync local API', version: '1.0.0', description: 'REST API of one meshsync node (DESIGN §6).' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  })
+  installErrorHandling(app)
+  if (options.token !== undefined) requireBearerToken(app, options.token)
+  systemRoutes(app, ctx)
+  entityRoutes(app, ctx)
+  changeRoutes(app, ctx)
+  await app.ready()
+  return app
+}

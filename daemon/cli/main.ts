@@ -1,0 +1,243 @@
+import { readFileSync } from 'node:fs'
+import { Command, CommanderError, Option } from 'commander'
+import { MeshsyncError } from '../../crdt/index.ts'
+import { defaultDataDir, loadConfig, type ConfigOverrides } from '../config.ts'
+import { Daemon } from '../daemon.ts'
+import { dataDirLayout, initDataDir } from '../data-dir.ts'
+import { createLogger } from '../logger.ts'
+import { SocketClient } from './client.ts'
+
+/** Options every client command accepts. */
+interface ClientOptions {
+  dataDir?: string
+  json?: boolean
+}
+
+/** Runs the CLI; exits the process with a non-zero code on failure. */
+export async function main(argv: readonly string[]): Promise<void> {
+  const program = buildProgram()
+  try {
+    await program.parseAsync([...argv])
+  } catch (error) {
+    if (error instanceof CommanderError) process.exit(error.exitCode)
+    fail(error)
+  }
+}
+
+function buildProgram(): Command {
+  const program = new Command('meshsync')
+    .description('Peer-to-peer sync daemon: LevelDB + version vectors + Yjs CRDTs over libp2p.')
+    .showHelpAfterError()
+    .exitOverride()
+
+  program
+    .command('start')
+    .description('run a node in the foreground (initializes an empty data dir first)')
+    .option('--data-dir <dir>', 'data directory', process.env.MESHSYNC_DATA_DIR)
+    .option('--config <file>', 'config file (default: <data-dir>/config.json when present)')
+    .addOption(new Option('--api-port <port>', 'REST API port on 127.0.0.1 (0 = any free port)').argParser(parsePort))
+    .option('--api-host <host>', 'REST API host (default 127.0.0.1)')
+    .option('--listen <multiaddr...>', 'libp2p listen address(es)')
+    .option('--bootstrap <multiaddr...>', 'peers to dial at start')
+    .option('--no-mdns', 'disable mDNS discovery on the LAN')
+    .option('--cluster-key <file>', 'join the cluster holding this pre-shared key')
+    .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
+    .action(async (opts: ConfigOverrides & { mdns: boolean }) => runDaemon(opts))
+
+  program
+    .command('init')
+    .description('create a data dir: node key, cluster key, API token')
+    .option('--data-dir <dir>', 'data directory', process.env.MESHSYNC_DATA_DIR)
+    .option('--cluster-key <file>', 'use this cluster key instead of making a new one')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { dataDir?: string; clusterKey?: string; json?: boolean }) => {
+      const root = opts.dataDir ?? defaultDataDir()
+      const result = await initDataDir(root, opts.clusterKey ? { clusterKeyFile: opts.clusterKey } : {})
+      const out = { dataDir: root, peerId: result.identity.peerId.toString(), nodeId: result.identity.nodeId, created: result.created }
+      if (opts.json) print(out)
+      else {
+        console.log(`data dir   ${root}`)
+        console.log(`peer id    ${out.peerId}`)
+        console.log(`node id    ${out.nodeId}`)
+        console.log(result.created.length > 0 ? `created    ${result.created.join(', ')}` : 'already initialized; nothing changed')
+        console.log(`cluster key ${result.layout.clusterKey} (copy it to every node of the cluster)`)
+      }
+    })
+
+  clientCommand(program, 'status', 'show this node: ids, addresses, peers, version vector, entity counts').action(async (opts: ClientOptions) => {
+    const status = await client(opts).call<Record<string, unknown>>('GET', '/v1/status')
+    if (opts.json) return print(status)
+    for (const [k, v] of Object.entries(status)) console.log(`${k.padEnd(14)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+  })
+
+  clientCommand(program, 'peers', 'list known peers').action(async (opts: ClientOptions) => {
+    const peers = await client(opts).call<{ peerId: string; connected: boolean; lastSyncAt: string | null; addrs: string[] }[]>('GET', '/v1/peers')
+    if (opts.json) return print(peers)
+    if (peers.length === 0) return console.log('no peers')
+    for (const p of peers) console.log(`${p.connected ? 'up  ' : 'down'} ${p.peerId} last sync ${p.lastSyncAt ?? 'never'} ${p.addrs.join(' ')}`)
+  })
+
+  clientCommand(program, 'put', 'replace an entity with a JSON record (from the argument or stdin)')
+    .argument('<ns>')
+    .argument('<id>')
+    .argument('[json]', 'the record; read from stdin when absent')
+    .action(async (ns: string, id: string, json: string | undefined, opts: ClientOptions) => {
+      const body = readRecordArg(json)
+      printEntity(await client(opts).call('PUT', entityPath(ns, id), body), opts)
+    })
+
+  clientCommand(program, 'patch', 'set fields of an entity (null removes a field)')
+    .argument('<ns>')
+    .argument('<id>')
+    .argument('[json]', 'the fields; read from stdin when absent')
+    .action(async (ns: string, id: string, json: string | undefined, opts: ClientOptions) => {
+      const body = readRecordArg(json)
+      printEntity(await client(opts).call('PATCH', entityPath(ns, id), body), opts)
+    })
+
+  clientCommand(program, 'get', 'show an entity')
+    .argument('<ns>')
+    .argument('<id>')
+    .action(async (ns: string, id: string, opts: ClientOptions) => printEntity(await client(opts).call('GET', entityPath(ns, id)), opts))
+
+  clientCommand(program, 'del', 'delete an entity (a tombstone that replicates)')
+    .argument('<ns>')
+    .argument('<id>')
+    .action(async (ns: string, id: string, opts: ClientOptions) => {
+      const result = await client(opts).call('DELETE', entityPath(ns, id))
+      if (opts.json) print(result)
+      else console.log(`deleted ${ns}/${id}`)
+    })
+
+  clientCommand(program, 'ls', 'list entities of a namespace')
+    .argument('<ns>')
+    .option('--prefix <prefix>', 'only ids starting with this')
+    .option('--after <id>', 'start after this id')
+    .addOption(new Option('--limit <n>', 'page size (1-1000)').argParser(parsePositive).default(100))
+    .option('--all', 'follow pages to the end')
+    .action(async (ns: string, opts: ClientOptions & { prefix?: string; after?: string; limit: number; all?: boolean }) => {
+      const c = client(opts)
+      let after = opts.after
+      for (;;) {
+        const q = new URLSearchParams({ limit: String(opts.limit) })
+        if (opts.prefix !== undefined) q.set('prefix', opts.prefix)
+        if (after !== undefined) q.set('after', after)
+        const page = await c.call<{ items: { id: string; value: unknown }[]; next?: string }>('GET', `/v1/ns/${enc(ns)}/entities?${q}`)
+        for (const item of page.items) console.log(opts.json ? JSON.stringify(item) : `${item.id}\t${JSON.stringify(item.value)}`)
+        if (!opts.all || page.next === undefined) break
+        after = page.next
+      }
+    })
+
+  clientCommand(program, 'watch', 'stream changes of a namespace as they happen (Ctrl-C to stop)')
+    .argument('<ns>')
+    .option('--since <cursor>', 'resume after this cursor (default: now)')
+    .action(async (ns: string, opts: ClientOptions & { since?: string }) => {
+      const c = client(opts)
+      const since = opts.since ?? 'now'
+      const ac = new AbortController()
+      process.once('SIGINT', () => ac.abort())
+      try {
+        await c.stream(
+          `/v1/ns/${enc(ns)}/changes?since=${enc(since)}`,
+          (event) => {
+            if (opts.json) return console.log(JSON.stringify({ cursor: event.id, ...(JSON.parse(event.data) as object) }))
+            const change = JSON.parse(event.data) as { id: string; op: string; value?: unknown }
+            console.log(`${event.id}\t${change.op}\t${change.id}${change.value !== undefined ? `\t${JSON.stringify(change.value)}` : ''}`)
+          },
+          ac.signal,
+        )
+      } catch (error) {
+        if (!ac.signal.aborted) throw error
+      }
+    })
+
+  return program
+}
+
+function clientCommand(program: Command, name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .option('--data-dir <dir>', 'data directory of the node to talk to', process.env.MESHSYNC_DATA_DIR)
+    .option('--json', 'machine-readable output')
+}
+
+async function runDaemon(opts: ConfigOverrides & { mdns: boolean }): Promise<void> {
+  const config = await loadConfig({ ...opts, mdns: opts.mdns })
+  const logger = createLogger(config.log.level)
+  const daemon = await Daemon.start(config, logger)
+  const { info } = daemon
+  console.log(`meshsync node ${info.nodeId} ready`)
+  console.log(`  peer id   ${info.peerId}`)
+  console.log(`  api       ${info.api.url}  (Authorization: Bearer <${dataDirLayout(config.dataDir).apiToken}>)`)
+  console.log(`  socket    ${info.api.socket}`)
+  console.log(`  data dir  ${config.dataDir}`)
+  let signals = 0
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (++signals > 1) process.exit(130)
+    logger.info({ signal }, 'shutting down')
+    daemon.stop().then(
+      () => {
+        logger.flush()
+        process.exit(0)
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGINT', shutdown)
+  process.on('SIGTERM', shutdown)
+}
+
+function client(opts: ClientOptions): SocketClient {
+  return new SocketClient(dataDirLayout(opts.dataDir ?? defaultDataDir()).socket)
+}
+
+function readRecordArg(json: string | undefined): unknown {
+  const text = json ?? readFileSync(0, 'utf8')
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    throw new MeshsyncError('INVALID_JSON', 'the record is not valid JSON')
+  }
+}
+
+function printEntity(entity: unknown, opts: ClientOptions): void {
+  if (opts.json) return print(entity)
+  console.log(JSON.stringify(entity, null, 2))
+}
+
+function print(value: unknown): void {
+  console.log(JSON.stringify(value))
+}
+
+function entityPath(ns: string, id: string): string {
+  return `/v1/ns/${enc(ns)}/entities/${enc(id)}`
+}
+
+function enc(s: string): string {
+  return encodeURIComponent(s)
+}
+
+function parsePort(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new MeshsyncError('INVALID_ARGUMENT', `not a port number: ${value}`)
+  return n
+}
+
+function parsePositive(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) throw new MeshsyncError('INVALID_ARGUMENT', `not a positive integer: ${value}`)
+  return n
+}
+
+/** One line on stderr and a non-zero exit: never a stack trace for an expected failure. */
+function fail(error: unknown): never {
+  if (error instanceof MeshsyncError) console.error(`meshsync: ${error.message} (${error.code})`)
+  else if (error instanceof Error) console.error(`meshsync: ${error.message}`)
+  else console.error(`meshsync: ${String(error)}`)
+  process.exit(1)
+}

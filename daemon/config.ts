@@ -1,0 +1,185 @@
+import { readFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { MeshsyncError } from '../crdt/index.ts'
+
+/** Everything a daemon is started with. Config file < command-line flags. */
+export interface DaemonConfig {
+  readonly dataDir: string
+  readonly api: {
+    /** TCP host of the REST API (127.0.0.1: local only). */
+    readonly host: string
+    /** TCP port; 0 picks a free one. */
+    readonly port: number
+    /** Largest request body in bytes. */
+    readonly bodyLimit: number
+  }
+  readonly p2p: {
+    readonly listen: readonly string[]
+    readonly bootstrap: readonly string[]
+    readonly mdns: boolean
+    readonly clusterKeyFile?: string
+  }
+  readonly store: {
+    readonly docCacheSize: number
+    readonly maxGroupOps: number
+    readonly maxQueuedOps: number
+  }
+  readonly log: { readonly level: string }
+}
+
+/** The flags of `meshsync start` that override the file. */
+export interface ConfigOverrides {
+  dataDir?: string
+  config?: string
+  apiPort?: number
+  apiHost?: string
+  listen?: string[]
+  bootstrap?: string[]
+  mdns?: boolean
+  clusterKey?: string
+  logLevel?: string
+}
+
+/** Invalid configuration (file or flags). */
+export class ConfigError extends MeshsyncError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CONFIG_INVALID', message, options)
+    this.name = 'ConfigError'
+  }
+}
+
+export const DEFAULT_API_PORT = 4717
+export const DEFAULT_P2P_PORT = 4718
+
+/** `$MESHSYNC_DATA_DIR`, else `$XDG_DATA_HOME/meshsync`, else `~/.local/share/meshsync`. */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.MESHSYNC_DATA_DIR) return resolve(env.MESHSYNC_DATA_DIR)
+  return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'meshsync')
+}
+
+/** Defaults for a data dir. */
+export function defaultConfig(dataDir: string): DaemonConfig {
+  return {
+    dataDir,
+    api: { host: '127.0.0.1', port: DEFAULT_API_PORT, bodyLimit: 8 * 1024 * 1024 },
+    p2p: { listen: [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`], bootstrap: [], mdns: true },
+    store: { docCacheSize: 1000, maxGroupOps: 2000, maxQueuedOps: 50_000 },
+    log: { level: 'info' },
+  }
+}
+
+/**
+ * The effective config: defaults, then the config file (`--config`, else `<data-dir>/config.json`
+ * when present), then flags.
+ */
+export async function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Promise<DaemonConfig> {
+  const dataDir = resolve(overrides.dataDir ?? defaultDataDir(env))
+  const base = defaultConfig(dataDir)
+  const file = overrides.config ? resolve(overrides.config) : join(dataDir, 'config.json')
+  const fromFile = await readConfigFile(file, overrides.config !== undefined)
+  const merged = mergeFile(base, fromFile, file)
+  return {
+    ...merged,
+    api: {
+      ...merged.api,
+      ...(overrides.apiPort !== undefined && { port: checkPort(overrides.apiPort, '--api-port') }),
+      ...(overrides.apiHost !== undefined && { host: overrides.apiHost }),
+    },
+    p2p: {
+      ...merged.p2p,
+      ...(overrides.listen?.length && { listen: overrides.listen }),
+      ...(overrides.bootstrap?.length && { bootstrap: overrides.bootstrap }),
+      ...(overrides.mdns !== undefined && { mdns: overrides.mdns }),
+      ...(overrides.clusterKey !== undefined && { clusterKeyFile: resolve(overrides.clusterKey) }),
+    },
+    log: { level: overrides.logLevel ?? merged.log.level },
+  }
+}
+
+async function readConfigFile(file: string, required: boolean): Promise<Record<string, unknown>> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (cause) {
+    if (!required && (cause as NodeJS.ErrnoException).code === 'ENOENT') return {}
+    throw new ConfigError(`cannot read config file ${file}`, { cause })
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (cause) {
+    throw new ConfigError(`config file ${file} is not valid JSON`, { cause })
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`config file ${file} must hold a JSON object`)
+  return parsed as Record<string, unknown>
+}
+
+function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: string): DaemonConfig {
+  const known = new Set(['api', 'p2p', 'store', 'log'])
+  for (const key of Object.keys(file)) if (!known.has(key)) throw new ConfigError(`${where}: unknown setting "${key}"`)
+  const api = section(file, 'api', where)
+  const p2p = section(file, 'p2p', where)
+  const store = section(file, 'store', where)
+  const log = section(file, 'log', where)
+  return {
+    dataDir: base.dataDir,
+    api: {
+      host: str(api, 'host', base.api.host, where),
+      port: checkPort(num(api, 'port', base.api.port, where), `${where}: api.port`),
+      bodyLimit: num(api, 'bodyLimit', base.api.bodyLimit, where),
+    },
+    p2p: {
+      listen: strList(p2p, 'listen', base.p2p.listen, where),
+      bootstrap: strList(p2p, 'bootstrap', base.p2p.bootstrap, where),
+      mdns: bool(p2p, 'mdns', base.p2p.mdns, where),
+      ...(typeof p2p.clusterKeyFile === 'string' && { clusterKeyFile: resolve(p2p.clusterKeyFile) }),
+    },
+    store: {
+      docCacheSize: num(store, 'docCacheSize', base.store.docCacheSize, where),
+      maxGroupOps: num(store, 'maxGroupOps', base.store.maxGroupOps, where),
+      maxQueuedOps: num(store, 'maxQueuedOps', base.store.maxQueuedOps, where),
+    },
+    log: { level: str(log, 'level', base.log.level, where) },
+  }
+}
+
+function section(file: Record<string, unknown>, name: string, where: string): Record<string, unknown> {
+  const value = file[name]
+  if (value === undefined) return {}
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`${where}: "${name}" must be an object`)
+  return value as Record<string, unknown>
+}
+
+function str(obj: Record<string, unknown>, key: string, fallback: string, where: string): string {
+  const v = obj[key]
+  if (v === undefined) return fallback
+  if (typeof v !== 'string') throw new ConfigError(`${where}: "${key}" must be a string`)
+  return v
+}
+
+function num(obj: Record<string, unknown>, key: string, fallback: number, where: string): number {
+  const v = obj[key]
+  if (v === undefined) return fallback
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ConfigError(`${where}: "${key}" must be a non-negative integer`)
+  return v
+}
+
+function bool(obj: Record<string, unknown>, key: string, fallback: boolean, where: string): boolean {
+  const v = obj[key]
+  if (v === undefined) return fallback
+  if (typeof v !== 'boolean') throw new ConfigError(`${where}: "${key}" must be true or false`)
+  return v
+}
+
+function strList(obj: Record<string, unknown>, key: string, fallback: readonly string[], where: string): readonly string[] {
+  const v = obj[key]
+  if (v === undefined) return fallback
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new ConfigError(`${where}: "${key}" must be a list of strings`)
+  return v as string[]
+}
+
+function checkPort(port: number, what: string): number {
+  if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new ConfigError(`${what} must be a port number (0-65535)`)
+  return port
+}

@@ -1,0 +1,136 @@
+import { chmod, rm, writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { MeshsyncError } from '../crdt/index.ts'
+import type { ApiContext } from './api/context.ts'
+import { createApiServer } from './api/server.ts'
+import type { DaemonConfig } from './config.ts'
+import { fsyncDir, initDataDir, readApiToken, type DataDirLayout } from './data-dir.ts'
+import { Lifecycle } from './lifecycle.ts'
+import { LevelKvStore } from './storage/level-kv-store.ts'
+import { EntityStore } from './store/entity-store.ts'
+
+/** Contents of `<data-dir>/daemon.json`, written once the daemon is ready. */
+export interface DaemonInfo {
+  readonly pid: number
+  readonly peerId: string
+  readonly nodeId: string
+  readonly api: { readonly url: string; readonly socket: string }
+  readonly listen: readonly string[]
+}
+
+/** A running meshsync node: store, API on TCP and on the Unix socket. */
+export class Daemon {
+  readonly info: DaemonInfo
+  readonly layout: DataDirLayout
+  readonly store: EntityStore
+  readonly #lifecycle: Lifecycle
+  #stopping: Promise<void> | undefined
+
+  private constructor(info: DaemonInfo, layout: DataDirLayout, store: EntityStore, lifecycle: Lifecycle) {
+    this.info = info
+    this.layout = layout
+    this.store = store
+    this.#lifecycle = lifecycle
+  }
+
+  /** Initializes the data dir if needed and starts every service; resolves when ready. */
+  static async start(config: DaemonConfig, logger: Logger): Promise<Daemon> {
+    const { layout, identity } = await initDataDir(config.dataDir, config.p2p.clusterKeyFile ? { clusterKeyFile: config.p2p.clusterKeyFile } : {})
+    await refuseIfRunning(layout)
+    const lifecycle = new Lifecycle(logger)
+    const log = logger.child({ nodeId: identity.nodeId })
+    const store = new EntityStore(
+      { kv: new LevelKvStore(layout.db), nodeId: identity.nodeId, logger: log.child({ component: 'store' }) },
+      config.store,
+    )
+    await lifecycle.start('store', () => store.open(), () => store.close())
+    const ctx: ApiContext = {
+      store,
+      nodeId: identity.nodeId,
+      peerId: identity.peerId.toString(),
+      startedAt: Date.now(),
+      listen: () => [],
+      peers: () => [],
+    }
+    const apiLog = log.child({ component: 'api' })
+    const token = await readApiToken(layout)
+    const tcp = await lifecycle.start(
+      'api-tcp',
+      async () => {
+        const app = await createApiServer(ctx, { logger: apiLog, bodyLimit: config.api.bodyLimit, token })
+        await listenTcp(app, config.api.host, config.api.port)
+        return app
+      },
+      (app) => app.close(),
+    )
+    await lifecycle.start(
+      'api-socket',
+      async () => {
+        const app = await createApiServer(ctx, { logger: apiLog, bodyLimit: config.api.bodyLimit })
+        await rm(layout.socket, { force: true })
+        await app.listen({ path: layout.socket })
+        await chmod(layout.socket, 0o600)
+        return app
+      },
+      async (app) => {
+        await app.close()
+        await rm(layout.socket, { force: true })
+      },
+    )
+    const address = tcp.server.address()
+    const port = typeof address === 'object' && address ? address.port : config.api.port
+    const info: DaemonInfo = {
+      pid: process.pid,
+      peerId: identity.peerId.toString(),
+      nodeId: identity.nodeId,
+      api: { url: `http://${hostForUrl(config.api.host)}:${port}`, socket: layout.socket },
+      listen: ctx.listen(),
+    }
+    await lifecycle.start(
+      'daemon.json',
+      async () => {
+        await writeFile(layout.daemonJson, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 })
+        await fsyncDir(layout.root)
+      },
+      () => rm(layout.daemonJson, { force: true }),
+    )
+    log.info({ api: info.api, peerId: info.peerId }, 'meshsync ready')
+    return new Daemon(info, layout, store, lifecycle)
+  }
+
+  /** Stops every service in reverse order (idempotent). */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#lifecycle.stopAll()
+    return this.#stopping
+  }
+}
+
+async function listenTcp(app: FastifyInstance, host: string, port: number): Promise<void> {
+  try {
+    await app.listen({ host, port })
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new MeshsyncError('PORT_IN_USE', `API port ${host}:${port} is in use (pass --api-port 0 to pick a free one)`, { cause })
+    }
+    throw cause
+  }
+}
+
+/** Refuses to start a second daemon on the same data dir (its socket answers). */
+async function refuseIfRunning(layout: DataDirLayout): Promise<void> {
+  const alive = await new Promise<boolean>((resolve) => {
+    const socket = connect(layout.socket)
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+  if (alive) throw new MeshsyncError('ALREADY_RUNNING', `a daemon is already running on ${layout.root}`)
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host
+}

@@ -1,0 +1,55 @@
+import { MeshsyncError } from '../crdt/index.ts'
+
+/**
+ * Error codes the local API returns, with their HTTP status. The table is the documentation:
+ * README's API section lists the same codes.
+ */
+export const ERROR_STATUS: Readonly<Record<string, number>> = {
+  INVALID_JSON: 400,
+  INVALID_BODY: 400,
+  INVALID_QUERY: 400,
+  INVALID_NAMESPACE: 400,
+  INVALID_ID: 400,
+  INVALID_TEXT_NAME: 400,
+  INVALID_CURSOR: 400,
+  INVALID_ENCODING: 400,
+  TEXT_RANGE: 400,
+  UNAUTHORIZED: 401,
+  READ_ONLY_NAMESPACE: 403,
+  ENTITY_NOT_FOUND: 404,
+  ROUTE_NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  UNRESOLVED_CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  OVERLOADED: 503,
+  SHUTTING_DOWN: 503,
+  STORAGE_CLOSED: 503,
+  STORAGE_FAILURE: 500,
+  STORAGE_CORRUPT: 500,
+  INTERNAL: 500,
+}
+
+/** An entity that does not exist (or is deleted). */
+export class EntityNotFoundError extends MeshsyncError {
+  constructor(ns: string, id: string) {
+    super('ENTITY_NOT_FOUND', `entity ${ns}/${id} not found`)
+    this.name = 'EntityNotFoundError'
+  }
+}
+
+/** The write queue is full or the store is closing: try again later. */
+export class UnavailableError extends MeshsyncError {
+  constructor(code: 'OVERLOADED' | 'SHUTTING_DOWN', message: string) {
+    super(code, message)
+    this.name = 'UnavailableError'
+  }
+}
+
+/** Input rejected by the API layer (query strings, cursors). */
+export class RequestError extends MeshsyncError {
+  constructor(code: string, message: string) {
+    super(code, message)
+    this.name = 'RequestError'
+  }
+}

@@ -1,0 +1,33 @@
+import type { Head, JsonRecord, VersionVector } from '../../crdt/index.ts'
+
+/**
+ * What the store keeps next to an entity's Yjs state: its causal metadata and the materialized
+ * record, so that reads and lists never decode a Y.Doc.
+ */
+export interface EntityMeta {
+  /** Entity version vector: per origin, the highest seq of its changes applied here. */
+  readonly vv: VersionVector
+  /** Causally-maximal changes (several after concurrent writes). */
+  readonly heads: readonly Head[]
+  /** True when every head is a delete (tombstone). */
+  readonly deleted: boolean
+  /** Wall-clock ms of the latest change applied here. */
+  readonly updatedAt: number
+  /** Local change-feed position of the latest change (its feed key). */
+  readonly feedSeq: number
+  /** The record as the Yjs state holds it (kept while deleted, hidden from reads). */
+  readonly value: JsonRecord
+  /** Names of the text roots. */
+  readonly texts: readonly string[]
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+export function encodeMeta(meta: EntityMeta): Uint8Array {
+  return encoder.encode(JSON.stringify(meta))
+}
+
+export function decodeMeta(bytes: Uint8Array): EntityMeta {
+  return JSON.parse(decoder.decode(bytes)) as EntityMeta
+}

@@ -1,0 +1,662 @@
+import { randomInt } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import type { Logger } from 'pino'
+import * as Y from 'yjs'
+import {
+  advanceHeads,
+  applyEntityUpdate,
+  assertEntityId,
+  assertNamespace,
+  clearEntity,
+  counterOf,
+  createEntityDoc,
+  decodeChange,
+  dominates,
+  emptyVector,
+  encodeChange,
+  hasPendingUpdates,
+  isDeletedByHeads,
+  patchRecord,
+  readRecord,
+  readText,
+  replaceRecord,
+  spliceText,
+  textNames,
+  ValidationError,
+  withCounter,
+  type ChangeRecord,
+  type EntityEdit,
+  type JsonRecord,
+  type TextSplice,
+  type VersionVector,
+} from '../../crdt/index.ts'
+import { EntityNotFoundError, UnavailableError } from '../errors.ts'
+import type { KvBatchOp, KvStore } from '../storage/kv-store.ts'
+import { decodeMeta, encodeMeta, type EntityMeta } from './entity-meta.ts'
+import {
+  changeLogKey,
+  changeLogRange,
+  entityMetaKey,
+  entityMetaRange,
+  entityStateKey,
+  feedKey,
+  feedRange,
+  feedSeqOfKey,
+  META_CLIENT_IDS,
+  META_COUNTS,
+  META_FEED_SEQ,
+  META_NODE_VV,
+  parseEntityMetaKey,
+} from './keys.ts'
+import { Lru } from './lru.ts'
+
+/** A local write, as the API hands it to the store. */
+export type LocalOp =
+  | { readonly op: 'put'; readonly ns: string; readonly id: string; readonly value: JsonRecord }
+  | { readonly op: 'patch'; readonly ns: string; readonly id: string; readonly value: JsonRecord }
+  | { readonly op: 'delete'; readonly ns: string; readonly id: string }
+  | { readonly op: 'text'; readonly ns: string; readonly id: string; readonly name: string; readonly splices: readonly TextSplice[] }
+
+/** An entity as the API shows it. */
+export interface EntityView {
+  readonly ns: string
+  readonly id: string
+  readonly value: JsonRecord
+  readonly version: VersionVector
+  readonly updatedAt: string
+  readonly deleted?: true
+}
+
+/** One committed change, as announced to listeners (change feed, replication). */
+export interface CommittedChange {
+  readonly change: ChangeRecord
+  /** The change record as stored (and as it travels). */
+  readonly bytes: Uint8Array
+  readonly feedSeq: number
+  /** True when the change came from another node. */
+  readonly remote: boolean
+}
+
+/** An entry of a namespace's change feed. */
+export interface FeedEntry {
+  readonly cursor: number
+  readonly id: string
+  readonly op: 'upsert' | 'delete'
+  readonly version: VersionVector
+  readonly value?: JsonRecord
+}
+
+/** Outcome of handing remote changes to the store. */
+export interface RemoteApplyResult {
+  readonly applied: number
+  readonly duplicates: number
+  /** Changes whose causal predecessors are not here yet; nothing of them was applied. */
+  readonly deferred: readonly ChangeRecord[]
+  /** Changes whose Yjs update does not parse; refused, nothing applied. */
+  readonly invalid: readonly ChangeRecord[]
+}
+
+/** Tunables of the store. */
+export interface EntityStoreOptions {
+  /** Hot Y.Docs kept in memory. */
+  readonly docCacheSize?: number
+  /** Most operations committed in one LevelDB batch. */
+  readonly maxGroupOps?: number
+  /** Most operations waiting for a commit before writes are refused with OVERLOADED. */
+  readonly maxQueuedOps?: number
+  /** Wall clock, injectable for tests. */
+  readonly now?: () => number
+}
+
+/** What the store needs from the rest of the daemon. */
+export interface EntityStoreComponents {
+  readonly kv: KvStore
+  readonly nodeId: string
+  readonly logger: Logger
+}
+
+interface Job {
+  readonly kind: 'local' | 'remote'
+  readonly ops: readonly LocalOp[]
+  readonly changes: readonly ChangeRecord[]
+  readonly resolve: (value: JobResult) => void
+  readonly reject: (error: unknown) => void
+}
+
+interface JobResult {
+  readonly views: EntityView[]
+  readonly remote?: RemoteApplyResult
+}
+
+/** Working state of one entity during a group commit. */
+interface WorkingEntity {
+  readonly ns: string
+  readonly id: string
+  readonly doc: Y.Doc
+  /** Committed meta at the start of the group (undefined: new entity). */
+  readonly committed: EntityMeta | undefined
+  meta: EntityMeta | undefined
+  changed: boolean
+}
+
+const textDecoder = new TextDecoder()
+const textEncoder = new TextEncoder()
+
+/**
+ * The node's entities on a {@link KvStore}: every local write and every remote change goes
+ * through one committer that applies a group of operations to the Y.Docs and writes them in one
+ * atomic, fsynced batch (group commit). A caller's promise resolves only after its batch is
+ * durable. Reads see committed state only.
+ */
+export class EntityStore extends EventEmitter<{ change: [CommittedChange] }> {
+  readonly nodeId: string
+  readonly #kv: KvStore
+  readonly #log: Logger
+  readonly #docs: Lru<string, Y.Doc>
+  readonly #maxGroupOps: number
+  readonly #maxQueuedOps: number
+  readonly #now: () => number
+
+  #queue: Job[] = []
+  #queuedOps = 0
+  #running = false
+  #open = false
+  #closing = false
+  #idle: PromiseWithResolvers<void> | undefined
+  /** Entities with uncommitted edits in their cached Y.Doc (a commit is in flight). */
+  readonly #dirty = new Set<string>()
+  #commitDone: PromiseWithResolvers<void> | undefined
+
+  #nodeVv: VersionVector = emptyVector()
+  #feedSeq = 0
+  #clientId = 0
+  #clientIds: number[] = []
+  #clientIdsDirty = false
+  /** Live entities per namespace (persisted with every batch). */
+  #counts: Record<string, number> = {}
+
+  constructor(components: EntityStoreComponents, options: EntityStoreOptions = {}) {
+    super()
+    this.nodeId = components.nodeId
+    this.#kv = components.kv
+    this.#log = components.logger
+    this.#docs = new Lru(options.docCacheSize ?? 1000)
+    this.#maxGroupOps = options.maxGroupOps ?? 2000
+    this.#maxQueuedOps = options.maxQueuedOps ?? 50_000
+    this.#now = options.now ?? Date.now
+    this.setMaxListeners(0) // one listener per change-feed stream and per replication peer
+  }
+
+  /** Node version vector: per origin, every change up to this seq is applied here. */
+  get versionVector(): VersionVector {
+    return this.#nodeVv
+  }
+
+  /** Yjs clientID this process edits with (fresh on every open). */
+  get clientId(): number {
+    return this.#clientId
+  }
+
+  /** Loads node metadata and takes a Yjs clientID never used before by this node. */
+  async open(): Promise<void> {
+    if (this.#open) return
+    await this.#kv.open()
+    const [vv, feed, ids, counts] = await this.#kv.getMany([META_NODE_VV, META_FEED_SEQ, META_CLIENT_IDS, META_COUNTS])
+    this.#counts = counts ? (JSON.parse(textDecoder.decode(counts)) as Record<string, number>) : {}
+    this.#nodeVv = vv ? (JSON.parse(textDecoder.decode(vv)) as VersionVector) : emptyVector()
+    this.#feedSeq = feed ? Number(textDecoder.decode(feed)) : 0
+    this.#clientIds = ids ? (JSON.parse(textDecoder.decode(ids)) as number[]) : []
+    this.#clientId = this.#freshClientId()
+    // Persist the id before any edit is made with it: a restart after a crash can never reuse
+    // a clientID whose Yjs clock may have gone backwards.
+    await this.#kv.batch([{ type: 'put', key: META_CLIENT_IDS, value: this.#encodeClientIds() }], { sync: true })
+    this.#clientIdsDirty = false
+    this.#open = true
+    this.#closing = false
+  }
+
+  /** Refuses new work, waits for queued writes to commit, closes the storage. */
+  async close(): Promise<void> {
+    if (!this.#open) return
+    this.#closing = true
+    if (this.#running || this.#queue.length > 0) {
+      this.#idle ??= Promise.withResolvers()
+      await this.#idle.promise
+    }
+    this.#open = false
+    this.#docs.clear()
+    await this.#kv.close()
+  }
+
+  // ---- writes ------------------------------------------------------------------------------
+
+  /** Applies local operations atomically (one batch); resolves with the entities after them. */
+  async write(ops: readonly LocalOp[]): Promise<EntityView[]> {
+    for (const op of ops) {
+      assertNamespace(op.ns)
+      assertEntityId(op.id)
+    }
+    const result = await this.#enqueue('local', ops, [])
+    return result.views
+  }
+
+  /**
+   * Applies changes made on other nodes, in the order given. A change already here is counted as
+   * a duplicate; a change whose predecessors (same origin, or its causal context) are missing is
+   * deferred untouched, so a Yjs update never waits on missing dependencies.
+   */
+  async applyRemote(changes: readonly ChangeRecord[]): Promise<RemoteApplyResult> {
+    const result = await this.#enqueue('remote', [], changes)
+    return result.remote as RemoteApplyResult
+  }
+
+  #enqueue(kind: Job['kind'], ops: readonly LocalOp[], changes: readonly ChangeRecord[]): Promise<JobResult> {
+    if (!this.#open || this.#closing) return Promise.reject(new UnavailableError('SHUTTING_DOWN', 'the store is closing'))
+    const size = ops.length + changes.length
+    if (this.#queuedOps + size > this.#maxQueuedOps) {
+      return Promise.reject(new UnavailableError('OVERLOADED', 'too many writes are waiting; retry later'))
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<JobResult>()
+    this.#queue.push({ kind, ops, changes, resolve, reject })
+    this.#queuedOps += size
+    if (!this.#running) void this.#run()
+    return promise
+  }
+
+  async #run(): Promise<void> {
+    this.#running = true
+    try {
+      while (this.#queue.length > 0) {
+        const group: Job[] = []
+        let ops = 0
+        while (this.#queue.length > 0) {
+          const next = this.#queue[0] as Job
+          const size = next.ops.length + next.changes.length
+          if (group.length > 0 && ops + size > this.#maxGroupOps) break
+          group.push(next)
+          this.#queue.shift()
+          ops += size
+        }
+        this.#queuedOps -= ops
+        await this.#commitGroup(group)
+      }
+    } finally {
+      this.#running = false
+      this.#idle?.resolve()
+      this.#idle = undefined
+    }
+  }
+
+  async #commitGroup(group: Job[]): Promise<void> {
+    const working = new Map<string, WorkingEntity>()
+    const startVv = this.#nodeVv
+    const startFeed = this.#feedSeq
+    let nodeVv = startVv
+    let feedSeq = startFeed
+    const committed: CommittedChange[] = []
+    const outcomes: { job: Job; result?: JobResult; error?: unknown }[] = []
+    try {
+      await this.#loadWorking(group, working)
+      for (const job of group) {
+        // Each job is validated in full before it touches a document, so a refused job leaves
+        // no trace and the other jobs of the group go on.
+        try {
+          if (job.kind === 'local') {
+            this.#validateLocal(job.ops, working)
+            const views: EntityView[] = []
+            for (const op of job.ops) {
+              const entity = working.get(entityMetaKey(op.ns, op.id)) as WorkingEntity
+              const change = this.#applyLocal(op, entity, nodeVv)
+              if (change) {
+                nodeVv = withCounter(nodeVv, this.nodeId, change.seq)
+                committed.push({ change, bytes: encodeChange(change), feedSeq: ++feedSeq, remote: false })
+                entity.meta = { ...(entity.meta as EntityMeta), feedSeq }
+              }
+              views.push(toView(entity))
+            }
+            outcomes.push({ job, result: { views } })
+          } else {
+            let applied = 0
+            let duplicates = 0
+            const deferred: ChangeRecord[] = []
+            const invalid: ChangeRecord[] = []
+            for (const change of job.changes) {
+              const have = counterOf(nodeVv, change.origin)
+              if (!isWellFormedUpdate(change.update)) {
+                invalid.push(change)
+              } else if (change.seq <= have) {
+                duplicates++
+              } else if (change.seq !== have + 1 || !dominates(nodeVv, change.context)) {
+                deferred.push(change)
+              } else {
+                const entity = working.get(entityMetaKey(change.ns, change.id)) as WorkingEntity
+                this.#applyRemoteChange(change, entity)
+                nodeVv = withCounter(nodeVv, change.origin, change.seq)
+                committed.push({ change, bytes: encodeChange(change), feedSeq: ++feedSeq, remote: true })
+                entity.meta = { ...(entity.meta as EntityMeta), feedSeq }
+                applied++
+              }
+            }
+            outcomes.push({ job, result: { views: [], remote: { applied, duplicates, deferred, invalid } } })
+          }
+        } catch (error) {
+          if (job.kind === 'remote' || !(error instanceof ValidationError || error instanceof EntityNotFoundError)) throw error
+          outcomes.push({ job, error })
+        }
+      }
+
+      if (committed.length > 0) {
+        const counts = countsAfter(this.#counts, working)
+        this.#nodeVv = nodeVv
+        this.#feedSeq = feedSeq
+        await this.#kv.batch(this.#batchOps(working, committed, counts), { sync: true })
+        this.#counts = counts
+        this.#clientIdsDirty = false
+      }
+    } catch (error) {
+      // Nothing of this group is durable: forget its in-memory edits and fail every job in it.
+      this.#nodeVv = startVv
+      this.#feedSeq = startFeed
+      for (const key of working.keys()) this.#docs.delete(key)
+      this.#rotateClientId()
+      this.#log.error({ err: error }, 'commit failed; the group of writes was refused')
+      for (const job of group) job.reject(error)
+      return
+    } finally {
+      this.#dirty.clear()
+      this.#commitDone?.resolve()
+      this.#commitDone = undefined
+    }
+    for (const { job, result, error } of outcomes) {
+      if (error !== undefined) job.reject(error)
+      else job.resolve(result as JobResult)
+    }
+    for (const c of committed) this.emit('change', c)
+  }
+
+  async #loadWorking(group: readonly Job[], working: Map<string, WorkingEntity>): Promise<void> {
+    const wanted = new Map<string, { ns: string; id: string }>()
+    for (const job of group) {
+      for (const { ns, id } of job.kind === 'local' ? job.ops : job.changes) wanted.set(entityMetaKey(ns, id), { ns, id })
+    }
+    const missing = [...wanted].map(([key, { ns, id }]) => ({ key, ns, id }))
+    const keys = missing.flatMap(({ ns, id }) => [entityMetaKey(ns, id), entityStateKey(ns, id)])
+    const values = await this.#kv.getMany(keys)
+    missing.forEach(({ key, ns, id }, i) => {
+      const metaBytes = values[2 * i]
+      const committed = metaBytes ? decodeMeta(metaBytes) : undefined
+      let doc = this.#docs.get(key)
+      if (!doc) {
+        doc = createEntityDoc(values[2 * i + 1], this.#clientId)
+        this.#docs.set(key, doc)
+      }
+      working.set(key, { ns, id, doc, committed, meta: committed, changed: false })
+      this.#dirty.add(key)
+    })
+  }
+
+  #validateLocal(ops: readonly LocalOp[], working: Map<string, WorkingEntity>): void {
+    // Dry run of the job on existence and text lengths only: finds every refusal before any edit.
+    const sim = new Map<string, { live: boolean; fresh: boolean; texts: Map<string, number> }>()
+    for (const op of ops) {
+      const key = entityMetaKey(op.ns, op.id)
+      const entity = working.get(key) as WorkingEntity
+      let state = sim.get(key) ?? { live: entity.meta !== undefined && !entity.meta.deleted, fresh: false, texts: new Map() }
+      if (op.op === 'delete') {
+        if (!state.live) throw new EntityNotFoundError(op.ns, op.id)
+        state = { live: false, fresh: true, texts: new Map() }
+      } else {
+        // A write to a missing or deleted entity starts from nothing.
+        if (!state.live) state = { live: true, fresh: true, texts: new Map() }
+        if (op.op === 'text') {
+          let length = state.texts.get(op.name) ?? (state.fresh ? 0 : readText(entity.doc, op.name).length)
+          for (const [pos, del, ins] of op.splices) {
+            if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(del) || pos < 0 || del < 0 || pos + del > length) {
+              throw new ValidationError('TEXT_RANGE', `splice [${pos}, ${del}] is outside the text (length ${length})`)
+            }
+            length += ins.length - del
+          }
+          state.texts.set(op.name, length)
+        }
+      }
+      sim.set(key, state)
+    }
+  }
+
+  #applyLocal(op: LocalOp, entity: WorkingEntity, nodeVv: VersionVector): ChangeRecord | undefined {
+    const meta = entity.meta
+    const live = meta !== undefined && !meta.deleted
+    let edit: EntityEdit
+    if (op.op === 'delete') {
+      edit = { update: null, fields: [], texts: [] }
+    } else {
+      const cleared = live ? undefined : clearEntity(entity.doc)
+      const main =
+        op.op === 'put'
+          ? replaceRecord(entity.doc, op.value)
+          : op.op === 'patch'
+            ? patchRecord(entity.doc, op.value)
+            : spliceText(entity.doc, op.name, op.splices)
+      edit = cleared ? mergeEdits(cleared, main) : main
+      // An unchanged live entity needs no change; a write to a missing or deleted one always
+      // makes one (it (re)creates the entity, even when the record is empty).
+      if (edit.update === null && live) return undefined
+    }
+    const seq = counterOf(nodeVv, this.nodeId) + 1
+    const change: ChangeRecord = {
+      origin: this.nodeId,
+      seq,
+      ns: op.ns,
+      id: op.id,
+      op: op.op === 'delete' ? 'delete' : 'upsert',
+      context: meta?.vv ?? emptyVector(),
+      fields: edit.fields,
+      texts: edit.texts,
+      update: edit.update ?? new Uint8Array(0),
+      time: this.#now(),
+    }
+    this.#advanceMeta(entity, change)
+    return change
+  }
+
+  #applyRemoteChange(change: ChangeRecord, entity: WorkingEntity): void {
+    applyEntityUpdate(entity.doc, change.update)
+    if (hasPendingUpdates(entity.doc)) {
+      // Causal delivery makes this impossible; if it happens anyway, say so loudly.
+      this.#log.error({ ns: change.ns, id: change.id, origin: change.origin, seq: change.seq }, 'Yjs update left pending')
+    }
+    this.#advanceMeta(entity, change)
+  }
+
+  #advanceMeta(entity: WorkingEntity, change: ChangeRecord): void {
+    const meta = entity.meta
+    const heads = advanceHeads(meta?.heads ?? [], {
+      origin: change.origin,
+      seq: change.seq,
+      op: change.op,
+      context: change.context,
+      fields: change.fields,
+    })
+    entity.meta = {
+      vv: withCounter(meta?.vv ?? emptyVector(), change.origin, change.seq),
+      heads,
+      deleted: isDeletedByHeads(heads),
+      updatedAt: Math.max(meta?.updatedAt ?? 0, change.time),
+      feedSeq: meta?.feedSeq ?? 0,
+      value: readRecord(entity.doc),
+      texts: textNames(entity.doc),
+    }
+    entity.changed = true
+  }
+
+  #batchOps(working: Map<string, WorkingEntity>, committed: readonly CommittedChange[], counts: Record<string, number>): KvBatchOp[] {
+    const ops: KvBatchOp[] = []
+    for (const entity of working.values()) {
+      if (!entity.changed || !entity.meta) continue
+      const { ns, id, meta, committed: before } = entity
+      ops.push({ type: 'put', key: entityMetaKey(ns, id), value: encodeMeta(meta) })
+      ops.push({ type: 'put', key: entityStateKey(ns, id), value: Y.encodeStateAsUpdate(entity.doc) })
+      if (before && before.feedSeq > 0) ops.push({ type: 'del', key: feedKey(ns, before.feedSeq) })
+      const entry = { id, op: meta.deleted ? 'delete' : 'upsert', version: meta.vv }
+      ops.push({ type: 'put', key: feedKey(ns, meta.feedSeq), value: textEncoder.encode(JSON.stringify(entry)) })
+    }
+    for (const { change, bytes } of committed) ops.push({ type: 'put', key: changeLogKey(change.origin, change.seq), value: bytes })
+    ops.push({ type: 'put', key: META_NODE_VV, value: textEncoder.encode(JSON.stringify(this.#nodeVv)) })
+    ops.push({ type: 'put', key: META_FEED_SEQ, value: textEncoder.encode(String(this.#feedSeq)) })
+    ops.push({ type: 'put', key: META_COUNTS, value: textEncoder.encode(JSON.stringify(counts)) })
+    if (this.#clientIdsDirty) ops.push({ type: 'put', key: META_CLIENT_IDS, value: this.#encodeClientIds() })
+    return ops
+  }
+
+  #freshClientId(): number {
+    const used = new Set(this.#clientIds)
+    let id: number
+    do id = randomInt(1, 2 ** 32 - 1)
+    while (used.has(id))
+    this.#clientIds.push(id)
+    return id
+  }
+
+  #rotateClientId(): void {
+    this.#clientId = this.#freshClientId()
+    this.#clientIdsDirty = true
+    this.#docs.clear()
+  }
+
+  #encodeClientIds(): Uint8Array {
+    return textEncoder.encode(JSON.stringify(this.#clientIds))
+  }
+
+  // ---- reads (committed state only) --------------------------------------------------------
+
+  /** The entity, or ENTITY_NOT_FOUND when it does not exist or is deleted. */
+  async get(ns: string, id: string): Promise<EntityView> {
+    assertNamespace(ns)
+    assertEntityId(id)
+    const bytes = await this.#kv.get(entityMetaKey(ns, id))
+    const meta = bytes ? decodeMeta(bytes) : undefined
+    if (!meta || meta.deleted) throw new EntityNotFoundError(ns, id)
+    return viewOf(ns, id, meta)
+  }
+
+  /** Live entities of `ns` whose id starts with `prefix`, after `after`, in id order. */
+  async list(ns: string, options: { prefix?: string; after?: string; limit: number }): Promise<{ items: EntityView[]; next?: string }> {
+    assertNamespace(ns)
+    const range = entityMetaRange(ns, options.prefix ?? '')
+    const gt = options.after !== undefined ? entityMetaKey(ns, options.after) : undefined
+    const items: EntityView[] = []
+    let more = false
+    const iterRange = gt !== undefined && gt >= range.gte ? { gt, lt: range.lt } : range
+    for await (const [key, value] of this.#kv.iterate(iterRange)) {
+      const meta = decodeMeta(value)
+      if (meta.deleted) continue
+      if (items.length === options.limit) {
+        more = true
+        break
+      }
+      items.push(viewOf(ns, parseEntityMetaKey(key).id, meta))
+    }
+    const last = items.at(-1)
+    return more && last ? { items, next: last.id } : { items }
+  }
+
+  /** A text root of an entity, with the entity's version. */
+  async getText(ns: string, id: string, name: string): Promise<{ text: string; version: VersionVector }> {
+    assertNamespace(ns)
+    assertEntityId(id)
+    const key = entityMetaKey(ns, id)
+    while (this.#dirty.has(key)) {
+      this.#commitDone ??= Promise.withResolvers()
+      await this.#commitDone.promise
+    }
+    const [metaBytes, state] = await this.#kv.getMany([key, entityStateKey(ns, id)])
+    const meta = metaBytes ? decodeMeta(metaBytes) : undefined
+    if (!meta || meta.deleted) throw new EntityNotFoundError(ns, id)
+    let doc = this.#docs.get(key)
+    if (!doc || this.#dirty.has(key)) {
+      doc = createEntityDoc(state, this.#clientId)
+      if (!this.#dirty.has(key)) this.#docs.set(key, doc)
+    }
+    return { text: readText(doc, name), version: meta.vv }
+  }
+
+  /**
+   * Changes of `ns` after `cursor` in feed order (latest change per entity, deletes included),
+   * at most `limit`; the returned cursor resumes after the last one.
+   */
+  async changes(ns: string, cursor: number, limit: number): Promise<{ changes: FeedEntry[]; cursor: number }> {
+    assertNamespace(ns)
+    const entries: FeedEntry[] = []
+    let last = cursor
+    for await (const [key, value] of this.#kv.iterate({ ...feedRange(ns, cursor), limit })) {
+      const entry = JSON.parse(textDecoder.decode(value)) as Omit<FeedEntry, 'cursor'>
+      last = feedSeqOfKey(key)
+      entries.push({ cursor: last, ...entry })
+    }
+    if (entries.length > 0) {
+      const metas = await this.#kv.getMany(entries.map((e) => entityMetaKey(ns, e.id)))
+      entries.forEach((e, i) => {
+        const bytes = metas[i]
+        if (e.op === 'upsert' && bytes) entries[i] = { ...e, value: decodeMeta(bytes).value }
+      })
+    }
+    return { changes: entries, cursor: last }
+  }
+
+  /** The latest feed position (a cursor that skips the whole backlog). */
+  get feedCursor(): number {
+    return this.#feedSeq
+  }
+
+  /** Change records of `origin` after `afterSeq`, in seq order (the per-origin log). */
+  async *changeLog(origin: string, afterSeq: number, limit = -1): AsyncGenerator<ChangeRecord> {
+    for await (const [, value] of this.#kv.iterate({ ...changeLogRange(origin, afterSeq), limit })) yield decodeChange(value)
+  }
+
+  /** Number of live (not deleted) entities per namespace. */
+  get entityCounts(): Readonly<Record<string, number>> {
+    return this.#counts
+  }
+}
+
+/** Live-entity counts after the group's changes. */
+function countsAfter(counts: Readonly<Record<string, number>>, working: Map<string, WorkingEntity>): Record<string, number> {
+  const out = { ...counts }
+  for (const { ns, committed, meta, changed } of working.values()) {
+    if (!changed || !meta) continue
+    const delta = Number(!meta.deleted) - Number(committed !== undefined && !committed.deleted)
+    if (delta !== 0) out[ns] = (out[ns] ?? 0) + delta
+    if (out[ns] === 0) delete out[ns]
+  }
+  return out
+}
+
+/** True when `update` parses as a Yjs V1 update (checked before it may touch a document). */
+function isWellFormedUpdate(update: Uint8Array): boolean {
+  if (update.length === 0) return true
+  try {
+    Y.decodeUpdate(update)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function mergeEdits(a: EntityEdit, b: EntityEdit): EntityEdit {
+  const updates = [a.update, b.update].filter((u): u is Uint8Array => u !== null)
+  return {
+    update: updates.length === 0 ? null : updates.length === 1 ? (updates[0] as Uint8Array) : Y.mergeUpdates(updates),
+    fields: [...new Set([...a.fields, ...b.fields])].sort(),
+    texts: [...new Set([...a.texts, ...b.texts])].sort(),
+  }
+}
+
+function toView(entity: WorkingEntity): EntityView {
+  const meta = entity.meta as EntityMeta
+  return viewOf(entity.ns, entity.id, meta)
+}
+
+function viewOf(ns: string, id: string, meta: EntityMeta): EntityView {
+  const view = { ns, id, value: meta.value, version: meta.vv, updatedAt: new Date(meta.updatedAt).toISOString() }
+  return meta.deleted ? { ...view, deleted: true } : view
+}

@@ -1,0 +1,75 @@
+/**
+ * LevelDB key layout. Parts are joined with U+0000, which no namespace, id or node id may
+ * contain, so every prefix scan is exact. Sequence numbers are fixed-width hex so that key order
+ * is numeric order.
+ *
+ * | key                                 | value                                   |
+ * |-------------------------------------|-----------------------------------------|
+ * | `e\0<ns>\0<id>`                     | entity meta (JSON: vv, heads, value...) |
+ * | `y\0<ns>\0<id>`                     | entity Yjs state (V1 update)            |
+ * | `l\0<origin>\0<seq:16 hex>`         | change record (per-origin change log)   |
+ * | `f\0<ns>\0<feedSeq:16 hex>`         | change-feed entry (latest per entity)   |
+ * | `m\0<name>`                         | node metadata (node vv, feed seq, ...)  |
+ */
+const SEP = '\u0000'
+const AFTER_SEP = '\u0001'
+
+export const META_NODE_VV = `m${SEP}node-vv`
+export const META_FEED_SEQ = `m${SEP}feed-seq`
+export const META_CLIENT_IDS = `m${SEP}client-ids`
+export const META_COUNTS = `m${SEP}counts`
+
+export function entityMetaKey(ns: string, id: string): string {
+  return `e${SEP}${ns}${SEP}${id}`
+}
+
+export function entityStateKey(ns: string, id: string): string {
+  return `y${SEP}${ns}${SEP}${id}`
+}
+
+/** Range of entity meta keys in `ns` whose id starts with `prefix`. */
+export function entityMetaRange(ns: string, prefix = ''): { gte: string; lt: string } {
+  const base = `e${SEP}${ns}${SEP}${prefix}`
+  return { gte: base, lt: prefix === '' ? `e${SEP}${ns}${AFTER_SEP}` : prefixEnd(base) }
+}
+
+/** Splits an entity meta key into namespace and id. */
+export function parseEntityMetaKey(key: string): { ns: string; id: string } {
+  const first = key.indexOf(SEP)
+  const second = key.indexOf(SEP, first + 1)
+  return { ns: key.slice(first + 1, second), id: key.slice(second + 1) }
+}
+
+export function changeLogKey(origin: string, seq: number): string {
+  return `l${SEP}${origin}${SEP}${hex16(seq)}`
+}
+
+/** Log keys of `origin` with seq in (afterSeq, ∞). */
+export function changeLogRange(origin: string, afterSeq: number): { gt: string; lt: string } {
+  return { gt: changeLogKey(origin, afterSeq), lt: `l${SEP}${origin}${AFTER_SEP}` }
+}
+
+export function feedKey(ns: string, feedSeq: number): string {
+  return `f${SEP}${ns}${SEP}${hex16(feedSeq)}`
+}
+
+/** Feed keys of `ns` with feed seq in (afterSeq, ∞). */
+export function feedRange(ns: string, afterSeq: number): { gt: string; lt: string } {
+  return { gt: feedKey(ns, afterSeq), lt: `f${SEP}${ns}${AFTER_SEP}` }
+}
+
+/** The feed seq encoded at the end of a feed key. */
+export function feedSeqOfKey(key: string): number {
+  return Number.parseInt(key.slice(key.lastIndexOf(SEP) + 1), 16)
+}
+
+function hex16(n: number): string {
+  return n.toString(16).padStart(16, '0')
+}
+
+/** Smallest string greater than every string starting with `prefix`. */
+function prefixEnd(prefix: string): string {
+  // Ids are printable, so bumping the last code unit of the prefix bounds the range exactly.
+  const last = prefix.charCodeAt(prefix.length - 1)
+  return prefix.slice(0, -1) + String.fromCharCode(last + 1)
+}

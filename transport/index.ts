@@ -1,0 +1,2 @@
+/** libp2p side of meshsync: identity now; node factory, discovery, gossip and sync follow. */
+export * from './identity.ts'
