@@ -2,8 +2,8 @@ import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import type { ChangeOp, ChangeRecord } from './change-record.ts'
 import { CodecError } from './errors.ts'
-import { isValidEntityId, isValidNamespace, isValidNodeId } from './names.ts'
-import { readBoundedUint, readBytes, readString, readVersionVector, writeVersionVector } from './version-vector.ts'
+import { isValidEntityId, isValidNamespace, isValidNodeId, isWellFormed } from './names.ts'
+import { parseVersionVector, readBoundedUint, readBytes, readString, readVersionVector, writeVersionVector } from './version-vector.ts'
 
 /** First byte of every encoded change record; bump when the layout changes. */
 export const CHANGE_FORMAT_VERSION = 1
@@ -20,9 +20,12 @@ const OP_CODES: Record<ChangeOp, number> = { upsert: 1, delete: 2 }
  * Encodes a change record:
  * `version u8 | origin str | seq varuint | ns str | id str | op u8 | context vv |
  *  fields (count, str...) | texts (count, str...) | time varuint | update (len, bytes)`.
- * Strings are lib0 var-strings (varuint length + UTF-8).
+ * Strings are lib0 var-strings (varuint length + UTF-8). `fields` and `texts` are written sorted
+ * and unique, `time` floored (negative as 0). Throws {@link CodecError} on a change that
+ * {@link decodeChange} would refuse or read back differently, rather than writing it.
  */
 export function encodeChange(change: ChangeRecord): Uint8Array {
+  assertEncodable(change)
   const e = encoding.createEncoder()
   encoding.writeUint8(e, CHANGE_FORMAT_VERSION)
   encoding.writeVarString(e, change.origin)
@@ -71,6 +74,34 @@ export function decodeChange(bytes: Uint8Array): ChangeRecord {
   }
   return { origin, seq, ns, id, op, context, fields, texts, update, time }
 }
+
+/** The checks {@link decodeChange} makes, applied before encoding. */
+function assertEncodable(c: ChangeRecord): void {
+  const refuse = (what: string): never => {
+    throw new CodecError(`cannot encode change: ${what}`)
+  }
+  if (!isValidNodeId(c.origin)) refuse('invalid origin node id')
+  if (!Number.isSafeInteger(c.seq) || c.seq < 1) refuse('seq must be a safe integer >= 1')
+  if (!isValidNamespace(c.ns)) refuse('invalid namespace')
+  if (!isValidEntityId(c.id)) refuse('invalid entity id')
+  if (!Object.hasOwn(OP_CODES, c.op)) refuse('unknown op')
+  parseVersionVector(c.context)
+  const fields = new Set(c.fields)
+  const texts = new Set(c.texts)
+  if (fields.size > MAX_FIELDS || texts.size > MAX_FIELDS) refuse('too many fields or texts')
+  for (const f of fields) {
+    if (typeof f !== 'string' || !isWellFormed(f)) refuse('field name is not well-formed text')
+    if (f.length * 3 > MAX_FIELD_NAME_BYTES && utf8.encode(f).length > MAX_FIELD_NAME_BYTES) refuse('field name too long')
+  }
+  for (const t of texts) if (!isValidNamespace(t)) refuse('invalid text name')
+  if (!Number.isSafeInteger(Math.max(0, Math.floor(c.time)))) refuse('time must be a safe integer')
+  if (!(c.update instanceof Uint8Array) || c.update.length > MAX_UPDATE_BYTES) refuse('update must be at most MAX_UPDATE_BYTES bytes')
+  if (c.op === 'delete' && (fields.size > 0 || texts.size > 0 || c.update.length > 0)) {
+    refuse('a delete carries no fields, texts or update')
+  }
+}
+
+const utf8 = new TextEncoder()
 
 function writeStrings(e: encoding.Encoder, values: readonly string[]): void {
   const sorted = [...new Set(values)].sort()

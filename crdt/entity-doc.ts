@@ -23,8 +23,10 @@ export interface EntityEdit {
 /** A fresh entity document, optionally loaded from an encoded state. */
 export function createEntityDoc(state?: Uint8Array, clientID?: number): Y.Doc {
   const doc = new Y.Doc({ gc: true })
-  if (clientID !== undefined) doc.clientID = clientID
   if (state && state.length > 0) Y.applyUpdate(doc, state)
+  // Set after loading: Yjs replaces a clientID that shows up in a remote (non-local) update,
+  // and our own earlier edits are in the state.
+  if (clientID !== undefined) doc.clientID = clientID
   return doc
 }
 

@@ -5,15 +5,28 @@ const NAMESPACE_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/
 // eslint-disable-next-line no-control-regex
 const ID_FORBIDDEN_RE = /[\u0000-\u001f\u007f-\u009f/]/
 const NODE_ID_RE = /^[0-9a-z]{1,64}$/
+// A UTF-16 surrogate without its partner: not a character, and UTF-8 turns it into U+FFFD.
+const LONE_SURROGATE_RE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+/**
+ * True when `s` is well-formed UTF-16 (no lone surrogates), i.e. it survives UTF-8 encoding, and
+ * so the codecs and Yjs, unchanged.
+ */
+export function isWellFormed(s: string): boolean {
+  return !LONE_SURROGATE_RE.test(s)
+}
 
 /** Namespace rule of DESIGN §4: `[a-z0-9][a-z0-9._-]{0,63}`. */
 export function isValidNamespace(ns: unknown): ns is string {
   return typeof ns === 'string' && NAMESPACE_RE.test(ns)
 }
 
-/** Entity id rule of DESIGN §4: 1..256 printable characters, no `/`. */
+/**
+ * Entity id rule of DESIGN §4: 1..256 printable characters, no `/`. A lone surrogate is not a
+ * character (and would come out of the codec as U+FFFD, a different id), so it is refused.
+ */
 export function isValidEntityId(id: unknown): id is string {
-  return typeof id === 'string' && id.length >= 1 && id.length <= 256 && !ID_FORBIDDEN_RE.test(id)
+  return typeof id === 'string' && id.length >= 1 && id.length <= 256 && !ID_FORBIDDEN_RE.test(id) && isWellFormed(id)
 }
 
 /** Node ids are lower-case base-36 strings of at most 64 characters. */

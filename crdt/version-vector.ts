@@ -77,7 +77,10 @@ export function totalCount(vv: VersionVector): number {
   return n
 }
 
-/** A frozen copy with keys sorted and zero entries dropped. */
+/**
+ * A frozen copy with keys inserted in sorted order and zero entries dropped. (JS still enumerates
+ * integer-like keys first; the encoding sorts explicitly.)
+ */
 export function canonical(vv: Record<string, number>): VersionVector {
   const out: Record<string, number> = {}
   for (const node of Object.keys(vv).sort()) {
@@ -90,7 +93,8 @@ export function canonical(vv: Record<string, number>): VersionVector {
 /** Writes the canonical form of `vv` (entry count, then sorted `nodeId, counter` pairs). */
 export function writeVersionVector(encoder: encoding.Encoder, vv: VersionVector): void {
   const c = canonical(vv)
-  const nodes = Object.keys(c)
+  // Sort again: objects enumerate integer-like keys ('1', '10') first, in numeric order.
+  const nodes = Object.keys(c).sort()
   encoding.writeVarUint(encoder, nodes.length)
   for (const node of nodes) {
     encoding.writeVarString(encoder, node)

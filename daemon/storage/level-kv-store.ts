@@ -33,6 +33,9 @@ const MAX_CHUNK = 1024
  * {@link StorageError}: `STORAGE_CLOSED` when the store is not open, `STORAGE_CORRUPT` when
  * LevelDB reports corruption, `STORAGE_FAILURE` otherwise, with the level error as `cause`.
  *
+ * Values come back as Node `Buffer`s (a `Uint8Array` subclass, each with its own memory): the
+ * `'view'` encoding passes classic-level's buffers through unconverted.
+ *
  * The database is created lazily by {@link open} (a `Level` opens itself as soon as it is
  * constructed, which would take the directory's lock before anyone asked for it).
  */
@@ -107,6 +110,7 @@ export class LevelKvStore implements KvStore {
     }
   }
 
+  /** An explicit LevelDB snapshot. Throws STORAGE_CLOSED unless open (an opening store cannot take one yet). */
   snapshot(): KvSnapshot {
     const db = this.#db
     if (db === undefined) throw notOpen()
@@ -215,12 +219,16 @@ async function* levelIterate(getDb: () => Db, range: KvRange, snapshot: DbSnapsh
     failed = true
     throw err
   } finally {
-    try {
-      await iterator.close()
-    } catch (err) {
-      // Surface a failed close, unless an earlier error is already on its way out.
-      if (!failed) throw wrapLevelError(err, 'iterator close')
-    }
+    await closeIterator(iterator, failed)
+  }
+}
+
+/** Closes a level iterator; a failed close is surfaced unless an earlier error is already on its way out. */
+async function closeIterator(iterator: LevelIterator<Db, string, Uint8Array>, failed: boolean): Promise<void> {
+  try {
+    await iterator.close()
+  } catch (err) {
+    if (!failed) throw wrapLevelError(err, 'iterator close')
   }
 }
 

@@ -193,7 +193,6 @@ describe('version vector encoding', () => {
         const bytes = encodeVersionVector(raw)
         const back = decodeVersionVector(bytes)
         expect(back).toEqual(canonical(raw))
-        expect(Object.keys(back)).toEqual(Object.keys(back).sort())
         expect(Object.values(back).every((c) => c > 0)).toBe(true)
         expect(encodeVersionVector(back)).toEqual(bytes)
       }),
@@ -231,7 +230,6 @@ describe('version vector encoding', () => {
         outcomes[decodeOutcome(() => (vv = decodeVersionVector(bytes)))]++
         if (vv !== undefined) {
           expect(Object.keys(vv).every(isValidNodeId)).toBe(true)
-          expect(Object.keys(vv)).toEqual(Object.keys(vv).sort())
           expect(Object.values(vv).every((c) => Number.isSafeInteger(c) && c > 0)).toBe(true)
           expect(decodeVersionVector(encodeVersionVector(vv))).toEqual(vv)
         }
@@ -294,7 +292,6 @@ describe('parseVersionVector', () => {
       fc.property(rawVectorArb, fc.integer(), (raw, seed) => {
         const parsed = parseVersionVector(reordered(raw, seed, []))
         expect(parsed).toEqual(canonical(raw))
-        expect(Object.keys(parsed)).toEqual(Object.keys(parsed).sort())
         expect(Object.isFrozen(parsed)).toBe(true)
         expect(parseVersionVector(JSON.parse(JSON.stringify(raw)))).toEqual(canonical(raw))
       }),
