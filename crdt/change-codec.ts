@@ -2,7 +2,7 @@ import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import type { ChangeOp, ChangeRecord } from './change-record.ts'
 import { CodecError } from './errors.ts'
-import { isValidEntityId, isValidNamespace, isValidNodeId, isWellFormed } from './names.ts'
+import { isValidEntityId, isValidNamespace, isValidNodeId, isWellFormed, utf8ByteLength } from './names.ts'
 import { parseVersionVector, readBoundedUint, readBytes, readString, readVersionVector, writeVersionVector } from './version-vector.ts'
 
 /** First byte of every encoded change record; bump when the layout changes. */
@@ -91,7 +91,7 @@ function assertEncodable(c: ChangeRecord): void {
   if (fields.size > MAX_FIELDS || texts.size > MAX_FIELDS) refuse('too many fields or texts')
   for (const f of fields) {
     if (typeof f !== 'string' || !isWellFormed(f)) refuse('field name is not well-formed text')
-    if (f.length * 3 > MAX_FIELD_NAME_BYTES && utf8.encode(f).length > MAX_FIELD_NAME_BYTES) refuse('field name too long')
+    if (f.length * 3 > MAX_FIELD_NAME_BYTES && utf8ByteLength(f) > MAX_FIELD_NAME_BYTES) refuse('field name too long')
   }
   for (const t of texts) if (!isValidNamespace(t)) refuse('invalid text name')
   if (!Number.isSafeInteger(Math.max(0, Math.floor(c.time)))) refuse('time must be a safe integer')
@@ -100,8 +100,6 @@ function assertEncodable(c: ChangeRecord): void {
     refuse('a delete carries no fields, texts or update')
   }
 }
-
-const utf8 = new TextEncoder()
 
 function writeStrings(e: encoding.Encoder, values: readonly string[]): void {
   const sorted = [...new Set(values)].sort()

@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
+import { MAX_FIELD_NAME_BYTES } from './change-codec.ts'
 import { ValidationError } from './errors.ts'
-import { assertTextName } from './names.ts'
+import { assertTextName, isWellFormed, utf8ByteLength } from './names.ts'
 
 /** A JSON value as stored in one field of a record. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
@@ -47,10 +48,39 @@ export function readText(doc: Y.Doc, name: string): string {
 }
 
 /**
+ * Throws `INVALID_RECORD` unless `record` survives replication unchanged: every key and string
+ * at any depth is well-formed text (Yjs writes a lone surrogate as U+FFFD, so peers would read
+ * something else), no key at any depth is `__proto__` (a decoded object cannot hold it as data),
+ * and field names are at most {@link MAX_FIELD_NAME_BYTES} UTF-8 bytes (the change codec's limit).
+ */
+export function assertRecord(record: JsonRecord): void {
+  for (const key of Object.keys(record)) {
+    if (key.length * 3 > MAX_FIELD_NAME_BYTES && utf8ByteLength(key) > MAX_FIELD_NAME_BYTES) {
+      throw new ValidationError('INVALID_RECORD', `field names are at most ${MAX_FIELD_NAME_BYTES} UTF-8 bytes`)
+    }
+  }
+  if (!replicable(record)) {
+    throw new ValidationError('INVALID_RECORD', 'record keys and strings must be well-formed Unicode, and no key may be "__proto__"')
+  }
+}
+
+function replicable(value: unknown): boolean {
+  if (typeof value === 'string') return isWellFormed(value)
+  if (Array.isArray(value)) return value.every(replicable)
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value).every(([k, v]) => k !== '__proto__' && isWellFormed(k) && replicable(v))
+  }
+  return true
+}
+
+/**
  * Replaces the record: fields absent from `record` are removed, fields whose value differs are
- * set, equal fields are left alone (so they do not conflict with concurrent writers).
+ * set, equal fields are left alone (so they do not conflict with concurrent writers). Throws
+ * `INVALID_RECORD` (see {@link assertRecord}) and changes nothing on a record peers could not
+ * read back as written.
  */
 export function replaceRecord(doc: Y.Doc, record: JsonRecord): EntityEdit {
+  assertRecord(record)
   return edit(doc, (fields) => {
     const data = doc.getMap(DATA_ROOT)
     for (const key of [...data.keys()]) {
@@ -63,8 +93,9 @@ export function replaceRecord(doc: Y.Doc, record: JsonRecord): EntityEdit {
   })
 }
 
-/** Sets the fields of `patch`; a `null` value removes the field. */
+/** Sets the fields of `patch`; a `null` value removes the field. Throws like {@link replaceRecord}. */
 export function patchRecord(doc: Y.Doc, patch: JsonRecord): EntityEdit {
+  assertRecord(patch)
   return edit(doc, (fields) => {
     const data = doc.getMap(DATA_ROOT)
     for (const [key, value] of Object.entries(patch)) {
@@ -81,18 +112,44 @@ export function patchRecord(doc: Y.Doc, patch: JsonRecord): EntityEdit {
 }
 
 /**
+ * The text `splices` make of `text`, with the checks of {@link spliceText}: a splice outside the
+ * text, or with an end inside a surrogate pair, throws `TEXT_RANGE`; an insert that is not
+ * well-formed Unicode (a lone surrogate, which Yjs would send to peers as U+FFFD) throws
+ * `INVALID_TEXT`.
+ */
+export function spliceString(text: string, splices: readonly TextSplice[]): string {
+  let s = text
+  for (const [pos, del, ins] of splices) {
+    if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(del) || pos < 0 || del < 0 || pos + del > s.length) {
+      throw new ValidationError('TEXT_RANGE', `splice [${pos}, ${del}] is outside the text (length ${s.length})`)
+    }
+    // Yjs would replace both halves of a split pair with U+FFFD: the character would be lost.
+    if (splitsSurrogatePair(s, pos) || splitsSurrogatePair(s, pos + del)) {
+      throw new ValidationError('TEXT_RANGE', `splice [${pos}, ${del}] splits a surrogate pair`)
+    }
+    if (typeof ins !== 'string' || !isWellFormed(ins)) {
+      throw new ValidationError('INVALID_TEXT', 'inserted text must be well-formed Unicode')
+    }
+    s = s.slice(0, pos) + ins + s.slice(pos + del)
+  }
+  return s
+}
+
+function splitsSurrogatePair(s: string, i: number): boolean {
+  if (i <= 0 || i >= s.length) return false
+  const before = s.charCodeAt(i - 1)
+  const after = s.charCodeAt(i)
+  return before >= 0xd800 && before <= 0xdbff && after >= 0xdc00 && after <= 0xdfff
+}
+
+/**
  * Applies splices to a text root, in order. Every splice is checked against the text as the
- * previous ones left it; an out-of-range splice throws `TEXT_RANGE` and nothing is applied.
+ * previous ones left it (see {@link spliceString}); a refused splice throws `TEXT_RANGE` or
+ * `INVALID_TEXT` and nothing is applied.
  */
 export function spliceText(doc: Y.Doc, name: string, splices: readonly TextSplice[]): EntityEdit {
   assertTextRoot(name)
-  let length = doc.getText(name).length
-  for (const [pos, del, ins] of splices) {
-    if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(del) || pos < 0 || del < 0 || pos + del > length) {
-      throw new ValidationError('TEXT_RANGE', `splice [${pos}, ${del}] is outside the text (length ${length})`)
-    }
-    length += ins.length - del
-  }
+  spliceString(doc.getText(name).toString(), splices)
   return edit(doc, (_fields, texts) => {
     const text = doc.getText(name)
     for (const [pos, del, ins] of splices) {

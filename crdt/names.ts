@@ -16,6 +16,13 @@ export function isWellFormed(s: string): boolean {
   return !LONE_SURROGATE_RE.test(s)
 }
 
+const utf8 = new TextEncoder()
+
+/** Length of `s` in UTF-8 bytes (lone surrogates count as U+FFFD, as the encoders write them). */
+export function utf8ByteLength(s: string): number {
+  return utf8.encode(s).length
+}
+
 /** Namespace rule of DESIGN §4: `[a-z0-9][a-z0-9._-]{0,63}`. */
 export function isValidNamespace(ns: unknown): ns is string {
   return typeof ns === 'string' && NAMESPACE_RE.test(ns)

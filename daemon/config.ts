@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { MeshsyncError } from '../crdt/index.ts'
+import { isValidNamespace, MeshsyncError } from '../crdt/index.ts'
+import type { NamespaceMode } from './store/entity-store.ts'
 
 /** Everything a daemon is started with. Config file < command-line flags. */
 export interface DaemonConfig {
@@ -19,7 +20,15 @@ export interface DaemonConfig {
     readonly bootstrap: readonly string[]
     readonly mdns: boolean
     readonly clusterKeyFile?: string
+    /** When non-empty, only these peer ids may connect. */
+    readonly allowPeers: readonly string[]
+    /** Gossip fast path (off: anti-entropy alone). */
+    readonly gossip: boolean
+    /** Mean anti-entropy period per peer, ms. */
+    readonly antiEntropyIntervalMs: number
   }
+  /** Per-namespace replication mode; namespaces not listed are two-way. */
+  readonly namespaces: Readonly<Record<string, { readonly mode: NamespaceMode }>>
   readonly store: {
     readonly docCacheSize: number
     readonly maxGroupOps: number
@@ -63,7 +72,8 @@ export function defaultConfig(dataDir: string): DaemonConfig {
   return {
     dataDir,
     api: { host: '127.0.0.1', port: DEFAULT_API_PORT, bodyLimit: 8 * 1024 * 1024 },
-    p2p: { listen: [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`], bootstrap: [], mdns: true },
+    p2p: { listen: [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`], bootstrap: [], mdns: true, allowPeers: [], gossip: true, antiEntropyIntervalMs: 10_000 },
+    namespaces: {},
     store: { docCacheSize: 1000, maxGroupOps: 2000, maxQueuedOps: 50_000 },
     log: { level: 'info' },
   }
@@ -116,7 +126,7 @@ async function readConfigFile(file: string, required: boolean): Promise<Record<s
 }
 
 function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: string): DaemonConfig {
-  const known = new Set(['api', 'p2p', 'store', 'log'])
+  const known = new Set(['api', 'p2p', 'store', 'log', 'namespaces'])
   for (const key of Object.keys(file)) if (!known.has(key)) throw new ConfigError(`${where}: unknown setting "${key}"`)
   const api = section(file, 'api', where)
   const p2p = section(file, 'p2p', where)
@@ -134,7 +144,11 @@ function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: str
       bootstrap: strList(p2p, 'bootstrap', base.p2p.bootstrap, where),
       mdns: bool(p2p, 'mdns', base.p2p.mdns, where),
       ...(typeof p2p.clusterKeyFile === 'string' && { clusterKeyFile: resolve(p2p.clusterKeyFile) }),
+      allowPeers: strList(p2p, 'allowPeers', base.p2p.allowPeers, where),
+      gossip: bool(p2p, 'gossip', base.p2p.gossip, where),
+      antiEntropyIntervalMs: num(p2p, 'antiEntropyIntervalMs', base.p2p.antiEntropyIntervalMs, where),
     },
+    namespaces: namespaceModes(section(file, 'namespaces', where), where),
     store: {
       docCacheSize: num(store, 'docCacheSize', base.store.docCacheSize, where),
       maxGroupOps: num(store, 'maxGroupOps', base.store.maxGroupOps, where),
@@ -142,6 +156,21 @@ function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: str
     },
     log: { level: str(log, 'level', base.log.level, where) },
   }
+}
+
+const MODES: readonly NamespaceMode[] = ['two-way', 'pull-only', 'push-only']
+
+function namespaceModes(raw: Record<string, unknown>, where: string): Record<string, { mode: NamespaceMode }> {
+  const out: Record<string, { mode: NamespaceMode }> = {}
+  for (const [ns, value] of Object.entries(raw)) {
+    if (!isValidNamespace(ns)) throw new ConfigError(`${where}: "${ns}" is not a valid namespace`)
+    const mode = (value as { mode?: unknown } | null)?.mode
+    if (typeof mode !== 'string' || !MODES.includes(mode as NamespaceMode)) {
+      throw new ConfigError(`${where}: namespaces.${ns}.mode must be one of ${MODES.join(', ')}`)
+    }
+    out[ns] = { mode: mode as NamespaceMode }
+  }
+  return out
 }
 
 function section(file: Record<string, unknown>, name: string, where: string): Record<string, unknown> {

@@ -1,14 +1,17 @@
-import { chmod, rm, writeFile } from 'node:fs/promises'
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { MeshsyncError } from '../crdt/index.ts'
+import { MeshTransport } from '../transport/index.ts'
 import type { ApiContext } from './api/context.ts'
 import { createApiServer } from './api/server.ts'
 import type { DaemonConfig } from './config.ts'
 import { fsyncDir, initDataDir, readApiToken, type DataDirLayout } from './data-dir.ts'
 import { Lifecycle } from './lifecycle.ts'
 import { LevelKvStore } from './storage/level-kv-store.ts'
+import { PeerBook } from './replication/peer-book.ts'
+import { Replicator } from './replication/replicator.ts'
 import { EntityStore } from './store/entity-store.ts'
 
 /** Contents of `<data-dir>/daemon.json`, written once the daemon is ready. */
@@ -25,14 +28,25 @@ export class Daemon {
   readonly info: DaemonInfo
   readonly layout: DataDirLayout
   readonly store: EntityStore
+  readonly transport: MeshTransport
+  readonly replicator: Replicator
   readonly #lifecycle: Lifecycle
   #stopping: Promise<void> | undefined
 
-  private constructor(info: DaemonInfo, layout: DataDirLayout, store: EntityStore, lifecycle: Lifecycle) {
-    this.info = info
-    this.layout = layout
-    this.store = store
-    this.#lifecycle = lifecycle
+  private constructor(parts: {
+    info: DaemonInfo
+    layout: DataDirLayout
+    store: EntityStore
+    transport: MeshTransport
+    replicator: Replicator
+    lifecycle: Lifecycle
+  }) {
+    this.info = parts.info
+    this.layout = parts.layout
+    this.store = parts.store
+    this.transport = parts.transport
+    this.replicator = parts.replicator
+    this.#lifecycle = parts.lifecycle
   }
 
   /** Initializes the data dir if needed and starts every service; resolves when ready. */
@@ -43,16 +57,43 @@ export class Daemon {
     const log = logger.child({ nodeId: identity.nodeId })
     const store = new EntityStore(
       { kv: new LevelKvStore(layout.db), nodeId: identity.nodeId, logger: log.child({ component: 'store' }) },
-      config.store,
+      { ...config.store, modeOf: (ns) => config.namespaces[ns]?.mode ?? 'two-way' },
     )
     await lifecycle.start('store', () => store.open(), () => store.close())
+    const peers = new PeerBook(layout.peers)
+    await peers.load()
+    for (const addr of config.p2p.bootstrap) {
+      const peerId = addr.split('/p2p/')[1]
+      if (peerId) peers.remember(peerId, addr)
+    }
+    const transport = new MeshTransport({
+      privateKey: identity.privateKey,
+      clusterKey: await readFile(layout.clusterKey),
+      listen: config.p2p.listen,
+      bootstrap: config.p2p.bootstrap,
+      mdns: config.p2p.mdns,
+      allowPeers: config.p2p.allowPeers,
+      gossip: config.p2p.gossip,
+      denyPeer: (peerId) => peers.isBanned(peerId),
+    })
+    const replicator = new Replicator(
+      { store, transport, peers, logger: log.child({ component: 'replicator' }) },
+      { antiEntropyIntervalMs: config.p2p.antiEntropyIntervalMs },
+    )
+    await lifecycle.start('transport', () => transport.start(), () => transport.stop())
+    await lifecycle.start('replicator', async () => replicator.start(), () => replicator.stop())
     const ctx: ApiContext = {
       store,
       nodeId: identity.nodeId,
       peerId: identity.peerId.toString(),
       startedAt: Date.now(),
-      listen: () => [],
-      peers: () => [],
+      listen: () => transport.listenAddrs(),
+      peers: () => replicator.peerViews(),
+      dial: async (addr) => {
+        const peerId = await transport.dial(addr)
+        peers.remember(peerId, addr)
+        return peerId
+      },
     }
     const apiLog = log.child({ component: 'api' })
     const token = await readApiToken(layout)
@@ -96,8 +137,8 @@ export class Daemon {
       },
       () => rm(layout.daemonJson, { force: true }),
     )
-    log.info({ api: info.api, peerId: info.peerId }, 'meshsync ready')
-    return new Daemon(info, layout, store, lifecycle)
+    log.info({ api: info.api, peerId: info.peerId, listen: info.listen }, 'meshsync ready')
+    return new Daemon({ info, layout, store, transport, replicator, lifecycle })
   }
 
   /** Stops every service in reverse order (idempotent). */

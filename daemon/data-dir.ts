@@ -14,6 +14,8 @@ export interface DataDirLayout {
   readonly socket: string
   readonly daemonJson: string
   readonly config: string
+  /** Remembered peers and their addresses (for reconnecting after a restart). */
+  readonly peers: string
 }
 
 /** Where each file of a data dir lives. */
@@ -27,6 +29,7 @@ export function dataDirLayout(root: string): DataDirLayout {
     socket: join(root, 'api.sock'),
     daemonJson: join(root, 'daemon.json'),
     config: join(root, 'config.json'),
+    peers: join(root, 'peers.json'),
   }
 }
 

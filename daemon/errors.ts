@@ -13,14 +13,19 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = {
   INVALID_TEXT_NAME: 400,
   INVALID_CURSOR: 400,
   INVALID_ENCODING: 400,
+  INVALID_RECORD: 400,
+  INVALID_TEXT: 400,
   TEXT_RANGE: 400,
+  INVALID_URL: 400,
   UNAUTHORIZED: 401,
   READ_ONLY_NAMESPACE: 403,
+  DIAL_FAILED: 502,
   ENTITY_NOT_FOUND: 404,
   ROUTE_NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   UNRESOLVED_CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
+  URI_TOO_LONG: 414,
   UNSUPPORTED_MEDIA_TYPE: 415,
   OVERLOADED: 503,
   SHUTTING_DOWN: 503,
@@ -51,5 +56,13 @@ export class RequestError extends MeshsyncError {
   constructor(code: string, message: string) {
     super(code, message)
     this.name = 'RequestError'
+  }
+}
+
+/** A local write to a namespace this node only pulls. */
+export class ReadOnlyNamespaceError extends MeshsyncError {
+  constructor(ns: string) {
+    super('READ_ONLY_NAMESPACE', `namespace ${ns} is pull-only on this node; write to it on another node`)
+    this.name = 'ReadOnlyNamespaceError'
   }
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { generateKey } from '@libp2p/pnet'
 
 /** A node's libp2p identity and the short node id used in version vectors. */
@@ -29,6 +29,11 @@ export function identityFromKey(bytes: Uint8Array): NodeIdentity {
  */
 export function nodeIdOf(peerId: PeerId): string {
   return createHash('sha256').update(peerId.toMultihash().bytes).digest('hex').slice(0, 16)
+}
+
+/** The node id of a peer given as its string form (`12D3KooW...`). */
+export function nodeIdOfPeerId(peerId: string): string {
+  return nodeIdOf(peerIdFromString(peerId))
 }
 
 /** A new libp2p private-network (pnet) pre-shared key, in its text file format. */

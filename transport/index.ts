@@ -1,2 +1,10 @@
-/** libp2p side of meshsync: identity now; node factory, discovery, gossip and sync follow. */
+/**
+ * The libp2p side of meshsync: identity, the mesh transport (pnet + Noise + Yamux, discovery,
+ * gossip), and the sync protocol's frames and sessions. Moves bytes and typed messages; knows
+ * nothing of storage.
+ */
 export * from './identity.ts'
+export * from './gossip-messages.ts'
+export * from './sync-frames.ts'
+export * from './sync-session.ts'
+export * from './mesh-transport.ts'

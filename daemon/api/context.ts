@@ -1,12 +1,5 @@
+import type { PeerView } from '../replication/peer-book.ts'
 import type { EntityStore } from '../store/entity-store.ts'
-
-/** A peer as /v1/peers shows it. */
-export interface PeerInfo {
-  readonly peerId: string
-  readonly addrs: readonly string[]
-  readonly connected: boolean
-  readonly lastSyncAt: string | null
-}
 
 /** What the API routes need from the daemon. */
 export interface ApiContext {
@@ -16,5 +9,7 @@ export interface ApiContext {
   readonly startedAt: number
   /** Full multiaddrs this node listens on. */
   listen(): readonly string[]
-  peers(): readonly PeerInfo[]
+  peers(): readonly PeerView[]
+  /** Dials a peer by multiaddr (ending in `/p2p/<peerId>`); resolves with its peer id. */
+  dial(multiaddr: string): Promise<string>
 }

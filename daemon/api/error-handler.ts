@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { MeshsyncError } from '../../crdt/index.ts'
 import { ERROR_STATUS } from '../errors.ts'
 
@@ -9,6 +9,8 @@ const FASTIFY_CODES: Readonly<Record<string, string>> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_BODY',
+  FST_ERR_BAD_URL: 'INVALID_URL',
+  FST_ERR_MAX_PARAM_LENGTH: 'URI_TOO_LONG',
 }
 
 /** Every error leaves as `{"error": {"code", "message"}}` with the status its code maps to. */
@@ -22,6 +24,16 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
     void reply.status(404).send({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } })
   })
+}
+
+/**
+ * Fastify's `frameworkErrors` hook: errors raised before routing (a path segment that is not
+ * valid percent-encoding, or longer than the router takes) leave in the same shape as the rest.
+ */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const { code, status, message } = describe(error)
+  request.log.debug({ code }, 'request refused')
+  void reply.status(status).send({ error: { code, message } })
 }
 
 function describe(error: FastifyError): { status: number; code: string; message: string } {

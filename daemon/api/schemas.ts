@@ -65,7 +65,9 @@ export const listQuery = {
 
 export const changesQuery = {
   type: 'object',
-  properties: { since: { type: 'string', pattern: '^([0-9]{1,15}|now)$' }, limit: uintString },
+  // The cursor's syntax is checked by the route, so a bad one is INVALID_CURSOR, as it is in
+  // Last-Event-ID, rather than INVALID_QUERY.
+  properties: { since: { type: 'string', maxLength: 64 }, limit: uintString },
   additionalProperties: false,
 } as const
 

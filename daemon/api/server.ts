@@ -3,11 +3,14 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino'
 import { requireBearerToken } from './auth.ts'
 import type { ApiContext } from './context.ts'
-import { installErrorHandling } from './error-handler.ts'
+import { frameworkErrorHandler, installErrorHandling } from './error-handler.ts'
 import { changeRoutes } from './routes/changes.ts'
 import { entityRoutes } from './routes/entities.ts'
 import { systemRoutes } from './routes/system.ts'
 import { sharedSchemas } from './schemas.ts'
+
+/** Longest path parameter (decoded) the router accepts; longer ones are refused before routing. */
+const MAX_PATH_SEGMENT = 1024
 
 /** How one listener of the API is set up. */
 export interface ApiServerOptions {
@@ -28,6 +31,10 @@ export async function createApiServer(ctx: ApiContext, options: ApiServerOptions
     logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: true,
     return503OnClosing: true,
+    // An entity id is up to 256 characters (DESIGN §4); the router's default cap is 100, which
+    // refused valid ids before the store could judge them. Longer segments get URI_TOO_LONG.
+    routerOptions: { maxParamLength: MAX_PATH_SEGMENT },
+    frameworkErrors: frameworkErrorHandler,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   })
   for (const schema of sharedSchemas) app.addSchema(schema)
@@ -39,6 +46,9 @@ export async function createApiServer(ctx: ApiContext, options: ApiServerOptions
     },
   })
   installErrorHandling(app)
+  // Only JSON bodies: without this, fastify's built-in text/plain parser hands a string to the
+  // schema (400 INVALID_BODY) instead of refusing the media type (415).
+  app.removeContentTypeParser('text/plain')
   if (options.token !== undefined) requireBearerToken(app, options.token)
   systemRoutes(app, ctx)
   entityRoutes(app, ctx)

@@ -30,7 +30,7 @@ import {
   type TextSplice,
   type VersionVector,
 } from '../../crdt/index.ts'
-import { EntityNotFoundError, UnavailableError } from '../errors.ts'
+import { EntityNotFoundError, ReadOnlyNamespaceError, UnavailableError } from '../errors.ts'
 import type { KvBatchOp, KvStore } from '../storage/kv-store.ts'
 import { decodeMeta, encodeMeta, type EntityMeta } from './entity-meta.ts'
 import {
@@ -49,6 +49,7 @@ import {
   parseEntityMetaKey,
 } from './keys.ts'
 import { Lru } from './lru.ts'
+import { assertRecordLimits } from './record-limits.ts'
 
 /** A local write, as the API hands it to the store. */
 export type LocalOp =
@@ -106,7 +107,16 @@ export interface EntityStoreOptions {
   readonly maxQueuedOps?: number
   /** Wall clock, injectable for tests. */
   readonly now?: () => number
+  /** Replication mode of a namespace (default: every namespace two-way). */
+  readonly modeOf?: (ns: string) => NamespaceMode
 }
+
+/**
+ * How a namespace replicates on this node: `two-way` (default); `pull-only` takes changes and
+ * refuses local writes (READ_ONLY_NAMESPACE); `push-only` sends its own changes and keeps other
+ * nodes' changes only in its log (to relay them), never applying them to its entities.
+ */
+export type NamespaceMode = 'two-way' | 'pull-only' | 'push-only'
 
 /** What the store needs from the rest of the daemon. */
 export interface EntityStoreComponents {
@@ -156,6 +166,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange] }> {
   readonly #maxGroupOps: number
   readonly #maxQueuedOps: number
   readonly #now: () => number
+  readonly #modeOf: (ns: string) => NamespaceMode
 
   #queue: Job[] = []
   #queuedOps = 0
@@ -184,6 +195,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange] }> {
     this.#maxGroupOps = options.maxGroupOps ?? 2000
     this.#maxQueuedOps = options.maxQueuedOps ?? 50_000
     this.#now = options.now ?? Date.now
+    this.#modeOf = options.modeOf ?? (() => 'two-way')
     this.setMaxListeners(0) // one listener per change-feed stream and per replication peer
   }
 
@@ -235,6 +247,8 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange] }> {
     for (const op of ops) {
       assertNamespace(op.ns)
       assertEntityId(op.id)
+      if (op.op === 'put' || op.op === 'patch') assertRecordLimits(op.value)
+      if (this.#modeOf(op.ns) === 'pull-only') throw new ReadOnlyNamespaceError(op.ns)
     }
     const result = await this.#enqueue('local', ops, [])
     return result.views
@@ -329,11 +343,16 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange] }> {
               } else if (change.seq !== have + 1 || !dominates(nodeVv, change.context)) {
                 deferred.push(change)
               } else {
-                const entity = working.get(entityMetaKey(change.ns, change.id)) as WorkingEntity
-                this.#applyRemoteChange(change, entity)
                 nodeVv = withCounter(nodeVv, change.origin, change.seq)
-                committed.push({ change, bytes: encodeChange(change), feedSeq: ++feedSeq, remote: true })
-                entity.meta = { ...(entity.meta as EntityMeta), feedSeq }
+                if (this.#modeOf(change.ns) === 'push-only') {
+                  // Kept in the log (so it is relayed) but never applied here.
+                  committed.push({ change, bytes: encodeChange(change), feedSeq: 0, remote: true })
+                } else {
+                  const entity = working.get(entityMetaKey(change.ns, change.id)) as WorkingEntity
+                  this.#applyRemoteChange(change, entity)
+                  committed.push({ change, bytes: encodeChange(change), feedSeq: ++feedSeq, remote: true })
+                  entity.meta = { ...(entity.meta as EntityMeta), feedSeq }
+                }
                 applied++
               }
             }
@@ -610,7 +629,12 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange] }> {
 
   /** Change records of `origin` after `afterSeq`, in seq order (the per-origin log). */
   async *changeLog(origin: string, afterSeq: number, limit = -1): AsyncGenerator<ChangeRecord> {
-    for await (const [, value] of this.#kv.iterate({ ...changeLogRange(origin, afterSeq), limit })) yield decodeChange(value)
+    for await (const bytes of this.changeLogBytes(origin, afterSeq, limit)) yield decodeChange(bytes)
+  }
+
+  /** The same log as encoded records, as they travel (no decode, no re-encode). */
+  async *changeLogBytes(origin: string, afterSeq: number, limit = -1): AsyncGenerator<Uint8Array> {
+    for await (const [, value] of this.#kv.iterate({ ...changeLogRange(origin, afterSeq), limit })) yield value
   }
 
   /** Number of live (not deleted) entities per namespace. */

@@ -110,3 +110,23 @@ async function readDaemonJson(dataDir: string): Promise<DaemonJson | undefined> 
     return undefined // being written
   }
 }
+
+/**
+ * Starts a daemon on a fresh data dir, runs `fn` with it, stops it (a non-zero exit is an error)
+ * and removes the dir. With `cpuProfDir`, the daemon runs under `--cpu-prof` and writes its
+ * profile there on exit.
+ */
+export async function withDaemon<T>(baseDir: string, cpuProfDir: string | undefined, fn: (daemon: BenchDaemon) => Promise<T>): Promise<T> {
+  const nodeFlags = cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProfDir]
+  const daemon = await BenchDaemon.start({ baseDir, nodeFlags })
+  let result: T
+  try {
+    result = await fn(daemon)
+  } catch (error) {
+    await daemon.stop()
+    throw error
+  }
+  const code = await daemon.stop()
+  if (code !== 0) throw new Error(`daemon exited with code ${code} on SIGTERM:\n${daemon.output}`)
+  return result
+}

@@ -30,11 +30,17 @@ export function changeRoutes(app: FastifyInstance, ctx: ApiContext): void {
   )
 }
 
-/** A cursor from the feed, or `now` (the current end: only changes from here on). */
+/**
+ * A cursor from the feed, or `now` (the current end: only changes from here on). A cursor past
+ * the end of the feed was not issued by this node's feed (another node's, or from before a
+ * restore); accepting it would silently skip every change until the feed caught up with it.
+ */
 function parseCursor(value: string | undefined, now: number): number {
   if (value === undefined || value === '') return 0
   if (value === 'now') return now
-  if (!/^[0-9]{1,15}$/.test(value)) throw new RequestError('INVALID_CURSOR', 'cursor must be a value returned by the change feed')
+  if (!/^[0-9]{1,15}$/.test(value) || Number(value) > now) {
+    throw new RequestError('INVALID_CURSOR', 'cursor must be a value returned by the change feed of this node')
+  }
   return Number(value)
 }
 

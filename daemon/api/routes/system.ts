@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { RequestError } from '../../errors.ts'
 import type { ApiContext } from '../context.ts'
 
 /** Health, status, peers and the OpenAPI document. */
@@ -20,6 +21,27 @@ export function systemRoutes(app: FastifyInstance, ctx: ApiContext): void {
   })
 
   app.get('/v1/peers', async () => ctx.peers())
+
+  app.post<{ Body: { multiaddr: string } }>(
+    '/v1/peers',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          properties: { multiaddr: { type: 'string', minLength: 1, maxLength: 1024, pattern: '^/' } },
+          required: ['multiaddr'],
+          additionalProperties: false,
+        },
+      },
+    },
+    async (req) => {
+      try {
+        return { peerId: await ctx.dial(req.body.multiaddr), connected: true }
+      } catch (cause) {
+        throw new RequestError('DIAL_FAILED', `could not dial ${req.body.multiaddr}: ${cause instanceof Error ? cause.message : String(cause)}`)
+      }
+    },
+  )
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 }

@@ -37,7 +37,6 @@ export const namespaceArb: fc.Arbitrary<string> = fc.oneof(
 )
 
 const isSurrogate = (cp: number): boolean => cp >= 0xd800 && cp <= 0xdfff
-const isControl = (cp: number): boolean => cp <= 0x1f || (cp >= 0x7f && cp <= 0x9f)
 
 /** One printable character (any plane, never a control character, never `/`). */
 export const printableCharArb: fc.Arbitrary<string> = fc.oneof(

@@ -1,0 +1,159 @@
+import { readFile, rename, writeFile } from 'node:fs/promises'
+import { counterOf, type VersionVector } from '../../crdt/index.ts'
+
+/** A peer as `/v1/peers` shows it. */
+export interface PeerView {
+  readonly peerId: string
+  readonly nodeId: string | null
+  readonly addrs: readonly string[]
+  readonly connected: boolean
+  readonly lastSyncAt: string | null
+  /** Changes this node has that the peer had not, as of the last sync (null: never synced). */
+  readonly behind: number | null
+  readonly bytesIn: number
+  readonly bytesOut: number
+  readonly invalidInputs: number
+}
+
+interface PeerEntry {
+  nodeId: string | null
+  addrs: string[]
+  connected: boolean
+  lastSyncAt: number | null
+  theirVv: VersionVector | null
+  bytesIn: number
+  bytesOut: number
+  strikes: number
+  bannedUntil: number
+  /** Reconnect backoff state. */
+  nextDialAt: number
+  failures: number
+}
+
+/**
+ * Every peer this node has known: connection state, last sync, traffic, strikes. Dialable
+ * addresses are persisted to `file` so that a restarted node reconnects to its peers.
+ */
+export class PeerBook {
+  readonly #file: string | undefined
+  readonly #peers = new Map<string, PeerEntry>()
+  #saving: Promise<void> = Promise.resolve()
+
+  constructor(file?: string) {
+    this.#file = file
+  }
+
+  /** Loads remembered peers (missing or unreadable file: none). */
+  async load(): Promise<void> {
+    if (!this.#file) return
+    try {
+      const saved = JSON.parse(await readFile(this.#file, 'utf8')) as { peerId: string; addrs: string[] }[]
+      for (const { peerId, addrs } of saved) if (typeof peerId === 'string' && Array.isArray(addrs)) this.#entry(peerId).addrs = addrs.filter((a) => typeof a === 'string')
+    } catch {
+      // first start, or a damaged file: peers are found again by mDNS and bootstrap
+    }
+  }
+
+  connected(peerId: string): void {
+    const e = this.#entry(peerId)
+    e.connected = true
+    e.failures = 0
+    e.nextDialAt = 0
+  }
+
+  disconnected(peerId: string): void {
+    this.#entry(peerId).connected = false
+  }
+
+  /** Remembers a dialable address (with `/p2p/<peerId>`) for a peer. */
+  remember(peerId: string, addr: string): void {
+    const e = this.#entry(peerId)
+    if (!e.addrs.includes(addr)) e.addrs.unshift(addr)
+    e.addrs = e.addrs.slice(0, 8)
+    this.#save()
+  }
+
+  synced(peerId: string, nodeId: string, theirVv: VersionVector, bytesIn: number, bytesOut: number): void {
+    const e = this.#entry(peerId)
+    e.nodeId = nodeId
+    e.theirVv = theirVv
+    e.lastSyncAt = Date.now()
+    e.bytesIn += bytesIn
+    e.bytesOut += bytesOut
+  }
+
+  /** Counts an invalid input; returns the peer's total. */
+  strike(peerId: string): number {
+    return ++this.#entry(peerId).strikes
+  }
+
+  ban(peerId: string, until: number): void {
+    const e = this.#entry(peerId)
+    e.bannedUntil = until
+    e.strikes = 0
+  }
+
+  isBanned(peerId: string, now = Date.now()): boolean {
+    return (this.#peers.get(peerId)?.bannedUntil ?? 0) > now
+  }
+
+  /** Disconnected, not banned peers whose backoff has elapsed, with the addresses to dial. */
+  dueForDial(now = Date.now()): { peerId: string; addrs: string[] }[] {
+    const out: { peerId: string; addrs: string[] }[] = []
+    for (const [peerId, e] of this.#peers) {
+      if (e.connected || e.bannedUntil > now || e.nextDialAt > now || e.addrs.length === 0) continue
+      out.push({ peerId, addrs: e.addrs })
+    }
+    return out
+  }
+
+  /** A dial failed: back off exponentially (1 s doubling to 60 s, with jitter). */
+  dialFailed(peerId: string, now = Date.now()): void {
+    const e = this.#entry(peerId)
+    e.failures++
+    const base = Math.min(60_000, 1000 * 2 ** Math.min(e.failures - 1, 6))
+    e.nextDialAt = now + base * (0.5 + Math.random() * 0.5)
+  }
+
+  views(mine: VersionVector): PeerView[] {
+    return [...this.#peers].map(([peerId, e]) => ({
+      peerId,
+      nodeId: e.nodeId,
+      addrs: e.addrs,
+      connected: e.connected,
+      lastSyncAt: e.lastSyncAt === null ? null : new Date(e.lastSyncAt).toISOString(),
+      behind: e.theirVv === null ? null : behindBy(mine, e.theirVv),
+      bytesIn: e.bytesIn,
+      bytesOut: e.bytesOut,
+      invalidInputs: e.strikes,
+    }))
+  }
+
+  #entry(peerId: string): PeerEntry {
+    let e = this.#peers.get(peerId)
+    if (!e) {
+      e = { nodeId: null, addrs: [], connected: false, lastSyncAt: null, theirVv: null, bytesIn: 0, bytesOut: 0, strikes: 0, bannedUntil: 0, nextDialAt: 0, failures: 0 }
+      this.#peers.set(peerId, e)
+    }
+    return e
+  }
+
+  #save(): void {
+    const file = this.#file
+    if (!file) return
+    const data = JSON.stringify([...this.#peers].filter(([, e]) => e.addrs.length > 0).map(([peerId, e]) => ({ peerId, addrs: e.addrs })))
+    // Best effort and serialized: losing this file only means rediscovering peers.
+    this.#saving = this.#saving.then(async () => {
+      const tmp = `${file}.tmp`
+      await writeFile(tmp, data, { mode: 0o600 })
+      await rename(tmp, file)
+    }).catch(() => undefined)
+  }
+}
+
+/** How many changes `mine` has that `theirs` lacks. */
+export function behindBy(mine: VersionVector, theirs: VersionVector): number {
+  let n = 0
+  for (const [origin, have] of Object.entries(mine)) n += Math.max(0, have - counterOf(theirs, origin))
+  return n
+}

@@ -1,0 +1,360 @@
+import type { Stream } from '@libp2p/interface'
+import type { Logger } from 'pino'
+import { counterOf, type ChangeRecord, type VersionVector } from '../../crdt/index.ts'
+import {
+  runSyncSession,
+  SyncProtocolError,
+  type InboundGossip,
+  type InvalidInput,
+  nodeIdOfPeerId,
+  type MeshTransport,
+  type SyncPeer,
+  type SyncSource,
+} from '../../transport/index.ts'
+import type { CommittedChange, EntityStore } from '../store/entity-store.ts'
+import { PendingChanges } from './pending-changes.ts'
+import { PeerBook, type PeerView } from './peer-book.ts'
+
+/** Tunables of replication. */
+export interface ReplicatorOptions {
+  /** Mean period of anti-entropy with each connected peer (jittered ±25%). */
+  readonly antiEntropyIntervalMs?: number
+  /** Idle timeout of a sync stream. */
+  readonly streamTimeoutMs?: number
+  /** Bound of the out-of-order buffer. */
+  readonly maxPendingChanges?: number
+  /** Invalid messages from one peer before it is disconnected. */
+  readonly maxStrikes?: number
+  /** How long a peer that hit maxStrikes stays refused. */
+  readonly banMs?: number
+}
+
+/** Replication counters (also exported as metrics). */
+export interface ReplicationStats {
+  gossipIn: number
+  gossipOut: number
+  gossipDuplicates: number
+  sessions: number
+  sessionFailures: number
+  recordsIn: number
+  recordsOut: number
+  bytesIn: number
+  bytesOut: number
+  invalidInputs: number
+  pendingDropped: number
+}
+
+export interface ReplicatorComponents {
+  readonly store: EntityStore
+  readonly transport: MeshTransport
+  readonly peers: PeerBook
+  readonly logger: Logger
+}
+
+/**
+ * Joins the store and the transport. Local commits go out on gossip at once (fast path); remote
+ * changes from gossip and from sync sessions go through one ingest path into the store, in causal
+ * order; anti-entropy sessions run on connect, periodically and whenever a gap is seen, and repair
+ * exactly what differs (per-origin logs compared by version vectors).
+ */
+export class Replicator implements SyncSource {
+  readonly nodeId: string
+  readonly stats: ReplicationStats = {
+    gossipIn: 0,
+    gossipOut: 0,
+    gossipDuplicates: 0,
+    sessions: 0,
+    sessionFailures: 0,
+    recordsIn: 0,
+    recordsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    invalidInputs: 0,
+    pendingDropped: 0,
+  }
+  readonly #store: EntityStore
+  readonly #transport: MeshTransport
+  readonly #peers: PeerBook
+  readonly #log: Logger
+  readonly #pending: PendingChanges
+  readonly #interval: number
+  readonly #streamTimeout: number
+  readonly #maxStrikes: number
+  readonly #banMs: number
+  /** Serializes ingestion so that passes over the pending buffer never interleave. */
+  #ingestChain: Promise<void> = Promise.resolve()
+  readonly #sessions = new Map<string, { rerun: boolean }>()
+  readonly #gapTimers = new Map<string, NodeJS.Timeout>()
+  #timer: NodeJS.Timeout | undefined
+  #redialTimer: NodeJS.Timeout | undefined
+  #controller = new AbortController()
+  #running = false
+  readonly #onCommit = (c: CommittedChange): void => {
+    if (c.remote) return
+    this.stats.gossipOut++
+    void this.#transport.publishChange(c.change, c.bytes)
+  }
+  readonly #onGossip = (g: InboundGossip): void => void this.#handleGossip(g)
+  readonly #onInvalid = (i: InvalidInput): void => this.#strike(i.peerId, i.surface, i.reason)
+  readonly #onConnect = (peerId: string): void => {
+    this.#peers.connected(peerId)
+    this.syncWith(peerId)
+  }
+  readonly #onDisconnect = (peerId: string): void => this.#peers.disconnected(peerId)
+
+  constructor(components: ReplicatorComponents, options: ReplicatorOptions = {}) {
+    this.#store = components.store
+    this.#transport = components.transport
+    this.#peers = components.peers
+    this.#log = components.logger
+    this.nodeId = components.store.nodeId
+    this.#pending = new PendingChanges(options.maxPendingChanges ?? 200_000)
+    this.#interval = options.antiEntropyIntervalMs ?? 10_000
+    this.#streamTimeout = options.streamTimeoutMs ?? 30_000
+    this.#maxStrikes = options.maxStrikes ?? 10
+    this.#banMs = options.banMs ?? 10 * 60_000
+  }
+
+  /** Wires events and starts the anti-entropy timer. Idempotent. */
+  start(): void {
+    if (this.#running) return
+    this.#running = true
+    this.#controller = new AbortController()
+    this.#store.on('change', this.#onCommit)
+    this.#transport.on('gossip', this.#onGossip)
+    this.#transport.on('invalid', this.#onInvalid)
+    this.#transport.on('peer:connect', this.#onConnect)
+    this.#transport.on('peer:disconnect', this.#onDisconnect)
+    this.#transport.handleSync((stream, peer) => this.#serve(stream, peer))
+    for (const peerId of this.#transport.connectedPeers()) this.#onConnect(peerId)
+    this.#scheduleAntiEntropy()
+    this.#redialTimer = setInterval(() => this.#redial(), 2000)
+    this.#redialTimer.unref()
+  }
+
+  /** Stops timers and sessions; waits for in-flight ingestion. Idempotent. */
+  async stop(): Promise<void> {
+    if (!this.#running) return
+    this.#running = false
+    clearTimeout(this.#timer)
+    clearInterval(this.#redialTimer)
+    for (const t of this.#gapTimers.values()) clearTimeout(t)
+    this.#gapTimers.clear()
+    this.#controller.abort(new Error('replicator stopping'))
+    this.#store.off('change', this.#onCommit)
+    this.#transport.off('gossip', this.#onGossip)
+    this.#transport.off('invalid', this.#onInvalid)
+    this.#transport.off('peer:connect', this.#onConnect)
+    this.#transport.off('peer:disconnect', this.#onDisconnect)
+    await this.#ingestChain
+  }
+
+  /** Peers and how far behind each is, as the API shows them. */
+  peerViews(): PeerView[] {
+    return this.#peers.views(this.#store.versionVector)
+  }
+
+  /** Changes held until their predecessors arrive. */
+  get pendingCount(): number {
+    return this.#pending.size
+  }
+
+  /** True while any anti-entropy session runs. */
+  get syncing(): boolean {
+    return this.#sessions.size > 0
+  }
+
+  // ---- SyncSource --------------------------------------------------------------------------
+
+  versionVector(): VersionVector {
+    return this.#store.versionVector
+  }
+
+  async *missingChanges(theirs: VersionVector, signal: AbortSignal): AsyncIterable<readonly Uint8Array[]> {
+    const mine = this.#store.versionVector
+    for (const [origin, have] of Object.entries(mine)) {
+      let after = counterOf(theirs, origin)
+      while (after < have) {
+        signal.throwIfAborted()
+        const batch: Uint8Array[] = []
+        for await (const bytes of this.#store.changeLogBytes(origin, after, 1000)) batch.push(bytes)
+        if (batch.length === 0) break
+        after += batch.length
+        this.stats.recordsOut += batch.length
+        yield batch
+      }
+    }
+  }
+
+  async receiveChanges(changes: readonly ChangeRecord[]): Promise<void> {
+    this.stats.recordsIn += changes.length
+    await this.ingest(changes)
+  }
+
+  // ---- ingestion -----------------------------------------------------------------------------
+
+  /**
+   * The one path every remote change takes: buffer, then apply everything deliverable in causal
+   * order, pass after pass, until nothing more applies.
+   */
+  ingest(changes: readonly ChangeRecord[]): Promise<void> {
+    const run = this.#ingestChain.then(async () => {
+      this.stats.pendingDropped += this.#pending.add(changes, this.#store.versionVector)
+      while (this.#pending.size > 0) {
+        const result = await this.#store.applyRemote(this.#pending.ordered())
+        this.#pending.prune(this.#store.versionVector)
+        for (const bad of result.invalid) {
+          this.#log.warn({ origin: bad.origin, seq: bad.seq }, 'change with a malformed Yjs update refused')
+        }
+        if (result.invalid.length > 0) this.#dropInvalid(result.invalid)
+        if (result.applied === 0) break
+      }
+    })
+    this.#ingestChain = run.catch((error: unknown) => {
+      this.#log.error({ err: error }, 'applying remote changes failed')
+    })
+    return run
+  }
+
+  #dropInvalid(invalid: readonly ChangeRecord[]): void {
+    // A malformed change can never apply; keeping it would block its origin forever here, and
+    // the honest copy (if any) comes again by anti-entropy from another peer.
+    this.stats.invalidInputs += invalid.length
+    this.#pending.prune(this.#store.versionVector)
+  }
+
+  async #handleGossip(g: InboundGossip): Promise<void> {
+    this.stats.gossipIn++
+    const have = counterOf(this.#store.versionVector, g.kind === 'change' ? g.change.origin : g.dot.origin)
+    const seq = g.kind === 'change' ? g.change.seq : g.dot.seq
+    if (seq <= have) {
+      this.stats.gossipDuplicates++
+      return
+    }
+    if (g.kind === 'announce') {
+      this.#pullSoon(g.from)
+      return
+    }
+    await this.ingest([g.change]).catch(() => undefined)
+    // Still not applied: its predecessors are missing. Pull them from the publisher.
+    if (counterOf(this.#store.versionVector, g.change.origin) < g.change.seq) this.#pullSoon(g.from)
+  }
+
+  /** A gap was seen: sync with `peerId` shortly (debounced, so a burst makes one session). */
+  #pullSoon(peerId: string): void {
+    if (this.#gapTimers.has(peerId) || !this.#running) return
+    this.#gapTimers.set(
+      peerId,
+      setTimeout(() => {
+        this.#gapTimers.delete(peerId)
+        this.syncWith(peerId)
+      }, 100),
+    )
+  }
+
+  // ---- sessions ------------------------------------------------------------------------------
+
+  /** Runs an anti-entropy session with a connected peer (one at a time per peer). */
+  syncWith(peerId: string): void {
+    if (!this.#running) return
+    const running = this.#sessions.get(peerId)
+    if (running) {
+      running.rerun = true
+      return
+    }
+    const state = { rerun: false }
+    this.#sessions.set(peerId, state)
+    void (async () => {
+      try {
+        do {
+          state.rerun = false
+          const stream = await this.#transport.openSyncStream(peerId, { signal: AbortSignal.any([this.#controller.signal, AbortSignal.timeout(10_000)]) })
+          await this.#session(stream, peerId)
+        } while (state.rerun && this.#running)
+      } catch (error) {
+        this.#sessionFailed(peerId, error)
+      } finally {
+        this.#sessions.delete(peerId)
+      }
+    })()
+  }
+
+  /** Resolves when no session is running and nothing is being ingested (for tests and shutdown). */
+  async idle(): Promise<void> {
+    while (this.#sessions.size > 0 || this.#gapTimers.size > 0) await new Promise((r) => setTimeout(r, 20))
+    await this.#ingestChain
+  }
+
+  async #serve(stream: Stream, peer: { peerId: string; nodeId: string }): Promise<void> {
+    try {
+      await this.#session(stream, peer.peerId)
+    } catch (error) {
+      this.#sessionFailed(peer.peerId, error)
+    }
+  }
+
+  async #session(stream: Stream, peerId: string): Promise<void> {
+    const result = await runSyncSession(stream, this, {
+      expectedNodeId: nodeIdOfPeerId(peerId),
+      remotePeerId: peerId,
+      signal: this.#controller.signal,
+      idleTimeoutMs: this.#streamTimeout,
+    })
+    this.stats.sessions++
+    this.stats.bytesIn += result.bytesIn
+    this.stats.bytesOut += result.bytesOut
+    if (result.invalidRecords > 0) this.#strike(peerId, 'sync', `${result.invalidRecords} malformed change records`)
+    this.#peers.synced(peerId, result.peer.nodeId, result.theirVv, result.bytesIn, result.bytesOut)
+    for (const addr of await this.#transport.dialableAddrs(peerId)) this.#peers.remember(peerId, addr)
+  }
+
+  #sessionFailed(peerId: string, error: unknown): void {
+    if (!this.#running) return
+    this.stats.sessionFailures++
+    if (error instanceof SyncProtocolError) this.#strike(peerId, 'sync', error.message)
+    else this.#log.debug({ peerId, err: error }, 'sync session failed')
+  }
+
+  /** Counts a bad input against a peer; a repeat offender is disconnected and refused a while. */
+  #strike(peerId: string, surface: string, reason: string): void {
+    this.stats.invalidInputs++
+    const strikes = this.#peers.strike(peerId)
+    this.#log.warn({ peerId, surface, reason, strikes }, 'invalid input from peer dropped')
+    if (strikes >= this.#maxStrikes) {
+      this.#peers.ban(peerId, Date.now() + this.#banMs)
+      this.#log.warn({ peerId }, 'peer disconnected: too many invalid messages')
+      void this.#transport.hangUp(peerId)
+    }
+  }
+
+  /** Dials remembered peers that are not connected, with exponential backoff per peer. */
+  #redial(): void {
+    const connected = new Set(this.#transport.connectedPeers())
+    for (const { peerId, addrs } of this.#peers.dueForDial()) {
+      if (connected.has(peerId)) continue
+      this.#peers.dialFailed(peerId) // pushes the next attempt out now; a success resets it
+      void (async () => {
+        for (const addr of addrs) {
+          try {
+            await this.#transport.dial(addr, { signal: AbortSignal.any([this.#controller.signal, AbortSignal.timeout(5000)]) })
+            return
+          } catch {
+            // next address
+          }
+        }
+      })()
+    }
+  }
+
+  #scheduleAntiEntropy(): void {
+    if (!this.#running) return
+    const delay = this.#interval * (0.75 + Math.random() * 0.5)
+    this.#timer = setTimeout(() => {
+      for (const peerId of this.#transport.connectedPeers()) this.syncWith(peerId)
+      this.#scheduleAntiEntropy()
+    }, delay)
+    this.#timer.unref()
+  }
+}
+
+export type { SyncPeer }

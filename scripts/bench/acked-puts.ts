@@ -1,0 +1,162 @@
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { check, sameRecord, verifyDaemon, verifyLevel } from './checks.ts'
+import { cpuUsPerOp, monotonicUs, processCpuMs, selfCpuMs } from './cpu.ts'
+import { withDaemon } from './daemon.ts'
+import { RawLevel } from './level-baseline.ts'
+import { closedLoop } from './load.ts'
+import { summarizeProfileDir, type ProfileSummary } from './profile.ts'
+import { makeRecord, recordId, sampleIndexes } from './records.ts'
+import { SocketClient } from './socket-client.ts'
+import { percentile, rate, summarize } from './stats.ts'
+import { optionalFigure, ratioFigure, type Benchmark, type BenchOptions, type BenchResult, type PassMeasure } from './types.ts'
+
+const NS = 'bench'
+const WARM_NS = 'warm'
+const CONCURRENCY = 32
+const WARM_PUTS = CONCURRENCY * 10
+const SAMPLES = 200
+
+interface Workload {
+  readonly total: number
+  readonly ids: readonly string[]
+  readonly records: readonly { v: string }[]
+  /** PUT bodies (and classic-level values), pre-serialized. */
+  readonly bodies: readonly string[]
+  readonly warmIds: readonly string[]
+  readonly warmBodies: readonly string[]
+}
+
+function makeWorkload(total: number): Workload {
+  const ids = Array.from({ length: total }, (_, i) => recordId('p', i))
+  const records = Array.from({ length: total }, makeRecord)
+  const warmIds = Array.from({ length: WARM_PUTS }, (_, i) => recordId('w', i))
+  return { total, ids, records, bodies: records.map((r) => JSON.stringify(r)), warmIds, warmBodies: warmIds.map(() => JSON.stringify(makeRecord())) }
+}
+
+interface PassResult extends PassMeasure {
+  readonly p50: number
+  readonly p99: number
+}
+
+function latencyPercentiles(load: { latencies: Float64Array }): { p50: number; p99: number } {
+  const sorted = Array.from(Float64Array.from(load.latencies).sort())
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) }
+}
+
+/** One pass through the daemon: 32 closed loops of acknowledged PUTs, then a read-back check. */
+async function daemonPass(options: BenchOptions, w: Workload, cpuProfDir?: string): Promise<PassResult> {
+  return withDaemon(options.baseDir, cpuProfDir, async (daemon) => {
+    const client = new SocketClient(daemon.socket, CONCURRENCY)
+    try {
+      const put = async (ns: string, id: string, body: string, expected?: { v: string }): Promise<void> => {
+        const entity = (await client.expect('PUT', `/v1/ns/${ns}/entities/${id}`, body)) as { id?: string; value?: unknown }
+        if (expected) check(entity.id === id && sameRecord(entity.value, expected), `PUT ${ns}/${id} answered ${JSON.stringify(entity).slice(0, 200)}`)
+      }
+      await closedLoop(w.warmIds.length, CONCURRENCY, (i) => put(WARM_NS, w.warmIds[i] as string, w.warmBodies[i] as string))
+      const [cpu0, client0, from] = [processCpuMs(daemon.pid), selfCpuMs(), monotonicUs()]
+      const load = await closedLoop(w.total, CONCURRENCY, (i) => put(NS, w.ids[i] as string, w.bodies[i] as string, w.records[i]))
+      const [cpu1, client1, to] = [processCpuMs(daemon.pid), selfCpuMs(), monotonicUs()]
+      await verifyDaemon(client, {
+        nodeId: daemon.info.nodeId,
+        ns: NS,
+        count: w.total,
+        changes: w.total + WARM_PUTS,
+        samples: sampleIndexes(w.total, SAMPLES).map((i) => [w.ids[i] as string, w.records[i] as { v: string }] as const),
+      })
+      return {
+        opsPerSec: rate(w.total, load.elapsedMs),
+        ...latencyPercentiles(load),
+        cpuUsPerOp: cpuUsPerOp(cpu0, cpu1, w.total),
+        clientCpuUsPerOp: cpuUsPerOp(client0, client1, w.total),
+        window: { fromUs: from, toUs: to },
+      }
+    } finally {
+      client.close()
+    }
+  })
+}
+
+/** One baseline pass: 32 closed loops of raw classic-level `put(key, value, { sync: true })`, checked the same way. */
+async function levelPass(options: BenchOptions, w: Workload): Promise<PassResult> {
+  const raw = await RawLevel.open(options.baseDir)
+  try {
+    await closedLoop(w.warmIds.length, CONCURRENCY, (i) => raw.db.put(w.warmIds[i] as string, w.warmBodies[i] as string, { sync: true }))
+    const [cpu0, from] = [selfCpuMs(), monotonicUs()]
+    const load = await closedLoop(w.total, CONCURRENCY, (i) => raw.db.put(w.ids[i] as string, w.bodies[i] as string, { sync: true }))
+    const [cpu1, to] = [selfCpuMs(), monotonicUs()]
+    await verifyLevel(
+      raw,
+      'p',
+      w.total,
+      sampleIndexes(w.total, SAMPLES).map((i) => [w.ids[i] as string, w.bodies[i] as string] as const),
+    )
+    return {
+      opsPerSec: rate(w.total, load.elapsedMs),
+      ...latencyPercentiles(load),
+      cpuUsPerOp: cpuUsPerOp(cpu0, cpu1, w.total),
+      window: { fromUs: from, toUs: to },
+    }
+  } finally {
+    await raw.destroy()
+  }
+}
+
+export function ackedPuts(putsOverride?: number): Benchmark {
+  return {
+    name: 'acked-puts',
+    title: `single acknowledged PUTs from ${CONCURRENCY} concurrent clients vs classic-level put({sync: true}) at the same concurrency`,
+    async run(options: BenchOptions): Promise<BenchResult> {
+      const total = putsOverride ?? (options.full ? 50_000 : 5_000)
+      check(total > 0, '--puts must be positive')
+      const w = makeWorkload(total)
+      const ours: PassResult[] = []
+      const base: PassResult[] = []
+      const ratios: number[] = []
+      for (let run = 0; run < options.runs; run++) {
+        let o: PassResult
+        let b: PassResult
+        if (run % 2 === 0) {
+          b = await levelPass(options, w)
+          o = await daemonPass(options, w)
+        } else {
+          o = await daemonPass(options, w)
+          b = await levelPass(options, w)
+        }
+        ours.push(o)
+        base.push(b)
+        ratios.push(o.opsPerSec / b.opsPerSec)
+        options.log(
+          `  run ${run + 1}/${options.runs}: meshsync ${Math.round(o.opsPerSec)} ops/s (p50 ${o.p50.toFixed(2)} ms, p99 ${o.p99.toFixed(2)} ms), ` +
+            `classic-level ${Math.round(b.opsPerSec)} ops/s, ratio ${(o.opsPerSec / b.opsPerSec).toFixed(3)}`,
+        )
+      }
+      let profile: ProfileSummary | undefined
+      if (options.cpuProfDir !== undefined) {
+        const dir = join(options.cpuProfDir, 'acked-puts')
+        await mkdir(dir, { recursive: true })
+        options.log('  profiling pass (not measured)')
+        const pass = await daemonPass(options, w, dir)
+        profile = await summarizeProfileDir(dir, pass.window)
+      }
+      return {
+        name: 'acked-puts',
+        title: this.title,
+        params: { puts: total, concurrency: CONCURRENCY, recordBytes: w.bodies[0]?.length, warmupPuts: WARM_PUTS, runs: options.runs },
+        figures: [
+          { label: 'meshsync PUTs/s', unit: 'ops/s', summary: summarize(ours.map((r) => r.opsPerSec)) },
+          { label: 'classic-level put/s', unit: 'ops/s', summary: summarize(base.map((r) => r.opsPerSec)) },
+          ratioFigure('ratio meshsync/classic-level', summarize(ratios), 1),
+          { label: 'meshsync PUT latency p50', unit: 'ms', summary: summarize(ours.map((r) => r.p50)) },
+          { label: 'meshsync PUT latency p99', unit: 'ms', summary: summarize(ours.map((r) => r.p99)) },
+          { label: 'classic-level put latency p50', unit: 'ms', summary: summarize(base.map((r) => r.p50)) },
+          { label: 'classic-level put latency p99', unit: 'ms', summary: summarize(base.map((r) => r.p99)) },
+          ...optionalFigure('meshsync daemon CPU per PUT', 'µs/op', ours.map((r) => r.cpuUsPerOp)),
+          ...optionalFigure('bench client CPU per PUT', 'µs/op', ours.map((r) => r.clientCpuUsPerOp)),
+          ...optionalFigure('classic-level CPU per put', 'µs/op', base.map((r) => r.cpuUsPerOp)),
+        ],
+        ...(profile && { profile }),
+      }
+    },
+  }
+}

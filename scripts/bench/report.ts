@@ -1,0 +1,88 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { BenchEnvironment } from './env.ts'
+import type { BenchResult, Figure } from './types.ts'
+
+/** A benchmark that threw (a failed check included): reported, and the bench exits non-zero. */
+export interface BenchFailure {
+  readonly name: string
+  readonly title: string
+  readonly error: string
+}
+
+export type Outcome = { readonly ok: true; readonly result: BenchResult } | { readonly ok: false; readonly failure: BenchFailure }
+
+/** File-name-safe form of an ISO 8601 timestamp (`:` is not allowed everywhere): 2026-01-02T03-04-05.678Z. */
+export function fileStamp(date: Date): string {
+  return date.toISOString().replaceAll(':', '-')
+}
+
+/** Writes one JSON file per benchmark, `<dir>/<stamp>-<name>.json`; returns their paths. */
+export async function writeResults(
+  dir: string,
+  date: Date,
+  environment: BenchEnvironment,
+  options: Readonly<Record<string, unknown>>,
+  outcomes: readonly Outcome[],
+): Promise<string[]> {
+  await mkdir(dir, { recursive: true })
+  const written: string[] = []
+  for (const outcome of outcomes) {
+    const name = outcome.ok ? outcome.result.name : outcome.failure.name
+    const file = join(dir, `${fileStamp(date)}-${name}.json`)
+    const body = {
+      benchmark: name,
+      date: date.toISOString(),
+      ok: outcome.ok,
+      options,
+      environment,
+      ...(outcome.ok ? { result: outcome.result } : { error: outcome.failure.error }),
+    }
+    await writeFile(file, `${JSON.stringify(body, null, 2)}\n`)
+    written.push(file)
+  }
+  return written
+}
+
+/** The human-readable table: one row per figure, median [min .. max] over the runs. */
+export function formatTable(outcomes: readonly Outcome[]): string {
+  const rows: string[][] = [['benchmark', 'figure', 'median', 'min', 'max', 'unit', 'target']]
+  for (const outcome of outcomes) {
+    if (!outcome.ok) {
+      rows.push([outcome.failure.name, 'FAILED', '', '', '', '', outcome.failure.error.split('\n')[0]?.slice(0, 80) ?? ''])
+      continue
+    }
+    outcome.result.figures.forEach((figure, i) => {
+      const s = figure.summary
+      rows.push([i === 0 ? outcome.result.name : '', figure.label, fmt(s.median, figure), fmt(s.min, figure), fmt(s.max, figure), figure.unit, targetCell(figure)])
+    })
+  }
+  const widths = rows[0]?.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length))) ?? []
+  const numeric = new Set([2, 3, 4])
+  const line = (r: readonly string[]): string =>
+    r.map((cell, col) => (numeric.has(col) ? cell.padStart(widths[col] ?? 0) : cell.padEnd(widths[col] ?? 0))).join('  ').trimEnd()
+  const sep = widths.map((w) => '-'.repeat(w)).join('  ')
+  return [line(rows[0] ?? []), sep, ...rows.slice(1).map(line)].join('\n')
+}
+
+/** Top self-time functions of a profile, as printed lines. */
+export function formatProfile(result: BenchResult): string {
+  const profile = result.profile
+  if (!profile) return ''
+  const span = profile.windowed ? 'measured load only' : 'whole process, startup included'
+  const lines = [`top self time of the daemon under ${result.name} (${profile.totalMs} ms sampled, ${span}; ${profile.file}):`]
+  for (const e of profile.top) lines.push(`  ${e.selfPct.toFixed(1).padStart(5)}%  ${e.selfMs.toFixed(0).padStart(7)} ms  ${e.function}  ${e.location}`)
+  return lines.join('\n')
+}
+
+function fmt(n: number, figure: Figure): string {
+  if (figure.unit === 'x') return n.toFixed(3)
+  if (figure.unit === 'ms') return n.toFixed(n < 10 ? 2 : 1)
+  if (figure.unit === 'µs/op') return n.toFixed(0)
+  return Math.round(n).toLocaleString('en-US')
+}
+
+function targetCell(figure: Figure): string {
+  if (!figure.target) return ''
+  return `>= ${figure.target.atLeast}x ${figure.target.met ? 'met' : 'MISSED'}`
+}

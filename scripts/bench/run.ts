@@ -1,0 +1,118 @@
+/**
+ * `npm run bench [-- --runs N] [--full] [--only a,b] [--records N] [--puts N] [--dir DIR] [--cpu-prof]`
+ *
+ * Every figure is measured against a baseline taken in the same run (raw classic-level on the
+ * same machine and filesystem), reported as the median over the runs with min and max. Each
+ * benchmark checks what was written before it reports; a wrong result fails the bench (exit 1).
+ * One JSON file per benchmark goes to bench/results/.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { ackedPuts } from './acked-puts.ts'
+import { batchWrites } from './batch-writes.ts'
+import { collectEnvironment } from './env.ts'
+import { formatProfile, formatTable, writeResults, type Outcome } from './report.ts'
+import type { Benchmark, BenchOptions } from './types.ts'
+
+const REPO_ROOT = resolve(import.meta.dirname, '..', '..')
+
+const USAGE = `usage: npm run bench -- [options]
+  --runs N       measured runs per benchmark, each with its own baseline (default 3)
+  --full         bigger runs (500,000 batched records, 50,000 PUTs)
+  --only LIST    comma-separated benchmarks: batch-writes, acked-puts
+  --records N    records of batch-writes (a multiple of 1000)
+  --puts N       PUTs of acked-puts
+  --dir DIR      where temporary databases go (default: the OS temp dir; not a tmpfs, fsync must cost)
+  --out DIR      where result JSON goes (default bench/results)
+  --cpu-prof     one extra unmeasured pass per benchmark with the daemon under --cpu-prof; prints top self time`
+
+function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${flag} takes a positive integer, got ${value}`)
+  return n
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string' },
+      full: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      records: { type: 'string' },
+      puts: { type: 'string' },
+      dir: { type: 'string' },
+      out: { type: 'string' },
+      'cpu-prof': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  })
+  if (values.help) {
+    console.log(USAGE)
+    return 0
+  }
+  const runs = positiveInt(values.runs, '--runs') ?? 3
+  const benchmarks: Benchmark[] = [batchWrites(positiveInt(values.records, '--records')), ackedPuts(positiveInt(values.puts, '--puts'))]
+  const only = values.only?.split(',').map((s) => s.trim())
+  const unknown = only?.filter((name) => !benchmarks.some((b) => b.name === name)) ?? []
+  if (unknown.length > 0) throw new Error(`unknown benchmark(s): ${unknown.join(', ')}\n${USAGE}`)
+  const selected = only ? benchmarks.filter((b) => only.includes(b.name)) : benchmarks
+
+  const baseDir = await mkdtemp(join(resolve(values.dir ?? tmpdir()), 'meshsync-bench-'))
+  const outDir = resolve(values.out ?? join(REPO_ROOT, 'bench', 'results'))
+  const environment = collectEnvironment(baseDir)
+  const date = new Date()
+  const options: BenchOptions = {
+    runs,
+    full: values.full,
+    baseDir,
+    ...(values['cpu-prof'] && { cpuProfDir: join(outDir, 'profiles') }),
+    log: (message) => console.log(message),
+  }
+  console.log(`meshsync bench: ${runs} run(s)${values.full ? ', full' : ''}; node ${environment.node}, ${environment.cpuModel} x${environment.cores}, ${environment.benchDir.fsType} at ${baseDir} (fdatasync ~${environment.benchDir.fdatasyncMedianMs} ms)`)
+  if (environment.benchDir.fsType === 'tmpfs') console.log('warning: the bench dir is a tmpfs: fsync costs nothing there, the ratios mean little')
+
+  const outcomes: Outcome[] = []
+  try {
+    for (const bench of selected) {
+      console.log(`\n${bench.name}: ${bench.title}`)
+      const started = Date.now()
+      try {
+        const result = await bench.run(options)
+        outcomes.push({ ok: true, result })
+        console.log(`  done in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+      } catch (error) {
+        const message = error instanceof Error ? (error.stack ?? error.message) : String(error)
+        console.error(`  FAILED: ${message}`)
+        outcomes.push({ ok: false, failure: { name: bench.name, title: bench.title, error: message } })
+      }
+    }
+  } finally {
+    await rm(baseDir, { recursive: true, force: true })
+  }
+
+  console.log(`\n${formatTable(outcomes)}`)
+  for (const outcome of outcomes) {
+    const profile = outcome.ok ? formatProfile(outcome.result) : ''
+    if (profile) console.log(`\n${profile}`)
+  }
+  const recordedOptions = { runs, full: values.full, only: only ?? null, records: values.records ?? null, puts: values.puts ?? null, cpuProf: values['cpu-prof'] }
+  const files = await writeResults(outDir, date, environment, recordedOptions, outcomes)
+  console.log(`\nresults: ${files.map((f) => f.replace(`${REPO_ROOT}/`, '')).join(', ')}`)
+  const failed = outcomes.filter((o) => !o.ok).length
+  if (failed > 0) console.error(`${failed} benchmark(s) failed`)
+  return failed > 0 ? 1 : 0
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code
+  },
+  (error: unknown) => {
+    console.error(error instanceof Error ? error.message : error)
+    process.exitCode = 1
+  },
+)

@@ -1,0 +1,303 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFile, writeFile } from 'node:fs/promises'
+import { Agent, request, type IncomingHttpHeaders } from 'node:http'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { makeTempDir } from './temp-dir.ts'
+import { abortWait, waitFor } from './wait-for.ts'
+
+/** The repository root (where `bin/meshsync.mjs` lives). */
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
+
+/** `bin/meshsync.mjs`, the CLI entry. */
+export const meshsyncBin = join(repoRoot, 'bin', 'meshsync.mjs')
+
+/** Contents of `<data-dir>/daemon.json`. */
+export interface DaemonJson {
+  readonly pid: number
+  readonly peerId: string
+  readonly nodeId: string
+  readonly api: { readonly url: string; readonly socket: string }
+  readonly listen: readonly string[]
+}
+
+/** An HTTP answer, body read in full. */
+export interface ApiResponse<T = unknown> {
+  readonly status: number
+  readonly headers: Record<string, string>
+  /** The body parsed as JSON; undefined when it is not JSON. */
+  readonly json: T
+  readonly text: string
+}
+
+/**
+ * A request body: a string, Buffer or Uint8Array goes out byte for byte (content-type
+ * `application/json` unless the headers say otherwise); anything else is sent as its JSON.
+ */
+export type RequestBody = string | Uint8Array | object | number | boolean | null
+
+/** Request headers; a header set to `undefined` is left out (e.g. `{authorization: undefined}`: no token). */
+export type RequestHeaders = Readonly<Record<string, string | undefined>>
+
+/** Sends one request to the daemon's API. */
+export type ApiCall = <T = unknown>(method: string, path: string, body?: RequestBody, headers?: RequestHeaders) => Promise<ApiResponse<T>>
+
+/** How a child process ended. */
+export interface ExitStatus {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+}
+
+/** A daemon running as a child process. */
+export interface DaemonHandle {
+  readonly child: ChildProcess
+  readonly pid: number
+  readonly dataDir: string
+  readonly info: DaemonJson
+  readonly token: string
+  /** Request over TCP (`fetch`), with the bearer token unless `headers.authorization` is given. */
+  readonly tcp: ApiCall
+  /** Request over the Unix socket (`node:http` with `socketPath`), no token. */
+  readonly sock: ApiCall
+  /** Resolves once the process has exited. */
+  readonly exited: Promise<ExitStatus>
+  /** Everything the daemon wrote to stderr / stdout so far. */
+  stderr(): string
+  stdout(): string
+  kill(signal?: NodeJS.Signals): void
+  /** SIGTERM, then waits for the exit (SIGKILL after `timeoutMs`). */
+  stop(timeoutMs?: number): Promise<ExitStatus>
+}
+
+/** What {@link startDaemon} takes. */
+export interface StartDaemonOptions {
+  /** Data dir to use (default: a fresh temp dir). */
+  readonly dataDir?: string
+  /** Extra `meshsync start` arguments. */
+  readonly args?: readonly string[]
+  /** libp2p listen multiaddrs (default: loopback, port 0, so parallel daemons never collide). */
+  readonly listen?: readonly string[]
+  /** Extra environment variables. */
+  readonly env?: Readonly<Record<string, string>>
+  /** Longest wait for `daemon.json` (default 20 s). */
+  readonly readyTimeoutMs?: number
+}
+
+const running = new Set<DaemonHandle>()
+
+/**
+ * Spawns `meshsync start` on the Node running the tests, waits (polling, no fixed sleeps) until
+ * `<data-dir>/daemon.json` names the child's pid, and returns a handle to talk to it.
+ */
+export async function startDaemon(options: StartDaemonOptions = {}): Promise<DaemonHandle> {
+  const dataDir = options.dataDir ?? (await makeTempDir('meshsync-e2e-'))
+  const listen = options.listen ?? ['/ip4/127.0.0.1/tcp/0']
+  const args = [meshsyncBin, 'start', '--data-dir', dataDir, '--api-port', '0', '--no-mdns', '--log-level', 'warn', '--listen', ...listen, ...(options.args ?? [])]
+  const child = spawn(process.execPath, args, {
+    cwd: repoRoot,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stderr = ''
+  let stdout = ''
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+  let exitStatus: ExitStatus | undefined
+  const exited = new Promise<ExitStatus>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exitStatus = { code, signal }
+      resolve(exitStatus)
+    })
+  })
+  const spawnError = new Promise<never>((_, reject) => child.once('error', reject))
+  spawnError.catch(() => undefined)
+  if (child.pid === undefined) await spawnError
+  const pid = child.pid as number
+
+  let info: DaemonJson
+  try {
+    info = await waitFor(
+      async () => {
+        if (exitStatus) abortWait(new Error(`daemon exited before it was ready (${describeExit(exitStatus)}); stderr:\n${stderr}${stdout}`))
+        const parsed = JSON.parse(await readFile(join(dataDir, 'daemon.json'), 'utf8')) as DaemonJson
+        return parsed.pid === pid ? parsed : undefined
+      },
+      { timeout: options.readyTimeoutMs ?? 20_000, interval: 20, message: `daemon.json of pid ${pid} in ${dataDir}` },
+    )
+  } catch (error) {
+    child.kill('SIGKILL')
+    throw error
+  }
+  const token = (await readFile(join(dataDir, 'api-token'), 'utf8')).trim()
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 })
+
+  const tcp: ApiCall = async <T>(method: string, path: string, body?: RequestBody, headers: RequestHeaders = {}) => {
+    const { payload, contentHeaders } = encodeBody(body, headers)
+    const res = await fetch(`${info.api.url}${path}`, {
+      method,
+      headers: defined({ ...contentHeaders, ...(hasHeader(headers, 'authorization') ? {} : { authorization: `Bearer ${token}` }), ...headers }),
+      ...(payload !== undefined && { body: payload }),
+    })
+    const text = await res.text()
+    return { status: res.status, headers: Object.fromEntries(res.headers), json: parseJson(text) as T, text }
+  }
+
+  const sock: ApiCall = <T>(method: string, path: string, body?: RequestBody, headers: RequestHeaders = {}) => {
+    const { payload, contentHeaders } = encodeBody(body, headers)
+    return new Promise<ApiResponse<T>>((resolve, reject) => {
+      const req = request(
+        {
+          socketPath: info.api.socket,
+          agent,
+          method,
+          path,
+          headers: defined({ ...contentHeaders, ...(payload !== undefined && { 'content-length': String(payload.length) }), ...headers }),
+        },
+        (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (chunk: Buffer) => chunks.push(chunk))
+          res.on('error', reject)
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8')
+            resolve({ status: res.statusCode ?? 0, headers: flattenHeaders(res.headers), json: parseJson(text) as T, text })
+          })
+        },
+      )
+      req.on('error', reject)
+      req.end(payload)
+    })
+  }
+
+  const handle: DaemonHandle = {
+    child,
+    pid,
+    dataDir,
+    info,
+    token,
+    tcp,
+    sock,
+    exited,
+    stderr: () => stderr,
+    stdout: () => stdout,
+    kill: (signal: NodeJS.Signals = 'SIGTERM') => {
+      if (!exitStatus) child.kill(signal)
+    },
+    stop: async (timeoutMs = 15_000) => {
+      if (!exitStatus) child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+      try {
+        return await exited
+      } finally {
+        clearTimeout(timer)
+      }
+    },
+  }
+  running.add(handle)
+  void exited.then(() => {
+    running.delete(handle)
+    agent.destroy()
+  })
+  return handle
+}
+
+/** Stops every daemon this process started that still runs (for afterAll hooks). */
+export async function stopAllDaemons(): Promise<void> {
+  await Promise.all([...running].map((d) => d.stop()))
+}
+
+// A test run that dies never leaves daemons behind.
+process.once('exit', () => {
+  for (const d of running) d.child.kill('SIGKILL')
+})
+
+/** Writes `<data-dir>/config.json` (before the daemon starts). */
+export async function writeConfig(dataDir: string, config: object): Promise<void> {
+  await writeFile(join(dataDir, 'config.json'), JSON.stringify(config))
+}
+
+/** Reads the change feed as server-sent events until `close()`. */
+export interface SseStream {
+  /** Events received so far. */
+  readonly events: { id?: string; event?: string; data: string }[]
+  readonly status: number
+  close(): void
+}
+
+/**
+ * Opens `path` with `Accept: text/event-stream` over the daemon's Unix socket (or TCP with the
+ * token) and collects the events; resolves once the response headers arrived.
+ */
+export function openSse(daemon: DaemonHandle, path: string, via: 'sock' | 'tcp' = 'sock', headers: Record<string, string> = {}): Promise<SseStream> {
+  const url = new URL(daemon.info.api.url)
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        ...(via === 'sock' ? { socketPath: daemon.info.api.socket } : { host: url.hostname, port: url.port }),
+        method: 'GET',
+        path,
+        headers: { accept: 'text/event-stream', ...(via === 'tcp' && { authorization: `Bearer ${daemon.token}` }), ...headers },
+      },
+      (res) => {
+        const events: SseStream['events'] = []
+        let buffer = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk: string) => {
+          buffer += chunk
+          let end: number
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end)
+            buffer = buffer.slice(end + 2)
+            const event: SseStream['events'][number] = { data: '' }
+            for (const line of block.split('\n')) {
+              if (line.startsWith(':')) continue
+              const colon = line.indexOf(':')
+              const field = colon < 0 ? line : line.slice(0, colon)
+              const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '')
+              if (field === 'data') event.data += value
+              else if (field === 'id') event.id = value
+              else if (field === 'event') event.event = value
+            }
+            if (event.data !== '') events.push(event)
+          }
+        })
+        res.on('error', () => undefined)
+        resolve({ events, status: res.statusCode ?? 0, close: () => req.destroy() })
+      },
+    )
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+function encodeBody(body: RequestBody | undefined, headers: RequestHeaders): { payload?: Buffer; contentHeaders: Record<string, string> } {
+  if (body === undefined) return { contentHeaders: {} }
+  const payload = typeof body === 'string' ? Buffer.from(body) : body instanceof Uint8Array ? Buffer.from(body) : Buffer.from(JSON.stringify(body))
+  return { payload, contentHeaders: hasHeader(headers, 'content-type') ? {} : { 'content-type': 'application/json' } }
+}
+
+function hasHeader(headers: RequestHeaders, name: string): boolean {
+  return Object.keys(headers).some((k) => k.toLowerCase() === name)
+}
+
+function defined(headers: RequestHeaders): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).filter((e): e is [string, string] => e[1] !== undefined))
+}
+
+function parseJson(text: string): unknown {
+  if (text === '') return undefined
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return undefined
+  }
+}
+
+function flattenHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v
+  return out
+}
+
+function describeExit(status: ExitStatus): string {
+  return status.signal ? `signal ${status.signal}` : `exit code ${status.code}`
+}

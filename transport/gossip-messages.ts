@@ -1,0 +1,45 @@
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+import { CodecError, isValidNodeId, readBoundedUint, readString, type Dot } from '../crdt/index.ts'
+
+/** The gossipsub topic every node publishes its changes on. */
+export const CHANGES_TOPIC = 'meshsync/changes/1'
+/** Largest gossip message; a change record larger than this is announced instead of carried. */
+export const MAX_GOSSIP_BYTES = 256 * 1024
+
+export const GOSSIP_CHANGE = 1
+export const GOSSIP_ANNOUNCE = 2
+
+/** A gossip message: a whole change record, or the dot of one too large to carry. */
+export type GossipMessage =
+  | { readonly type: typeof GOSSIP_CHANGE; readonly record: Uint8Array }
+  | { readonly type: typeof GOSSIP_ANNOUNCE; readonly dot: Dot }
+
+export function encodeGossip(message: GossipMessage): Uint8Array {
+  const e = encoding.createEncoder()
+  encoding.writeUint8(e, message.type)
+  if (message.type === GOSSIP_CHANGE) {
+    encoding.writeUint8Array(e, message.record)
+  } else {
+    encoding.writeVarString(e, message.dot.origin)
+    encoding.writeVarUint(e, message.dot.seq)
+  }
+  return encoding.toUint8Array(e)
+}
+
+/** Decodes a gossip message; throws {@link CodecError} on anything malformed. */
+export function decodeGossip(bytes: Uint8Array): GossipMessage {
+  if (bytes.length === 0) throw new CodecError('empty gossip message')
+  if (bytes.length > MAX_GOSSIP_BYTES) throw new CodecError('gossip message too large')
+  const type = bytes[0]
+  if (type === GOSSIP_CHANGE) return { type, record: bytes.subarray(1) }
+  if (type === GOSSIP_ANNOUNCE) {
+    const d = decoding.createDecoder(bytes.subarray(1))
+    const origin = readString(d, 'origin', 64)
+    if (!isValidNodeId(origin)) throw new CodecError('invalid origin')
+    const seq = readBoundedUint(d, Number.MAX_SAFE_INTEGER, 'seq')
+    if (seq < 1 || decoding.hasContent(d)) throw new CodecError('invalid announce')
+    return { type, dot: { origin, seq } }
+  }
+  throw new CodecError(`unknown gossip message type ${String(type)}`)
+}

@@ -1,0 +1,255 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { bootstrap } from '@libp2p/bootstrap'
+import { gossipsub, TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import type { PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import { mdns } from '@libp2p/mdns'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { EventEmitter } from 'node:events'
+import { CodecError, decodeChange, type ChangeRecord, type Dot } from '../crdt/index.ts'
+import { CHANGES_TOPIC, decodeGossip, encodeGossip, GOSSIP_ANNOUNCE, GOSSIP_CHANGE, MAX_GOSSIP_BYTES } from './gossip-messages.ts'
+import { nodeIdOf } from './identity.ts'
+import { SYNC_PROTOCOL } from './sync-frames.ts'
+
+/** How a node joins the mesh. */
+export interface MeshTransportInit {
+  readonly privateKey: PrivateKey
+  /** libp2p pnet pre-shared key file contents: only holders can connect. */
+  readonly clusterKey: Uint8Array
+  readonly listen: readonly string[]
+  readonly bootstrap?: readonly string[]
+  readonly mdns?: boolean
+  /** mDNS query interval in ms (default 10 s). */
+  readonly mdnsIntervalMs?: number
+  /** When non-empty, only these peer ids may connect (either direction). */
+  readonly allowPeers?: readonly string[]
+  /** Gossip on (default). Off: anti-entropy alone carries changes. */
+  readonly gossip?: boolean
+  /** Peers refused for now (e.g. banned for invalid input), besides the allowlist. */
+  readonly denyPeer?: (peerId: string) => boolean
+  /** Test hook: return true to drop an inbound gossip message before validation. */
+  readonly dropInboundGossip?: () => boolean
+}
+
+/** A validated inbound gossip message. */
+export type InboundGossip =
+  | { readonly kind: 'change'; readonly change: ChangeRecord; readonly bytes: Uint8Array; readonly from: string }
+  | { readonly kind: 'announce'; readonly dot: Dot; readonly from: string }
+
+/** Why a peer's message was refused. */
+export interface InvalidInput {
+  readonly peerId: string
+  readonly surface: 'gossip' | 'sync'
+  readonly reason: string
+}
+
+export interface MeshTransportEvents {
+  'peer:connect': [peerId: string]
+  'peer:disconnect': [peerId: string]
+  /** A peer found by mDNS or bootstrap (the transport dials it). */
+  'peer:discovery': [peerId: string]
+  gossip: [InboundGossip]
+  invalid: [InvalidInput]
+}
+
+/** Handler of inbound sync streams. */
+export type SyncStreamHandler = (stream: Stream, peer: { peerId: string; nodeId: string }) => Promise<void>
+
+/**
+ * The node's libp2p side: TCP + pnet + Noise + Yamux, identify, ping, gossipsub, mDNS and
+ * bootstrap discovery, an allowlist gater, and the sync protocol's streams. Moves bytes and
+ * typed messages; knows nothing of storage.
+ */
+export class MeshTransport extends EventEmitter<MeshTransportEvents> {
+  readonly peerId: PeerId
+  readonly nodeId: string
+  readonly #init: MeshTransportInit
+  #node: Libp2p<{ pubsub: GossipSub }> | undefined
+  #syncHandler: SyncStreamHandler | undefined
+
+  constructor(init: MeshTransportInit) {
+    super()
+    this.#init = init
+    this.peerId = peerIdFromPrivateKey(init.privateKey)
+    this.nodeId = nodeIdOf(this.peerId)
+  }
+
+  /** Starts libp2p: listens, subscribes, begins discovery. Idempotent. */
+  async start(): Promise<void> {
+    if (this.#node) return
+    const init = this.#init
+    const allow = init.allowPeers && init.allowPeers.length > 0 ? new Set(init.allowPeers) : undefined
+    const denied = (peer: PeerId): boolean =>
+      (allow !== undefined && !allow.has(peer.toString())) || (init.denyPeer?.(peer.toString()) ?? false)
+    const discovery = []
+    if (init.mdns ?? true) discovery.push(mdns({ interval: init.mdnsIntervalMs ?? 10_000, serviceTag: '_meshsync._udp.local' }))
+    if (init.bootstrap && init.bootstrap.length > 0) discovery.push(bootstrap({ list: [...init.bootstrap], timeout: 100 }))
+    const node = await createLibp2p({
+      privateKey: init.privateKey,
+      addresses: { listen: [...init.listen] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionProtector: preSharedKey({ psk: init.clusterKey }),
+      connectionGater: {
+        denyDialMultiaddr: () => false,
+        denyInboundEncryptedConnection: denied,
+        denyOutboundEncryptedConnection: denied,
+      },
+      connectionManager: { dialTimeout: 10_000 },
+      peerDiscovery: discovery,
+      services: {
+        identify: identify(),
+        ping: ping(),
+        pubsub: gossipsub({
+          emitSelf: false,
+          allowPublishToZeroTopicPeers: true,
+          maxInboundDataLength: MAX_GOSSIP_BYTES + 4096,
+          fallbackToFloodsub: false,
+          // Small meshes: publish to every subscribed peer, not only the mesh.
+          floodPublish: true,
+          heartbeatInterval: 500,
+        }),
+      },
+    })
+    this.#node = node
+    node.addEventListener('peer:connect', (e) => this.emit('peer:connect', e.detail.toString()))
+    node.addEventListener('peer:disconnect', (e) => this.emit('peer:disconnect', e.detail.toString()))
+    node.addEventListener('peer:discovery', (e) => {
+      const peer = e.detail.id
+      if (peer.equals(this.peerId) || denied(peer)) return
+      this.emit('peer:discovery', peer.toString())
+      if (node.getConnections(peer).length === 0) {
+        void node.dial(peer, { signal: AbortSignal.timeout(10_000) }).catch(() => undefined)
+      }
+    })
+    if (init.gossip ?? true) this.#setupGossip(node)
+    await node.handle(
+      SYNC_PROTOCOL,
+      (stream, connection) => {
+        const handler = this.#syncHandler
+        if (!handler) {
+          stream.abort(new Error('sync not ready'))
+          return
+        }
+        const peerId = connection.remotePeer
+        void handler(stream, { peerId: peerId.toString(), nodeId: nodeIdOf(peerId) }).catch(() => undefined)
+      },
+      { maxInboundStreams: 4, maxOutboundStreams: 4 },
+    )
+  }
+
+  /** Stops libp2p (closes every connection). Idempotent. */
+  async stop(): Promise<void> {
+    const node = this.#node
+    this.#node = undefined
+    await node?.stop()
+  }
+
+  /** Full multiaddrs this node listens on, each ending in `/p2p/<peerId>`. */
+  listenAddrs(): string[] {
+    return (this.#node?.getMultiaddrs() ?? []).map((ma) => ma.toString())
+  }
+
+  /** Peers with an open connection. */
+  connectedPeers(): string[] {
+    return (this.#node?.getPeers() ?? []).map((p) => p.toString())
+  }
+
+  /** Addresses a peer listens on (from identify), each ending in `/p2p/<peerId>`. */
+  async dialableAddrs(peerId: string): Promise<string[]> {
+    const node = this.#node
+    if (!node) return []
+    try {
+      const peer = await node.peerStore.get(peerIdFromString(peerId))
+      return peer.addresses
+        .map((a) => a.multiaddr.toString())
+        .filter((a) => !a.includes('/p2p-circuit'))
+        .map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${peerId}`))
+    } catch {
+      return []
+    }
+  }
+
+  /** Dials a multiaddr (with `/p2p/<id>`) or a known peer id; resolves with the peer id. */
+  async dial(target: string, options: { signal?: AbortSignal } = {}): Promise<string> {
+    const node = this.#requireNode()
+    const to: Multiaddr | PeerId = target.startsWith('/') ? multiaddr(target) : peerIdFromString(target)
+    const connection = await node.dial(to, { signal: options.signal ?? AbortSignal.timeout(10_000) })
+    return connection.remotePeer.toString()
+  }
+
+  /** Closes every connection to a peer (e.g. a repeat offender). */
+  async hangUp(peerId: string): Promise<void> {
+    await this.#node?.hangUp(peerIdFromString(peerId)).catch(() => undefined)
+  }
+
+  /** Registers the handler of inbound sync streams. */
+  handleSync(handler: SyncStreamHandler): void {
+    this.#syncHandler = handler
+  }
+
+  /** Opens a sync stream to a connected (or dialable) peer. */
+  async openSyncStream(peerId: string, options: { signal?: AbortSignal } = {}): Promise<Stream> {
+    const node = this.#requireNode()
+    return node.dialProtocol(peerIdFromString(peerId), SYNC_PROTOCOL, { signal: options.signal ?? AbortSignal.timeout(10_000) })
+  }
+
+  /**
+   * Publishes a committed local change at once. Records over the gossip size limit are announced
+   * (origin, seq) and peers pull them over the sync protocol.
+   */
+  async publishChange(change: ChangeRecord, bytes: Uint8Array): Promise<void> {
+    const node = this.#node
+    if (!node || !(this.#init.gossip ?? true)) return
+    const message =
+      bytes.length + 1 <= MAX_GOSSIP_BYTES
+        ? encodeGossip({ type: GOSSIP_CHANGE, record: bytes })
+        : encodeGossip({ type: GOSSIP_ANNOUNCE, dot: { origin: change.origin, seq: change.seq } })
+    await node.services.pubsub.publish(CHANGES_TOPIC, message).catch(() => undefined)
+  }
+
+  #setupGossip(node: Libp2p<{ pubsub: GossipSub }>): void {
+    const pubsub = node.services.pubsub
+    const accepted = new WeakMap<Uint8Array, InboundGossip>()
+    pubsub.topicValidators.set(CHANGES_TOPIC, (peer, message) => {
+      if (this.#init.dropInboundGossip?.()) return TopicValidatorResult.Ignore
+      const from = message.type === 'signed' ? message.from : undefined
+      try {
+        if (!from) throw new CodecError('unsigned gossip')
+        const decoded = decodeGossip(message.data)
+        const origin = nodeIdOf(from)
+        if (decoded.type === GOSSIP_CHANGE) {
+          const change = decodeChange(decoded.record)
+          // Only a change's origin publishes it on gossip; relays go through the mesh.
+          if (change.origin !== origin) throw new CodecError('gossip change from a node that is not its origin')
+          accepted.set(message.data, { kind: 'change', change, bytes: decoded.record, from: from.toString() })
+        } else {
+          if (decoded.dot.origin !== origin) throw new CodecError('announce from a node that is not the origin')
+          accepted.set(message.data, { kind: 'announce', dot: decoded.dot, from: from.toString() })
+        }
+        return TopicValidatorResult.Accept
+      } catch (error) {
+        this.emit('invalid', { peerId: peer.toString(), surface: 'gossip', reason: error instanceof Error ? error.message : String(error) })
+        return TopicValidatorResult.Reject
+      }
+    })
+    pubsub.addEventListener('message', (e) => {
+      if (e.detail.topic !== CHANGES_TOPIC) return
+      const inbound = accepted.get(e.detail.data)
+      if (inbound) this.emit('gossip', inbound)
+    })
+    pubsub.subscribe(CHANGES_TOPIC)
+  }
+
+  #requireNode(): Libp2p<{ pubsub: GossipSub }> {
+    if (!this.#node) throw new Error('transport is not started')
+    return this.#node
+  }
+}

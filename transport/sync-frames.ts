@@ -1,0 +1,122 @@
+import { deflateRawSync, inflateRawSync } from 'node:zlib'
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+import {
+  CodecError,
+  isValidNodeId,
+  readBoundedUint,
+  readBytes,
+  readString,
+  readVersionVector,
+  writeVersionVector,
+  type VersionVector,
+} from '../crdt/index.ts'
+
+/**
+ * Frames of the sync protocol `/meshsync/sync/1.0.0` (documented in docs/sync-protocol.md).
+ * Every frame travels length-prefixed (varint) and starts with its type byte.
+ */
+export const SYNC_PROTOCOL = '/meshsync/sync/1.0.0'
+export const SYNC_PROTOCOL_VERSION = 1
+
+/** Largest frame on the wire, and largest a CHANGES frame may inflate to. */
+export const MAX_FRAME_BYTES = 4 * 1024 * 1024
+export const MAX_INFLATED_BYTES = 32 * 1024 * 1024
+/** Most change records in one CHANGES frame. */
+export const MAX_RECORDS_PER_FRAME = 10_000
+
+export const FRAME_HELLO = 1
+export const FRAME_CHANGES = 2
+export const FRAME_DONE = 3
+
+/** First frame each side sends: who it is and what it has. */
+export interface HelloFrame {
+  readonly type: typeof FRAME_HELLO
+  readonly version: number
+  readonly nodeId: string
+  /** Node version vector of the sender. */
+  readonly vv: VersionVector
+}
+
+/** A batch of encoded change records (deflated on the wire). */
+export interface ChangesFrame {
+  readonly type: typeof FRAME_CHANGES
+  readonly records: readonly Uint8Array[]
+}
+
+/** The sender has sent everything the peer lacked; carries its vector at that point. */
+export interface DoneFrame {
+  readonly type: typeof FRAME_DONE
+  readonly vv: VersionVector
+}
+
+export type SyncFrame = HelloFrame | ChangesFrame | DoneFrame
+
+/** Encodes a frame (without its length prefix). */
+export function encodeFrame(frame: SyncFrame): Uint8Array {
+  const e = encoding.createEncoder()
+  encoding.writeUint8(e, frame.type)
+  switch (frame.type) {
+    case FRAME_HELLO:
+      encoding.writeVarUint(e, frame.version)
+      encoding.writeVarString(e, frame.nodeId)
+      writeVersionVector(e, frame.vv)
+      break
+    case FRAME_CHANGES: {
+      const body = encoding.createEncoder()
+      encoding.writeVarUint(body, frame.records.length)
+      for (const record of frame.records) encoding.writeVarUint8Array(body, record)
+      encoding.writeVarUint8Array(e, deflateRawSync(encoding.toUint8Array(body), { level: 1 }))
+      break
+    }
+    case FRAME_DONE:
+      writeVersionVector(e, frame.vv)
+      break
+  }
+  return encoding.toUint8Array(e)
+}
+
+/**
+ * Decodes and validates a frame. Anything malformed (unknown type, truncation, oversized or
+ * undecompressable payload, bad names, trailing bytes) throws {@link CodecError}.
+ * Change records inside a CHANGES frame are returned as bytes; the caller decodes each.
+ */
+export function decodeFrame(bytes: Uint8Array): SyncFrame {
+  if (bytes.length === 0) throw new CodecError('empty frame')
+  if (bytes.length > MAX_FRAME_BYTES) throw new CodecError('frame too large')
+  const d = decoding.createDecoder(bytes)
+  const type = decoding.readUint8(d)
+  let frame: SyncFrame
+  switch (type) {
+    case FRAME_HELLO: {
+      const version = readBoundedUint(d, 0xffff, 'protocol version')
+      const nodeId = readString(d, 'node id', 64)
+      if (!isValidNodeId(nodeId)) throw new CodecError('invalid node id')
+      frame = { type, version, nodeId, vv: readVersionVector(d) }
+      break
+    }
+    case FRAME_CHANGES: {
+      const packed = readBytes(d, 'changes payload', MAX_FRAME_BYTES)
+      let inflated: Uint8Array
+      try {
+        inflated = inflateRawSync(packed, { maxOutputLength: MAX_INFLATED_BYTES })
+      } catch (cause) {
+        throw new CodecError('changes payload does not inflate', { cause })
+      }
+      const body = decoding.createDecoder(inflated)
+      const count = readBoundedUint(body, MAX_RECORDS_PER_FRAME, 'record count')
+      const records: Uint8Array[] = []
+      for (let i = 0; i < count; i++) records.push(readBytes(body, 'change record', MAX_INFLATED_BYTES))
+      if (decoding.hasContent(body)) throw new CodecError('trailing bytes in changes payload')
+      frame = { type, records }
+      break
+    }
+    case FRAME_DONE:
+      frame = { type, vv: readVersionVector(d) }
+      break
+    default:
+      throw new CodecError(`unknown frame type ${type}`)
+  }
+  if (decoding.hasContent(d)) throw new CodecError('trailing bytes after frame')
+  return frame
+}
