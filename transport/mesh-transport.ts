@@ -55,6 +55,8 @@ export interface MeshTransportEvents {
   /** A peer found by mDNS or bootstrap (the transport dials it). */
   'peer:discovery': [peerId: string]
   gossip: [InboundGossip]
+  /** A peer joined the changes topic: gossip from here on reaches it. */
+  'peer:subscribed': [peerId: string]
   invalid: [InvalidInput]
 }
 
@@ -205,14 +207,19 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
    * Publishes a committed local change at once. Records over the gossip size limit are announced
    * (origin, seq) and peers pull them over the sync protocol.
    */
-  async publishChange(change: ChangeRecord, bytes: Uint8Array): Promise<void> {
+  async publishChange(change: ChangeRecord, bytes: Uint8Array): Promise<{ recipients: string[] }> {
     const node = this.#node
-    if (!node || !(this.#init.gossip ?? true)) return
+    if (!node || !(this.#init.gossip ?? true)) return { recipients: [] }
     const message =
       bytes.length + 1 <= MAX_GOSSIP_BYTES
         ? encodeGossip({ type: GOSSIP_CHANGE, record: bytes })
         : encodeGossip({ type: GOSSIP_ANNOUNCE, dot: { origin: change.origin, seq: change.seq } })
-    await node.services.pubsub.publish(CHANGES_TOPIC, message).catch(() => undefined)
+    try {
+      const result = await node.services.pubsub.publish(CHANGES_TOPIC, message)
+      return { recipients: result.recipients.map((p) => p.toString()) }
+    } catch {
+      return { recipients: [] }
+    }
   }
 
   #setupGossip(node: Libp2p<{ pubsub: GossipSub }>): void {
@@ -244,6 +251,11 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
       if (e.detail.topic !== CHANGES_TOPIC) return
       const inbound = accepted.get(e.detail.data)
       if (inbound) this.emit('gossip', inbound)
+    })
+    pubsub.addEventListener('subscription-change', (e) => {
+      if (e.detail.subscriptions.some((sub) => sub.topic === CHANGES_TOPIC && sub.subscribe)) {
+        this.emit('peer:subscribed', e.detail.peerId.toString())
+      }
     })
     pubsub.subscribe(CHANGES_TOPIC)
   }

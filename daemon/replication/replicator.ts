@@ -92,8 +92,14 @@ export class Replicator implements SyncSource {
   readonly #onCommit = (c: CommittedChange): void => {
     if (c.remote) return
     this.stats.gossipOut++
-    void this.#transport.publishChange(c.change, c.bytes)
+    void this.#transport.publishChange(c.change, c.bytes).then(({ recipients }) => {
+      // Gossip is best-effort; a connected peer it did not reach gets the change by anti-entropy
+      // now rather than at the next period.
+      const reached = new Set(recipients)
+      for (const peerId of this.#transport.connectedPeers()) if (!reached.has(peerId)) this.#syncSoon(peerId)
+    })
   }
+  readonly #onSubscribed = (peerId: string): void => this.syncWith(peerId)
   readonly #onGossip = (g: InboundGossip): void => void this.#handleGossip(g)
   readonly #onInvalid = (i: InvalidInput): void => this.#strike(i.peerId, i.surface, i.reason)
   readonly #onConnect = (peerId: string): void => {
@@ -125,6 +131,7 @@ export class Replicator implements SyncSource {
     this.#transport.on('invalid', this.#onInvalid)
     this.#transport.on('peer:connect', this.#onConnect)
     this.#transport.on('peer:disconnect', this.#onDisconnect)
+    this.#transport.on('peer:subscribed', this.#onSubscribed)
     this.#transport.handleSync((stream, peer) => this.#serve(stream, peer))
     for (const peerId of this.#transport.connectedPeers()) this.#onConnect(peerId)
     this.#scheduleAntiEntropy()
@@ -146,6 +153,7 @@ export class Replicator implements SyncSource {
     this.#transport.off('invalid', this.#onInvalid)
     this.#transport.off('peer:connect', this.#onConnect)
     this.#transport.off('peer:disconnect', this.#onDisconnect)
+    this.#transport.off('peer:subscribed', this.#onSubscribed)
     await this.#ingestChain
   }
 
@@ -232,16 +240,19 @@ export class Replicator implements SyncSource {
       return
     }
     if (g.kind === 'announce') {
-      this.#pullSoon(g.from)
+      this.#syncSoon(g.from)
       return
     }
     await this.ingest([g.change]).catch(() => undefined)
     // Still not applied: its predecessors are missing. Pull them from the publisher.
-    if (counterOf(this.#store.versionVector, g.change.origin) < g.change.seq) this.#pullSoon(g.from)
+    if (counterOf(this.#store.versionVector, g.change.origin) < g.change.seq) this.#syncSoon(g.from)
   }
 
-  /** A gap was seen: sync with `peerId` shortly (debounced, so a burst makes one session). */
-  #pullSoon(peerId: string): void {
+  /**
+   * Sync with `peerId` shortly (debounced, so a burst makes one session): a gap was seen, or
+   * gossip did not reach the peer.
+   */
+  #syncSoon(peerId: string): void {
     if (this.#gapTimers.has(peerId) || !this.#running) return
     this.#gapTimers.set(
       peerId,

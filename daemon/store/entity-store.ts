@@ -87,6 +87,14 @@ export interface FeedEntry {
   readonly value?: JsonRecord
 }
 
+/** An entity as stored: committed meta and Yjs state. */
+export interface StoredEntity {
+  readonly ns: string
+  readonly id: string
+  readonly meta: EntityMeta
+  readonly state: Uint8Array
+}
+
 /** Outcome of handing remote changes to the store. */
 export interface RemoteApplyResult {
   readonly applied: number
@@ -620,6 +628,30 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange] }> {
       })
     }
     return { changes: entries, cursor: last }
+  }
+
+  /**
+   * Every entity (deleted ones too) with its committed meta and Yjs state, in key order. Reads
+   * a snapshot, so the sequence is consistent however long it takes to consume.
+   */
+  async *entities(options: { ns?: string } = {}): AsyncGenerator<StoredEntity> {
+    const snapshot = this.#kv.snapshot()
+    try {
+      const range = options.ns === undefined ? { gte: 'e\u0000', lt: 'e\u0001' } : entityMetaRange(options.ns)
+      let batch: { ns: string; id: string; meta: EntityMeta }[] = []
+      const flush = async function* (this: void): AsyncGenerator<StoredEntity> {
+        const states = await snapshot.getMany(batch.map(({ ns, id }) => entityStateKey(ns, id)))
+        for (let i = 0; i < batch.length; i++) yield { ...(batch[i] as { ns: string; id: string; meta: EntityMeta }), state: states[i] ?? new Uint8Array(0) }
+        batch = []
+      }
+      for await (const [key, value] of snapshot.iterate(range)) {
+        batch.push({ ...parseEntityMetaKey(key), meta: decodeMeta(value) })
+        if (batch.length >= 256) yield* flush()
+      }
+      if (batch.length > 0) yield* flush()
+    } finally {
+      await snapshot.close()
+    }
   }
 
   /** The latest feed position (a cursor that skips the whole backlog). */

@@ -1,0 +1,106 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import * as Y from 'yjs'
+import { PeerBook } from '../../daemon/replication/peer-book.ts'
+import { Replicator, type ReplicatorOptions } from '../../daemon/replication/replicator.ts'
+import { LevelKvStore, MemoryKvStore, type KvStore } from '../../daemon/storage/index.ts'
+import { EntityStore, type NamespaceMode } from '../../daemon/store/entity-store.ts'
+import { generateClusterKey, generateIdentityKey, identityFromKey, MeshTransport, type NodeIdentity } from '../../transport/index.ts'
+
+/** One in-process meshsync node: store + libp2p transport (real TCP, pnet, Noise) + replicator. */
+export interface MeshNode {
+  readonly identity: NodeIdentity
+  readonly store: EntityStore
+  readonly transport: MeshTransport
+  readonly replicator: Replicator
+  readonly kv: KvStore
+  addr(): string
+  stop(): Promise<void>
+}
+
+export interface MeshNodeOptions {
+  clusterKey: Uint8Array
+  identityKey?: Uint8Array
+  kv?: KvStore
+  gossip?: boolean
+  dropInboundGossip?: () => boolean
+  allowPeers?: string[]
+  modes?: Record<string, NamespaceMode>
+  replicator?: ReplicatorOptions
+  listen?: string[]
+}
+
+export const silentLogger = pino({ level: process.env.MESHSYNC_TEST_LOG ?? 'silent' })
+
+export function newClusterKey(): Uint8Array {
+  return generateClusterKey()
+}
+
+export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode> {
+  const identity = identityFromKey(options.identityKey ?? (await generateIdentityKey()))
+  const kv = options.kv ?? new MemoryKvStore()
+  const store = new EntityStore(
+    { kv, nodeId: identity.nodeId, logger: silentLogger },
+    { modeOf: (ns) => options.modes?.[ns] ?? 'two-way' },
+  )
+  await store.open()
+  const peers = new PeerBook()
+  const transport = new MeshTransport({
+    privateKey: identity.privateKey,
+    clusterKey: options.clusterKey,
+    listen: options.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+    mdns: false,
+    gossip: options.gossip ?? true,
+    ...(options.allowPeers && { allowPeers: options.allowPeers }),
+    ...(options.dropInboundGossip && { dropInboundGossip: options.dropInboundGossip }),
+    denyPeer: (p) => peers.isBanned(p),
+  })
+  await transport.start()
+  const replicator = new Replicator({ store, transport, peers, logger: silentLogger }, { antiEntropyIntervalMs: 60_000, ...options.replicator })
+  replicator.start()
+  return {
+    identity,
+    store,
+    transport,
+    replicator,
+    kv,
+    addr: () => transport.listenAddrs()[0] as string,
+    stop: async () => {
+      await replicator.stop()
+      await transport.stop()
+      await store.close()
+    },
+  }
+}
+
+/** A LevelDB store in a fresh temp dir, and its cleanup. */
+export async function tempLevel(): Promise<{ kv: LevelKvStore; dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshsync-level-'))
+  return { kv: new LevelKvStore(join(dir, 'db')), dir, cleanup: () => rm(dir, { recursive: true, force: true }) }
+}
+
+/** Everything a replica holds, in a form two replicas can be compared by. */
+export interface ReplicaState {
+  nodeVv: Record<string, number>
+  entities: Record<string, { value: unknown; deleted: boolean; vv: unknown; stateVector: number[]; texts: Record<string, string> }>
+}
+
+export async function replicaState(node: MeshNode): Promise<ReplicaState> {
+  const entities: ReplicaState['entities'] = {}
+  for await (const e of node.store.entities()) {
+    const doc = new Y.Doc()
+    Y.applyUpdate(doc, e.state)
+    const texts: Record<string, string> = {}
+    for (const name of e.meta.texts) texts[name] = doc.getText(name).toString()
+    entities[`${e.ns}/${e.id}`] = {
+      value: e.meta.value,
+      deleted: e.meta.deleted,
+      vv: e.meta.vv,
+      stateVector: [...Y.encodeStateVector(doc)],
+      texts,
+    }
+  }
+  return { nodeVv: { ...node.store.versionVector }, entities }
+}
