@@ -28,6 +28,7 @@ export const MAX_RECORDS_PER_FRAME = 10_000
 export const FRAME_HELLO = 1
 export const FRAME_CHANGES = 2
 export const FRAME_DONE = 3
+export const FRAME_ACK = 4
 
 /** First frame each side sends: who it is and what it has. */
 export interface HelloFrame {
@@ -50,7 +51,13 @@ export interface DoneFrame {
   readonly vv: VersionVector
 }
 
-export type SyncFrame = HelloFrame | ChangesFrame | DoneFrame
+/** Sent after the peer's DONE once everything it sent is applied; carries the new vector. */
+export interface AckFrame {
+  readonly type: typeof FRAME_ACK
+  readonly vv: VersionVector
+}
+
+export type SyncFrame = HelloFrame | ChangesFrame | DoneFrame | AckFrame
 
 /** Encodes a frame (without its length prefix). */
 export function encodeFrame(frame: SyncFrame): Uint8Array {
@@ -70,6 +77,7 @@ export function encodeFrame(frame: SyncFrame): Uint8Array {
       break
     }
     case FRAME_DONE:
+    case FRAME_ACK:
       writeVersionVector(e, frame.vv)
       break
   }
@@ -112,6 +120,7 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
       break
     }
     case FRAME_DONE:
+    case FRAME_ACK:
       frame = { type, vv: readVersionVector(d) }
       break
     default:

@@ -5,6 +5,7 @@ import {
   decodeFrame,
   encodeFrame,
   FRAME_CHANGES,
+  FRAME_ACK,
   FRAME_DONE,
   FRAME_HELLO,
   MAX_FRAME_BYTES,
@@ -34,7 +35,7 @@ export interface SyncSource {
 /** What one session did. */
 export interface SyncSessionStats {
   readonly peer: SyncPeer
-  /** The peer's vector from its DONE frame (everything it had when it finished sending). */
+  /** The peer's vector from its ACK: everything it has, including what this session brought. */
   readonly theirVv: VersionVector
   readonly sentRecords: number
   readonly receivedRecords: number
@@ -121,12 +122,26 @@ export async function runSyncSession(
       return sent
     })()
 
+    // The session ends when each side has the other's DONE (all sent) and ACK (all applied), so
+    // that a session started right after this one sees the effects of this one.
     const receiving = (async () => {
       let received = 0
       let invalid = 0
-      for (;;) {
+      let done = false
+      let ack: VersionVector | undefined
+      while (!done || ack === undefined) {
         const frame = await read()
-        if (frame.type === FRAME_DONE) return { received, invalid, theirVv: frame.vv }
+        if (frame.type === FRAME_ACK) {
+          if (ack !== undefined) throw new SyncProtocolError('second ACK')
+          ack = frame.vv
+          continue
+        }
+        if (done) throw new SyncProtocolError('frame after DONE')
+        if (frame.type === FRAME_DONE) {
+          done = true
+          await write({ type: FRAME_ACK, vv: source.versionVector() })
+          continue
+        }
         if (frame.type !== FRAME_CHANGES) throw new SyncProtocolError('unexpected frame')
         const changes: ChangeRecord[] = []
         for (const record of frame.records) {
@@ -140,6 +155,7 @@ export async function runSyncSession(
         received += changes.length
         if (changes.length > 0) await source.receiveChanges(changes, peer)
       }
+      return { received, invalid, theirVv: ack }
     })()
 
     const [sent, got] = await Promise.all([sending, receiving]).catch((error: unknown) => {

@@ -83,7 +83,11 @@ export class Replicator implements SyncSource {
   readonly #banMs: number
   /** Serializes ingestion so that passes over the pending buffer never interleave. */
   #ingestChain: Promise<void> = Promise.resolve()
+  /** Outbound sessions per peer (one at a time; a request meanwhile reruns it once after). */
   readonly #sessions = new Map<string, { rerun: boolean }>()
+  /** Inbound sessions per peer, and peers whose outbound session waits for them to end. */
+  readonly #inbound = new Map<string, number>()
+  readonly #afterInbound = new Set<string>()
   readonly #gapTimers = new Map<string, NodeJS.Timeout>()
   #timer: NodeJS.Timeout | undefined
   #redialTimer: NodeJS.Timeout | undefined
@@ -99,12 +103,12 @@ export class Replicator implements SyncSource {
       for (const peerId of this.#transport.connectedPeers()) if (!reached.has(peerId)) this.#syncSoon(peerId)
     })
   }
-  readonly #onSubscribed = (peerId: string): void => this.syncWith(peerId)
+  readonly #onSubscribed = (peerId: string): void => this.#syncIfInitiator(peerId)
   readonly #onGossip = (g: InboundGossip): void => void this.#handleGossip(g)
   readonly #onInvalid = (i: InvalidInput): void => this.#strike(i.peerId, i.surface, i.reason)
   readonly #onConnect = (peerId: string): void => {
     this.#peers.connected(peerId)
-    this.syncWith(peerId)
+    this.#syncIfInitiator(peerId)
   }
   readonly #onDisconnect = (peerId: string): void => this.#peers.disconnected(peerId)
 
@@ -273,6 +277,11 @@ export class Replicator implements SyncSource {
       running.rerun = true
       return
     }
+    if ((this.#inbound.get(peerId) ?? 0) > 0) {
+      // The peer is syncing with us right now; ours runs after, and is then nearly free.
+      this.#afterInbound.add(peerId)
+      return
+    }
     const state = { rerun: false }
     this.#sessions.set(peerId, state)
     void (async () => {
@@ -292,16 +301,30 @@ export class Replicator implements SyncSource {
 
   /** Resolves when no session is running and nothing is being ingested (for tests and shutdown). */
   async idle(): Promise<void> {
-    while (this.#sessions.size > 0 || this.#gapTimers.size > 0) await new Promise((r) => setTimeout(r, 20))
+    while (this.#sessions.size > 0 || this.#inbound.size > 0 || this.#gapTimers.size > 0) await new Promise((r) => setTimeout(r, 20))
     await this.#ingestChain
   }
 
   async #serve(stream: Stream, peer: { peerId: string; nodeId: string }): Promise<void> {
+    this.#inbound.set(peer.peerId, (this.#inbound.get(peer.peerId) ?? 0) + 1)
     try {
       await this.#session(stream, peer.peerId)
     } catch (error) {
       this.#sessionFailed(peer.peerId, error)
+    } finally {
+      const left = (this.#inbound.get(peer.peerId) ?? 1) - 1
+      if (left > 0) this.#inbound.set(peer.peerId, left)
+      else this.#inbound.delete(peer.peerId)
+      if (left === 0 && this.#afterInbound.delete(peer.peerId)) this.syncWith(peer.peerId)
     }
+  }
+
+  /**
+   * On connect (and when a peer joins the topic) both sides would start a session at the same
+   * moment and send the same records twice; the side with the smaller peer id starts it.
+   */
+  #syncIfInitiator(peerId: string): void {
+    if (this.#transport.peerId.toString() < peerId) this.syncWith(peerId)
   }
 
   async #session(stream: Stream, peerId: string): Promise<void> {
