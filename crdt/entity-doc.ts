@@ -23,7 +23,9 @@ export interface EntityEdit {
 
 /** A fresh entity document, optionally loaded from an encoded state. */
 export function createEntityDoc(state?: Uint8Array, clientID?: number): Y.Doc {
-  const doc = new Y.Doc({ gc: true })
+  // A fixed guid: Yjs would otherwise draw a random uuid per document (its guid only matters
+  // for subdocuments, which entities do not use), the largest single cost of creating one.
+  const doc = new Y.Doc({ gc: true, guid: 'meshsync-entity' })
   if (state && state.length > 0) Y.applyUpdate(doc, state)
   // Set after loading: Yjs replaces a clientID that shows up in a remote (non-local) update,
   // and our own earlier edits are in the state.

@@ -1,25 +1,37 @@
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
-import { CodecError, isValidNodeId, readBoundedUint, readString, type Dot } from '../crdt/index.ts'
+import { CodecError, isValidNodeId, readBoundedUint, readBytes, readString, type Dot } from '../crdt/index.ts'
 
 /** The gossipsub topic every node publishes its changes on. */
 export const CHANGES_TOPIC = 'meshsync/changes/1'
 /** Largest gossip message; a change record larger than this is announced instead of carried. */
 export const MAX_GOSSIP_BYTES = 256 * 1024
 
-export const GOSSIP_CHANGE = 1
+/** Most change records one gossip message carries. */
+export const MAX_GOSSIP_RECORDS = 4096
+
+export const GOSSIP_CHANGES = 1
 export const GOSSIP_ANNOUNCE = 2
 
-/** A gossip message: a whole change record, or the dot of one too large to carry. */
+/**
+ * A gossip message: the change records of one commit (one signature for all of them), or the dot
+ * of one record too large to carry.
+ */
 export type GossipMessage =
-  | { readonly type: typeof GOSSIP_CHANGE; readonly record: Uint8Array }
+  | { readonly type: typeof GOSSIP_CHANGES; readonly records: readonly Uint8Array[] }
   | { readonly type: typeof GOSSIP_ANNOUNCE; readonly dot: Dot }
+
+/** Bytes a record adds to a GOSSIP_CHANGES message (its length prefix included). */
+export function gossipRecordCost(record: Uint8Array): number {
+  return record.length + 5
+}
 
 export function encodeGossip(message: GossipMessage): Uint8Array {
   const e = encoding.createEncoder()
   encoding.writeUint8(e, message.type)
-  if (message.type === GOSSIP_CHANGE) {
-    encoding.writeUint8Array(e, message.record)
+  if (message.type === GOSSIP_CHANGES) {
+    encoding.writeVarUint(e, message.records.length)
+    for (const record of message.records) encoding.writeVarUint8Array(e, record)
   } else {
     encoding.writeVarString(e, message.dot.origin)
     encoding.writeVarUint(e, message.dot.seq)
@@ -32,7 +44,15 @@ export function decodeGossip(bytes: Uint8Array): GossipMessage {
   if (bytes.length === 0) throw new CodecError('empty gossip message')
   if (bytes.length > MAX_GOSSIP_BYTES) throw new CodecError('gossip message too large')
   const type = bytes[0]
-  if (type === GOSSIP_CHANGE) return { type, record: bytes.subarray(1) }
+  if (type === GOSSIP_CHANGES) {
+    const d = decoding.createDecoder(bytes.subarray(1))
+    const count = readBoundedUint(d, MAX_GOSSIP_RECORDS, 'record count')
+    if (count === 0) throw new CodecError('empty change batch')
+    const records: Uint8Array[] = []
+    for (let i = 0; i < count; i++) records.push(readBytes(d, 'change record', MAX_GOSSIP_BYTES))
+    if (decoding.hasContent(d)) throw new CodecError('trailing bytes after change batch')
+    return { type, records }
+  }
   if (type === GOSSIP_ANNOUNCE) {
     const d = decoding.createDecoder(bytes.subarray(1))
     const origin = readString(d, 'origin', 64)

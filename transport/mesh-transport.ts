@@ -13,7 +13,16 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { EventEmitter } from 'node:events'
 import { CodecError, decodeChange, type ChangeRecord, type Dot } from '../crdt/index.ts'
-import { CHANGES_TOPIC, decodeGossip, encodeGossip, GOSSIP_ANNOUNCE, GOSSIP_CHANGE, MAX_GOSSIP_BYTES } from './gossip-messages.ts'
+import {
+  CHANGES_TOPIC,
+  decodeGossip,
+  encodeGossip,
+  GOSSIP_ANNOUNCE,
+  GOSSIP_CHANGES,
+  gossipRecordCost,
+  MAX_GOSSIP_BYTES,
+  MAX_GOSSIP_RECORDS,
+} from './gossip-messages.ts'
 import { nodeIdOf } from './identity.ts'
 import { SYNC_PROTOCOL } from './sync-frames.ts'
 
@@ -39,7 +48,7 @@ export interface MeshTransportInit {
 
 /** A validated inbound gossip message. */
 export type InboundGossip =
-  | { readonly kind: 'change'; readonly change: ChangeRecord; readonly bytes: Uint8Array; readonly from: string }
+  | { readonly kind: 'changes'; readonly changes: readonly ChangeRecord[]; readonly from: string }
   | { readonly kind: 'announce'; readonly dot: Dot; readonly from: string }
 
 /** Why a peer's message was refused. */
@@ -204,22 +213,45 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
   }
 
   /**
-   * Publishes a committed local change at once. Records over the gossip size limit are announced
-   * (origin, seq) and peers pull them over the sync protocol.
+   * Publishes the local changes of one commit at once, as few signed messages as the size limit
+   * allows. A record over the limit is announced (origin, seq) and peers pull it over the sync
+   * protocol. Resolves with the peers every message reached.
    */
-  async publishChange(change: ChangeRecord, bytes: Uint8Array): Promise<{ recipients: string[] }> {
+  async publishChanges(changes: readonly { change: ChangeRecord; bytes: Uint8Array }[]): Promise<{ recipients: string[] }> {
     const node = this.#node
-    if (!node || !(this.#init.gossip ?? true)) return { recipients: [] }
-    const message =
-      bytes.length + 1 <= MAX_GOSSIP_BYTES
-        ? encodeGossip({ type: GOSSIP_CHANGE, record: bytes })
-        : encodeGossip({ type: GOSSIP_ANNOUNCE, dot: { origin: change.origin, seq: change.seq } })
-    try {
-      const result = await node.services.pubsub.publish(CHANGES_TOPIC, message)
-      return { recipients: result.recipients.map((p) => p.toString()) }
-    } catch {
-      return { recipients: [] }
+    if (!node || !(this.#init.gossip ?? true) || changes.length === 0) return { recipients: [] }
+    // Nobody listens yet: skip the signing. A peer that subscribes later is synced at once.
+    if (node.services.pubsub.getSubscribers(CHANGES_TOPIC).length === 0) return { recipients: [] }
+    const messages: Uint8Array[] = []
+    let batch: Uint8Array[] = []
+    let size = 16
+    const flush = (): void => {
+      if (batch.length > 0) messages.push(encodeGossip({ type: GOSSIP_CHANGES, records: batch }))
+      batch = []
+      size = 16
     }
+    for (const { change, bytes } of changes) {
+      const cost = gossipRecordCost(bytes)
+      if (cost + 16 > MAX_GOSSIP_BYTES) {
+        messages.push(encodeGossip({ type: GOSSIP_ANNOUNCE, dot: { origin: change.origin, seq: change.seq } }))
+        continue
+      }
+      if (size + cost > MAX_GOSSIP_BYTES || batch.length >= MAX_GOSSIP_RECORDS) flush()
+      batch.push(bytes)
+      size += cost
+    }
+    flush()
+    let reached: Set<string> | undefined
+    for (const message of messages) {
+      try {
+        const result = await node.services.pubsub.publish(CHANGES_TOPIC, message)
+        const to = new Set(result.recipients.map((p) => p.toString()))
+        reached = reached === undefined ? to : new Set([...reached].filter((p) => to.has(p)))
+      } catch {
+        reached = new Set()
+      }
+    }
+    return { recipients: [...(reached ?? [])] }
   }
 
   #setupGossip(node: Libp2p<{ pubsub: GossipSub }>): void {
@@ -232,11 +264,11 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
         if (!from) throw new CodecError('unsigned gossip')
         const decoded = decodeGossip(message.data)
         const origin = nodeIdOf(from)
-        if (decoded.type === GOSSIP_CHANGE) {
-          const change = decodeChange(decoded.record)
+        if (decoded.type === GOSSIP_CHANGES) {
+          const changes = decoded.records.map((record) => decodeChange(record))
           // Only a change's origin publishes it on gossip; relays go through the mesh.
-          if (change.origin !== origin) throw new CodecError('gossip change from a node that is not its origin')
-          accepted.set(message.data, { kind: 'change', change, bytes: decoded.record, from: from.toString() })
+          if (changes.some((c) => c.origin !== origin)) throw new CodecError('gossip change from a node that is not its origin')
+          accepted.set(message.data, { kind: 'changes', changes, from: from.toString() })
         } else {
           if (decoded.dot.origin !== origin) throw new CodecError('announce from a node that is not the origin')
           accepted.set(message.data, { kind: 'announce', dot: decoded.dot, from: from.toString() })

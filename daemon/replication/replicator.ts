@@ -93,10 +93,11 @@ export class Replicator implements SyncSource {
   #redialTimer: NodeJS.Timeout | undefined
   #controller = new AbortController()
   #running = false
-  readonly #onCommit = (c: CommittedChange): void => {
-    if (c.remote) return
-    this.stats.gossipOut++
-    void this.#transport.publishChange(c.change, c.bytes).then(({ recipients }) => {
+  readonly #onCommit = (committed: readonly CommittedChange[]): void => {
+    const local = committed.filter((c) => !c.remote)
+    if (local.length === 0) return
+    this.stats.gossipOut += local.length
+    void this.#transport.publishChanges(local).then(({ recipients }) => {
       // Gossip is best-effort; a connected peer it did not reach gets the change by anti-entropy
       // now rather than at the next period.
       const reached = new Set(recipients)
@@ -130,7 +131,7 @@ export class Replicator implements SyncSource {
     if (this.#running) return
     this.#running = true
     this.#controller = new AbortController()
-    this.#store.on('change', this.#onCommit)
+    this.#store.on('commit', this.#onCommit)
     this.#transport.on('gossip', this.#onGossip)
     this.#transport.on('invalid', this.#onInvalid)
     this.#transport.on('peer:connect', this.#onConnect)
@@ -152,7 +153,7 @@ export class Replicator implements SyncSource {
     for (const t of this.#gapTimers.values()) clearTimeout(t)
     this.#gapTimers.clear()
     this.#controller.abort(new Error('replicator stopping'))
-    this.#store.off('change', this.#onCommit)
+    this.#store.off('commit', this.#onCommit)
     this.#transport.off('gossip', this.#onGossip)
     this.#transport.off('invalid', this.#onInvalid)
     this.#transport.off('peer:connect', this.#onConnect)
@@ -236,20 +237,21 @@ export class Replicator implements SyncSource {
   }
 
   async #handleGossip(g: InboundGossip): Promise<void> {
-    this.stats.gossipIn++
-    const have = counterOf(this.#store.versionVector, g.kind === 'change' ? g.change.origin : g.dot.origin)
-    const seq = g.kind === 'change' ? g.change.seq : g.dot.seq
-    if (seq <= have) {
-      this.stats.gossipDuplicates++
-      return
-    }
     if (g.kind === 'announce') {
-      this.#syncSoon(g.from)
+      this.stats.gossipIn++
+      if (g.dot.seq > counterOf(this.#store.versionVector, g.dot.origin)) this.#syncSoon(g.from)
+      else this.stats.gossipDuplicates++
       return
     }
-    await this.ingest([g.change]).catch(() => undefined)
-    // Still not applied: its predecessors are missing. Pull them from the publisher.
-    if (counterOf(this.#store.versionVector, g.change.origin) < g.change.seq) this.#syncSoon(g.from)
+    this.stats.gossipIn += g.changes.length
+    const vv = this.#store.versionVector
+    const fresh = g.changes.filter((c) => c.seq > counterOf(vv, c.origin))
+    this.stats.gossipDuplicates += g.changes.length - fresh.length
+    if (fresh.length === 0) return
+    await this.ingest(fresh).catch(() => undefined)
+    // Still not applied: predecessors are missing. Pull them from the publisher.
+    const after = this.#store.versionVector
+    if (fresh.some((c) => counterOf(after, c.origin) < c.seq)) this.#syncSoon(g.from)
   }
 
   /**

@@ -164,9 +164,10 @@ const textEncoder = new TextEncoder()
  * The node's entities on a {@link KvStore}: every local write and every remote change goes
  * through one committer that applies a group of operations to the Y.Docs and writes them in one
  * atomic, fsynced batch (group commit). A caller's promise resolves only after its batch is
- * durable. Reads see committed state only.
+ * durable. Reads see committed state only. After each batch it emits `commit` (all its changes,
+ * once) and `change` (each change).
  */
-export class EntityStore extends EventEmitter<{ change: [CommittedChange] }> {
+export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commit: [readonly CommittedChange[]] }> {
   readonly nodeId: string
   readonly #kv: KvStore
   readonly #log: Logger
@@ -398,6 +399,8 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange] }> {
       if (error !== undefined) job.reject(error)
       else job.resolve(result as JobResult)
     }
+    if (committed.length === 0) return
+    this.emit('commit', committed)
     for (const c of committed) this.emit('change', c)
   }
 

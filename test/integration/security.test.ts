@@ -17,7 +17,7 @@ import {
   FRAME_CHANGES,
   FRAME_DONE,
   FRAME_HELLO,
-  GOSSIP_CHANGE,
+  GOSSIP_CHANGES,
   generateIdentityKey,
   identityFromKey,
   SYNC_PROTOCOL,
@@ -116,14 +116,14 @@ describe('bad input from a peer holding the key', () => {
     const gossips = [
       prng.uint8Array(gen, 50),
       new Uint8Array([9, 9, 9]),
-      encodeGossip({ type: GOSSIP_CHANGE, record: encodeChange(forged) }),
-      encodeGossip({ type: GOSSIP_CHANGE, record: prng.uint8Array(gen, 200) }),
+      encodeGossip({ type: GOSSIP_CHANGES, records: [encodeChange(forged)] }),
+      encodeGossip({ type: GOSSIP_CHANGES, records: [prng.uint8Array(gen, 200)] }),
     ]
     for (let i = 0; i < 50; i++) gossips.push(prng.uint8Array(gen, prng.uint32(gen, 1, 300)))
     for (const g of gossips) await evil.services.pubsub.publish(CHANGES_TOPIC, g)
     // A change from the raw peer's own origin whose Yjs update does not parse.
     const badUpdate: ChangeRecord = { ...forged, origin: evilNodeId, seq: 1, update: new Uint8Array([255, 255, 255, 255, 1]) }
-    await evil.services.pubsub.publish(CHANGES_TOPIC, encodeGossip({ type: GOSSIP_CHANGE, record: encodeChange(badUpdate) }))
+    await evil.services.pubsub.publish(CHANGES_TOPIC, encodeGossip({ type: GOSSIP_CHANGES, records: [encodeChange(badUpdate)] }))
 
     // Sync streams: garbage frames, an oversized frame, a valid HELLO followed by junk records.
     const attempts: ((lp: ReturnType<typeof lpStream>) => Promise<void>)[] = [
