@@ -29,6 +29,8 @@ export const FRAME_HELLO = 1
 export const FRAME_CHANGES = 2
 export const FRAME_DONE = 3
 export const FRAME_ACK = 4
+export const FRAME_SNAPSHOT = 5
+export const FRAME_SNAPSHOT_END = 6
 
 /** First frame each side sends: who it is and what it has. */
 export interface HelloFrame {
@@ -57,7 +59,19 @@ export interface AckFrame {
   readonly vv: VersionVector
 }
 
-export type SyncFrame = HelloFrame | ChangesFrame | DoneFrame | AckFrame
+/** A batch of encoded entity snapshots (deflated on the wire): state instead of history. */
+export interface SnapshotFrame {
+  readonly type: typeof FRAME_SNAPSHOT
+  readonly records: readonly Uint8Array[]
+}
+
+/** The snapshot is complete: the entities sent hold every change `vv` covers. */
+export interface SnapshotEndFrame {
+  readonly type: typeof FRAME_SNAPSHOT_END
+  readonly vv: VersionVector
+}
+
+export type SyncFrame = HelloFrame | ChangesFrame | DoneFrame | AckFrame | SnapshotFrame | SnapshotEndFrame
 
 /** Encodes a frame (without its length prefix). */
 export function encodeFrame(frame: SyncFrame): Uint8Array {
@@ -69,7 +83,8 @@ export function encodeFrame(frame: SyncFrame): Uint8Array {
       encoding.writeVarString(e, frame.nodeId)
       writeVersionVector(e, frame.vv)
       break
-    case FRAME_CHANGES: {
+    case FRAME_CHANGES:
+    case FRAME_SNAPSHOT: {
       const body = encoding.createEncoder()
       encoding.writeVarUint(body, frame.records.length)
       for (const record of frame.records) encoding.writeVarUint8Array(body, record)
@@ -78,6 +93,7 @@ export function encodeFrame(frame: SyncFrame): Uint8Array {
     }
     case FRAME_DONE:
     case FRAME_ACK:
+    case FRAME_SNAPSHOT_END:
       writeVersionVector(e, frame.vv)
       break
   }
@@ -103,7 +119,8 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
       frame = { type, version, nodeId, vv: readVersionVector(d) }
       break
     }
-    case FRAME_CHANGES: {
+    case FRAME_CHANGES:
+    case FRAME_SNAPSHOT: {
       const packed = readBytes(d, 'changes payload', MAX_FRAME_BYTES)
       let inflated: Uint8Array
       try {
@@ -121,6 +138,7 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
     }
     case FRAME_DONE:
     case FRAME_ACK:
+    case FRAME_SNAPSHOT_END:
       frame = { type, vv: readVersionVector(d) }
       break
     default:

@@ -1,6 +1,14 @@
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
-import { CodecError, decodeChange, MeshsyncError, type ChangeRecord, type VersionVector } from '../crdt/index.ts'
+import {
+  CodecError,
+  decodeChange,
+  decodeEntitySnapshot,
+  MeshsyncError,
+  type ChangeRecord,
+  type EntitySnapshot,
+  type VersionVector,
+} from '../crdt/index.ts'
 import {
   decodeFrame,
   encodeFrame,
@@ -8,6 +16,8 @@ import {
   FRAME_ACK,
   FRAME_DONE,
   FRAME_HELLO,
+  FRAME_SNAPSHOT,
+  FRAME_SNAPSHOT_END,
   MAX_FRAME_BYTES,
   SYNC_PROTOCOL_VERSION,
   type SyncFrame,
@@ -19,17 +29,31 @@ export interface SyncPeer {
   readonly nodeId: string
 }
 
+/** What a node sends a peer: change records (history), or entity states then their vector. */
+export type OutgoingBatch =
+  | { readonly kind: 'changes'; readonly records: readonly Uint8Array[] }
+  | { readonly kind: 'snapshot'; readonly entities: readonly Uint8Array[] }
+  | { readonly kind: 'snapshot-end'; readonly vv: VersionVector }
+
 /**
- * What a sync session needs from the node: its vector, the change records a peer lacks, and a
- * place to put the changes it receives. The daemon's replicator implements it.
+ * What a sync session needs from the node: its vector, what a peer lacks, and places to put what
+ * it receives. The daemon's replicator implements it.
  */
 export interface SyncSource {
   readonly nodeId: string
   versionVector(): VersionVector
-  /** Encoded change records that a node with vector `theirs` lacks, in batches. */
-  missingChanges(theirs: VersionVector, signal: AbortSignal): AsyncIterable<readonly Uint8Array[]>
+  /**
+   * What a node with vector `theirs` lacks, in batches: encoded change records, or (when history
+   * costs more than state, or is no longer all here) encoded entity snapshots and then the
+   * snapshot's vector, followed by the records after it.
+   */
+  outgoing(theirs: VersionVector, signal: AbortSignal): AsyncIterable<OutgoingBatch>
   /** Changes received from `peer`, decoded and validated; resolves once they are handled. */
   receiveChanges(changes: readonly ChangeRecord[], peer: SyncPeer): Promise<void>
+  /** Entity snapshots received from `peer`, decoded and validated; resolves once merged. */
+  receiveSnapshot(entities: readonly EntitySnapshot[], peer: SyncPeer): Promise<void>
+  /** The peer's snapshot is complete up to `vv`. */
+  completeSnapshot(vv: VersionVector, peer: SyncPeer): Promise<void>
 }
 
 /** What one session did. */
@@ -39,7 +63,7 @@ export interface SyncSessionStats {
   readonly theirVv: VersionVector
   readonly sentRecords: number
   readonly receivedRecords: number
-  /** Records in the peer's frames that did not decode (dropped). */
+  /** Records (changes or entity snapshots) in the peer's frames that did not decode (dropped). */
   readonly invalidRecords: number
   readonly bytesIn: number
   readonly bytesOut: number
@@ -103,12 +127,17 @@ export async function runSyncSession(
 
     const sending = (async () => {
       let sent = 0
-      for await (const batch of source.missingChanges(hello.vv, signal)) {
+      for await (const batch of source.outgoing(hello.vv, signal)) {
+        if (batch.kind === 'snapshot-end') {
+          await write({ type: FRAME_SNAPSHOT_END, vv: batch.vv })
+          continue
+        }
+        const type = batch.kind === 'changes' ? FRAME_CHANGES : FRAME_SNAPSHOT
         let frame: Uint8Array[] = []
         let size = 0
-        for (const record of batch) {
+        for (const record of batch.kind === 'changes' ? batch.records : batch.entities) {
           if (frame.length > 0 && (size + record.length > TARGET_FRAME_BYTES || frame.length >= 5000)) {
-            await write({ type: FRAME_CHANGES, records: frame })
+            await write({ type, records: frame })
             frame = []
             size = 0
           }
@@ -116,7 +145,7 @@ export async function runSyncSession(
           size += record.length
           sent++
         }
-        if (frame.length > 0) await write({ type: FRAME_CHANGES, records: frame })
+        if (frame.length > 0) await write({ type, records: frame })
       }
       await write({ type: FRAME_DONE, vv: source.versionVector() })
       return sent
@@ -142,16 +171,20 @@ export async function runSyncSession(
           await write({ type: FRAME_ACK, vv: source.versionVector() })
           continue
         }
-        if (frame.type !== FRAME_CHANGES) throw new SyncProtocolError('unexpected frame')
-        const changes: ChangeRecord[] = []
-        for (const record of frame.records) {
-          try {
-            changes.push(decodeChange(record))
-          } catch (error) {
-            if (!(error instanceof CodecError)) throw error
-            invalid++
-          }
+        if (frame.type === FRAME_SNAPSHOT_END) {
+          await source.completeSnapshot(frame.vv, peer)
+          continue
         }
+        if (frame.type === FRAME_SNAPSHOT) {
+          const entities = decodeAll(frame.records, decodeEntitySnapshot)
+          invalid += frame.records.length - entities.length
+          received += entities.length
+          if (entities.length > 0) await source.receiveSnapshot(entities, peer)
+          continue
+        }
+        if (frame.type !== FRAME_CHANGES) throw new SyncProtocolError('unexpected frame')
+        const changes = decodeAll(frame.records, decodeChange)
+        invalid += frame.records.length - changes.length
         received += changes.length
         if (changes.length > 0) await source.receiveChanges(changes, peer)
       }
@@ -176,4 +209,17 @@ export async function runSyncSession(
     stream.abort(error instanceof Error ? error : new Error(String(error)))
     throw error
   }
+}
+
+/** Decodes each record; the ones that do not decode (CodecError) are left out. */
+function decodeAll<T>(records: readonly Uint8Array[], decode: (bytes: Uint8Array) => T): T[] {
+  const out: T[] = []
+  for (const record of records) {
+    try {
+      out.push(decode(record))
+    } catch (error) {
+      if (!(error instanceof CodecError)) throw error
+    }
+  }
+  return out
 }

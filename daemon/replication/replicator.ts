@@ -1,6 +1,14 @@
 import type { Stream } from '@libp2p/interface'
 import type { Logger } from 'pino'
-import { counterOf, type ChangeRecord, type VersionVector } from '../../crdt/index.ts'
+import {
+  counterOf,
+  dominates,
+  encodeEntitySnapshot,
+  merge,
+  type ChangeRecord,
+  type EntitySnapshot,
+  type VersionVector,
+} from '../../crdt/index.ts'
 import {
   runSyncSession,
   SyncProtocolError,
@@ -8,12 +16,14 @@ import {
   type InvalidInput,
   nodeIdOfPeerId,
   type MeshTransport,
+  type OutgoingBatch,
   type SyncPeer,
   type SyncSource,
 } from '../../transport/index.ts'
 import type { CommittedChange, EntityStore } from '../store/entity-store.ts'
 import { PendingChanges } from './pending-changes.ts'
-import { PeerBook, type PeerView } from './peer-book.ts'
+import type { PeerBook} from './peer-book.ts';
+import { behindBy, type PeerView } from './peer-book.ts'
 
 /** Tunables of replication. */
 export interface ReplicatorOptions {
@@ -27,6 +37,8 @@ export interface ReplicatorOptions {
   readonly maxStrikes?: number
   /** How long a peer that hit maxStrikes stays refused. */
   readonly banMs?: number
+  /** Missing records above which (and above twice the entity count) a peer gets a snapshot. */
+  readonly snapshotThreshold?: number
 }
 
 /** Replication counters (also exported as metrics). */
@@ -42,6 +54,8 @@ export interface ReplicationStats {
   bytesOut: number
   invalidInputs: number
   pendingDropped: number
+  snapshotEntitiesIn: number
+  snapshotEntitiesOut: number
 }
 
 export interface ReplicatorComponents {
@@ -71,6 +85,8 @@ export class Replicator implements SyncSource {
     bytesOut: 0,
     invalidInputs: 0,
     pendingDropped: 0,
+    snapshotEntitiesIn: 0,
+    snapshotEntitiesOut: 0,
   }
   readonly #store: EntityStore
   readonly #transport: MeshTransport
@@ -81,6 +97,7 @@ export class Replicator implements SyncSource {
   readonly #streamTimeout: number
   readonly #maxStrikes: number
   readonly #banMs: number
+  readonly #snapshotThreshold: number
   /** Serializes ingestion so that passes over the pending buffer never interleave. */
   #ingestChain: Promise<void> = Promise.resolve()
   /** Outbound sessions per peer (one at a time; a request meanwhile reruns it once after). */
@@ -124,6 +141,7 @@ export class Replicator implements SyncSource {
     this.#streamTimeout = options.streamTimeoutMs ?? 30_000
     this.#maxStrikes = options.maxStrikes ?? 10
     this.#banMs = options.banMs ?? 10 * 60_000
+    this.#snapshotThreshold = options.snapshotThreshold ?? 1000
   }
 
   /** Wires events and starts the anti-entropy timer. Idempotent. */
@@ -183,10 +201,40 @@ export class Replicator implements SyncSource {
     return this.#store.versionVector
   }
 
-  async *missingChanges(theirs: VersionVector, signal: AbortSignal): AsyncIterable<readonly Uint8Array[]> {
+  async *outgoing(theirs: VersionVector, signal: AbortSignal): AsyncIterable<OutgoingBatch> {
+    let from = theirs
+    if (this.#wantsSnapshot(theirs)) {
+      const snapshot = await this.#store.openSnapshot()
+      try {
+        let batch: Uint8Array[] = []
+        let size = 0
+        for await (const e of snapshot.entities()) {
+          signal.throwIfAborted()
+          // An entity whose every change the peer has is skipped: it needs only what changed.
+          if (dominates(theirs, e.meta.vv)) continue
+          const bytes = encodeEntitySnapshot({ ns: e.ns, id: e.id, state: e.state, vv: e.meta.vv, heads: e.meta.heads, updatedAt: e.meta.updatedAt })
+          batch.push(bytes)
+          size += bytes.length
+          if (batch.length >= 500 || size >= 1024 * 1024) {
+            this.stats.snapshotEntitiesOut += batch.length
+            yield { kind: 'snapshot', entities: batch }
+            batch = []
+            size = 0
+          }
+        }
+        if (batch.length > 0) {
+          this.stats.snapshotEntitiesOut += batch.length
+          yield { kind: 'snapshot', entities: batch }
+        }
+        yield { kind: 'snapshot-end', vv: snapshot.vv }
+        from = merge(theirs, snapshot.vv)
+      } finally {
+        await snapshot.close()
+      }
+    }
     const mine = this.#store.versionVector
     for (const [origin, have] of Object.entries(mine)) {
-      let after = counterOf(theirs, origin)
+      let after = counterOf(from, origin)
       while (after < have) {
         signal.throwIfAborted()
         const batch: Uint8Array[] = []
@@ -194,14 +242,41 @@ export class Replicator implements SyncSource {
         if (batch.length === 0) break
         after += batch.length
         this.stats.recordsOut += batch.length
-        yield batch
+        yield { kind: 'changes', records: batch }
       }
     }
+  }
+
+  /**
+   * State instead of history when this node's log no longer holds what the peer lacks (it was
+   * itself caught up by snapshot), or when the history is much longer than the state.
+   */
+  #wantsSnapshot(theirs: VersionVector): boolean {
+    const mine = this.#store.versionVector
+    const floor = this.#store.logFloor
+    for (const [origin, f] of Object.entries(floor)) {
+      if (counterOf(theirs, origin) < Math.min(f, counterOf(mine, origin))) return true
+    }
+    const missing = behindBy(mine, theirs)
+    const entities = Object.values(this.#store.entityCounts).reduce((a, b) => a + b, 0)
+    return missing > this.#snapshotThreshold && missing > 2 * entities
   }
 
   async receiveChanges(changes: readonly ChangeRecord[]): Promise<void> {
     this.stats.recordsIn += changes.length
     await this.ingest(changes)
+  }
+
+  async receiveSnapshot(entities: readonly EntitySnapshot[]): Promise<void> {
+    this.stats.snapshotEntitiesIn += entities.length
+    const result = await this.#store.applySnapshot(entities)
+    if (result.invalid > 0) this.stats.invalidInputs += result.invalid
+  }
+
+  async completeSnapshot(vv: VersionVector): Promise<void> {
+    await this.#store.completeSnapshot(vv)
+    // Changes held for predecessors the snapshot brought can apply now (or are covered).
+    await this.ingest([])
   }
 
   // ---- ingestion -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import {
   assertEntityId,
   assertNamespace,
   clearEntity,
+  compare,
   counterOf,
   createEntityDoc,
   decodeChange,
@@ -16,6 +17,8 @@ import {
   encodeChange,
   hasPendingUpdates,
   isDeletedByHeads,
+  merge,
+  mergeEntityMeta,
   patchRecord,
   readRecord,
   readText,
@@ -26,12 +29,13 @@ import {
   withCounter,
   type ChangeRecord,
   type EntityEdit,
+  type EntitySnapshot,
   type JsonRecord,
   type TextSplice,
   type VersionVector,
 } from '../../crdt/index.ts'
 import { EntityNotFoundError, ReadOnlyNamespaceError, UnavailableError } from '../errors.ts'
-import type { KvBatchOp, KvStore } from '../storage/kv-store.ts'
+import type { KvBatchOp, KvReader, KvStore } from '../storage/kv-store.ts'
 import { decodeMeta, encodeMeta, type EntityMeta } from './entity-meta.ts'
 import {
   changeLogKey,
@@ -44,6 +48,7 @@ import {
   feedSeqOfKey,
   META_CLIENT_IDS,
   META_COUNTS,
+  META_LOG_FLOOR,
   META_FEED_SEQ,
   META_NODE_VV,
   parseEntityMetaKey,
@@ -95,6 +100,14 @@ export interface StoredEntity {
   readonly state: Uint8Array
 }
 
+/** A point-in-time view of the store (see {@link EntityStore.openSnapshot}). */
+export interface StoreSnapshot {
+  /** The node vector at the snapshot: the entities hold exactly the changes it covers. */
+  readonly vv: VersionVector
+  entities(options?: { ns?: string }): AsyncGenerator<StoredEntity>
+  close(): Promise<void>
+}
+
 /** Outcome of handing remote changes to the store. */
 export interface RemoteApplyResult {
   readonly applied: number
@@ -133,17 +146,67 @@ export interface EntityStoreComponents {
   readonly logger: Logger
 }
 
-interface Job {
-  readonly kind: 'local' | 'remote'
-  readonly ops: readonly LocalOp[]
-  readonly changes: readonly ChangeRecord[]
+/** What a job asks the committer to do. */
+type JobInput =
+  | { readonly kind: 'local'; readonly ops: readonly LocalOp[] }
+  | { readonly kind: 'remote'; readonly changes: readonly ChangeRecord[] }
+  | { readonly kind: 'snapshot'; readonly entities: readonly EntitySnapshot[] }
+  | { readonly kind: 'snapshot-end'; readonly vv: VersionVector }
+
+type Job = JobInput & {
   readonly resolve: (value: JobResult) => void
   readonly reject: (error: unknown) => void
+}
+
+/** The state a group of jobs builds up before its one batch is written. */
+interface GroupState {
+  readonly working: Map<string, WorkingEntity>
+  nodeVv: VersionVector
+  feedSeq: number
+  logFloor: VersionVector
+  readonly committed: CommittedChange[]
+  /** Something besides change records needs writing (snapshot merges, vectors). */
+  touched: boolean
+}
+
+function jobSize(job: JobInput): number {
+  switch (job.kind) {
+    case 'local':
+      return job.ops.length
+    case 'remote':
+      return job.changes.length
+    case 'snapshot':
+      return job.entities.length
+    case 'snapshot-end':
+      return 1
+  }
+}
+
+function jobEntities(job: JobInput): readonly { readonly ns: string; readonly id: string }[] {
+  switch (job.kind) {
+    case 'local':
+      return job.ops
+    case 'remote':
+      return job.changes
+    case 'snapshot':
+      return job.entities
+    case 'snapshot-end':
+      return []
+  }
 }
 
 interface JobResult {
   readonly views: EntityView[]
   readonly remote?: RemoteApplyResult
+  readonly snapshot?: SnapshotApplyResult
+}
+
+/** Outcome of merging snapshot entities. */
+export interface SnapshotApplyResult {
+  /** Entities whose state or metadata changed. */
+  readonly merged: number
+  /** Entities refused because their Yjs state does not parse. */
+  readonly invalid: number
 }
 
 /** Working state of one entity during a group commit. */
@@ -188,6 +251,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   #commitDone: PromiseWithResolvers<void> | undefined
 
   #nodeVv: VersionVector = emptyVector()
+  #logFloor: VersionVector = emptyVector()
   #feedSeq = 0
   #clientId = 0
   #clientIds: number[] = []
@@ -222,7 +286,8 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   async open(): Promise<void> {
     if (this.#open) return
     await this.#kv.open()
-    const [vv, feed, ids, counts] = await this.#kv.getMany([META_NODE_VV, META_FEED_SEQ, META_CLIENT_IDS, META_COUNTS])
+    const [vv, feed, ids, counts, floor] = await this.#kv.getMany([META_NODE_VV, META_FEED_SEQ, META_CLIENT_IDS, META_COUNTS, META_LOG_FLOOR])
+    this.#logFloor = floor ? (JSON.parse(textDecoder.decode(floor)) as VersionVector) : emptyVector()
     this.#counts = counts ? (JSON.parse(textDecoder.decode(counts)) as Record<string, number>) : {}
     this.#nodeVv = vv ? (JSON.parse(textDecoder.decode(vv)) as VersionVector) : emptyVector()
     this.#feedSeq = feed ? Number(textDecoder.decode(feed)) : 0
@@ -259,7 +324,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       if (op.op === 'put' || op.op === 'patch') assertRecordLimits(op.value)
       if (this.#modeOf(op.ns) === 'pull-only') throw new ReadOnlyNamespaceError(op.ns)
     }
-    const result = await this.#enqueue('local', ops, [])
+    const result = await this.#enqueue({ kind: 'local', ops })
     return result.views
   }
 
@@ -269,18 +334,41 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
    * deferred untouched, so a Yjs update never waits on missing dependencies.
    */
   async applyRemote(changes: readonly ChangeRecord[]): Promise<RemoteApplyResult> {
-    const result = await this.#enqueue('remote', [], changes)
+    const result = await this.#enqueue({ kind: 'remote', changes })
     return result.remote as RemoteApplyResult
   }
 
-  #enqueue(kind: Job['kind'], ops: readonly LocalOp[], changes: readonly ChangeRecord[]): Promise<JobResult> {
+  /**
+   * Merges other replicas' entity states (snapshot catch-up). Idempotent; the node vector does
+   * not move until {@link completeSnapshot}, so a crash halfway leaves the node asking again.
+   */
+  async applySnapshot(entities: readonly EntitySnapshot[]): Promise<SnapshotApplyResult> {
+    const result = await this.#enqueue({ kind: 'snapshot', entities })
+    return result.snapshot as SnapshotApplyResult
+  }
+
+  /**
+   * Ends a snapshot catch-up: everything up to `vv` is now here. The per-origin log below `vv`
+   * may have holes, so the log floor rises with it (a peer needing older records gets a
+   * snapshot from this node too).
+   */
+  async completeSnapshot(vv: VersionVector): Promise<void> {
+    await this.#enqueue({ kind: 'snapshot-end', vv })
+  }
+
+  /** Per origin, the seq up to which this node's log may miss records (taken by snapshot). */
+  get logFloor(): VersionVector {
+    return this.#logFloor
+  }
+
+  #enqueue(input: JobInput): Promise<JobResult> {
     if (!this.#open || this.#closing) return Promise.reject(new UnavailableError('SHUTTING_DOWN', 'the store is closing'))
-    const size = ops.length + changes.length
+    const size = jobSize(input)
     if (this.#queuedOps + size > this.#maxQueuedOps) {
       return Promise.reject(new UnavailableError('OVERLOADED', 'too many writes are waiting; retry later'))
     }
     const { promise, resolve, reject } = Promise.withResolvers<JobResult>()
-    this.#queue.push({ kind, ops, changes, resolve, reject })
+    this.#queue.push({ ...input, resolve, reject } as Job)
     this.#queuedOps += size
     if (!this.#running) void this.#run()
     return promise
@@ -294,7 +382,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         let ops = 0
         while (this.#queue.length > 0) {
           const next = this.#queue[0] as Job
-          const size = next.ops.length + next.changes.length
+          const size = jobSize(next)
           if (group.length > 0 && ops + size > this.#maxGroupOps) break
           group.push(next)
           this.#queue.shift()
@@ -311,81 +399,36 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   }
 
   async #commitGroup(group: Job[]): Promise<void> {
-    const working = new Map<string, WorkingEntity>()
-    const startVv = this.#nodeVv
-    const startFeed = this.#feedSeq
-    let nodeVv = startVv
-    let feedSeq = startFeed
-    const committed: CommittedChange[] = []
+    const start = { nodeVv: this.#nodeVv, feedSeq: this.#feedSeq, logFloor: this.#logFloor }
+    const g: GroupState = { working: new Map(), ...start, committed: [], touched: false }
     const outcomes: { job: Job; result?: JobResult; error?: unknown }[] = []
     try {
-      await this.#loadWorking(group, working)
+      await this.#loadWorking(group, g.working)
       for (const job of group) {
-        // Each job is validated in full before it touches a document, so a refused job leaves
-        // no trace and the other jobs of the group go on.
+        // Each local job is validated in full before it touches a document, so a refused job
+        // leaves no trace and the other jobs of the group go on.
         try {
-          if (job.kind === 'local') {
-            this.#validateLocal(job.ops, working)
-            const views: EntityView[] = []
-            for (const op of job.ops) {
-              const entity = working.get(entityMetaKey(op.ns, op.id)) as WorkingEntity
-              const change = this.#applyLocal(op, entity, nodeVv)
-              if (change) {
-                nodeVv = withCounter(nodeVv, this.nodeId, change.seq)
-                committed.push({ change, bytes: encodeChange(change), feedSeq: ++feedSeq, remote: false })
-                entity.meta = { ...(entity.meta as EntityMeta), feedSeq }
-              }
-              views.push(toView(entity))
-            }
-            outcomes.push({ job, result: { views } })
-          } else {
-            let applied = 0
-            let duplicates = 0
-            const deferred: ChangeRecord[] = []
-            const invalid: ChangeRecord[] = []
-            for (const change of job.changes) {
-              const have = counterOf(nodeVv, change.origin)
-              if (!isWellFormedUpdate(change.update)) {
-                invalid.push(change)
-              } else if (change.seq <= have) {
-                duplicates++
-              } else if (change.seq !== have + 1 || !dominates(nodeVv, change.context)) {
-                deferred.push(change)
-              } else {
-                nodeVv = withCounter(nodeVv, change.origin, change.seq)
-                if (this.#modeOf(change.ns) === 'push-only') {
-                  // Kept in the log (so it is relayed) but never applied here.
-                  committed.push({ change, bytes: encodeChange(change), feedSeq: 0, remote: true })
-                } else {
-                  const entity = working.get(entityMetaKey(change.ns, change.id)) as WorkingEntity
-                  this.#applyRemoteChange(change, entity)
-                  committed.push({ change, bytes: encodeChange(change), feedSeq: ++feedSeq, remote: true })
-                  entity.meta = { ...(entity.meta as EntityMeta), feedSeq }
-                }
-                applied++
-              }
-            }
-            outcomes.push({ job, result: { views: [], remote: { applied, duplicates, deferred, invalid } } })
-          }
+          outcomes.push({ job, result: this.#process(job, g) })
         } catch (error) {
-          if (job.kind === 'remote' || !(error instanceof ValidationError || error instanceof EntityNotFoundError)) throw error
+          if (job.kind !== 'local' || !(error instanceof ValidationError || error instanceof EntityNotFoundError)) throw error
           outcomes.push({ job, error })
         }
       }
-
-      if (committed.length > 0) {
-        const counts = countsAfter(this.#counts, working)
-        this.#nodeVv = nodeVv
-        this.#feedSeq = feedSeq
-        await this.#kv.batch(this.#batchOps(working, committed, counts), { sync: true })
+      if (g.committed.length > 0 || g.touched) {
+        const counts = countsAfter(this.#counts, g.working)
+        this.#nodeVv = g.nodeVv
+        this.#feedSeq = g.feedSeq
+        this.#logFloor = g.logFloor
+        await this.#kv.batch(this.#batchOps(g, counts), { sync: true })
         this.#counts = counts
         this.#clientIdsDirty = false
       }
     } catch (error) {
       // Nothing of this group is durable: forget its in-memory edits and fail every job in it.
-      this.#nodeVv = startVv
-      this.#feedSeq = startFeed
-      for (const key of working.keys()) this.#docs.delete(key)
+      this.#nodeVv = start.nodeVv
+      this.#feedSeq = start.feedSeq
+      this.#logFloor = start.logFloor
+      for (const key of g.working.keys()) this.#docs.delete(key)
       this.#rotateClientId()
       this.#log.error({ err: error }, 'commit failed; the group of writes was refused')
       for (const job of group) job.reject(error)
@@ -399,15 +442,107 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       if (error !== undefined) job.reject(error)
       else job.resolve(result as JobResult)
     }
-    if (committed.length === 0) return
-    this.emit('commit', committed)
-    for (const c of committed) this.emit('change', c)
+    if (g.committed.length === 0) return
+    this.emit('commit', g.committed)
+    for (const c of g.committed) this.emit('change', c)
+  }
+
+  #process(job: Job, g: GroupState): JobResult {
+    switch (job.kind) {
+      case 'local':
+        return { views: this.#processLocal(job.ops, g) }
+      case 'remote':
+        return { views: [], remote: this.#processRemote(job.changes, g) }
+      case 'snapshot':
+        return { views: [], snapshot: this.#processSnapshot(job.entities, g) }
+      case 'snapshot-end':
+        g.nodeVv = merge(g.nodeVv, job.vv)
+        g.logFloor = merge(g.logFloor, job.vv)
+        g.touched = true
+        return { views: [] }
+    }
+  }
+
+  #processLocal(ops: readonly LocalOp[], g: GroupState): EntityView[] {
+    this.#validateLocal(ops, g.working)
+    const views: EntityView[] = []
+    for (const op of ops) {
+      const entity = g.working.get(entityMetaKey(op.ns, op.id)) as WorkingEntity
+      const change = this.#applyLocal(op, entity, g.nodeVv)
+      if (change) {
+        g.nodeVv = withCounter(g.nodeVv, this.nodeId, change.seq)
+        g.committed.push({ change, bytes: encodeChange(change), feedSeq: ++g.feedSeq, remote: false })
+        entity.meta = { ...(entity.meta as EntityMeta), feedSeq: g.feedSeq }
+      }
+      views.push(toView(entity))
+    }
+    return views
+  }
+
+  #processRemote(changes: readonly ChangeRecord[], g: GroupState): RemoteApplyResult {
+    let applied = 0
+    let duplicates = 0
+    const deferred: ChangeRecord[] = []
+    const invalid: ChangeRecord[] = []
+    for (const change of changes) {
+      const have = counterOf(g.nodeVv, change.origin)
+      if (!isWellFormedUpdate(change.update)) {
+        invalid.push(change)
+      } else if (change.seq <= have) {
+        duplicates++
+      } else if (change.seq !== have + 1 || !dominates(g.nodeVv, change.context)) {
+        deferred.push(change)
+      } else {
+        g.nodeVv = withCounter(g.nodeVv, change.origin, change.seq)
+        if (this.#modeOf(change.ns) === 'push-only') {
+          // Kept in the log (so it is relayed) but never applied here.
+          g.committed.push({ change, bytes: encodeChange(change), feedSeq: 0, remote: true })
+        } else {
+          const entity = g.working.get(entityMetaKey(change.ns, change.id)) as WorkingEntity
+          this.#applyRemoteChange(change, entity)
+          g.committed.push({ change, bytes: encodeChange(change), feedSeq: ++g.feedSeq, remote: true })
+          entity.meta = { ...(entity.meta as EntityMeta), feedSeq: g.feedSeq }
+        }
+        applied++
+      }
+    }
+    return { applied, duplicates, deferred, invalid }
+  }
+
+  #processSnapshot(entities: readonly EntitySnapshot[], g: GroupState): SnapshotApplyResult {
+    let merged = 0
+    let invalid = 0
+    for (const snap of entities) {
+      if (this.#modeOf(snap.ns) === 'push-only') continue
+      if (!isWellFormedUpdate(snap.state)) {
+        invalid++
+        continue
+      }
+      const entity = g.working.get(entityMetaKey(snap.ns, snap.id)) as WorkingEntity
+      const before = entity.meta
+      const meta = mergeEntityMeta(before, snap)
+      if (before && compare(before.vv, meta.vv) === 'equal') continue // nothing new in it
+      applyEntityUpdate(entity.doc, snap.state)
+      entity.meta = {
+        vv: meta.vv,
+        heads: meta.heads,
+        deleted: meta.deleted,
+        updatedAt: Math.max(before?.updatedAt ?? 0, snap.updatedAt),
+        feedSeq: ++g.feedSeq,
+        value: readRecord(entity.doc),
+        texts: textNames(entity.doc),
+      }
+      entity.changed = true
+      g.touched = true
+      merged++
+    }
+    return { merged, invalid }
   }
 
   async #loadWorking(group: readonly Job[], working: Map<string, WorkingEntity>): Promise<void> {
     const wanted = new Map<string, { ns: string; id: string }>()
     for (const job of group) {
-      for (const { ns, id } of job.kind === 'local' ? job.ops : job.changes) wanted.set(entityMetaKey(ns, id), { ns, id })
+      for (const { ns, id } of jobEntities(job)) wanted.set(entityMetaKey(ns, id), { ns, id })
     }
     const missing = [...wanted].map(([key, { ns, id }]) => ({ key, ns, id }))
     const keys = missing.flatMap(({ ns, id }) => [entityMetaKey(ns, id), entityStateKey(ns, id)])
@@ -519,9 +654,9 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     entity.changed = true
   }
 
-  #batchOps(working: Map<string, WorkingEntity>, committed: readonly CommittedChange[], counts: Record<string, number>): KvBatchOp[] {
+  #batchOps(g: GroupState, counts: Record<string, number>): KvBatchOp[] {
     const ops: KvBatchOp[] = []
-    for (const entity of working.values()) {
+    for (const entity of g.working.values()) {
       if (!entity.changed || !entity.meta) continue
       const { ns, id, meta, committed: before } = entity
       ops.push({ type: 'put', key: entityMetaKey(ns, id), value: encodeMeta(meta) })
@@ -530,7 +665,8 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       const entry = { id, op: meta.deleted ? 'delete' : 'upsert', version: meta.vv }
       ops.push({ type: 'put', key: feedKey(ns, meta.feedSeq), value: textEncoder.encode(JSON.stringify(entry)) })
     }
-    for (const { change, bytes } of committed) ops.push({ type: 'put', key: changeLogKey(change.origin, change.seq), value: bytes })
+    for (const { change, bytes } of g.committed) ops.push({ type: 'put', key: changeLogKey(change.origin, change.seq), value: bytes })
+    ops.push({ type: 'put', key: META_LOG_FLOOR, value: textEncoder.encode(JSON.stringify(this.#logFloor)) })
     ops.push({ type: 'put', key: META_NODE_VV, value: textEncoder.encode(JSON.stringify(this.#nodeVv)) })
     ops.push({ type: 'put', key: META_FEED_SEQ, value: textEncoder.encode(String(this.#feedSeq)) })
     ops.push({ type: 'put', key: META_COUNTS, value: textEncoder.encode(JSON.stringify(counts)) })
@@ -634,24 +770,26 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   }
 
   /**
-   * Every entity (deleted ones too) with its committed meta and Yjs state, in key order. Reads
-   * a snapshot, so the sequence is consistent however long it takes to consume.
+   * A consistent point-in-time view: the node vector and every entity (deleted ones too) with
+   * its committed meta and Yjs state, as of one LevelDB snapshot, however long reading takes.
+   * Close it when done.
    */
-  async *entities(options: { ns?: string } = {}): AsyncGenerator<StoredEntity> {
+  async openSnapshot(): Promise<StoreSnapshot> {
     const snapshot = this.#kv.snapshot()
+    const vvBytes = await snapshot.get(META_NODE_VV)
+    const vv = vvBytes ? (JSON.parse(textDecoder.decode(vvBytes)) as VersionVector) : emptyVector()
+    return {
+      vv,
+      entities: (options = {}) => readEntities(snapshot, options.ns),
+      close: () => snapshot.close(),
+    }
+  }
+
+  /** Every entity with its committed meta and state, in key order (from a snapshot). */
+  async *entities(options: { ns?: string } = {}): AsyncGenerator<StoredEntity> {
+    const snapshot = await this.openSnapshot()
     try {
-      const range = options.ns === undefined ? { gte: 'e\u0000', lt: 'e\u0001' } : entityMetaRange(options.ns)
-      let batch: { ns: string; id: string; meta: EntityMeta }[] = []
-      const flush = async function* (this: void): AsyncGenerator<StoredEntity> {
-        const states = await snapshot.getMany(batch.map(({ ns, id }) => entityStateKey(ns, id)))
-        for (let i = 0; i < batch.length; i++) yield { ...(batch[i] as { ns: string; id: string; meta: EntityMeta }), state: states[i] ?? new Uint8Array(0) }
-        batch = []
-      }
-      for await (const [key, value] of snapshot.iterate(range)) {
-        batch.push({ ...parseEntityMetaKey(key), meta: decodeMeta(value) })
-        if (batch.length >= 256) yield* flush()
-      }
-      if (batch.length > 0) yield* flush()
+      yield* snapshot.entities(options)
     } finally {
       await snapshot.close()
     }
@@ -676,6 +814,21 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   get entityCounts(): Readonly<Record<string, number>> {
     return this.#counts
   }
+}
+
+async function* readEntities(reader: KvReader, ns: string | undefined): AsyncGenerator<StoredEntity> {
+  const range = ns === undefined ? { gte: 'e\u0000', lt: 'e\u0001' } : entityMetaRange(ns)
+  let batch: { ns: string; id: string; meta: EntityMeta }[] = []
+  const flush = async function* (): AsyncGenerator<StoredEntity> {
+    const states = await reader.getMany(batch.map((e) => entityStateKey(e.ns, e.id)))
+    for (let i = 0; i < batch.length; i++) yield { ...(batch[i] as { ns: string; id: string; meta: EntityMeta }), state: states[i] ?? new Uint8Array(0) }
+    batch = []
+  }
+  for await (const [key, value] of reader.iterate(range)) {
+    batch.push({ ...parseEntityMetaKey(key), meta: decodeMeta(value) })
+    if (batch.length >= 256) yield* flush()
+  }
+  if (batch.length > 0) yield* flush()
 }
 
 /** Live-entity counts after the group's changes. */

@@ -18,6 +18,7 @@ export const META_NODE_VV = `m${SEP}node-vv`
 export const META_FEED_SEQ = `m${SEP}feed-seq`
 export const META_CLIENT_IDS = `m${SEP}client-ids`
 export const META_COUNTS = `m${SEP}counts`
+export const META_LOG_FLOOR = `m${SEP}log-floor`
 
 export function entityMetaKey(ns: string, id: string): string {
   return `e${SEP}${ns}${SEP}${id}`

@@ -62,7 +62,7 @@ async function randomOp(gen: prng.PRNG, node: MeshNode, ns: string, ids: number)
   } else if (kind < 7) {
     op = { op: 'delete', ns, id }
   } else {
-    let length = 0
+    let length: number
     try {
       length = (await node.store.getText(ns, id, 'body')).text.length
     } catch {

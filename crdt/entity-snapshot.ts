@@ -1,0 +1,90 @@
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+import { advanceHeads, isDeletedByHeads, type Head } from './causality.ts'
+import { MAX_FIELD_NAME_BYTES, MAX_FIELDS, MAX_UPDATE_BYTES } from './change-codec.ts'
+import { CodecError } from './errors.ts'
+import { isValidEntityId, isValidNamespace, isValidNodeId } from './names.ts'
+import { merge, readBoundedUint, readBytes, readString, readVersionVector, writeVersionVector, type VersionVector } from './version-vector.ts'
+
+/**
+ * An entity's whole replicated state, as one node holds it: its Yjs state and its causal
+ * metadata. Used when shipping state is cheaper than shipping history (a new or long-offline
+ * node), and merged idempotently on arrival.
+ */
+export interface EntitySnapshot {
+  readonly ns: string
+  readonly id: string
+  /** Full Yjs state (V1 update). */
+  readonly state: Uint8Array
+  readonly vv: VersionVector
+  readonly heads: readonly Head[]
+  readonly updatedAt: number
+}
+
+/** Most heads an entity snapshot may carry (one per concurrent writer). */
+export const MAX_HEADS = 1024
+
+export function encodeEntitySnapshot(s: EntitySnapshot): Uint8Array {
+  const e = encoding.createEncoder()
+  encoding.writeUint8(e, 1)
+  encoding.writeVarString(e, s.ns)
+  encoding.writeVarString(e, s.id)
+  encoding.writeVarUint8Array(e, s.state)
+  writeVersionVector(e, s.vv)
+  encoding.writeVarUint(e, Math.max(0, Math.floor(s.updatedAt)))
+  encoding.writeVarUint(e, s.heads.length)
+  for (const h of s.heads) {
+    encoding.writeVarString(e, h.origin)
+    encoding.writeVarUint(e, h.seq)
+    encoding.writeUint8(e, h.op === 'delete' ? 2 : 1)
+    writeVersionVector(e, h.context)
+    encoding.writeVarUint(e, h.fields.length)
+    for (const f of h.fields) encoding.writeVarString(e, f)
+  }
+  return encoding.toUint8Array(e)
+}
+
+/** Decodes and validates an entity snapshot; throws {@link CodecError} on any defect. */
+export function decodeEntitySnapshot(bytes: Uint8Array): EntitySnapshot {
+  const d = decoding.createDecoder(bytes)
+  if (bytes.length === 0 || decoding.readUint8(d) !== 1) throw new CodecError('unsupported entity snapshot version')
+  const ns = readString(d, 'namespace', 64)
+  if (!isValidNamespace(ns)) throw new CodecError('invalid namespace')
+  const id = readString(d, 'entity id', 1024)
+  if (!isValidEntityId(id)) throw new CodecError('invalid entity id')
+  const state = readBytes(d, 'state', MAX_UPDATE_BYTES * 4)
+  const vv = readVersionVector(d)
+  const updatedAt = readBoundedUint(d, Number.MAX_SAFE_INTEGER, 'updatedAt')
+  const count = readBoundedUint(d, MAX_HEADS, 'head count')
+  const heads: Head[] = []
+  for (let i = 0; i < count; i++) {
+    const origin = readString(d, 'head origin', 64)
+    if (!isValidNodeId(origin)) throw new CodecError('invalid head origin')
+    const seq = readBoundedUint(d, Number.MAX_SAFE_INTEGER, 'head seq')
+    if (seq < 1) throw new CodecError('head seq must be >= 1')
+    if (d.pos >= d.arr.length) throw new CodecError('truncated head op')
+    const opCode = decoding.readUint8(d)
+    if (opCode !== 1 && opCode !== 2) throw new CodecError('invalid head op')
+    const context = readVersionVector(d)
+    const nFields = readBoundedUint(d, MAX_FIELDS, 'head field count')
+    const fields: string[] = []
+    for (let j = 0; j < nFields; j++) fields.push(readString(d, 'head field', MAX_FIELD_NAME_BYTES))
+    heads.push({ origin, seq, op: opCode === 2 ? 'delete' : 'upsert', context, fields })
+  }
+  if (decoding.hasContent(d)) throw new CodecError('trailing bytes after entity snapshot')
+  return { ns, id, state, vv, heads, updatedAt }
+}
+
+/**
+ * Causal metadata of an entity after merging another replica's snapshot into it: vectors merge
+ * pointwise, heads become the maximal elements of both sets. Order-free and idempotent.
+ */
+export function mergeEntityMeta(
+  local: { readonly vv: VersionVector; readonly heads: readonly Head[] } | undefined,
+  incoming: { readonly vv: VersionVector; readonly heads: readonly Head[] },
+): { vv: VersionVector; heads: Head[]; deleted: boolean } {
+  let heads: Head[] = [...(local?.heads ?? [])]
+  for (const h of incoming.heads) heads = advanceHeads(heads, h)
+  const vv = local ? merge(local.vv, incoming.vv) : incoming.vv
+  return { vv, heads, deleted: isDeletedByHeads(heads) }
+}
