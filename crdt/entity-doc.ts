@@ -120,6 +120,7 @@ export function patchRecord(doc: Y.Doc, patch: JsonRecord): EntityEdit {
  * `INVALID_TEXT`.
  */
 export function spliceString(text: string, splices: readonly TextSplice[]): string {
+  if (checkedWithoutSurrogates(text, splices)) return applySplices(text, splices)
   let s = text
   for (const [pos, del, ins] of splices) {
     if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(del) || pos < 0 || del < 0 || pos + del > s.length) {
@@ -137,6 +138,36 @@ export function spliceString(text: string, splices: readonly TextSplice[]): stri
   return s
 }
 
+const SURROGATE_RE = /[\uD800-\uDFFF]/
+
+function applySplices(text: string, splices: readonly TextSplice[]): string {
+  let s = text
+  for (const [pos, del, ins] of splices) s = s.slice(0, pos) + ins + s.slice(pos + del)
+  return s
+}
+
+/** Checks `splices` against `text` as {@link spliceString} does, without building the result. */
+export function checkSplices(text: string, splices: readonly TextSplice[]): void {
+  if (!checkedWithoutSurrogates(text, splices)) spliceString(text, splices)
+}
+
+/**
+ * The fast path, and the common case: with no surrogate anywhere, only lengths need checking and
+ * no intermediate string is built, so long edit batches on long texts stay linear. Returns false
+ * (having checked nothing) when a surrogate is present; throws `TEXT_RANGE` like spliceString.
+ */
+function checkedWithoutSurrogates(text: string, splices: readonly TextSplice[]): boolean {
+  if (SURROGATE_RE.test(text) || !splices.every(([, , ins]) => typeof ins === 'string' && !SURROGATE_RE.test(ins))) return false
+  let length = text.length
+  for (const [pos, del, ins] of splices) {
+    if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(del) || pos < 0 || del < 0 || pos + del > length) {
+      throw new ValidationError('TEXT_RANGE', `splice [${pos}, ${del}] is outside the text (length ${length})`)
+    }
+    length += ins.length - del
+  }
+  return true
+}
+
 function splitsSurrogatePair(s: string, i: number): boolean {
   if (i <= 0 || i >= s.length) return false
   const before = s.charCodeAt(i - 1)
@@ -151,7 +182,7 @@ function splitsSurrogatePair(s: string, i: number): boolean {
  */
 export function spliceText(doc: Y.Doc, name: string, splices: readonly TextSplice[]): EntityEdit {
   assertTextRoot(name)
-  spliceString(doc.getText(name).toString(), splices)
+  checkSplices(doc.getText(name).toString(), splices)
   return edit(doc, (_fields, texts) => {
     const text = doc.getText(name)
     for (const [pos, del, ins] of splices) {

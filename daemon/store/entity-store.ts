@@ -5,6 +5,7 @@ import * as Y from 'yjs'
 import {
   advanceHeads,
   applyEntityUpdate,
+  assertRecord,
   assertEntityId,
   assertNamespace,
   clearEntity,
@@ -90,6 +91,22 @@ export interface FeedEntry {
   readonly op: 'upsert' | 'delete'
   readonly version: VersionVector
   readonly value?: JsonRecord
+}
+
+/** A local job refused by validation, before it touched any document. */
+class RefusedBeforeEdit extends Error {
+  constructor(cause: unknown) {
+    super('refused before edit', { cause })
+  }
+}
+
+/** A local job refused after it edited documents: the group is redone without it. */
+class RedoGroupWithout extends Error {
+  readonly job: Job
+  constructor(job: Job, cause: unknown) {
+    super('redo group without job', { cause })
+    this.job = job
+  }
 }
 
 /** An entity as stored: committed meta and Yjs state. */
@@ -321,7 +338,10 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     for (const op of ops) {
       assertNamespace(op.ns)
       assertEntityId(op.id)
-      if (op.op === 'put' || op.op === 'patch') assertRecordLimits(op.value)
+      if (op.op === 'put' || op.op === 'patch') {
+        assertRecordLimits(op.value)
+        assertRecord(op.value)
+      }
       if (this.#modeOf(op.ns) === 'pull-only') throw new ReadOnlyNamespaceError(op.ns)
     }
     const result = await this.#enqueue({ kind: 'local', ops })
@@ -410,8 +430,11 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         try {
           outcomes.push({ job, result: this.#process(job, g) })
         } catch (error) {
-          if (job.kind !== 'local' || !(error instanceof ValidationError || error instanceof EntityNotFoundError)) throw error
-          outcomes.push({ job, error })
+          if (error instanceof RefusedBeforeEdit) outcomes.push({ job, error: error.cause })
+          else if (job.kind === 'local' && (error instanceof ValidationError || error instanceof EntityNotFoundError)) {
+            // Refused halfway: its edits are already in the documents. Redo the group without it.
+            throw new RedoGroupWithout(job, error)
+          } else throw error
         }
       }
       if (g.committed.length > 0 || g.touched) {
@@ -424,12 +447,19 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         this.#clientIdsDirty = false
       }
     } catch (error) {
-      // Nothing of this group is durable: forget its in-memory edits and fail every job in it.
+      // Nothing of this group is durable: forget its in-memory edits.
       this.#nodeVv = start.nodeVv
       this.#feedSeq = start.feedSeq
       this.#logFloor = start.logFloor
       for (const key of g.working.keys()) this.#docs.delete(key)
       this.#rotateClientId()
+      if (error instanceof RedoGroupWithout) {
+        error.job.reject(error.cause)
+        const others = group.filter((j) => j !== error.job)
+        this.#queue.unshift(...others)
+        this.#queuedOps += others.reduce((n, j) => n + jobSize(j), 0)
+        return
+      }
       this.#log.error({ err: error }, 'commit failed; the group of writes was refused')
       for (const job of group) job.reject(error)
       return
@@ -464,7 +494,11 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   }
 
   #processLocal(ops: readonly LocalOp[], g: GroupState): EntityView[] {
-    this.#validateLocal(ops, g.working)
+    try {
+      this.#validateLocal(ops, g.working)
+    } catch (error) {
+      throw new RefusedBeforeEdit(error)
+    }
     const views: EntityView[] = []
     for (const op of ops) {
       const entity = g.working.get(entityMetaKey(op.ns, op.id)) as WorkingEntity

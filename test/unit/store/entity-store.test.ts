@@ -130,6 +130,21 @@ describe('EntityStore local writes', () => {
     expect((await store.getText('docs', 'd', 'body')).text).toBe('hello!')
   })
 
+  it('a job refused halfway through its edits leaves no trace, and the rest of its group commits', async () => {
+    const { store } = await openStore()
+    await store.write([{ op: 'text', ns: 'docs', id: 'd', name: 'body', splices: [[0, 0, 'a\u{1F600}b']] }])
+    // The second splice lands inside the emoji's surrogate pair: only the text itself can tell.
+    const bad = store.write([
+      { op: 'text', ns: 'docs', id: 'd', name: 'body', splices: [[0, 0, 'X']] },
+      { op: 'text', ns: 'docs', id: 'd', name: 'body', splices: [[3, 0, 'Y']] },
+    ])
+    const good = store.write([{ op: 'put', ns: 'docs', id: 'other', value: { ok: true } }])
+    await expect(bad).rejects.toMatchObject({ code: 'TEXT_RANGE' })
+    await expect(good).resolves.toHaveLength(1)
+    expect((await store.getText('docs', 'd', 'body')).text).toBe('a\u{1F600}b')
+    expect((await changesOf(store, 'aaaa')).map((c) => c.id)).toEqual(['d', 'other'])
+  })
+
   it('keeps working with a doc cache smaller than the working set', async () => {
     const { store } = await openStore('aaaa', new MemoryKvStore(), { docCacheSize: 2 })
     for (let round = 0; round < 3; round++) {
