@@ -1,4 +1,4 @@
-import { request } from 'node:http'
+import { request, type IncomingMessage } from 'node:http'
 import { MeshsyncError } from '../../crdt/index.ts'
 
 /** An API call that failed, with the API's code (or a transport code). */
@@ -63,7 +63,7 @@ export class SocketClient {
 
   #send(method: string, path: string, body: unknown, headers: Record<string, string>, signal?: AbortSignal) {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
-    return new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+    return new Promise<IncomingMessage>((resolve, reject) => {
       const req = request(
         {
           socketPath: this.socketPath,

@@ -81,6 +81,13 @@ export interface StartDaemonOptions {
   readonly env?: Readonly<Record<string, string>>
   /** Longest wait for `daemon.json` (default 20 s). */
   readonly readyTimeoutMs?: number
+  /** mDNS discovery on (default off: `--no-mdns`). */
+  readonly mdns?: boolean
+  /**
+   * A command that runs the daemon, e.g. `['ip', 'netns', 'exec', 'ns1']`; it must exec the
+   * daemon in place (same pid), as `ip netns exec` does. Default: none.
+   */
+  readonly wrapper?: readonly string[]
 }
 
 const running = new Set<DaemonHandle>()
@@ -92,8 +99,10 @@ const running = new Set<DaemonHandle>()
 export async function startDaemon(options: StartDaemonOptions = {}): Promise<DaemonHandle> {
   const dataDir = options.dataDir ?? (await makeTempDir('meshsync-e2e-'))
   const listen = options.listen ?? ['/ip4/127.0.0.1/tcp/0']
-  const args = [meshsyncBin, 'start', '--data-dir', dataDir, '--api-port', '0', '--no-mdns', '--log-level', 'warn', '--listen', ...listen, ...(options.args ?? [])]
-  const child = spawn(process.execPath, args, {
+  const mdnsArgs = options.mdns ? [] : ['--no-mdns']
+  const args = [meshsyncBin, 'start', '--data-dir', dataDir, '--api-port', '0', ...mdnsArgs, '--log-level', 'warn', '--listen', ...listen, ...(options.args ?? [])]
+  const [command, ...wrapperArgs] = [...(options.wrapper ?? []), process.execPath]
+  const child = spawn(command as string, [...wrapperArgs, ...args], {
     cwd: repoRoot,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,237 @@
+import { execFileSync, spawn } from 'node:child_process'
+import { stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { meshsyncBin, repoRoot, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon-process.ts'
+import { useTempDirs } from '../helpers/temp-dir.ts'
+import { abortWait, waitFor } from '../helpers/wait-for.ts'
+
+/** The CLI of DESIGN §7 as a user runs it: a process per command, against a running daemon. */
+
+interface CliResult {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+/** Environment without MESHSYNC_DATA_DIR, so only --data-dir decides. */
+function cliEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env }
+  delete env.MESHSYNC_DATA_DIR
+  return env
+}
+
+function cli(args: readonly string[], options: { input?: string; node?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(options.node ?? process.execPath, [meshsyncBin, ...args], { cwd: repoRoot, env: cliEnv(), stdio: ['pipe', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    child.once('error', reject)
+    child.once('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout, stderr })
+    })
+    child.stdin.end(options.input ?? '')
+  })
+}
+
+const lines = (s: string): string[] => s.split('\n').filter((l) => l !== '')
+
+/** An older Node than meshsync supports (the machine's system node), if there is one. */
+function findOldNode(): string | undefined {
+  for (const candidate of ['/usr/local/bin/node', '/usr/bin/node', '/bin/node']) {
+    try {
+      const version = execFileSync(candidate, ['--version'], { encoding: 'utf8', timeout: 10_000 }).trim()
+      const major = Number(/^v(\d+)\./.exec(version)?.[1])
+      if (major > 0 && major < 22) return candidate
+    } catch {
+      // not there
+    }
+  }
+  return undefined
+}
+
+describe('CLI', () => {
+  const tempDir = useTempDirs('all')
+  let d: DaemonHandle
+  let dir: string[]
+
+  beforeAll(async () => {
+    d = await startDaemon()
+    dir = ['--data-dir', d.dataDir]
+  })
+
+  afterAll(async () => {
+    await d?.stop()
+    await stopAllDaemons()
+  })
+
+  it('put / get / patch / del, with and without --json', async () => {
+    const put = await cli(['put', 'cli', 'e1', '{"a":1,"b":"two"}', ...dir])
+    expect(put).toMatchObject({ code: 0, stderr: '' })
+    expect(JSON.parse(put.stdout)).toMatchObject({ ns: 'cli', id: 'e1', value: { a: 1, b: 'two' } })
+
+    const putJson = await cli(['put', 'cli', 'e2', '--json', ...dir], { input: '{"from":"stdin"}' })
+    expect(putJson).toMatchObject({ code: 0, stderr: '' })
+    expect(lines(putJson.stdout)).toHaveLength(1)
+    expect(JSON.parse(putJson.stdout)).toMatchObject({ id: 'e2', value: { from: 'stdin' } })
+
+    const [get, getJson] = await Promise.all([cli(['get', 'cli', 'e1', ...dir]), cli(['get', 'cli', 'e1', '--json', ...dir])])
+    expect(get.code).toBe(0)
+    expect(lines(get.stdout).length).toBeGreaterThan(1) // pretty-printed for people
+    expect(JSON.parse(get.stdout)).toMatchObject({ value: { a: 1, b: 'two' }, version: { [d.info.nodeId]: expect.any(Number) } })
+    expect(lines(getJson.stdout)).toHaveLength(1)
+    expect(JSON.parse(getJson.stdout)).toEqual(JSON.parse(get.stdout))
+
+    const patch = await cli(['patch', 'cli', 'e1', '{"b":null,"c":[1,2]}', '--json', ...dir])
+    expect(patch.code).toBe(0)
+    expect(JSON.parse(patch.stdout).value).toEqual({ a: 1, c: [1, 2] })
+    expect((await d.sock<{ value: unknown }>('GET', '/v1/ns/cli/entities/e1')).json.value).toEqual({ a: 1, c: [1, 2] })
+
+    const del = await cli(['del', 'cli', 'e1', ...dir])
+    expect(del).toMatchObject({ code: 0, stderr: '' })
+    expect(lines(del.stdout)).toHaveLength(1)
+    const delJson = await cli(['del', 'cli', 'e2', '--json', ...dir])
+    expect(delJson.code).toBe(0)
+    expect(JSON.parse(delJson.stdout)).toMatchObject({ id: 'e2', deleted: true })
+    expect((await d.sock('GET', '/v1/ns/cli/entities/e1')).status).toBe(404)
+  })
+
+  it('ls pages through a namespace; status shows the node', async () => {
+    const ops = Array.from({ length: 25 }, (_, i) => ({ op: 'put', ns: 'cli-ls', id: `k${String(i).padStart(2, '0')}`, value: { i } }))
+    expect((await d.sock('POST', '/v1/batch', { ops })).status).toBe(200)
+
+    const [page, all, prefixed, text, status, statusJson] = await Promise.all([
+      cli(['ls', 'cli-ls', '--limit', '10', '--json', ...dir]),
+      cli(['ls', 'cli-ls', '--limit', '10', '--all', '--json', ...dir]),
+      cli(['ls', 'cli-ls', '--prefix', 'k1', '--json', ...dir]),
+      cli(['ls', 'cli-ls', '--prefix', 'k2', ...dir]),
+      cli(['status', ...dir]),
+      cli(['status', '--json', ...dir]),
+    ])
+    expect(lines(page.stdout).map((l) => (JSON.parse(l) as { id: string }).id)).toEqual(ops.slice(0, 10).map((o) => o.id))
+    expect(lines(all.stdout).map((l) => (JSON.parse(l) as { id: string }).id)).toEqual(ops.map((o) => o.id))
+    expect(lines(prefixed.stdout).map((l) => (JSON.parse(l) as { value: unknown }).value)).toEqual(ops.slice(10, 20).map((o) => o.value))
+    expect(lines(text.stdout)).toEqual(ops.slice(20).map((o) => `${o.id}\t${JSON.stringify(o.value)}`))
+
+    for (const r of [page, all, prefixed, text, status, statusJson]) expect(r).toMatchObject({ code: 0, stderr: '' })
+    expect(status.stdout).toContain(d.info.nodeId)
+    expect(status.stdout).toContain(d.info.peerId)
+    expect(lines(statusJson.stdout)).toHaveLength(1)
+    expect(JSON.parse(statusJson.stdout)).toMatchObject({ nodeId: d.info.nodeId, peerId: d.info.peerId, versionVector: expect.any(Object) })
+  })
+
+  it('watch --json prints a change made after it started', async () => {
+    const child = spawn(process.execPath, [meshsyncBin, 'watch', 'cli-watch', '--json', ...dir], { cwd: repoRoot, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c))
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)))
+    try {
+      // `watch` starts at "now" once it is connected, which it does not announce: write until
+      // it prints (every write is after it started, so whichever it sees first qualifies).
+      let n = 0
+      await waitFor(
+        async () => {
+          if (lines(stdout).length > 0) return true
+          if (child.exitCode !== null) abortWait(new Error(`watch exited with ${child.exitCode}: ${stderr}`))
+          const put = await d.sock('PUT', '/v1/ns/cli-watch/entities/w', { n: ++n })
+          if (put.status !== 200) abortWait(new Error(`PUT failed: ${put.text}`))
+          return false
+        },
+        { timeout: 15_000, interval: 100, message: 'watch to print a change' },
+      )
+      const first = JSON.parse(lines(stdout)[0] as string) as { cursor: string; id: string; op: string; value: { n: number } }
+      expect(first).toMatchObject({ id: 'w', op: 'upsert', cursor: expect.stringMatching(/^\d+$/) })
+      expect(first.value.n).toBeGreaterThanOrEqual(1)
+      expect(first.value.n).toBeLessThanOrEqual(n)
+      // And it keeps following: the next write shows up too.
+      const before = lines(stdout).length
+      expect((await d.sock('PUT', '/v1/ns/cli-watch/entities/w2', { last: true })).status).toBe(200)
+      await waitFor(() => lines(stdout).some((l) => (JSON.parse(l) as { id: string }).id === 'w2'), { timeout: 5000, message: 'the second change' })
+      expect(lines(stdout).length).toBeGreaterThan(before)
+    } finally {
+      child.kill('SIGINT')
+    }
+    // Ctrl-C ends it cleanly.
+    expect(await exited).toBe(0)
+    expect(stderr).toBe('')
+  })
+
+  it('an error is one line on stderr and a non-zero exit', async () => {
+    const emptyDir = await tempDir('meshsync-nodaemon-')
+    const results = await Promise.all([
+      cli(['get', 'cli', 'no-such-entity', ...dir]),
+      cli(['get', 'cli', 'no-such-entity', '--json', ...dir]),
+      cli(['status', '--data-dir', emptyDir]),
+      cli(['put', 'cli', 'x', '{not json', ...dir]),
+      cli(['put', 'Bad!NS', 'x', '{}', ...dir]),
+      cli(['del', 'cli', 'no-such-entity', ...dir]),
+      cli(['watch', 'cli', '--data-dir', emptyDir]),
+      cli(['start', ...dir, '--api-port', '0', '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0']),
+    ])
+    const codes = [
+      'ENTITY_NOT_FOUND',
+      'ENTITY_NOT_FOUND',
+      'DAEMON_NOT_RUNNING',
+      'INVALID_JSON',
+      'INVALID_NAMESPACE',
+      'ENTITY_NOT_FOUND',
+      'DAEMON_NOT_RUNNING',
+      'ALREADY_RUNNING',
+    ]
+    results.forEach((r, i) => {
+      expect(r.code, r.stderr).not.toBe(0)
+      expect(r.signal).toBeNull()
+      expect(r.stdout).toBe('')
+      expect(lines(r.stderr), r.stderr).toHaveLength(1)
+      expect(r.stderr).toMatch(new RegExp(`\\(${codes[i]}\\)\\n?$`))
+      expect(r.stderr).not.toMatch(/\n\s+at /) // no stack trace
+    })
+    // The refused second `start` left the running daemon alone.
+    expect((await d.sock('GET', '/v1/health')).status).toBe(200)
+    expect((await d.tcp('GET', '/v1/status')).status).toBe(200)
+  })
+
+  it('init creates node.key, cluster.key and api-token with mode 0600', async () => {
+    const root = join(await tempDir('meshsync-init-'), 'fresh')
+    const init = await cli(['init', '--json', '--data-dir', root])
+    expect(init).toMatchObject({ code: 0, stderr: '' })
+    const out = JSON.parse(init.stdout) as { dataDir: string; peerId: string; nodeId: string; created: string[] }
+    expect(out.dataDir).toBe(root)
+    expect(out.created.sort()).toEqual(['api-token', 'cluster.key', 'node.key'].map((f) => join(root, f)))
+    for (const file of ['node.key', 'cluster.key', 'api-token']) {
+      const s = await stat(join(root, file))
+      expect(s.isFile()).toBe(true)
+      expect((s.mode & 0o777).toString(8), file).toBe('600')
+    }
+    expect(((await stat(root)).mode & 0o777).toString(8)).toBe('700')
+    // Running it again changes nothing.
+    const again = await cli(['init', '--json', '--data-dir', root])
+    expect(again.code).toBe(0)
+    expect(JSON.parse(again.stdout)).toMatchObject({ peerId: out.peerId, nodeId: out.nodeId, created: [] })
+    const human = await cli(['init', '--data-dir', root])
+    expect(human).toMatchObject({ code: 0, stderr: '' })
+    expect(human.stdout).toContain(out.peerId)
+  })
+
+  const oldNode = findOldNode()
+  it.skipIf(oldNode === undefined)(
+    `on a Node older than 22.18 it prints one line naming the required version and exits 1${oldNode ? ` (${oldNode})` : ' — SKIPPED: no Node < 22 on this machine'}`,
+    async () => {
+      for (const args of [['status', ...dir], ['start', '--data-dir', d.dataDir], ['--version']]) {
+        const r = await cli(args, { node: oldNode as string })
+        expect(r.code).toBe(1)
+        expect(r.stdout).toBe('')
+        expect(lines(r.stderr)).toHaveLength(1)
+        expect(r.stderr).toMatch(/22\.18/)
+        expect(r.stderr).not.toMatch(/\n\s+at /)
+      }
+    },
+  )
+})
