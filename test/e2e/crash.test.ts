@@ -122,8 +122,15 @@ describe('crash safety', () => {
       expect(status.json.namespaces[NS]).toBe(stored.size)
       expect(status.json.versionVector[d.info.nodeId]).toBe(stored.size + cycle)
       // The change feed has each entity once.
-      const feed = await d.sock<{ changes: { id: string }[] }>('GET', `/v1/ns/${NS}/changes?limit=10000`)
-      expect(new Set(feed.json.changes.map((c) => c.id)).size).toBe(stored.size)
+      const fed: string[] = []
+      for (let cursor = '0'; ; ) {
+        const page = await d.sock<{ changes: { id: string }[]; cursor: string }>('GET', `/v1/ns/${NS}/changes?since=${cursor}&limit=10000`)
+        fed.push(...page.json.changes.map((c) => c.id))
+        if (page.json.changes.length === 0) break
+        cursor = page.json.cursor
+      }
+      expect(fed.length).toBe(stored.size)
+      expect(new Set(fed).size).toBe(stored.size)
 
       // A new write succeeds and reads back.
       const probe = await d.sock<Entity>('PUT', `/v1/ns/probe/entities/after-${cycle}`, { cycle })
