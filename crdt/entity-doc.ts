@@ -114,6 +114,22 @@ export function patchRecord(doc: Y.Doc, patch: JsonRecord): EntityEdit {
 }
 
 /**
+ * Writes every field of `values` whether or not it already holds that value (null removes it):
+ * a resolution is a write on top of every concurrent sibling, even when it keeps the winner.
+ */
+export function resolveRecord(doc: Y.Doc, values: JsonRecord): EntityEdit {
+  assertRecord(values)
+  return edit(doc, (fields) => {
+    const data = doc.getMap(DATA_ROOT)
+    for (const [key, value] of Object.entries(values)) {
+      if (value === null) data.delete(key)
+      else data.set(key, value)
+      fields.add(key)
+    }
+  })
+}
+
+/**
  * The text `splices` make of `text`, with the checks of {@link spliceText}: a splice outside the
  * text, or with an end inside a surrogate pair, throws `TEXT_RANGE`; an insert that is not
  * well-formed Unicode (a lone surrogate, which Yjs would send to peers as U+FFFD) throws
@@ -212,6 +228,33 @@ export function clearEntity(doc: Y.Doc): EntityEdit {
       }
     }
   })
+}
+
+/**
+ * The values a change's Yjs update wrote to the record's fields: for each of `fields`, the value
+ * of the update's last item for that key, or null when the update only removed the field. Call it
+ * after the update is applied to `doc`: an update does not always name the key of an item (Yjs
+ * omits it when the item has a left neighbour), the integrated item does; the value comes from
+ * the update, because the document keeps only the merged winner of concurrent sets.
+ */
+export function writtenFieldValues(doc: Y.Doc, update: Uint8Array, fields: readonly string[]): Record<string, JsonValue | null> {
+  const out: Record<string, JsonValue | null> = {}
+  for (const f of fields) out[f] = null
+  if (update.length === 0 || fields.length === 0) return out
+  const data = doc.getMap(DATA_ROOT)
+  const wanted = new Set(fields)
+  const clocks: Record<string, number> = {}
+  for (const struct of Y.decodeUpdate(update).structs) {
+    if (!(struct instanceof Y.Item)) continue
+    const integrated = Y.getItem(doc.store, struct.id)
+    if (!(integrated instanceof Y.Item) || integrated.parent !== data || integrated.parentSub === null) continue
+    const key = integrated.parentSub
+    if (!wanted.has(key) || (clocks[key] !== undefined && clocks[key] > struct.id.clock)) continue
+    clocks[key] = struct.id.clock
+    const content = struct.content.getContent()
+    out[key] = (content[content.length - 1] ?? null) as JsonValue | null
+  }
+  return out
 }
 
 /** Applies a remote Yjs update (idempotent: applying it twice changes nothing). */

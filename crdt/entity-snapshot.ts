@@ -2,7 +2,9 @@ import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import { advanceHeads, isDeletedByHeads, type Head } from './causality.ts'
 import { MAX_FIELD_NAME_BYTES, MAX_FIELDS, MAX_UPDATE_BYTES } from './change-codec.ts'
+import type { JsonValue } from './entity-doc.ts'
 import { CodecError } from './errors.ts'
+import type { FieldHeads, FieldWrite } from './field-heads.ts'
 import { isValidEntityId, isValidNamespace, isValidNodeId } from './names.ts'
 import { merge, readBoundedUint, readBytes, readString, readVersionVector, writeVersionVector, type VersionVector } from './version-vector.ts'
 
@@ -18,6 +20,7 @@ export interface EntitySnapshot {
   readonly state: Uint8Array
   readonly vv: VersionVector
   readonly heads: readonly Head[]
+  readonly fieldHeads: FieldHeads
   readonly updatedAt: number
 }
 
@@ -40,6 +43,19 @@ export function encodeEntitySnapshot(s: EntitySnapshot): Uint8Array {
     writeVersionVector(e, h.context)
     encoding.writeVarUint(e, h.fields.length)
     for (const f of h.fields) encoding.writeVarString(e, f)
+  }
+  const fields = Object.keys(s.fieldHeads)
+  encoding.writeVarUint(e, fields.length)
+  for (const field of fields) {
+    const writes = s.fieldHeads[field] ?? []
+    encoding.writeVarString(e, field)
+    encoding.writeVarUint(e, writes.length)
+    for (const w of writes) {
+      encoding.writeVarString(e, w.origin)
+      encoding.writeVarUint(e, w.seq)
+      encoding.writeUint8(e, w.value === undefined ? 0 : 1)
+      if (w.value !== undefined) encoding.writeVarString(e, JSON.stringify(w.value))
+    }
   }
   return encoding.toUint8Array(e)
 }
@@ -71,8 +87,36 @@ export function decodeEntitySnapshot(bytes: Uint8Array): EntitySnapshot {
     for (let j = 0; j < nFields; j++) fields.push(readString(d, 'head field', MAX_FIELD_NAME_BYTES))
     heads.push({ origin, seq, op: opCode === 2 ? 'delete' : 'upsert', context, fields })
   }
+  const fieldHeads: Record<string, FieldWrite[]> = Object.create(null) as Record<string, FieldWrite[]>
+  const nFieldHeads = readBoundedUint(d, MAX_FIELDS, 'field head count')
+  for (let i = 0; i < nFieldHeads; i++) {
+    const field = readString(d, 'field name', MAX_FIELD_NAME_BYTES)
+    const nWrites = readBoundedUint(d, MAX_HEADS, 'field write count')
+    const writes: FieldWrite[] = []
+    for (let j = 0; j < nWrites; j++) {
+      const origin = readString(d, 'field write origin', 64)
+      if (!isValidNodeId(origin)) throw new CodecError('invalid field write origin')
+      const seq = readBoundedUint(d, Number.MAX_SAFE_INTEGER, 'field write seq')
+      if (d.pos >= d.arr.length) throw new CodecError('truncated field write')
+      const hasValue = decoding.readUint8(d)
+      if (hasValue > 1) throw new CodecError('invalid field write flag')
+      if (hasValue === 0) {
+        writes.push({ origin, seq })
+        continue
+      }
+      let value: JsonValue | null
+      try {
+        value = JSON.parse(readString(d, 'field write value', MAX_UPDATE_BYTES)) as JsonValue | null
+      } catch (cause) {
+        if (cause instanceof CodecError) throw cause
+        throw new CodecError('field write value is not JSON', { cause })
+      }
+      writes.push({ origin, seq, value })
+    }
+    fieldHeads[field] = writes
+  }
   if (decoding.hasContent(d)) throw new CodecError('trailing bytes after entity snapshot')
-  return { ns, id, state, vv, heads, updatedAt }
+  return { ns, id, state, vv, heads, fieldHeads: { ...fieldHeads }, updatedAt }
 }
 
 /**

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { isValidNamespace, MeshsyncError } from '../crdt/index.ts'
-import type { NamespaceMode } from './store/entity-store.ts'
+import type { ConflictPolicy, NamespaceMode } from './store/entity-store.ts'
 
 /** Everything a daemon is started with. Config file < command-line flags. */
 export interface DaemonConfig {
@@ -28,7 +28,7 @@ export interface DaemonConfig {
     readonly antiEntropyIntervalMs: number
   }
   /** Per-namespace replication mode; namespaces not listed are two-way. */
-  readonly namespaces: Readonly<Record<string, { readonly mode: NamespaceMode }>>
+  readonly namespaces: Readonly<Record<string, { readonly mode: NamespaceMode; readonly conflicts: ConflictPolicy }>>
   readonly store: {
     readonly docCacheSize: number
     readonly maxGroupOps: number
@@ -160,15 +160,22 @@ function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: str
 
 const MODES: readonly NamespaceMode[] = ['two-way', 'pull-only', 'push-only']
 
-function namespaceModes(raw: Record<string, unknown>, where: string): Record<string, { mode: NamespaceMode }> {
-  const out: Record<string, { mode: NamespaceMode }> = {}
+const POLICIES: readonly ConflictPolicy[] = ['auto', 'strict']
+
+function namespaceModes(raw: Record<string, unknown>, where: string): Record<string, { mode: NamespaceMode; conflicts: ConflictPolicy }> {
+  const out: Record<string, { mode: NamespaceMode; conflicts: ConflictPolicy }> = {}
   for (const [ns, value] of Object.entries(raw)) {
     if (!isValidNamespace(ns)) throw new ConfigError(`${where}: "${ns}" is not a valid namespace`)
-    const mode = (value as { mode?: unknown } | null)?.mode
+    const settings = (typeof value === 'object' && value !== null ? value : {}) as { mode?: unknown; conflicts?: unknown }
+    const mode = settings.mode ?? 'two-way'
     if (typeof mode !== 'string' || !MODES.includes(mode as NamespaceMode)) {
       throw new ConfigError(`${where}: namespaces.${ns}.mode must be one of ${MODES.join(', ')}`)
     }
-    out[ns] = { mode: mode as NamespaceMode }
+    const conflicts = settings.conflicts ?? 'auto'
+    if (typeof conflicts !== 'string' || !POLICIES.includes(conflicts as ConflictPolicy)) {
+      throw new ConfigError(`${where}: namespaces.${ns}.conflicts must be one of ${POLICIES.join(', ')}`)
+    }
+    out[ns] = { mode: mode as NamespaceMode, conflicts: conflicts as ConflictPolicy }
   }
   return out
 }

@@ -57,7 +57,11 @@ export class Daemon {
     const log = logger.child({ nodeId: identity.nodeId })
     const store = new EntityStore(
       { kv: new LevelKvStore(layout.db), nodeId: identity.nodeId, logger: log.child({ component: 'store' }) },
-      { ...config.store, modeOf: (ns) => config.namespaces[ns]?.mode ?? 'two-way' },
+      {
+        ...config.store,
+        modeOf: (ns) => config.namespaces[ns]?.mode ?? 'two-way',
+        conflictPolicyOf: (ns) => config.namespaces[ns]?.conflicts ?? 'auto',
+      },
     )
     await lifecycle.start('store', () => store.open(), () => store.close())
     const peers = new PeerBook(layout.peers)

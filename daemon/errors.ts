@@ -65,3 +65,11 @@ export class ReadOnlyNamespaceError extends MeshsyncError {
     this.name = 'ReadOnlyNamespaceError'
   }
 }
+
+/** A write to an entity with unresolved conflicts in a `strict` namespace. */
+export class UnresolvedConflictError extends MeshsyncError {
+  constructor(ns: string, id: string) {
+    super('UNRESOLVED_CONFLICT', `entity ${ns}/${id} has unresolved conflicts; resolve them first (POST .../resolve)`)
+    this.name = 'UnresolvedConflictError'
+  }
+}

@@ -30,6 +30,16 @@ export const entitySchema = {
     version: { $ref: 'VersionVector#' },
     updatedAt: { type: 'string', format: 'date-time' },
     deleted: { type: 'boolean' },
+    conflicts: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          field: { type: 'string' },
+          values: { type: 'array', items: { type: 'object', additionalProperties: true } },
+        },
+      },
+    },
   },
   required: ['ns', 'id', 'value', 'version', 'updatedAt'],
 } as const

@@ -129,6 +129,31 @@ function buildProgram(): Command {
       }
     })
 
+  clientCommand(program, 'conflicts', 'list unresolved conflicts (every node reports the same ones)')
+    .option('--ns <ns>', 'only this namespace')
+    .action(async (opts: ClientOptions & { ns?: string }) => {
+      const q = opts.ns !== undefined ? `?ns=${enc(opts.ns)}` : ''
+      const list = await client(opts).call<{ ns: string; id: string; field: string; winner: unknown; values: { value: unknown; origin: string; deleted?: boolean }[] }[]>(
+        'GET',
+        `/v1/conflicts${q}`,
+      )
+      if (opts.json) return print(list)
+      if (list.length === 0) return console.log('no conflicts')
+      for (const c of list) {
+        const values = c.values.map((v) => `${v.origin}: ${v.deleted ? '(deleted)' : JSON.stringify(v.value)}`).join('  |  ')
+        console.log(`${c.ns}/${c.id}\t${c.field}\twinner ${JSON.stringify(c.winner)}\t${values}`)
+      }
+    })
+
+  clientCommand(program, 'resolve', 'resolve the conflicts of an entity: writes the given fields on top of every sibling')
+    .argument('<ns>')
+    .argument('<id>')
+    .argument('[json]', 'fields to write ({} keeps every winner); read from stdin when absent')
+    .action(async (ns: string, id: string, json: string | undefined, opts: ClientOptions) => {
+      const body = readRecordArg(json)
+      printEntity(await client(opts).call('POST', `${entityPath(ns, id)}/resolve`, body), opts)
+    })
+
   clientCommand(program, 'watch', 'stream changes of a namespace as they happen (Ctrl-C to stop)')
     .argument('<ns>')
     .option('--since <cursor>', 'resume after this cursor (default: now)')

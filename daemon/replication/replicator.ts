@@ -212,7 +212,15 @@ export class Replicator implements SyncSource {
           signal.throwIfAborted()
           // An entity whose every change the peer has is skipped: it needs only what changed.
           if (dominates(theirs, e.meta.vv)) continue
-          const bytes = encodeEntitySnapshot({ ns: e.ns, id: e.id, state: e.state, vv: e.meta.vv, heads: e.meta.heads, updatedAt: e.meta.updatedAt })
+          const bytes = encodeEntitySnapshot({
+            ns: e.ns,
+            id: e.id,
+            state: e.state,
+            vv: e.meta.vv,
+            heads: e.meta.heads,
+            fieldHeads: e.meta.fieldHeads,
+            updatedAt: e.meta.updatedAt,
+          })
           batch.push(bytes)
           size += bytes.length
           if (batch.length >= 500 || size >= 1024 * 1024) {
@@ -405,6 +413,7 @@ export class Replicator implements SyncSource {
   }
 
   async #session(stream: Stream, peerId: string): Promise<void> {
+    const before = this.#store.versionVector
     const result = await runSyncSession(stream, this, {
       expectedNodeId: nodeIdOfPeerId(peerId),
       remotePeerId: peerId,
@@ -416,6 +425,12 @@ export class Replicator implements SyncSource {
     this.stats.bytesOut += result.bytesOut
     if (result.invalidRecords > 0) this.#strike(peerId, 'sync', `${result.invalidRecords} malformed change records`)
     this.#peers.synced(peerId, result.peer.nodeId, result.theirVv, result.bytesIn, result.bytesOut)
+    // Only a change's origin gossips it, so what this session brought (e.g. writes the peer made
+    // before it joined) would reach the other peers only at their next anti-entropy period.
+    // Pass it on now (multi-hop); this stops once a session brings nothing new.
+    if (behindBy(this.#store.versionVector, before) > 0) {
+      for (const other of this.#transport.connectedPeers()) if (other !== peerId) this.#syncSoon(other)
+    }
     for (const addr of await this.#transport.dialableAddrs(peerId)) this.#peers.remember(peerId, addr)
   }
 

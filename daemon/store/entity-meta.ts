@@ -1,4 +1,4 @@
-import type { Head, JsonRecord, VersionVector } from '../../crdt/index.ts'
+import type { FieldHeads, Head, JsonRecord, VersionVector } from '../../crdt/index.ts'
 
 /**
  * What the store keeps next to an entity's Yjs state: its causal metadata and the materialized
@@ -9,6 +9,8 @@ export interface EntityMeta {
   readonly vv: VersionVector
   /** Causally-maximal changes (several after concurrent writes). */
   readonly heads: readonly Head[]
+  /** Per field, its maximal writes (several while concurrent writes are unresolved). */
+  readonly fieldHeads: FieldHeads
   /** True when every head is a delete (tombstone). */
   readonly deleted: boolean
   /** Wall-clock ms of the latest change applied here. */

@@ -4,8 +4,10 @@ import type { Logger } from 'pino'
 import * as Y from 'yjs'
 import {
   advanceHeads,
+  advanceFieldHeads,
   applyEntityUpdate,
   assertRecord,
+  DATA_ROOT,
   assertEntityId,
   assertNamespace,
   clearEntity,
@@ -20,27 +22,34 @@ import {
   isDeletedByHeads,
   merge,
   mergeEntityMeta,
+  mergeFieldHeads,
   patchRecord,
   readRecord,
   readText,
   replaceRecord,
+  resolveRecord,
   spliceText,
   textNames,
+  unresolvedConflicts,
   ValidationError,
+  writtenFieldValues,
   withCounter,
   type ChangeRecord,
   type EntityEdit,
   type EntitySnapshot,
   type JsonRecord,
+  type JsonValue,
   type TextSplice,
   type VersionVector,
 } from '../../crdt/index.ts'
-import { EntityNotFoundError, ReadOnlyNamespaceError, UnavailableError } from '../errors.ts'
+import { EntityNotFoundError, ReadOnlyNamespaceError, UnavailableError, UnresolvedConflictError } from '../errors.ts'
 import type { KvBatchOp, KvReader, KvStore } from '../storage/kv-store.ts'
 import { decodeMeta, encodeMeta, type EntityMeta } from './entity-meta.ts'
 import {
   changeLogKey,
   changeLogRange,
+  conflictKey,
+  conflictRange,
   entityMetaKey,
   entityMetaRange,
   entityStateKey,
@@ -62,6 +71,8 @@ export type LocalOp =
   | { readonly op: 'put'; readonly ns: string; readonly id: string; readonly value: JsonRecord }
   | { readonly op: 'patch'; readonly ns: string; readonly id: string; readonly value: JsonRecord }
   | { readonly op: 'delete'; readonly ns: string; readonly id: string }
+  /** Resolve conflicts: writes the given fields on top of every sibling (allowed under `strict`). */
+  | { readonly op: 'resolve'; readonly ns: string; readonly id: string; readonly value: JsonRecord }
   | { readonly op: 'text'; readonly ns: string; readonly id: string; readonly name: string; readonly splices: readonly TextSplice[] }
 
 /** An entity as the API shows it. */
@@ -72,6 +83,23 @@ export interface EntityView {
   readonly version: VersionVector
   readonly updatedAt: string
   readonly deleted?: true
+  /** Unresolved conflicts; `value` holds the merged winner of each field. */
+  readonly conflicts?: readonly ConflictView[]
+}
+
+/** A field concurrent writes disagree on, as the API shows it. */
+export interface ConflictView {
+  readonly field: string
+  /** Every concurrent write: the value it wrote (null: removed), its writer and its dot. */
+  readonly values: readonly { readonly value: JsonValue | null; readonly origin: string; readonly version: VersionVector; readonly deleted?: true }[]
+}
+
+/** A conflict of one entity, as `GET /v1/conflicts` lists it. */
+export interface EntityConflictView extends ConflictView {
+  readonly ns: string
+  readonly id: string
+  /** The merged value every node shows (absent for a removed field). */
+  readonly winner: JsonValue | null
 }
 
 /** One committed change, as announced to listeners (change feed, replication). */
@@ -91,6 +119,7 @@ export interface FeedEntry {
   readonly op: 'upsert' | 'delete'
   readonly version: VersionVector
   readonly value?: JsonRecord
+  readonly conflicts?: readonly ConflictView[]
 }
 
 /** A local job refused by validation, before it touched any document. */
@@ -147,6 +176,8 @@ export interface EntityStoreOptions {
   readonly now?: () => number
   /** Replication mode of a namespace (default: every namespace two-way). */
   readonly modeOf?: (ns: string) => NamespaceMode
+  /** Conflict policy of a namespace (default: every namespace auto). */
+  readonly conflictPolicyOf?: (ns: string) => ConflictPolicy
 }
 
 /**
@@ -155,6 +186,12 @@ export interface EntityStoreOptions {
  * nodes' changes only in its log (to relay them), never applying them to its entities.
  */
 export type NamespaceMode = 'two-way' | 'pull-only' | 'push-only'
+
+/**
+ * What a namespace does about conflicts: `auto` merges and records them; `strict` also refuses
+ * writes to an entity with unresolved conflicts (409 UNRESOLVED_CONFLICT) until it is resolved.
+ */
+export type ConflictPolicy = 'auto' | 'strict'
 
 /** What the store needs from the rest of the daemon. */
 export interface EntityStoreComponents {
@@ -237,6 +274,7 @@ interface WorkingEntity {
   changed: boolean
 }
 
+const EMPTY = new Uint8Array(0)
 const textDecoder = new TextDecoder()
 const textEncoder = new TextEncoder()
 
@@ -256,6 +294,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   readonly #maxQueuedOps: number
   readonly #now: () => number
   readonly #modeOf: (ns: string) => NamespaceMode
+  readonly #policyOf: (ns: string) => ConflictPolicy
 
   #queue: Job[] = []
   #queuedOps = 0
@@ -286,6 +325,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     this.#maxQueuedOps = options.maxQueuedOps ?? 50_000
     this.#now = options.now ?? Date.now
     this.#modeOf = options.modeOf ?? (() => 'two-way')
+    this.#policyOf = options.conflictPolicyOf ?? (() => 'auto')
     this.setMaxListeners(0) // one listener per change-feed stream and per replication peer
   }
 
@@ -338,7 +378,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     for (const op of ops) {
       assertNamespace(op.ns)
       assertEntityId(op.id)
-      if (op.op === 'put' || op.op === 'patch') {
+      if (op.op === 'put' || op.op === 'patch' || op.op === 'resolve') {
         assertRecordLimits(op.value)
         assertRecord(op.value)
       }
@@ -556,10 +596,20 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       const before = entity.meta
       const meta = mergeEntityMeta(before, snap)
       if (before && compare(before.vv, meta.vv) === 'equal') continue // nothing new in it
+      // Merged before the state is applied, so that local values are still this replica's.
+      const data = entity.doc.getMap(DATA_ROOT)
+      let incoming: JsonRecord | undefined
+      const fieldHeads = mergeFieldHeads(
+        { vv: before?.vv ?? emptyVector(), fieldHeads: before?.fieldHeads ?? {} },
+        snap,
+        (f) => (data.get(f) as JsonValue | undefined) ?? null,
+        (f) => (incoming ??= readRecord(createEntityDoc(snap.state)))[f] ?? null,
+      )
       applyEntityUpdate(entity.doc, snap.state)
       entity.meta = {
         vv: meta.vv,
         heads: meta.heads,
+        fieldHeads,
         deleted: meta.deleted,
         updatedAt: Math.max(before?.updatedAt ?? 0, snap.updatedAt),
         feedSeq: ++g.feedSeq,
@@ -601,6 +651,14 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       const key = entityMetaKey(op.ns, op.id)
       const entity = working.get(key) as WorkingEntity
       let state = sim.get(key) ?? { live: entity.meta !== undefined && !entity.meta.deleted, fresh: false, texts: new Map() }
+      if (op.op === 'resolve') {
+        if (!state.live) throw new EntityNotFoundError(op.ns, op.id)
+        sim.set(key, state)
+        continue
+      }
+      if (entity.meta !== undefined && !state.fresh && this.#policyOf(op.ns) === 'strict' && conflictViews(entity.meta).length > 0) {
+        throw new UnresolvedConflictError(op.ns, op.id)
+      }
       if (op.op === 'delete') {
         if (!state.live) throw new EntityNotFoundError(op.ns, op.id)
         state = { live: false, fresh: true, texts: new Map() }
@@ -628,6 +686,9 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     let edit: EntityEdit
     if (op.op === 'delete') {
       edit = { update: null, fields: [], texts: [] }
+    } else if (op.op === 'resolve') {
+      // Always a change, even when it keeps every winner: it is what sees all the siblings.
+      edit = resolveRecord(entity.doc, op.value)
     } else {
       const cleared = live ? undefined : clearEntity(entity.doc)
       const main =
@@ -659,16 +720,25 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   }
 
   #applyRemoteChange(change: ChangeRecord, entity: WorkingEntity): void {
+    // The fields' values before this change: a concurrent write that stays a head keeps its value.
+    const data = entity.doc.getMap(DATA_ROOT)
+    const before: Record<string, JsonValue | null> = {}
+    for (const f of change.fields) before[f] = (data.get(f) as JsonValue | undefined) ?? null
     applyEntityUpdate(entity.doc, change.update)
     if (hasPendingUpdates(entity.doc)) {
       // Causal delivery makes this impossible; if it happens anyway, say so loudly.
       this.#log.error({ ns: change.ns, id: change.id, origin: change.origin, seq: change.seq }, 'Yjs update left pending')
     }
-    this.#advanceMeta(entity, change)
+    this.#advanceMeta(entity, change, (f) => before[f] ?? null)
   }
 
-  #advanceMeta(entity: WorkingEntity, change: ChangeRecord): void {
+  #advanceMeta(entity: WorkingEntity, change: ChangeRecord, before: (field: string) => JsonValue | null = () => null): void {
     const meta = entity.meta
+    let written: Record<string, JsonValue | null> | undefined
+    const fieldHeads = advanceFieldHeads(meta?.fieldHeads ?? {}, change, before, (f) => {
+      written ??= writtenFieldValues(entity.doc, change.update, change.fields)
+      return written[f] ?? null
+    })
     const heads = advanceHeads(meta?.heads ?? [], {
       origin: change.origin,
       seq: change.seq,
@@ -679,6 +749,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     entity.meta = {
       vv: withCounter(meta?.vv ?? emptyVector(), change.origin, change.seq),
       heads,
+      fieldHeads,
       deleted: isDeletedByHeads(heads),
       updatedAt: Math.max(meta?.updatedAt ?? 0, change.time),
       feedSeq: meta?.feedSeq ?? 0,
@@ -696,6 +767,10 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       ops.push({ type: 'put', key: entityMetaKey(ns, id), value: encodeMeta(meta) })
       ops.push({ type: 'put', key: entityStateKey(ns, id), value: Y.encodeStateAsUpdate(entity.doc) })
       if (before && before.feedSeq > 0) ops.push({ type: 'del', key: feedKey(ns, before.feedSeq) })
+      const conflicted = conflictViews(meta).length > 0
+      if (conflicted !== (before !== undefined && conflictViews(before).length > 0)) {
+        ops.push(conflicted ? { type: 'put', key: conflictKey(ns, id), value: EMPTY } : { type: 'del', key: conflictKey(ns, id) })
+      }
       const entry = { id, op: meta.deleted ? 'delete' : 'upsert', version: meta.vv }
       ops.push({ type: 'put', key: feedKey(ns, meta.feedSeq), value: textEncoder.encode(JSON.stringify(entry)) })
     }
@@ -797,7 +872,10 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       const metas = await this.#kv.getMany(entries.map((e) => entityMetaKey(ns, e.id)))
       entries.forEach((e, i) => {
         const bytes = metas[i]
-        if (e.op === 'upsert' && bytes) entries[i] = { ...e, value: decodeMeta(bytes).value }
+        if (e.op !== 'upsert' || !bytes) return
+        const meta = decodeMeta(bytes)
+        const conflicts = conflictViews(meta)
+        entries[i] = { ...e, value: meta.value, ...(conflicts.length > 0 && { conflicts }) }
       })
     }
     return { changes: entries, cursor: last }
@@ -827,6 +905,22 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     } finally {
       await snapshot.close()
     }
+  }
+
+  /** Unresolved conflicts, one entry per entity and field, of one namespace or all. */
+  async conflicts(options: { ns?: string; limit?: number } = {}): Promise<EntityConflictView[]> {
+    if (options.ns !== undefined) assertNamespace(options.ns)
+    const out: EntityConflictView[] = []
+    const keys: { ns: string; id: string }[] = []
+    for await (const [key] of this.#kv.iterate({ ...conflictRange(options.ns), limit: options.limit ?? 10_000 })) keys.push(parseEntityMetaKey(key))
+    const metas = await this.#kv.getMany(keys.map(({ ns, id }) => entityMetaKey(ns, id)))
+    keys.forEach(({ ns, id }, i) => {
+      const bytes = metas[i]
+      if (!bytes) return
+      const meta = decodeMeta(bytes)
+      for (const c of conflictViews(meta)) out.push({ ns, id, ...c, winner: c.field in meta.value ? (meta.value[c.field] ?? null) : null })
+    })
+    return out
   }
 
   /** The latest feed position (a cursor that skips the whole backlog). */
@@ -903,6 +997,15 @@ function toView(entity: WorkingEntity): EntityView {
 }
 
 function viewOf(ns: string, id: string, meta: EntityMeta): EntityView {
-  const view = { ns, id, value: meta.value, version: meta.vv, updatedAt: new Date(meta.updatedAt).toISOString() }
-  return meta.deleted ? { ...view, deleted: true } : view
+  const view: EntityView = { ns, id, value: meta.value, version: meta.vv, updatedAt: new Date(meta.updatedAt).toISOString() }
+  const conflicts = conflictViews(meta)
+  return { ...view, ...(meta.deleted && { deleted: true as const }), ...(conflicts.length > 0 && { conflicts }) }
+}
+
+/** The entity's unresolved conflicts, in API form. */
+export function conflictViews(meta: EntityMeta): ConflictView[] {
+  return unresolvedConflicts(meta.fieldHeads ?? {}, meta.heads).map((c) => ({
+    field: c.field,
+    values: c.writes.map((w) => ({ value: w.value, origin: w.origin, version: { [w.origin]: w.seq }, ...(w.deleted && { deleted: true as const }) })),
+  }))
 }

@@ -9,6 +9,7 @@
  * | `y\0<ns>\0<id>`                     | entity Yjs state (V1 update)            |
  * | `l\0<origin>\0<seq:16 hex>`         | change record (per-origin change log)   |
  * | `f\0<ns>\0<feedSeq:16 hex>`         | change-feed entry (latest per entity)   |
+ * | `c\0<ns>\0<id>`                     | (empty) entity has unresolved conflicts |
  * | `m\0<name>`                         | node metadata (node vv, feed seq, ...)  |
  */
 const SEP = '\u0000'
@@ -39,6 +40,15 @@ export function parseEntityMetaKey(key: string): { ns: string; id: string } {
   const first = key.indexOf(SEP)
   const second = key.indexOf(SEP, first + 1)
   return { ns: key.slice(first + 1, second), id: key.slice(second + 1) }
+}
+
+export function conflictKey(ns: string, id: string): string {
+  return `c${SEP}${ns}${SEP}${id}`
+}
+
+/** Conflict-index keys of one namespace, or of all. */
+export function conflictRange(ns?: string): { gte: string; lt: string } {
+  return ns === undefined ? { gte: `c${SEP}`, lt: `c${AFTER_SEP}` } : { gte: `c${SEP}${ns}${SEP}`, lt: `c${SEP}${ns}${AFTER_SEP}` }
 }
 
 export function changeLogKey(origin: string, seq: number): string {

@@ -6,7 +6,7 @@ import * as Y from 'yjs'
 import { PeerBook } from '../../daemon/replication/peer-book.ts'
 import { Replicator, type ReplicatorOptions } from '../../daemon/replication/replicator.ts'
 import { LevelKvStore, MemoryKvStore, type KvStore } from '../../daemon/storage/index.ts'
-import { EntityStore, type NamespaceMode } from '../../daemon/store/entity-store.ts'
+import { EntityStore, type ConflictPolicy, type NamespaceMode } from '../../daemon/store/entity-store.ts'
 import { generateClusterKey, generateIdentityKey, identityFromKey, MeshTransport, type NodeIdentity } from '../../transport/index.ts'
 
 /** One in-process meshsync node: store + libp2p transport (real TCP, pnet, Noise) + replicator. */
@@ -15,6 +15,7 @@ export interface MeshNode {
   readonly store: EntityStore
   readonly transport: MeshTransport
   readonly replicator: Replicator
+  readonly peers: PeerBook
   readonly kv: KvStore
   addr(): string
   stop(): Promise<void>
@@ -28,6 +29,7 @@ export interface MeshNodeOptions {
   dropInboundGossip?: () => boolean
   allowPeers?: string[]
   modes?: Record<string, NamespaceMode>
+  policies?: Record<string, ConflictPolicy>
   replicator?: ReplicatorOptions
   listen?: string[]
 }
@@ -43,7 +45,7 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
   const kv = options.kv ?? new MemoryKvStore()
   const store = new EntityStore(
     { kv, nodeId: identity.nodeId, logger: silentLogger },
-    { modeOf: (ns) => options.modes?.[ns] ?? 'two-way' },
+    { modeOf: (ns) => options.modes?.[ns] ?? 'two-way', conflictPolicyOf: (ns) => options.policies?.[ns] ?? 'auto' },
   )
   await store.open()
   const peers = new PeerBook()
@@ -65,6 +67,7 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
     store,
     transport,
     replicator,
+    peers,
     kv,
     addr: () => transport.listenAddrs()[0] as string,
     stop: async () => {
@@ -103,4 +106,29 @@ export async function replicaState(node: MeshNode): Promise<ReplicaState> {
     }
   }
   return { nodeVv: { ...node.store.versionVector }, entities }
+}
+
+/** Cuts the link between two nodes and keeps it cut (each refuses the other) until {@link rejoin}. */
+export async function cut(a: MeshNode, b: MeshNode): Promise<void> {
+  const [pa, pb] = [a.transport.peerId.toString(), b.transport.peerId.toString()]
+  a.peers.ban(pb, Number.MAX_SAFE_INTEGER)
+  b.peers.ban(pa, Number.MAX_SAFE_INTEGER)
+  await a.transport.hangUp(pb)
+  await b.transport.hangUp(pa)
+}
+
+/** Lifts a {@link cut} and connects the two nodes again. */
+export async function rejoin(a: MeshNode, b: MeshNode): Promise<void> {
+  a.peers.ban(b.transport.peerId.toString(), 0)
+  b.peers.ban(a.transport.peerId.toString(), 0)
+  // A connection that was just cut may still be closing: retry the dial briefly.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await a.transport.dial(b.addr())
+      return
+    } catch (error) {
+      if (attempt >= 20) throw error
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
 }

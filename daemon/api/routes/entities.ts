@@ -65,6 +65,18 @@ export function entityRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   )
 
+  app.post<{ Params: EntityParams; Body: JsonRecord }>(
+    '/v1/ns/:ns/entities/:id/resolve',
+    { schema: { params: entityParams, body: recordBody, response: entityReply } },
+    async (req) => one(await store.write([{ op: 'resolve', ns: req.params.ns, id: req.params.id, value: req.body }])),
+  )
+
+  app.get<{ Querystring: { ns?: string } }>(
+    '/v1/conflicts',
+    { schema: { querystring: { type: 'object', properties: { ns: { type: 'string', maxLength: 64 } }, additionalProperties: false } } },
+    async (req) => store.conflicts(req.query.ns !== undefined ? { ns: req.query.ns } : {}),
+  )
+
   app.get<{ Params: TextParams }>('/v1/ns/:ns/entities/:id/text/:name', { schema: { params: textParams } }, async (req) =>
     store.getText(req.params.ns, req.params.id, req.params.name),
   )
