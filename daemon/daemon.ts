@@ -93,6 +93,7 @@ export class Daemon {
       startedAt: Date.now(),
       listen: () => transport.listenAddrs(),
       peers: () => replicator.peerViews(),
+      resync: (ns, from) => replicator.resyncNamespace(ns, from !== undefined ? { from } : {}),
       dial: async (addr) => {
         const peerId = await transport.dial(addr)
         peers.remember(peerId, addr)

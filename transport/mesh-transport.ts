@@ -24,7 +24,7 @@ import {
   MAX_GOSSIP_RECORDS,
 } from './gossip-messages.ts'
 import { nodeIdOf } from './identity.ts'
-import { SYNC_PROTOCOL } from './sync-frames.ts'
+import { RESYNC_PROTOCOL, SYNC_PROTOCOL } from './sync-frames.ts'
 
 /** How a node joins the mesh. */
 export interface MeshTransportInit {
@@ -83,6 +83,7 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
   readonly #init: MeshTransportInit
   #node: Libp2p<{ pubsub: GossipSub }> | undefined
   #syncHandler: SyncStreamHandler | undefined
+  #resyncHandler: SyncStreamHandler | undefined
 
   constructor(init: MeshTransportInit) {
     super()
@@ -154,6 +155,19 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
       },
       { maxInboundStreams: 4, maxOutboundStreams: 4 },
     )
+    await node.handle(
+      RESYNC_PROTOCOL,
+      (stream, connection) => {
+        const handler = this.#resyncHandler
+        if (!handler) {
+          stream.abort(new Error('resync not ready'))
+          return
+        }
+        const peerId = connection.remotePeer
+        void handler(stream, { peerId: peerId.toString(), nodeId: nodeIdOf(peerId) }).catch(() => undefined)
+      },
+      { maxInboundStreams: 2, maxOutboundStreams: 2 },
+    )
   }
 
   /** Stops libp2p (closes every connection). Idempotent. */
@@ -204,6 +218,17 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
   /** Registers the handler of inbound sync streams. */
   handleSync(handler: SyncStreamHandler): void {
     this.#syncHandler = handler
+  }
+
+  /** Registers the handler of inbound full-refresh (resync) streams. */
+  handleResync(handler: SyncStreamHandler): void {
+    this.#resyncHandler = handler
+  }
+
+  /** Opens a full-refresh stream to a peer. */
+  async openResyncStream(peerId: string, options: { signal?: AbortSignal } = {}): Promise<Stream> {
+    const node = this.#requireNode()
+    return node.dialProtocol(peerIdFromString(peerId), RESYNC_PROTOCOL, { signal: options.signal ?? AbortSignal.timeout(10_000) })
   }
 
   /** Opens a sync stream to a connected (or dialable) peer. */

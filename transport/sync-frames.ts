@@ -3,6 +3,7 @@ import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import {
   CodecError,
+  isValidNamespace,
   isValidNodeId,
   readBoundedUint,
   readBytes,
@@ -17,6 +18,8 @@ import {
  * Every frame travels length-prefixed (varint) and starts with its type byte.
  */
 export const SYNC_PROTOCOL = '/meshsync/sync/1.0.0'
+/** Full refresh of one namespace: RESYNC_REQUEST, answered by SNAPSHOT frames and DONE. */
+export const RESYNC_PROTOCOL = '/meshsync/resync/1.0.0'
 export const SYNC_PROTOCOL_VERSION = 1
 
 /** Largest frame on the wire, and largest a CHANGES frame may inflate to. */
@@ -31,6 +34,7 @@ export const FRAME_DONE = 3
 export const FRAME_ACK = 4
 export const FRAME_SNAPSHOT = 5
 export const FRAME_SNAPSHOT_END = 6
+export const FRAME_RESYNC_REQUEST = 7
 
 /** First frame each side sends: who it is and what it has. */
 export interface HelloFrame {
@@ -71,7 +75,13 @@ export interface SnapshotEndFrame {
   readonly vv: VersionVector
 }
 
-export type SyncFrame = HelloFrame | ChangesFrame | DoneFrame | AckFrame | SnapshotFrame | SnapshotEndFrame
+/** Asks a peer for every entity of a namespace. */
+export interface ResyncRequestFrame {
+  readonly type: typeof FRAME_RESYNC_REQUEST
+  readonly ns: string
+}
+
+export type SyncFrame = HelloFrame | ChangesFrame | DoneFrame | AckFrame | SnapshotFrame | SnapshotEndFrame | ResyncRequestFrame
 
 /** Encodes a frame (without its length prefix). */
 export function encodeFrame(frame: SyncFrame): Uint8Array {
@@ -95,6 +105,9 @@ export function encodeFrame(frame: SyncFrame): Uint8Array {
     case FRAME_ACK:
     case FRAME_SNAPSHOT_END:
       writeVersionVector(e, frame.vv)
+      break
+    case FRAME_RESYNC_REQUEST:
+      encoding.writeVarString(e, frame.ns)
       break
   }
   return encoding.toUint8Array(e)
@@ -141,6 +154,12 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
     case FRAME_SNAPSHOT_END:
       frame = { type, vv: readVersionVector(d) }
       break
+    case FRAME_RESYNC_REQUEST: {
+      const ns = readString(d, 'namespace', 64)
+      if (!isValidNamespace(ns)) throw new CodecError('invalid namespace')
+      frame = { type, ns }
+      break
+    }
     default:
       throw new CodecError(`unknown frame type ${type}`)
   }

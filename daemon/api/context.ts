@@ -12,4 +12,6 @@ export interface ApiContext {
   peers(): readonly PeerView[]
   /** Dials a peer by multiaddr (ending in `/p2p/<peerId>`); resolves with its peer id. */
   dial(multiaddr: string): Promise<string>
+  /** Full refresh of a namespace from a peer (the first connected one when absent). */
+  resync(ns: string, from?: string): Promise<{ from: string; entities: number; removed: number }>
 }

@@ -154,6 +154,20 @@ function buildProgram(): Command {
       printEntity(await client(opts).call('POST', `${entityPath(ns, id)}/resolve`, body), opts)
     })
 
+  clientCommand(program, 'resync', 'reload a namespace from a peer, replacing the local copy (read-only full refresh)')
+    .argument('<ns>')
+    .requiredOption('--full', 'replace every entity of the namespace with the peer\'s (required: it drops local state)')
+    .option('--from <peerId>', 'the peer to reload from (default: the first connected one)')
+    .action(async (ns: string, opts: ClientOptions & { from?: string }) => {
+      const result = await client(opts).call<{ from: string; entities: number; removed: number }>(
+        'POST',
+        `/v1/ns/${enc(ns)}/resync`,
+        opts.from !== undefined ? { from: opts.from } : {},
+      )
+      if (opts.json) return print(result)
+      console.log(`reloaded ${ns} from ${result.from}: ${result.entities} entities (replaced ${result.removed})`)
+    })
+
   clientCommand(program, 'watch', 'stream changes of a namespace as they happen (Ctrl-C to stop)')
     .argument('<ns>')
     .option('--since <cursor>', 'resume after this cursor (default: now)')

@@ -5,12 +5,15 @@ import {
   dominates,
   encodeEntitySnapshot,
   merge,
+  MeshsyncError,
   type ChangeRecord,
   type EntitySnapshot,
   type VersionVector,
 } from '../../crdt/index.ts'
 import {
+  requestNamespace,
   runSyncSession,
+  serveNamespace,
   SyncProtocolError,
   type InboundGossip,
   type InvalidInput,
@@ -20,10 +23,21 @@ import {
   type SyncPeer,
   type SyncSource,
 } from '../../transport/index.ts'
-import type { CommittedChange, EntityStore } from '../store/entity-store.ts'
+import type { CommittedChange, EntityStore, StoredEntity } from '../store/entity-store.ts'
 import { PendingChanges } from './pending-changes.ts'
 import type { PeerBook} from './peer-book.ts';
 import { behindBy, type PeerView } from './peer-book.ts'
+
+/** Most bytes of entity state one resync holds in memory before it replaces the namespace. */
+const MAX_RESYNC_BYTES = 512 * 1024 * 1024
+
+/** A full refresh that could not run. */
+export class ResyncError extends MeshsyncError {
+  constructor(code: 'NO_PEER' | 'RESYNC_TOO_LARGE', message: string) {
+    super(code, message)
+    this.name = 'ResyncError'
+  }
+}
 
 /** Tunables of replication. */
 export interface ReplicatorOptions {
@@ -156,6 +170,7 @@ export class Replicator implements SyncSource {
     this.#transport.on('peer:disconnect', this.#onDisconnect)
     this.#transport.on('peer:subscribed', this.#onSubscribed)
     this.#transport.handleSync((stream, peer) => this.#serve(stream, peer))
+    this.#transport.handleResync((stream, peer) => this.#serveResync(stream, peer.peerId))
     for (const peerId of this.#transport.connectedPeers()) this.#onConnect(peerId)
     this.#scheduleAntiEntropy()
     this.#redialTimer = setInterval(() => this.#redial(), 2000)
@@ -212,15 +227,7 @@ export class Replicator implements SyncSource {
           signal.throwIfAborted()
           // An entity whose every change the peer has is skipped: it needs only what changed.
           if (dominates(theirs, e.meta.vv)) continue
-          const bytes = encodeEntitySnapshot({
-            ns: e.ns,
-            id: e.id,
-            state: e.state,
-            vv: e.meta.vv,
-            heads: e.meta.heads,
-            fieldHeads: e.meta.fieldHeads,
-            updatedAt: e.meta.updatedAt,
-          })
+          const bytes = encodeStoredEntity(e)
           batch.push(bytes)
           size += bytes.length
           if (batch.length >= 500 || size >= 1024 * 1024) {
@@ -405,6 +412,54 @@ export class Replicator implements SyncSource {
   }
 
   /**
+   * Full refresh of a namespace from a peer (the read-only full pattern): fetches every entity of
+   * `ns` from `from` (or the first connected peer), then replaces the local namespace with it in
+   * place. Everything is fetched before anything local is touched, so a failed transfer changes
+   * nothing. Local changes of `ns` that the peer does not have are dropped from this node's
+   * entities (they stay in its log and on any peer that has them).
+   */
+  async resyncNamespace(ns: string, options: { from?: string; signal?: AbortSignal } = {}): Promise<{ from: string; entities: number; removed: number }> {
+    const from = options.from ?? this.#transport.connectedPeers()[0]
+    if (from === undefined) throw new ResyncError('NO_PEER', 'no connected peer to resync from')
+    if (!this.#transport.connectedPeers().includes(from)) throw new ResyncError('NO_PEER', `peer ${from} is not connected`)
+    const fetched: EntitySnapshot[] = []
+    let bytes = 0
+    const stream = await this.#transport.openResyncStream(from, options.signal ? { signal: options.signal } : {})
+    const result = await requestNamespace(
+      stream,
+      ns,
+      async (batch) => {
+        for (const e of batch) bytes += e.state.length
+        if (bytes > MAX_RESYNC_BYTES) throw new ResyncError('RESYNC_TOO_LARGE', `namespace ${ns} is larger than ${MAX_RESYNC_BYTES} bytes of state`)
+        fetched.push(...batch)
+      },
+      { signal: AbortSignal.any([this.#controller.signal, ...(options.signal ? [options.signal] : [])]), idleTimeoutMs: this.#streamTimeout },
+    )
+    if (result.invalid > 0) this.#strike(from, 'resync', `${result.invalid} malformed entity snapshots`)
+    const removed = await this.#store.wipeNamespace(ns)
+    for (let i = 0; i < fetched.length; i += 500) await this.#store.applySnapshot(fetched.slice(i, i + 500))
+    this.#log.info({ ns, from, entities: fetched.length, removed }, 'namespace reloaded from peer')
+    return { from, entities: fetched.length, removed }
+  }
+
+  async #serveResync(stream: Stream, peerId: string): Promise<void> {
+    const store = this.#store
+    try {
+      await serveNamespace(
+        stream,
+        async function* (ns) {
+          for await (const e of store.entities({ ns })) {
+            yield encodeStoredEntity(e)
+          }
+        },
+        { signal: this.#controller.signal, idleTimeoutMs: this.#streamTimeout },
+      )
+    } catch (error) {
+      this.#sessionFailed(peerId, error)
+    }
+  }
+
+  /**
    * On connect (and when a peer joins the topic) both sides would start a session at the same
    * moment and send the same records twice; the side with the smaller peer id starts it.
    */
@@ -484,3 +539,9 @@ export class Replicator implements SyncSource {
 }
 
 export type { SyncPeer }
+
+/** An entity as stored, encoded as the entity snapshot that travels in SNAPSHOT frames. */
+function encodeStoredEntity(e: StoredEntity): Uint8Array {
+  const { vv, heads, fieldHeads, updatedAt } = e.meta
+  return encodeEntitySnapshot({ ns: e.ns, id: e.id, state: e.state, vv, heads, fieldHeads, updatedAt })
+}

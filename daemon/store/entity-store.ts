@@ -53,6 +53,7 @@ import {
   entityMetaKey,
   entityMetaRange,
   entityStateKey,
+  entityStateRange,
   feedKey,
   feedRange,
   feedSeqOfKey,
@@ -206,6 +207,7 @@ type JobInput =
   | { readonly kind: 'remote'; readonly changes: readonly ChangeRecord[] }
   | { readonly kind: 'snapshot'; readonly entities: readonly EntitySnapshot[] }
   | { readonly kind: 'snapshot-end'; readonly vv: VersionVector }
+  | { readonly kind: 'wipe'; readonly ns: string }
 
 type Job = JobInput & {
   readonly resolve: (value: JobResult) => void
@@ -232,6 +234,7 @@ function jobSize(job: JobInput): number {
     case 'snapshot':
       return job.entities.length
     case 'snapshot-end':
+    case 'wipe':
       return 1
   }
 }
@@ -245,6 +248,7 @@ function jobEntities(job: JobInput): readonly { readonly ns: string; readonly id
     case 'snapshot':
       return job.entities
     case 'snapshot-end':
+    case 'wipe':
       return []
   }
 }
@@ -416,6 +420,17 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     await this.#enqueue({ kind: 'snapshot-end', vv })
   }
 
+  /**
+   * Forgets every entity of a namespace (state, metadata, feed and conflict entries) in one
+   * batch, as the first step of reloading it from a peer. The change log and the node vector are
+   * kept: they still describe what this node has relayed. Resolves with the entities removed.
+   */
+  async wipeNamespace(ns: string): Promise<number> {
+    assertNamespace(ns)
+    const result = await this.#enqueue({ kind: 'wipe', ns })
+    return result.views.length
+  }
+
   /** Per origin, the seq up to which this node's log may miss records (taken by snapshot). */
   get logFloor(): VersionVector {
     return this.#logFloor
@@ -438,12 +453,19 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     this.#running = true
     try {
       while (this.#queue.length > 0) {
+        const first = this.#queue[0] as Job
+        if (first.kind === 'wipe') {
+          this.#queue.shift()
+          this.#queuedOps -= 1
+          await this.#commitWipe(first)
+          continue
+        }
         const group: Job[] = []
         let ops = 0
         while (this.#queue.length > 0) {
           const next = this.#queue[0] as Job
           const size = jobSize(next)
-          if (group.length > 0 && ops + size > this.#maxGroupOps) break
+          if (next.kind === 'wipe' || (group.length > 0 && ops + size > this.#maxGroupOps)) break
           group.push(next)
           this.#queue.shift()
           ops += size
@@ -517,6 +539,32 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     for (const c of g.committed) this.emit('change', c)
   }
 
+  async #commitWipe(job: Job & { kind: 'wipe' }): Promise<void> {
+    try {
+      const ops: KvBatchOp[] = []
+      const removed: EntityView[] = []
+      for (const range of [entityMetaRange(job.ns), entityStateRange(job.ns), feedRange(job.ns, 0), conflictRange(job.ns)]) {
+        for await (const [key, value] of this.#kv.iterate(range)) {
+          ops.push({ type: 'del', key })
+          if (key.startsWith('e')) {
+            const { id } = parseEntityMetaKey(key)
+            removed.push(viewOf(job.ns, id, decodeMeta(value)))
+            this.#docs.delete(key)
+          }
+        }
+      }
+      const counts = { ...this.#counts }
+      delete counts[job.ns]
+      ops.push({ type: 'put', key: META_COUNTS, value: textEncoder.encode(JSON.stringify(counts)) })
+      await this.#kv.batch(ops, { sync: true })
+      this.#counts = counts
+      job.resolve({ views: removed })
+    } catch (error) {
+      this.#log.error({ err: error, ns: job.ns }, 'wiping a namespace failed')
+      job.reject(error)
+    }
+  }
+
   #process(job: Job, g: GroupState): JobResult {
     switch (job.kind) {
       case 'local':
@@ -530,6 +578,8 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         g.logFloor = merge(g.logFloor, job.vv)
         g.touched = true
         return { views: [] }
+      case 'wipe':
+        throw new Error('a wipe runs alone')
     }
   }
 

@@ -35,6 +35,11 @@ export function entityMetaRange(ns: string, prefix = ''): { gte: string; lt: str
   return { gte: base, lt: prefix === '' ? `e${SEP}${ns}${AFTER_SEP}` : prefixEnd(base) }
 }
 
+/** Range of every entity state key of `ns`. */
+export function entityStateRange(ns: string): { gte: string; lt: string } {
+  return { gte: `y${SEP}${ns}${SEP}`, lt: `y${SEP}${ns}${AFTER_SEP}` }
+}
+
 /** Splits an entity meta key into namespace and id. */
 export function parseEntityMetaKey(key: string): { ns: string; id: string } {
   const first = key.indexOf(SEP)

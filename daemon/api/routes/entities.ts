@@ -71,6 +71,20 @@ export function entityRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (req) => one(await store.write([{ op: 'resolve', ns: req.params.ns, id: req.params.id, value: req.body }])),
   )
 
+  app.post<{ Params: { ns: string }; Body: { from?: string } | undefined }>(
+    '/v1/ns/:ns/resync',
+    {
+      schema: {
+        params: nsParams,
+        body: { type: 'object', properties: { from: { type: 'string', minLength: 1, maxLength: 128 } }, additionalProperties: false },
+      },
+    },
+    async (req) => {
+      assertNamespace(req.params.ns)
+      return ctx.resync(req.params.ns, req.body?.from)
+    },
+  )
+
   app.get<{ Querystring: { ns?: string } }>(
     '/v1/conflicts',
     { schema: { querystring: { type: 'object', properties: { ns: { type: 'string', maxLength: 64 } }, additionalProperties: false } } },
