@@ -9,6 +9,7 @@ import { createApiServer } from './api/server.ts'
 import type { DaemonConfig } from './config.ts'
 import { fsyncDir, initDataDir, readApiToken, type DataDirLayout } from './data-dir.ts'
 import { Lifecycle } from './lifecycle.ts'
+import { DaemonMetrics } from './metrics.ts'
 import { LevelKvStore } from './storage/level-kv-store.ts'
 import { PeerBook } from './replication/peer-book.ts'
 import { Replicator } from './replication/replicator.ts'
@@ -55,8 +56,9 @@ export class Daemon {
     await refuseIfRunning(layout)
     const lifecycle = new Lifecycle(logger)
     const log = logger.child({ nodeId: identity.nodeId })
+    const kv = new LevelKvStore(layout.db)
     const store = new EntityStore(
-      { kv: new LevelKvStore(layout.db), nodeId: identity.nodeId, logger: log.child({ component: 'store' }) },
+      { kv, nodeId: identity.nodeId, logger: log.child({ component: 'store' }) },
       {
         ...config.store,
         modeOf: (ns) => config.namespaces[ns]?.mode ?? 'two-way',
@@ -64,6 +66,7 @@ export class Daemon {
       },
     )
     await lifecycle.start('store', () => store.open(), () => store.close())
+    const metrics = await lifecycle.start('metrics', async () => new DaemonMetrics({ store, dbDir: layout.db }), async (m) => m.close())
     const peers = new PeerBook(layout.peers)
     await peers.load()
     for (const addr of config.p2p.bootstrap) {
@@ -79,6 +82,7 @@ export class Daemon {
       allowPeers: config.p2p.allowPeers,
       gossip: config.p2p.gossip,
       denyPeer: (peerId) => peers.isBanned(peerId),
+      metricsRegistry: metrics.registry,
     })
     const replicator = new Replicator(
       { store, transport, peers, logger: log.child({ component: 'replicator' }) },
@@ -86,6 +90,7 @@ export class Daemon {
     )
     await lifecycle.start('transport', () => transport.start(), () => transport.stop())
     await lifecycle.start('replicator', async () => replicator.start(), () => replicator.stop())
+    metrics.watchReplication(replicator)
     const ctx: ApiContext = {
       store,
       nodeId: identity.nodeId,
@@ -93,6 +98,7 @@ export class Daemon {
       startedAt: Date.now(),
       listen: () => transport.listenAddrs(),
       peers: () => replicator.peerViews(),
+      metrics: () => metrics.render(),
       resync: (ns, from) => replicator.resyncNamespace(ns, from !== undefined ? { from } : {}),
       dial: async (addr) => {
         const peerId = await transport.dial(addr)

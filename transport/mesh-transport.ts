@@ -8,10 +8,12 @@ import { mdns } from '@libp2p/mdns'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
+import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { EventEmitter } from 'node:events'
+import type { Registry } from 'prom-client'
 import { CodecError, decodeChange, type ChangeRecord, type Dot } from '../crdt/index.ts'
 import {
   CHANGES_TOPIC,
@@ -40,6 +42,8 @@ export interface MeshTransportInit {
   readonly allowPeers?: readonly string[]
   /** Gossip on (default). Off: anti-entropy alone carries changes. */
   readonly gossip?: boolean
+  /** Registry for libp2p's own metrics (connections, streams, protocol traffic). */
+  readonly metricsRegistry?: Registry
   /** Peers refused for now (e.g. banned for invalid input), besides the allowlist. */
   readonly denyPeer?: (peerId: string) => boolean
   /** Test hook: return true to drop an inbound gossip message before validation. */
@@ -115,6 +119,7 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
         denyOutboundEncryptedConnection: denied,
       },
       connectionManager: { dialTimeout: 10_000 },
+      ...(init.metricsRegistry && { metrics: prometheusMetrics({ registry: init.metricsRegistry, collectDefaultMetrics: false }) }),
       peerDiscovery: discovery,
       services: {
         identify: identify(),

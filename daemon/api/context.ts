@@ -12,6 +12,8 @@ export interface ApiContext {
   peers(): readonly PeerView[]
   /** Dials a peer by multiaddr (ending in `/p2p/<peerId>`); resolves with its peer id. */
   dial(multiaddr: string): Promise<string>
+  /** Prometheus exposition of the daemon's metrics. */
+  metrics(): Promise<{ contentType: string; body: string }>
   /** Full refresh of a namespace from a peer (the first connected one when absent). */
   resync(ns: string, from?: string): Promise<{ from: string; entities: number; removed: number }>
 }

@@ -43,5 +43,10 @@ export function systemRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   )
 
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    const { contentType, body } = await ctx.metrics()
+    return reply.type(contentType).send(body)
+  })
+
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 }

@@ -1,0 +1,170 @@
+import { readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+import type { Replicator } from './replication/replicator.ts'
+import type { CommittedChange, EntityStore } from './store/entity-store.ts'
+
+/** What the metrics read from. */
+export interface MetricsSources {
+  readonly store: EntityStore
+  /** The LevelDB directory (its files are summed for the size gauge). */
+  readonly dbDir: string
+}
+
+/**
+ * The daemon's Prometheus metrics, on a registry of its own (so several daemons in one process,
+ * as in tests, never share counters). Counters move with events; gauges are read at scrape time.
+ */
+export class DaemonMetrics {
+  readonly registry = new Registry()
+  readonly #sources: MetricsSources
+  readonly #loopDelay = monitorEventLoopDelay({ resolution: 20 })
+  readonly #onCommit: (changes: readonly CommittedChange[]) => void
+
+  constructor(sources: MetricsSources) {
+    this.#sources = sources
+    const registers = [this.registry]
+    collectDefaultMetrics({ register: this.registry, prefix: 'meshsync_process_' })
+    this.#loopDelay.enable()
+
+    const changes = new Counter({
+      name: 'meshsync_changes_committed_total',
+      help: 'Change records committed to the store, by where they came from.',
+      labelNames: ['source'] as const,
+      registers,
+    })
+    const commits = new Counter({ name: 'meshsync_commits_total', help: 'Group commits (fsynced LevelDB batches).', registers })
+    this.#onCommit = (committed) => {
+      commits.inc()
+      let local = 0
+      for (const c of committed) if (!c.remote) local++
+      if (local > 0) changes.inc({ source: 'local' }, local)
+      if (committed.length > local) changes.inc({ source: 'remote' }, committed.length - local)
+    }
+    sources.store.on('commit', this.#onCommit)
+
+    const { store, dbDir } = sources
+    new Gauge({
+      name: 'meshsync_entities',
+      help: 'Live (not deleted) entities, by namespace.',
+      labelNames: ['ns'] as const,
+      registers,
+      collect() {
+        this.reset()
+        for (const [ns, n] of Object.entries(store.entityCounts)) this.set({ ns }, n)
+      },
+    })
+    new Gauge({
+      name: 'meshsync_conflicts',
+      help: 'Unresolved conflicts (entity fields), as GET /v1/conflicts lists them.',
+      registers,
+      async collect() {
+        this.set((await store.conflicts()).length)
+      },
+    })
+    new Gauge({
+      name: 'meshsync_version_vector_total',
+      help: 'Sum of the node version vector: changes applied here, from every origin.',
+      registers,
+      collect() {
+        this.set(Object.values(store.versionVector).reduce((a, b) => a + b, 0))
+      },
+    })
+    new Gauge({
+      name: 'meshsync_leveldb_bytes',
+      help: 'Bytes of the LevelDB directory on disk (tables, logs, manifest).',
+      registers,
+      async collect() {
+        let total = 0
+        for (const name of await readdir(dbDir).catch(() => [] as string[])) {
+          total += (await stat(join(dbDir, name)).catch(() => ({ size: 0 }))).size
+        }
+        this.set(total)
+      },
+    })
+    new Gauge({
+      name: 'meshsync_event_loop_delay_p99_seconds',
+      help: 'p99 event-loop delay since the previous scrape.',
+      registers,
+      collect: () => {
+        const gauge = this.registry.getSingleMetric('meshsync_event_loop_delay_p99_seconds') as Gauge
+        gauge.set(this.#loopDelay.percentile(99) / 1e9)
+        this.#loopDelay.reset()
+      },
+    })
+  }
+
+  /** Adds the replication metrics (once the replicator exists; libp2p's own go in the same registry). */
+  watchReplication(replicator: Replicator): void {
+    const registers = [this.registry]
+    const stats = replicator.stats
+    const counters: [keyof typeof stats, string, string][] = [
+      ['gossipIn', 'meshsync_gossip_changes_received_total', 'Change records received by gossip.'],
+      ['gossipOut', 'meshsync_gossip_changes_published_total', 'Local change records handed to gossip (published when a peer listens).'],
+      ['gossipDuplicates', 'meshsync_gossip_duplicates_total', 'Gossiped change records already here.'],
+      ['sessions', 'meshsync_sync_sessions_total', 'Anti-entropy sessions completed.'],
+      ['sessionFailures', 'meshsync_sync_session_failures_total', 'Anti-entropy sessions that failed.'],
+      ['recordsIn', 'meshsync_sync_records_received_total', 'Change records received by anti-entropy.'],
+      ['recordsOut', 'meshsync_sync_records_sent_total', 'Change records sent by anti-entropy.'],
+      ['snapshotEntitiesIn', 'meshsync_snapshot_entities_received_total', 'Entity states received by snapshot catch-up.'],
+      ['snapshotEntitiesOut', 'meshsync_snapshot_entities_sent_total', 'Entity states sent by snapshot catch-up.'],
+      ['invalidInputs', 'meshsync_invalid_peer_inputs_total', 'Malformed or refused messages from peers (dropped).'],
+      ['pendingDropped', 'meshsync_pending_dropped_total', 'Out-of-order changes dropped because the buffer was full.'],
+    ]
+    for (const [key, name, help] of counters) {
+      // Monotonic counters kept by the replicator, exposed as counters read at scrape time.
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset()
+          this.inc(stats[key])
+        },
+      })
+    }
+    new Gauge({
+      name: 'meshsync_pending_changes',
+      help: 'Remote changes waiting for their causal predecessors.',
+      registers,
+      collect() {
+        this.set(replicator.pendingCount)
+      },
+    })
+    const perPeer: [string, string, (p: ReturnType<Replicator['peerViews']>[number]) => number | null][] = [
+      ['meshsync_peer_connected', 'Whether the peer is connected (1) or not (0).', (p) => (p.connected ? 1 : 0)],
+      ['meshsync_peer_lag_changes', 'Changes this node has that the peer lacked at the end of the last sync.', (p) => p.behind],
+      ['meshsync_peer_sync_bytes_in_total', 'Bytes received from the peer by anti-entropy.', (p) => p.bytesIn],
+      ['meshsync_peer_sync_bytes_out_total', 'Bytes sent to the peer by anti-entropy.', (p) => p.bytesOut],
+      ['meshsync_peer_invalid_inputs', 'Invalid messages from the peer since its last ban.', (p) => p.invalidInputs],
+      ['meshsync_peer_last_sync_age_seconds', 'Seconds since the last completed sync with the peer.', (p) => (p.lastSyncAt === null ? null : (Date.now() - Date.parse(p.lastSyncAt)) / 1000)],
+    ]
+    for (const [name, help, read] of perPeer) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['peer'] as const,
+        registers,
+        collect() {
+          this.reset()
+          for (const p of replicator.peerViews()) {
+            const v = read(p)
+            if (v !== null) this.set({ peer: p.peerId }, v)
+          }
+        },
+      })
+    }
+  }
+
+  /** The exposition text (Prometheus format). */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() }
+  }
+
+  /** Detaches from the store and stops the event-loop monitor. */
+  close(): void {
+    this.#sources.store.off('commit', this.#onCommit)
+    this.#loopDelay.disable()
+  }
+}
