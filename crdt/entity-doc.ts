@@ -113,6 +113,44 @@ export function patchRecord(doc: Y.Doc, patch: JsonRecord): EntityEdit {
   })
 }
 
+/** A root's text, or undefined when a client made that root something other than a Y.Text. */
+function textContent(doc: Y.Doc, name: string): string | undefined {
+  try {
+    return doc.getText(name).toString()
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Applies an update made by a Yjs client editing the entity's document directly (y-websocket):
+ * reports the record fields and text roots whose content it changed, and the update itself when
+ * it changed anything (null for an update already known). An update whose dependencies are
+ * missing throws `INVALID_UPDATE` (the document then holds pending structs: the caller drops it).
+ */
+export function applyClientUpdate(doc: Y.Doc, update: Uint8Array): EntityEdit {
+  const before = readRecord(doc)
+  const textsBefore = new Map(textNames(doc).map((name) => [name, textContent(doc, name)]))
+  let changed = false
+  const onUpdate = (): void => {
+    changed = true
+  }
+  doc.on('update', onUpdate)
+  try {
+    Y.applyUpdate(doc, update)
+  } finally {
+    doc.off('update', onUpdate)
+  }
+  if (hasPendingUpdates(doc)) throw new ValidationError('INVALID_UPDATE', 'the update depends on changes this node does not have')
+  if (!changed) return { update: null, fields: [], texts: [] }
+  const after = readRecord(doc)
+  const fields = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter(
+    (k) => !Object.hasOwn(before, k) || !Object.hasOwn(after, k) || !jsonEqual(before[k] as JsonValue, after[k] as JsonValue),
+  )
+  const texts = textNames(doc).filter((name) => textContent(doc, name) !== (textsBefore.get(name) ?? ''))
+  return { update, fields: fields.sort(), texts: texts.sort() }
+}
+
 /**
  * Writes every field of `values` whether or not it already holds that value (null removes it):
  * a resolution is a write on top of every concurrent sibling, even when it keeps the winner.

@@ -1,12 +1,16 @@
 import swagger from '@fastify/swagger'
+import websocket from '@fastify/websocket'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import { dashboardRoutes } from '../dashboard/routes.ts'
+import { DashboardSession } from '../dashboard/session.ts'
 import { requireBearerToken } from './auth.ts'
 import type { ApiContext } from './context.ts'
 import { frameworkErrorHandler, installErrorHandling } from './error-handler.ts'
 import { changeRoutes } from './routes/changes.ts'
 import { entityRoutes } from './routes/entities.ts'
 import { systemRoutes } from './routes/system.ts'
+import { yjsWebsocketRoutes } from './routes/yjs-websocket.ts'
 import { sharedSchemas } from './schemas.ts'
 
 /** Longest path parameter (decoded) the router accepts; longer ones are refused before routing. */
@@ -45,14 +49,18 @@ export async function createApiServer(ctx: ApiContext, options: ApiServerOptions
       security: [{ bearer: [] }],
     },
   })
+  await app.register(websocket, { options: { maxPayload: 8 * 1024 * 1024 } })
   installErrorHandling(app)
   // Only JSON bodies: without this, fastify's built-in text/plain parser hands a string to the
   // schema (400 INVALID_BODY) instead of refusing the media type (415).
   app.removeContentTypeParser('text/plain')
-  if (options.token !== undefined) requireBearerToken(app, options.token)
+  const session = options.token !== undefined ? new DashboardSession(options.token, ctx.nodeId) : undefined
+  if (options.token !== undefined) requireBearerToken(app, options.token, session)
   systemRoutes(app, ctx)
   entityRoutes(app, ctx)
   changeRoutes(app, ctx)
+  dashboardRoutes(app, session ? { session } : {})
+  yjsWebsocketRoutes(app, ctx)
   await app.ready()
   return app
 }

@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
+import { failpoints } from '../failpoints.ts'
 import * as Y from 'yjs'
 import {
   advanceHeads,
@@ -26,6 +27,7 @@ import {
   patchRecord,
   readRecord,
   readText,
+  applyClientUpdate,
   replaceRecord,
   resolveRecord,
   spliceText,
@@ -72,6 +74,8 @@ export type LocalOp =
   | { readonly op: 'put'; readonly ns: string; readonly id: string; readonly value: JsonRecord }
   | { readonly op: 'patch'; readonly ns: string; readonly id: string; readonly value: JsonRecord }
   | { readonly op: 'delete'; readonly ns: string; readonly id: string }
+  /** A Yjs update made by a Yjs client bound to the entity (y-websocket): applied as a local change. */
+  | { readonly op: 'yjs'; readonly ns: string; readonly id: string; readonly update: Uint8Array }
   /** Resolve conflicts: writes the given fields on top of every sibling (allowed under `strict`). */
   | { readonly op: 'resolve'; readonly ns: string; readonly id: string; readonly value: JsonRecord }
   | { readonly op: 'text'; readonly ns: string; readonly id: string; readonly name: string; readonly splices: readonly TextSplice[] }
@@ -504,6 +508,11 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         this.#nodeVv = g.nodeVv
         this.#feedSeq = g.feedSeq
         this.#logFloor = g.logFloor
+        if (failpoints.ackBeforeCommitMs > 0) {
+          // Failpoint (off in production): answer local writes first, commit later.
+          for (const o of outcomes) if (o.job.kind === 'local' && o.result) o.job.resolve(o.result)
+          await new Promise((resolve) => setTimeout(resolve, failpoints.ackBeforeCommitMs))
+        }
         await this.#kv.batch(this.#batchOps(g, counts), { sync: true })
         this.#counts = counts
         this.#clientIdsDirty = false
@@ -701,6 +710,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       const key = entityMetaKey(op.ns, op.id)
       const entity = working.get(key) as WorkingEntity
       let state = sim.get(key) ?? { live: entity.meta !== undefined && !entity.meta.deleted, fresh: false, texts: new Map() }
+      if (op.op === 'yjs' && !isWellFormedUpdate(op.update)) throw new ValidationError('INVALID_UPDATE', 'not a Yjs update')
       if (op.op === 'resolve') {
         if (!state.live) throw new EntityNotFoundError(op.ns, op.id)
         sim.set(key, state)
@@ -739,6 +749,9 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     } else if (op.op === 'resolve') {
       // Always a change, even when it keeps every winner: it is what sees all the siblings.
       edit = resolveRecord(entity.doc, op.value)
+    } else if (op.op === 'yjs') {
+      edit = applyClientUpdate(entity.doc, op.update)
+      if (edit.update === null) return undefined
     } else {
       const cleared = live ? undefined : clearEntity(entity.doc)
       const main =
@@ -883,6 +896,13 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     }
     const last = items.at(-1)
     return more && last ? { items, next: last.id } : { items }
+  }
+
+  /** The committed Yjs state of an entity (deleted ones too), or undefined when it never existed. */
+  async entityState(ns: string, id: string): Promise<Uint8Array | undefined> {
+    assertNamespace(ns)
+    assertEntityId(id)
+    return this.#kv.get(entityStateKey(ns, id))
   }
 
   /** A text root of an entity, with the entity's version. */
@@ -1042,8 +1062,9 @@ function mergeEdits(a: EntityEdit, b: EntityEdit): EntityEdit {
 }
 
 function toView(entity: WorkingEntity): EntityView {
-  const meta = entity.meta as EntityMeta
-  return viewOf(entity.ns, entity.id, meta)
+  // An op that changed nothing on an entity that does not exist (a Yjs client's empty update).
+  if (!entity.meta) return { ns: entity.ns, id: entity.id, value: {}, version: {}, updatedAt: new Date(0).toISOString(), deleted: true }
+  return viewOf(entity.ns, entity.id, entity.meta)
 }
 
 function viewOf(ns: string, id: string, meta: EntityMeta): EntityView {

@@ -1,5 +1,6 @@
 import { pino } from 'pino'
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import * as Y from 'yjs'
 import type { ChangeRecord } from '../../../crdt/index.ts'
 import { MemoryKvStore } from '../../../daemon/storage/index.ts'
 import { EntityStore, type CommittedChange } from '../../../daemon/store/entity-store.ts'
@@ -143,6 +144,22 @@ describe('EntityStore local writes', () => {
     await expect(good).resolves.toHaveLength(1)
     expect((await store.getText('docs', 'd', 'body')).text).toBe('a\u{1F600}b')
     expect((await changesOf(store, 'aaaa')).map((c) => c.id)).toEqual(['d', 'other'])
+  })
+
+  it('applies a Yjs client update as a local change, and an empty one as nothing', async () => {
+    const { store } = await openStore()
+    const client = new Y.Doc()
+    await store.write([{ op: 'yjs', ns: 'y', id: 'e', update: Y.encodeStateAsUpdate(client) }])
+    await expect(store.get('y', 'e')).rejects.toMatchObject({ code: 'ENTITY_NOT_FOUND' })
+    client.getMap('data').set('title', 'hi')
+    client.getText('body').insert(0, 'text')
+    const [view] = await store.write([{ op: 'yjs', ns: 'y', id: 'e', update: Y.encodeStateAsUpdate(client) }])
+    expect(view?.value).toEqual({ title: 'hi' })
+    expect((await store.getText('y', 'e', 'body')).text).toBe('text')
+    const [change] = await changesOf(store, 'aaaa')
+    expect(change?.fields).toEqual(['title'])
+    expect(change?.texts).toEqual(['body'])
+    await expect(store.write([{ op: 'yjs', ns: 'y', id: 'e', update: new Uint8Array([1, 2, 3]) }])).rejects.toMatchObject({ code: 'INVALID_UPDATE' })
   })
 
   it('keeps working with a doc cache smaller than the working set', async () => {
