@@ -1,0 +1,124 @@
+/**
+ * The committer's work items and the state of one group commit: internal to the entity store.
+ */
+import * as Y from 'yjs'
+import type { ChangeRecord, EntityEdit, EntitySnapshot, VersionVector } from '../../crdt/index.ts'
+import type { EntityMeta } from './entity-meta.ts'
+import type { CommittedChange, EntityView, LocalOp, RemoteApplyResult, SnapshotApplyResult } from './types.ts'
+
+/** A local job refused by validation, before it touched any document. */
+export class RefusedBeforeEdit extends Error {
+  constructor(cause: unknown) {
+    super('refused before edit', { cause })
+  }
+}
+
+/** A local job refused after it edited documents: the group is redone without it. */
+export class RedoGroupWithout extends Error {
+  readonly job: Job
+  constructor(job: Job, cause: unknown) {
+    super('redo group without job', { cause })
+    this.job = job
+  }
+}
+
+/** What a job asks the committer to do. */
+export type JobInput =
+  | { readonly kind: 'local'; readonly ops: readonly LocalOp[] }
+  | { readonly kind: 'remote'; readonly changes: readonly ChangeRecord[] }
+  | { readonly kind: 'snapshot'; readonly entities: readonly EntitySnapshot[] }
+  | { readonly kind: 'snapshot-end'; readonly vv: VersionVector }
+  | { readonly kind: 'wipe'; readonly ns: string }
+
+export type Job = JobInput & {
+  readonly resolve: (value: JobResult) => void
+  readonly reject: (error: unknown) => void
+}
+
+/** The state a group of jobs builds up before its one batch is written. */
+export interface GroupState {
+  readonly working: Map<string, WorkingEntity>
+  nodeVv: VersionVector
+  feedSeq: number
+  logFloor: VersionVector
+  readonly committed: CommittedChange[]
+  /** Something besides change records needs writing (snapshot merges, vectors). */
+  touched: boolean
+}
+
+export function jobSize(job: JobInput): number {
+  switch (job.kind) {
+    case 'local':
+      return job.ops.length
+    case 'remote':
+      return job.changes.length
+    case 'snapshot':
+      return job.entities.length
+    case 'snapshot-end':
+    case 'wipe':
+      return 1
+  }
+}
+
+export function jobEntities(job: JobInput): readonly { readonly ns: string; readonly id: string }[] {
+  switch (job.kind) {
+    case 'local':
+      return job.ops
+    case 'remote':
+      return job.changes
+    case 'snapshot':
+      return job.entities
+    case 'snapshot-end':
+    case 'wipe':
+      return []
+  }
+}
+
+export interface JobResult {
+  readonly views: EntityView[]
+  readonly remote?: RemoteApplyResult
+  readonly snapshot?: SnapshotApplyResult
+}
+
+/** Working state of one entity during a group commit. */
+export interface WorkingEntity {
+  readonly ns: string
+  readonly id: string
+  readonly doc: Y.Doc
+  /** Committed meta at the start of the group (undefined: new entity). */
+  readonly committed: EntityMeta | undefined
+  meta: EntityMeta | undefined
+  changed: boolean
+}
+
+/** Live-entity counts after the group's changes. */
+export function countsAfter(counts: Readonly<Record<string, number>>, working: Map<string, WorkingEntity>): Record<string, number> {
+  const out = { ...counts }
+  for (const { ns, committed, meta, changed } of working.values()) {
+    if (!changed || !meta) continue
+    const delta = Number(!meta.deleted) - Number(committed !== undefined && !committed.deleted)
+    if (delta !== 0) out[ns] = (out[ns] ?? 0) + delta
+    if (out[ns] === 0) delete out[ns]
+  }
+  return out
+}
+
+/** True when `update` parses as a Yjs V1 update (checked before it may touch a document). */
+export function isWellFormedUpdate(update: Uint8Array): boolean {
+  if (update.length === 0) return true
+  try {
+    Y.decodeUpdate(update)
+    return true
+  } catch {
+    return false
+  }
+}
+
+export function mergeEdits(a: EntityEdit, b: EntityEdit): EntityEdit {
+  const updates = [a.update, b.update].filter((u): u is Uint8Array => u !== null)
+  return {
+    update: updates.length === 0 ? null : updates.length === 1 ? (updates[0] as Uint8Array) : Y.mergeUpdates(updates),
+    fields: [...new Set([...a.fields, ...b.fields])].sort(),
+    texts: [...new Set([...a.texts, ...b.texts])].sort(),
+  }
+}

@@ -1,0 +1,132 @@
+import type { ChangeRecord, JsonRecord, JsonValue, TextSplice, VersionVector } from '../../crdt/index.ts'
+import type { Logger } from 'pino'
+import type { KvStore } from '../storage/kv-store.ts'
+import type { EntityMeta } from './entity-meta.ts'
+
+/** A local write, as the API hands it to the store. */
+export type LocalOp =
+  | { readonly op: 'put'; readonly ns: string; readonly id: string; readonly value: JsonRecord }
+  | { readonly op: 'patch'; readonly ns: string; readonly id: string; readonly value: JsonRecord }
+  | { readonly op: 'delete'; readonly ns: string; readonly id: string }
+  /** A Yjs update made by a Yjs client bound to the entity (y-websocket): applied as a local change. */
+  | { readonly op: 'yjs'; readonly ns: string; readonly id: string; readonly update: Uint8Array }
+  /** Resolve conflicts: writes the given fields on top of every sibling (allowed under `strict`). */
+  | { readonly op: 'resolve'; readonly ns: string; readonly id: string; readonly value: JsonRecord }
+  | { readonly op: 'text'; readonly ns: string; readonly id: string; readonly name: string; readonly splices: readonly TextSplice[] }
+
+/** An entity as the API shows it. */
+export interface EntityView {
+  readonly ns: string
+  readonly id: string
+  readonly value: JsonRecord
+  readonly version: VersionVector
+  readonly updatedAt: string
+  readonly deleted?: true
+  /** Unresolved conflicts; `value` holds the merged winner of each field. */
+  readonly conflicts?: readonly ConflictView[]
+}
+
+/** A field concurrent writes disagree on, as the API shows it. */
+export interface ConflictView {
+  readonly field: string
+  /** Every concurrent write: the value it wrote (null: removed), its writer and its dot. */
+  readonly values: readonly { readonly value: JsonValue | null; readonly origin: string; readonly version: VersionVector; readonly deleted?: true }[]
+}
+
+/** A conflict of one entity, as `GET /v1/conflicts` lists it. */
+export interface EntityConflictView extends ConflictView {
+  readonly ns: string
+  readonly id: string
+  /** The merged value every node shows (absent for a removed field). */
+  readonly winner: JsonValue | null
+}
+
+/** One committed change, as announced to listeners (change feed, replication). */
+export interface CommittedChange {
+  readonly change: ChangeRecord
+  /** The change record as stored (and as it travels). */
+  readonly bytes: Uint8Array
+  readonly feedSeq: number
+  /** True when the change came from another node. */
+  readonly remote: boolean
+}
+
+/** An entry of a namespace's change feed. */
+export interface FeedEntry {
+  readonly cursor: number
+  readonly id: string
+  readonly op: 'upsert' | 'delete'
+  readonly version: VersionVector
+  readonly value?: JsonRecord
+  readonly conflicts?: readonly ConflictView[]
+}
+
+/** An entity as stored: committed meta and Yjs state. */
+export interface StoredEntity {
+  readonly ns: string
+  readonly id: string
+  readonly meta: EntityMeta
+  readonly state: Uint8Array
+}
+
+/** A point-in-time view of the store (see {@link EntityStore.openSnapshot}). */
+export interface StoreSnapshot {
+  /** The node vector at the snapshot: the entities hold exactly the changes it covers. */
+  readonly vv: VersionVector
+  entities(options?: { ns?: string }): AsyncGenerator<StoredEntity>
+  close(): Promise<void>
+}
+
+/** Outcome of handing remote changes to the store. */
+export interface RemoteApplyResult {
+  readonly applied: number
+  readonly duplicates: number
+  /** Changes whose causal predecessors are not here yet; nothing of them was applied. */
+  readonly deferred: readonly ChangeRecord[]
+  /** Changes whose Yjs update does not parse; refused, nothing applied. */
+  readonly invalid: readonly ChangeRecord[]
+}
+
+/** Tunables of the store. */
+export interface EntityStoreOptions {
+  /** Hot Y.Docs kept in memory. */
+  readonly docCacheSize?: number
+  /** Most operations committed in one LevelDB batch. */
+  readonly maxGroupOps?: number
+  /** Most operations waiting for a commit before writes are refused with OVERLOADED. */
+  readonly maxQueuedOps?: number
+  /** Wall clock, injectable for tests. */
+  readonly now?: () => number
+  /** Replication mode of a namespace (default: every namespace two-way). */
+  readonly modeOf?: (ns: string) => NamespaceMode
+  /** Conflict policy of a namespace (default: every namespace auto). */
+  readonly conflictPolicyOf?: (ns: string) => ConflictPolicy
+}
+
+/**
+ * How a namespace replicates on this node: `two-way` (default); `pull-only` takes changes and
+ * refuses local writes (READ_ONLY_NAMESPACE); `push-only` sends its own changes and keeps other
+ * nodes' changes only in its log (to relay them), never applying them to its entities.
+ */
+export type NamespaceMode = 'two-way' | 'pull-only' | 'push-only'
+
+/**
+ * What a namespace does about conflicts: `auto` merges and records them; `strict` also refuses
+ * writes to an entity with unresolved conflicts (409 UNRESOLVED_CONFLICT) until it is resolved.
+ */
+export type ConflictPolicy = 'auto' | 'strict'
+
+/** What the store needs from the rest of the daemon. */
+export interface EntityStoreComponents {
+  readonly kv: KvStore
+  readonly nodeId: string
+  readonly logger: Logger
+}
+
+/** Outcome of merging snapshot entities. */
+export interface SnapshotApplyResult {
+  /** Entities whose state or metadata changed. */
+  readonly merged: number
+  /** Entities refused because their Yjs state does not parse. */
+  readonly invalid: number
+}
