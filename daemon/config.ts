@@ -35,6 +35,18 @@ export interface DaemonConfig {
     readonly maxQueuedOps: number
   }
   readonly log: { readonly level: string }
+  /** Backups (DESIGN §8): default repository, passphrase file, schedules. */
+  readonly backup: BackupConfig
+}
+
+/** The `backup` section of the config file. */
+export interface BackupConfig {
+  /** Default repository: a directory or `s3://bucket/prefix[?endpoint=...]`. */
+  readonly target?: string
+  /** File holding the repository passphrase (first line); absent: no encryption. */
+  readonly passphraseFile?: string
+  /** Periodic backups taken by the daemon. */
+  readonly schedules: readonly { readonly type: 'full' | 'incremental' | 'differential'; readonly everyMs: number; readonly keep?: Readonly<Record<'last' | 'hourly' | 'daily' | 'weekly' | 'monthly', number>> }[]
 }
 
 /** The flags of `meshsync start` that override the file. */
@@ -76,6 +88,7 @@ export function defaultConfig(dataDir: string): DaemonConfig {
     namespaces: {},
     store: { docCacheSize: 1000, maxGroupOps: 2000, maxQueuedOps: 50_000 },
     log: { level: 'info' },
+    backup: { schedules: [] },
   }
 }
 
@@ -126,7 +139,7 @@ async function readConfigFile(file: string, required: boolean): Promise<Record<s
 }
 
 function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: string): DaemonConfig {
-  const known = new Set(['api', 'p2p', 'store', 'log', 'namespaces'])
+  const known = new Set(['api', 'p2p', 'store', 'log', 'namespaces', 'backup'])
   for (const key of Object.keys(file)) if (!known.has(key)) throw new ConfigError(`${where}: unknown setting "${key}"`)
   const api = section(file, 'api', where)
   const p2p = section(file, 'p2p', where)
@@ -155,6 +168,38 @@ function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: str
       maxQueuedOps: num(store, 'maxQueuedOps', base.store.maxQueuedOps, where),
     },
     log: { level: str(log, 'level', base.log.level, where) },
+    backup: backupSection(section(file, 'backup', where), where),
+  }
+}
+
+const BACKUP_TYPES = ['full', 'incremental', 'differential'] as const
+const KEEP_RULES = ['last', 'hourly', 'daily', 'weekly', 'monthly'] as const
+
+function backupSection(raw: Record<string, unknown>, where: string): BackupConfig {
+  for (const key of Object.keys(raw)) if (!['target', 'passphraseFile', 'schedules'].includes(key)) throw new ConfigError(`${where}: unknown setting "backup.${key}"`)
+  const schedules = raw.schedules ?? []
+  if (!Array.isArray(schedules)) throw new ConfigError(`${where}: backup.schedules must be a list`)
+  return {
+    ...(raw.target !== undefined && { target: str(raw, 'target', '', where) }),
+    ...(raw.passphraseFile !== undefined && { passphraseFile: resolve(str(raw, 'passphraseFile', '', where)) }),
+    schedules: schedules.map((s: unknown, i) => {
+      const entry = (typeof s === 'object' && s !== null ? s : {}) as Record<string, unknown>
+      const type = entry.type
+      if (typeof type !== 'string' || !(BACKUP_TYPES as readonly string[]).includes(type)) throw new ConfigError(`${where}: backup.schedules[${i}].type must be one of ${BACKUP_TYPES.join(', ')}`)
+      const everyMs = num(entry, 'everyMs', 0, where)
+      if (everyMs < 1000) throw new ConfigError(`${where}: backup.schedules[${i}].everyMs must be at least 1000`)
+      const keepRaw = entry.keep
+      let keep: Record<string, number> | undefined
+      if (keepRaw !== undefined) {
+        if (typeof keepRaw !== 'object' || keepRaw === null) throw new ConfigError(`${where}: backup.schedules[${i}].keep must be an object`)
+        keep = {}
+        for (const rule of Object.keys(keepRaw)) {
+          if (!(KEEP_RULES as readonly string[]).includes(rule)) throw new ConfigError(`${where}: unknown keep rule "${rule}" (${KEEP_RULES.join(', ')})`)
+          keep[rule] = num(keepRaw as Record<string, unknown>, rule, 0, where)
+        }
+      }
+      return { type: type as (typeof BACKUP_TYPES)[number], everyMs, ...(keep && { keep: keep as Record<(typeof KEEP_RULES)[number], number> }) }
+    }),
   }
 }
 

@@ -6,6 +6,8 @@ import { MeshsyncError } from '../crdt/index.ts'
 import { MeshTransport } from '../transport/index.ts'
 import type { ApiContext } from './api/context.ts'
 import { createApiServer } from './api/server.ts'
+import { registerBackupMetrics } from './backup/metrics.ts'
+import { BackupService } from './backup/service.ts'
 import type { DaemonConfig } from './config.ts'
 import { fsyncDir, initDataDir, readApiToken, type DataDirLayout } from './data-dir.ts'
 import { Lifecycle } from './lifecycle.ts'
@@ -91,6 +93,17 @@ export class Daemon {
     await lifecycle.start('transport', () => transport.start(), () => transport.stop())
     await lifecycle.start('replicator', async () => replicator.start(), () => replicator.stop())
     metrics.watchReplication(replicator)
+    const backups = new BackupService(
+      { store, logger: log.child({ component: 'backup' }) },
+      {
+        target: config.backup.target,
+        passphrase: config.backup.passphraseFile !== undefined ? await readPassphraseFile(config.backup.passphraseFile) : undefined,
+        schedules: config.backup.schedules,
+        clusterKeyFile: layout.clusterKey,
+      },
+    )
+    registerBackupMetrics(metrics.registry, backups)
+    await lifecycle.start('backups', async () => backups.start(), () => backups.stop())
     const ctx: ApiContext = {
       store,
       nodeId: identity.nodeId,
@@ -105,6 +118,7 @@ export class Daemon {
         peers.remember(peerId, addr)
         return peerId
       },
+      backups,
     }
     const apiLog = log.child({ component: 'api' })
     const token = await readApiToken(layout)
@@ -181,6 +195,19 @@ async function refuseIfRunning(layout: DataDirLayout): Promise<void> {
     socket.once('error', () => resolve(false))
   })
   if (alive) throw new MeshsyncError('ALREADY_RUNNING', `a daemon is already running on ${layout.root}`)
+}
+
+/** The first line of a passphrase file (CONFIG_INVALID when unreadable or empty). */
+async function readPassphraseFile(file: string): Promise<string> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (cause) {
+    throw new MeshsyncError('CONFIG_INVALID', `cannot read backup.passphraseFile ${file}`, { cause })
+  }
+  const line = text.split(/\r?\n/)[0] ?? ''
+  if (line === '') throw new MeshsyncError('CONFIG_INVALID', `backup.passphraseFile ${file} is empty`)
+  return line
 }
 
 function hostForUrl(host: string): string {

@@ -1,3 +1,4 @@
+import type { BackupService } from '../backup/service.ts'
 import type { PeerView } from '../replication/peer-book.ts'
 import type { EntityStore } from '../store/entity-store.ts'
 
@@ -16,4 +17,6 @@ export interface ApiContext {
   metrics(): Promise<{ contentType: string; body: string }>
   /** Full refresh of a namespace from a peer (the first connected one when absent). */
   resync(ns: string, from?: string): Promise<{ from: string; entities: number; removed: number }>
+  /** Backups of this node (absent: the routes answer NO_BACKUP_TARGET). */
+  readonly backups?: BackupService
 }

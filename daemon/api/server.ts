@@ -7,6 +7,7 @@ import { DashboardSession } from '../dashboard/session.ts'
 import { requireBearerToken } from './auth.ts'
 import type { ApiContext } from './context.ts'
 import { frameworkErrorHandler, installErrorHandling } from './error-handler.ts'
+import { backupRoutes } from './routes/backups.ts'
 import { changeRoutes } from './routes/changes.ts'
 import { entityRoutes } from './routes/entities.ts'
 import { systemRoutes } from './routes/system.ts'
@@ -58,6 +59,7 @@ export async function createApiServer(ctx: ApiContext, options: ApiServerOptions
   if (options.token !== undefined) requireBearerToken(app, options.token, session)
   systemRoutes(app, ctx)
   entityRoutes(app, ctx)
+  backupRoutes(app, ctx)
   changeRoutes(app, ctx)
   dashboardRoutes(app, session ? { session } : {})
   yjsWebsocketRoutes(app, ctx)

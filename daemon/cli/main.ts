@@ -5,6 +5,7 @@ import { defaultDataDir, loadConfig, type ConfigOverrides } from '../config.ts'
 import { Daemon } from '../daemon.ts'
 import { dataDirLayout, initDataDir } from '../data-dir.ts'
 import { createLogger } from '../logger.ts'
+import { registerBackupCommands } from './backup-commands.ts'
 import { SocketClient } from './client.ts'
 
 /** Options every client command accepts. */
@@ -76,6 +77,21 @@ function buildProgram(): Command {
     if (peers.length === 0) return console.log('no peers')
     for (const p of peers) console.log(`${p.connected ? 'up  ' : 'down'} ${p.peerId} last sync ${p.lastSyncAt ?? 'never'} ${p.addrs.join(' ')}`)
   })
+
+  clientCommand(program, 'dashboard', 'print the URL that opens the web dashboard of the running node (it holds the API token)').action(
+    async (opts: ClientOptions) => {
+      const layout = dataDirLayout(opts.dataDir ?? defaultDataDir())
+      let info: { api: { url: string } }
+      try {
+        info = JSON.parse(readFileSync(layout.daemonJson, 'utf8')) as { api: { url: string } }
+      } catch (cause) {
+        throw new MeshsyncError('DAEMON_NOT_RUNNING', `no daemon is running on ${layout.root} (start one with "meshsync start")`, { cause })
+      }
+      const url = `${info.api.url}/?token=${encodeURIComponent(readFileSync(layout.apiToken, 'utf8').trim())}`
+      if (opts.json) return print({ url })
+      console.log(url)
+    },
+  )
 
   clientCommand(program, 'put', 'replace an entity with a JSON record (from the argument or stdin)')
     .argument('<ns>')
@@ -191,6 +207,8 @@ function buildProgram(): Command {
       }
     })
 
+  registerBackupCommands(program)
+
   return program
 }
 
@@ -211,6 +229,7 @@ async function runDaemon(opts: ConfigOverrides & { mdns: boolean }): Promise<voi
   console.log(`  peer id   ${info.peerId}`)
   console.log(`  api       ${info.api.url}  (Authorization: Bearer <${dataDirLayout(config.dataDir).apiToken}>)`)
   console.log(`  socket    ${info.api.socket}`)
+  console.log(`  dashboard ${info.api.url}/  (sign in once with the URL \`meshsync dashboard\` prints)`)
   console.log(`  data dir  ${config.dataDir}`)
   let signals = 0
   const shutdown = (signal: NodeJS.Signals): void => {

@@ -32,6 +32,14 @@ export class PendingChanges {
     return dropped
   }
 
+  /** Forgets these held changes (refused as malformed: an honest copy of the dot may come later). */
+  remove(changes: readonly ChangeRecord[]): void {
+    for (const change of changes) {
+      const key = `${change.origin}:${change.seq}`
+      if (this.#byDot.get(key) === change) this.#byDot.delete(key)
+    }
+  }
+
   /** Forgets everything `vv` covers (applied meanwhile). */
   prune(vv: VersionVector): void {
     for (const [key, change] of this.#byDot) if (change.seq <= counterOf(vv, change.origin)) this.#byDot.delete(key)

@@ -23,6 +23,7 @@ import {
   type SyncPeer,
   type SyncSource,
 } from '../../transport/index.ts'
+import { failpoints, shouldDropRemote } from '../failpoints.ts'
 import type { CommittedChange, EntityStore, StoredEntity } from '../store/entity-store.ts'
 import { PendingChanges } from './pending-changes.ts'
 import type { PeerBook} from './peer-book.ts';
@@ -302,7 +303,7 @@ export class Replicator implements SyncSource {
    */
   ingest(changes: readonly ChangeRecord[]): Promise<void> {
     const run = this.#ingestChain.then(async () => {
-      this.stats.pendingDropped += this.#pending.add(changes, this.#store.versionVector)
+      this.stats.pendingDropped += this.#pending.add(failpoints.dropRemoteOneIn > 0 ? changes.map(blankSometimes) : changes, this.#store.versionVector)
       while (this.#pending.size > 0) {
         const result = await this.#store.applyRemote(this.#pending.ordered())
         this.#pending.prune(this.#store.versionVector)
@@ -323,6 +324,7 @@ export class Replicator implements SyncSource {
     // A malformed change can never apply; keeping it would block its origin forever here, and
     // the honest copy (if any) comes again by anti-entropy from another peer.
     this.stats.invalidInputs += invalid.length
+    this.#pending.remove(invalid)
     this.#pending.prune(this.#store.versionVector)
   }
 
@@ -544,4 +546,9 @@ export type { SyncPeer }
 function encodeStoredEntity(e: StoredEntity): Uint8Array {
   const { vv, heads, fieldHeads, updatedAt } = e.meta
   return encodeEntitySnapshot({ ns: e.ns, id: e.id, state: e.state, vv, heads, fieldHeads, updatedAt })
+}
+
+/** Failpoint `drop-remote-1-in-N` (off in production): the change applies, its content is lost. */
+function blankSometimes(change: ChangeRecord): ChangeRecord {
+  return change.op === 'upsert' && shouldDropRemote() ? { ...change, update: new Uint8Array([0, 0]) } : change
 }

@@ -32,7 +32,6 @@ import {
   resolveRecord,
   spliceText,
   textNames,
-  unresolvedConflicts,
   ValidationError,
   writtenFieldValues,
   withCounter,
@@ -41,11 +40,10 @@ import {
   type EntitySnapshot,
   type JsonRecord,
   type JsonValue,
-  type TextSplice,
   type VersionVector,
 } from '../../crdt/index.ts'
 import { EntityNotFoundError, ReadOnlyNamespaceError, UnavailableError, UnresolvedConflictError } from '../errors.ts'
-import type { KvBatchOp, KvReader, KvStore } from '../storage/kv-store.ts'
+import type { KvBatchOp, KvStore } from '../storage/kv-store.ts'
 import { decodeMeta, encodeMeta, type EntityMeta } from './entity-meta.ts'
 import {
   changeLogKey,
@@ -68,219 +66,40 @@ import {
 } from './keys.ts'
 import { Lru } from './lru.ts'
 import { assertRecordLimits } from './record-limits.ts'
+import {
+  countsAfter,
+  isWellFormedUpdate,
+  jobEntities,
+  jobSize,
+  mergeEdits,
+  RedoGroupWithout,
+  RefusedBeforeEdit,
+  type GroupState,
+  type Job,
+  type JobInput,
+  type JobResult,
+  type WorkingEntity,
+} from './jobs.ts'
+import { readEntities } from './read-entities.ts'
+import type {
+  CommittedChange,
+  ConflictPolicy,
+  EntityConflictView,
+  EntityStoreComponents,
+  EntityStoreOptions,
+  EntityView,
+  FeedEntry,
+  LocalOp,
+  NamespaceMode,
+  RemoteApplyResult,
+  SnapshotApplyResult,
+  StoredEntity,
+  StoreSnapshot,
+} from './types.ts'
+import { conflictViews, toView, viewOf } from './views.ts'
 
-/** A local write, as the API hands it to the store. */
-export type LocalOp =
-  | { readonly op: 'put'; readonly ns: string; readonly id: string; readonly value: JsonRecord }
-  | { readonly op: 'patch'; readonly ns: string; readonly id: string; readonly value: JsonRecord }
-  | { readonly op: 'delete'; readonly ns: string; readonly id: string }
-  /** A Yjs update made by a Yjs client bound to the entity (y-websocket): applied as a local change. */
-  | { readonly op: 'yjs'; readonly ns: string; readonly id: string; readonly update: Uint8Array }
-  /** Resolve conflicts: writes the given fields on top of every sibling (allowed under `strict`). */
-  | { readonly op: 'resolve'; readonly ns: string; readonly id: string; readonly value: JsonRecord }
-  | { readonly op: 'text'; readonly ns: string; readonly id: string; readonly name: string; readonly splices: readonly TextSplice[] }
-
-/** An entity as the API shows it. */
-export interface EntityView {
-  readonly ns: string
-  readonly id: string
-  readonly value: JsonRecord
-  readonly version: VersionVector
-  readonly updatedAt: string
-  readonly deleted?: true
-  /** Unresolved conflicts; `value` holds the merged winner of each field. */
-  readonly conflicts?: readonly ConflictView[]
-}
-
-/** A field concurrent writes disagree on, as the API shows it. */
-export interface ConflictView {
-  readonly field: string
-  /** Every concurrent write: the value it wrote (null: removed), its writer and its dot. */
-  readonly values: readonly { readonly value: JsonValue | null; readonly origin: string; readonly version: VersionVector; readonly deleted?: true }[]
-}
-
-/** A conflict of one entity, as `GET /v1/conflicts` lists it. */
-export interface EntityConflictView extends ConflictView {
-  readonly ns: string
-  readonly id: string
-  /** The merged value every node shows (absent for a removed field). */
-  readonly winner: JsonValue | null
-}
-
-/** One committed change, as announced to listeners (change feed, replication). */
-export interface CommittedChange {
-  readonly change: ChangeRecord
-  /** The change record as stored (and as it travels). */
-  readonly bytes: Uint8Array
-  readonly feedSeq: number
-  /** True when the change came from another node. */
-  readonly remote: boolean
-}
-
-/** An entry of a namespace's change feed. */
-export interface FeedEntry {
-  readonly cursor: number
-  readonly id: string
-  readonly op: 'upsert' | 'delete'
-  readonly version: VersionVector
-  readonly value?: JsonRecord
-  readonly conflicts?: readonly ConflictView[]
-}
-
-/** A local job refused by validation, before it touched any document. */
-class RefusedBeforeEdit extends Error {
-  constructor(cause: unknown) {
-    super('refused before edit', { cause })
-  }
-}
-
-/** A local job refused after it edited documents: the group is redone without it. */
-class RedoGroupWithout extends Error {
-  readonly job: Job
-  constructor(job: Job, cause: unknown) {
-    super('redo group without job', { cause })
-    this.job = job
-  }
-}
-
-/** An entity as stored: committed meta and Yjs state. */
-export interface StoredEntity {
-  readonly ns: string
-  readonly id: string
-  readonly meta: EntityMeta
-  readonly state: Uint8Array
-}
-
-/** A point-in-time view of the store (see {@link EntityStore.openSnapshot}). */
-export interface StoreSnapshot {
-  /** The node vector at the snapshot: the entities hold exactly the changes it covers. */
-  readonly vv: VersionVector
-  entities(options?: { ns?: string }): AsyncGenerator<StoredEntity>
-  close(): Promise<void>
-}
-
-/** Outcome of handing remote changes to the store. */
-export interface RemoteApplyResult {
-  readonly applied: number
-  readonly duplicates: number
-  /** Changes whose causal predecessors are not here yet; nothing of them was applied. */
-  readonly deferred: readonly ChangeRecord[]
-  /** Changes whose Yjs update does not parse; refused, nothing applied. */
-  readonly invalid: readonly ChangeRecord[]
-}
-
-/** Tunables of the store. */
-export interface EntityStoreOptions {
-  /** Hot Y.Docs kept in memory. */
-  readonly docCacheSize?: number
-  /** Most operations committed in one LevelDB batch. */
-  readonly maxGroupOps?: number
-  /** Most operations waiting for a commit before writes are refused with OVERLOADED. */
-  readonly maxQueuedOps?: number
-  /** Wall clock, injectable for tests. */
-  readonly now?: () => number
-  /** Replication mode of a namespace (default: every namespace two-way). */
-  readonly modeOf?: (ns: string) => NamespaceMode
-  /** Conflict policy of a namespace (default: every namespace auto). */
-  readonly conflictPolicyOf?: (ns: string) => ConflictPolicy
-}
-
-/**
- * How a namespace replicates on this node: `two-way` (default); `pull-only` takes changes and
- * refuses local writes (READ_ONLY_NAMESPACE); `push-only` sends its own changes and keeps other
- * nodes' changes only in its log (to relay them), never applying them to its entities.
- */
-export type NamespaceMode = 'two-way' | 'pull-only' | 'push-only'
-
-/**
- * What a namespace does about conflicts: `auto` merges and records them; `strict` also refuses
- * writes to an entity with unresolved conflicts (409 UNRESOLVED_CONFLICT) until it is resolved.
- */
-export type ConflictPolicy = 'auto' | 'strict'
-
-/** What the store needs from the rest of the daemon. */
-export interface EntityStoreComponents {
-  readonly kv: KvStore
-  readonly nodeId: string
-  readonly logger: Logger
-}
-
-/** What a job asks the committer to do. */
-type JobInput =
-  | { readonly kind: 'local'; readonly ops: readonly LocalOp[] }
-  | { readonly kind: 'remote'; readonly changes: readonly ChangeRecord[] }
-  | { readonly kind: 'snapshot'; readonly entities: readonly EntitySnapshot[] }
-  | { readonly kind: 'snapshot-end'; readonly vv: VersionVector }
-  | { readonly kind: 'wipe'; readonly ns: string }
-
-type Job = JobInput & {
-  readonly resolve: (value: JobResult) => void
-  readonly reject: (error: unknown) => void
-}
-
-/** The state a group of jobs builds up before its one batch is written. */
-interface GroupState {
-  readonly working: Map<string, WorkingEntity>
-  nodeVv: VersionVector
-  feedSeq: number
-  logFloor: VersionVector
-  readonly committed: CommittedChange[]
-  /** Something besides change records needs writing (snapshot merges, vectors). */
-  touched: boolean
-}
-
-function jobSize(job: JobInput): number {
-  switch (job.kind) {
-    case 'local':
-      return job.ops.length
-    case 'remote':
-      return job.changes.length
-    case 'snapshot':
-      return job.entities.length
-    case 'snapshot-end':
-    case 'wipe':
-      return 1
-  }
-}
-
-function jobEntities(job: JobInput): readonly { readonly ns: string; readonly id: string }[] {
-  switch (job.kind) {
-    case 'local':
-      return job.ops
-    case 'remote':
-      return job.changes
-    case 'snapshot':
-      return job.entities
-    case 'snapshot-end':
-    case 'wipe':
-      return []
-  }
-}
-
-interface JobResult {
-  readonly views: EntityView[]
-  readonly remote?: RemoteApplyResult
-  readonly snapshot?: SnapshotApplyResult
-}
-
-/** Outcome of merging snapshot entities. */
-export interface SnapshotApplyResult {
-  /** Entities whose state or metadata changed. */
-  readonly merged: number
-  /** Entities refused because their Yjs state does not parse. */
-  readonly invalid: number
-}
-
-/** Working state of one entity during a group commit. */
-interface WorkingEntity {
-  readonly ns: string
-  readonly id: string
-  readonly doc: Y.Doc
-  /** Committed meta at the start of the group (undefined: new entity). */
-  readonly committed: EntityMeta | undefined
-  meta: EntityMeta | undefined
-  changed: boolean
-}
+export type * from './types.ts'
+export { conflictViews } from './views.ts'
 
 const EMPTY = new Uint8Array(0)
 const textDecoder = new TextDecoder()
@@ -567,6 +386,10 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       ops.push({ type: 'put', key: META_COUNTS, value: textEncoder.encode(JSON.stringify(counts)) })
       await this.#kv.batch(ops, { sync: true })
       this.#counts = counts
+      // An entity written again after the wipe starts a new Y.Doc whose clock restarts at 0: with
+      // the same clientID its items would collide with those of its earlier life (still held by
+      // peers and backups). A fresh clientID keeps every (client, clock) pair unique.
+      this.#rotateClientId()
       job.resolve({ views: removed })
     } catch (error) {
       this.#log.error({ err: error, ns: job.ns }, 'wiping a namespace failed')
@@ -1012,71 +835,4 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   get entityCounts(): Readonly<Record<string, number>> {
     return this.#counts
   }
-}
-
-async function* readEntities(reader: KvReader, ns: string | undefined): AsyncGenerator<StoredEntity> {
-  const range = ns === undefined ? { gte: 'e\u0000', lt: 'e\u0001' } : entityMetaRange(ns)
-  let batch: { ns: string; id: string; meta: EntityMeta }[] = []
-  const flush = async function* (): AsyncGenerator<StoredEntity> {
-    const states = await reader.getMany(batch.map((e) => entityStateKey(e.ns, e.id)))
-    for (let i = 0; i < batch.length; i++) yield { ...(batch[i] as { ns: string; id: string; meta: EntityMeta }), state: states[i] ?? new Uint8Array(0) }
-    batch = []
-  }
-  for await (const [key, value] of reader.iterate(range)) {
-    batch.push({ ...parseEntityMetaKey(key), meta: decodeMeta(value) })
-    if (batch.length >= 256) yield* flush()
-  }
-  if (batch.length > 0) yield* flush()
-}
-
-/** Live-entity counts after the group's changes. */
-function countsAfter(counts: Readonly<Record<string, number>>, working: Map<string, WorkingEntity>): Record<string, number> {
-  const out = { ...counts }
-  for (const { ns, committed, meta, changed } of working.values()) {
-    if (!changed || !meta) continue
-    const delta = Number(!meta.deleted) - Number(committed !== undefined && !committed.deleted)
-    if (delta !== 0) out[ns] = (out[ns] ?? 0) + delta
-    if (out[ns] === 0) delete out[ns]
-  }
-  return out
-}
-
-/** True when `update` parses as a Yjs V1 update (checked before it may touch a document). */
-function isWellFormedUpdate(update: Uint8Array): boolean {
-  if (update.length === 0) return true
-  try {
-    Y.decodeUpdate(update)
-    return true
-  } catch {
-    return false
-  }
-}
-
-function mergeEdits(a: EntityEdit, b: EntityEdit): EntityEdit {
-  const updates = [a.update, b.update].filter((u): u is Uint8Array => u !== null)
-  return {
-    update: updates.length === 0 ? null : updates.length === 1 ? (updates[0] as Uint8Array) : Y.mergeUpdates(updates),
-    fields: [...new Set([...a.fields, ...b.fields])].sort(),
-    texts: [...new Set([...a.texts, ...b.texts])].sort(),
-  }
-}
-
-function toView(entity: WorkingEntity): EntityView {
-  // An op that changed nothing on an entity that does not exist (a Yjs client's empty update).
-  if (!entity.meta) return { ns: entity.ns, id: entity.id, value: {}, version: {}, updatedAt: new Date(0).toISOString(), deleted: true }
-  return viewOf(entity.ns, entity.id, entity.meta)
-}
-
-function viewOf(ns: string, id: string, meta: EntityMeta): EntityView {
-  const view: EntityView = { ns, id, value: meta.value, version: meta.vv, updatedAt: new Date(meta.updatedAt).toISOString() }
-  const conflicts = conflictViews(meta)
-  return { ...view, ...(meta.deleted && { deleted: true as const }), ...(conflicts.length > 0 && { conflicts }) }
-}
-
-/** The entity's unresolved conflicts, in API form. */
-export function conflictViews(meta: EntityMeta): ConflictView[] {
-  return unresolvedConflicts(meta.fieldHeads ?? {}, meta.heads).map((c) => ({
-    field: c.field,
-    values: c.writes.map((w) => ({ value: w.value, origin: w.origin, version: { [w.origin]: w.seq }, ...(w.deleted && { deleted: true as const }) })),
-  }))
 }

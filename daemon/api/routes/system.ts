@@ -17,6 +17,7 @@ export function systemRoutes(app: FastifyInstance, ctx: ApiContext): void {
       entities: Object.values(counts).reduce((a, b) => a + b, 0),
       namespaces: counts,
       uptimeMs: Date.now() - ctx.startedAt,
+      ...(ctx.backups && { backups: ctx.backups.status() }),
     }
   })
 

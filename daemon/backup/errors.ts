@@ -1,0 +1,51 @@
+import { MeshsyncError } from '../../crdt/index.ts'
+
+/**
+ * Codes of backup errors (each also in ERROR_STATUS, daemon/errors.ts, and in README):
+ *
+ * - `BACKUP_NOT_FOUND`: no set with that id (or prefix) in the repository.
+ * - `BACKUP_AMBIGUOUS`: an id prefix that matches several sets.
+ * - `BACKUP_CORRUPT`: a chunk, index or manifest that fails its SHA-256, does not decrypt,
+ *   decompress or decode; `set` and `object` name it.
+ * - `CHAIN_INCOMPLETE`: a set whose parent or base is missing from the repository.
+ * - `WRONG_PASSPHRASE` / `PASSPHRASE_REQUIRED` / `REPOSITORY_NOT_ENCRYPTED`: encryption.
+ * - `REPOSITORY_LOCKED`: another process holds the repository lock.
+ * - `UNSUPPORTED_FORMAT`: a repository config or manifest of a newer (or unknown) format.
+ * - `TARGET_UNREACHABLE`: the directory or bucket cannot be read or written.
+ * - `NO_BACKUP_TARGET` / `INVALID_TARGET`: no repository given or configured / not one.
+ * - `RESTORE_TARGET_NOT_EMPTY`: restore into a data dir that already holds data.
+ */
+export type BackupErrorCode =
+  | 'BACKUP_NOT_FOUND'
+  | 'BACKUP_AMBIGUOUS'
+  | 'BACKUP_CORRUPT'
+  | 'CHAIN_INCOMPLETE'
+  | 'WRONG_PASSPHRASE'
+  | 'PASSPHRASE_REQUIRED'
+  | 'REPOSITORY_NOT_ENCRYPTED'
+  | 'REPOSITORY_LOCKED'
+  | 'UNSUPPORTED_FORMAT'
+  | 'TARGET_UNREACHABLE'
+  | 'NO_BACKUP_TARGET'
+  | 'INVALID_TARGET'
+  | 'RESTORE_TARGET_NOT_EMPTY'
+
+/** A backup operation refused or failed; nothing in the repository or the store was changed. */
+export class BackupError extends MeshsyncError {
+  /** The set concerned, when there is one. */
+  readonly set: string | undefined
+  /** The object (chunk, index, manifest) concerned, when there is one. */
+  readonly object: string | undefined
+
+  constructor(code: BackupErrorCode, message: string, options: { cause?: unknown; set?: string; object?: string } = {}) {
+    super(code, message, options.cause !== undefined ? { cause: options.cause } : undefined)
+    this.name = 'BackupError'
+    this.set = options.set
+    this.object = options.object
+  }
+}
+
+/** The chunk or object that failed, in one error naming the set and the object. */
+export function corrupt(set: string, object: string, why: string, cause?: unknown): BackupError {
+  return new BackupError('BACKUP_CORRUPT', `backup ${set}: ${object} is corrupt (${why})`, { set, object, ...(cause !== undefined && { cause }) })
+}

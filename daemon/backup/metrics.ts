@@ -1,0 +1,41 @@
+import { Gauge, type Registry } from 'prom-client'
+import type { BackupService } from './service.ts'
+
+/** Backup gauges on the daemon's registry, read from the service's status at scrape time. */
+export function registerBackupMetrics(registry: Registry, service: BackupService): void {
+  const registers = [registry]
+  new Gauge({
+    name: 'meshsync_backup_last_success_timestamp_seconds',
+    help: 'Snapshot time of the last successful backup (0: none yet).',
+    registers,
+    collect() {
+      const s = service.status().lastSuccess
+      this.set(s ? Date.parse(s.at) / 1000 : 0)
+    },
+  })
+  new Gauge({
+    name: 'meshsync_backup_last_failure_timestamp_seconds',
+    help: 'Time of the last failed backup (0: none).',
+    registers,
+    collect() {
+      const f = service.status().lastFailure
+      this.set(f ? Date.parse(f.at) / 1000 : 0)
+    },
+  })
+  new Gauge({
+    name: 'meshsync_backup_last_bytes',
+    help: 'Bytes stored by the last successful backup.',
+    registers,
+    collect() {
+      this.set(service.status().lastSuccess?.bytes ?? 0)
+    },
+  })
+  new Gauge({
+    name: 'meshsync_backup_last_duration_seconds',
+    help: 'Duration of the last successful backup.',
+    registers,
+    collect() {
+      this.set((service.status().lastSuccess?.durationMs ?? 0) / 1000)
+    },
+  })
+}

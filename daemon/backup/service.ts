@@ -1,0 +1,278 @@
+import { resolve } from 'node:path'
+import type { Logger } from 'pino'
+import { createBackup, type BackupSource, type Progress, type WriteOptions } from './create.ts'
+import { BackupError } from './errors.ts'
+import type { BackupType, Manifest } from './format.ts'
+import { prune, synthesizeFull, type PruneResult, type RetentionPolicy } from './maintain.ts'
+import { listManifests, loadManifest, resolveSetId, verifyChain, assertVerified, type VerifyResult } from './read.ts'
+import type { BackupRepository } from './repository.ts'
+import { restoreIntoDir, restoreIntoLive, type LiveStore, type RestoreDirResult, type RestoreLiveResult } from './restore.ts'
+import { openSealer, type KdfParams } from './seal.ts'
+import { openRepository, type OpenRepositoryOptions } from './target.ts'
+
+/** A set as list and create report it. */
+export interface BackupSummary {
+  readonly id: string
+  readonly type: BackupType
+  readonly parent: string | null
+  readonly base: string | null
+  readonly synthetic: boolean
+  readonly created: string
+  readonly snapshotAt: string
+  readonly node: string
+  readonly entities: number
+  readonly records: number
+  readonly chunks: number
+  readonly bytes: number
+  readonly encrypted: boolean
+  readonly stateDigest: string
+  readonly namespaces: Manifest['namespaces']
+  readonly vv: Manifest['vv']
+}
+
+export function summarize(m: Manifest): BackupSummary {
+  return {
+    id: m.id,
+    type: m.type,
+    parent: m.parent,
+    base: m.base,
+    synthetic: m.synthetic !== undefined,
+    created: m.created,
+    snapshotAt: m.snapshotAt,
+    node: m.node,
+    entities: m.entities,
+    records: m.records,
+    chunks: m.chunks.length,
+    bytes: m.bytes,
+    encrypted: m.encrypted,
+    stateDigest: m.stateDigest,
+    namespaces: m.namespaces,
+    vv: m.vv,
+  }
+}
+
+/** A scheduled backup (config `backup.schedules`). */
+export interface BackupSchedule {
+  readonly type: BackupType
+  /** Period in ms. */
+  readonly everyMs: number
+  /** Prune after each run with this policy (optional). */
+  readonly keep?: RetentionPolicy
+}
+
+/** Where and how a node backs up (config `backup`). */
+export interface BackupSettings {
+  /** Default repository (a directory or s3://bucket/prefix). */
+  readonly target?: string | undefined
+  /** The repository passphrase (read from `passphraseFile` at start). */
+  readonly passphrase?: string | undefined
+  readonly schedules?: readonly BackupSchedule[]
+  readonly kdf?: KdfParams
+  readonly lock?: WriteOptions['lock']
+  readonly now?: () => number
+  readonly repositoryOptions?: OpenRepositoryOptions
+  /** Cluster key file copied into a data dir restored through the API. */
+  readonly clusterKeyFile?: string
+}
+
+/** Outcome of the last backup, for `/v1/status` and the metrics. */
+export interface BackupStatus {
+  readonly target: string | null
+  readonly running: boolean
+  readonly lastSuccess: { readonly id: string; readonly at: string; readonly type: BackupType; readonly bytes: number; readonly entities: number; readonly durationMs: number } | null
+  readonly lastFailure: { readonly at: string; readonly code: string; readonly message: string } | null
+  /** Age in ms of the last successful backup's snapshot. */
+  readonly ageMs: number | null
+}
+
+/** What the service needs from the daemon. */
+export interface BackupServiceComponents {
+  readonly store: BackupSource & LiveStore
+  readonly logger: Logger
+}
+
+/** Per-call settings every operation takes. */
+export interface CallOptions {
+  readonly target?: string | undefined
+  readonly passphrase?: string | undefined
+  readonly onProgress?: (p: Progress) => void
+}
+
+/**
+ * Backups of one node: create, list, verify, restore, synthesize, prune, and the schedules.
+ * Operations that write to a repository run one at a time in this process, and under the
+ * repository's exclusive lock against other processes.
+ */
+export class BackupService {
+  readonly #store: BackupSource & LiveStore
+  readonly #log: Logger
+  readonly #settings: BackupSettings
+  #queue: Promise<unknown> = Promise.resolve()
+  #running = 0
+  #lastSuccess: BackupStatus['lastSuccess'] = null
+  #lastFailure: BackupStatus['lastFailure'] = null
+  #timers: NodeJS.Timeout[] = []
+
+  constructor(components: BackupServiceComponents, settings: BackupSettings = {}) {
+    this.#store = components.store
+    this.#log = components.logger
+    this.#settings = settings
+  }
+
+  /** Starts the schedules (idempotent). */
+  start(): void {
+    if (this.#timers.length > 0) return
+    for (const schedule of this.#settings.schedules ?? []) {
+      let busy = false
+      const timer = setInterval(() => {
+        if (busy) return // the previous run is still going: skip this tick
+        busy = true
+        this.create({ type: schedule.type })
+          .then(async () => {
+            if (schedule.keep) await this.prune(schedule.keep)
+          })
+          .catch((err: unknown) => this.#log.error({ err, schedule: schedule.type }, 'scheduled backup failed'))
+          .finally(() => (busy = false))
+      }, schedule.everyMs)
+      timer.unref()
+      this.#timers.push(timer)
+    }
+  }
+
+  /** Stops the schedules and waits for the running operation (idempotent). */
+  async stop(): Promise<void> {
+    for (const t of this.#timers) clearInterval(t)
+    this.#timers = []
+    await this.#queue.catch(() => undefined)
+  }
+
+  status(): BackupStatus {
+    const now = (this.#settings.now ?? Date.now)()
+    return {
+      target: this.#settings.target ?? null,
+      running: this.#running > 0,
+      lastSuccess: this.#lastSuccess,
+      lastFailure: this.#lastFailure,
+      ageMs: this.#lastSuccess ? now - Date.parse(this.#lastSuccess.at) : null,
+    }
+  }
+
+  /** Takes a backup of the node. */
+  async create(input: CallOptions & { type: BackupType }): Promise<BackupSummary & { target: string }> {
+    return this.#exclusive(async () => {
+      const started = Date.now()
+      try {
+        const manifest = await this.#withRepo(input.target, (repo) => createBackup(repo, this.#store, input.type, this.#writeOptions(input)))
+        this.#lastSuccess = { id: manifest.id, at: manifest.snapshotAt, type: manifest.type, bytes: manifest.bytes, entities: manifest.entities, durationMs: Date.now() - started }
+        this.#log.info({ backup: manifest.id, type: manifest.type, entities: manifest.entities, bytes: manifest.bytes }, 'backup created')
+        return { ...summarize(manifest), target: this.#targetOf(input.target) }
+      } catch (error) {
+        const e = error instanceof BackupError ? error : undefined
+        this.#lastFailure = { at: new Date().toISOString(), code: e?.code ?? 'INTERNAL', message: error instanceof Error ? error.message : String(error) }
+        this.#log.error({ err: error }, 'backup failed')
+        throw error
+      }
+    })
+  }
+
+  /** The sets of a repository, oldest first. */
+  async list(input: CallOptions = {}): Promise<{ target: string; sets: BackupSummary[]; broken: { id: string; code: string; message: string }[] }> {
+    return this.#withRepo(input.target, async (repo) => {
+      const { sets, broken } = await listManifests(repo)
+      return { target: repo.location, sets: sets.map(summarize), broken }
+    })
+  }
+
+  /** Reads back every object of a set and its chain; BACKUP_CORRUPT naming the first bad one. */
+  async verify(ref: string, input: CallOptions = {}): Promise<VerifyResult> {
+    return this.#withRepo(input.target, async (repo) => {
+      const manifest = await loadManifest(repo, await resolveSetId(repo, ref))
+      const { sealer } = await openSealer(repo, { passphrase: this.#passphrase(input) })
+      const result = await verifyChain(repo, sealer, manifest, input.onProgress && ((p) => input.onProgress?.({ phase: 'verify', done: p.done, total: p.total })))
+      assertVerified(result)
+      return result
+    })
+  }
+
+  /** Restores a set (or one namespace or entity of it) into the live node, or into a new data dir. */
+  async restore(
+    input: CallOptions & { backup: string; ns?: string | undefined; id?: string | undefined; into?: string | undefined },
+  ): Promise<RestoreLiveResult | RestoreDirResult> {
+    if (input.id !== undefined && input.ns === undefined) throw new BackupError('INVALID_TARGET', 'restoring one entity needs its namespace (ns)')
+    return this.#exclusive(() =>
+      this.#withRepo(input.target, async (repo) => {
+        const manifest = await loadManifest(repo, await resolveSetId(repo, input.backup))
+        const { sealer } = await openSealer(repo, { passphrase: this.#passphrase(input) })
+        const scope = { ns: input.ns, id: input.id }
+        if (input.into !== undefined) {
+          return restoreIntoDir(repo, sealer, manifest, resolve(input.into), {
+            logger: this.#log,
+            scope,
+            clusterKeyFile: this.#settings.clusterKeyFile,
+            ...(input.onProgress && { onProgress: input.onProgress }),
+          })
+        }
+        const result = await restoreIntoLive(repo, sealer, manifest, this.#store, { scope, ...(input.onProgress && { onProgress: input.onProgress }) })
+        this.#log.info({ ...result }, 'restored into the live node')
+        return result
+      }),
+    )
+  }
+
+  /** A new full set merged offline from a set's chain. */
+  async synthesize(ref: string, input: CallOptions = {}): Promise<BackupSummary> {
+    return this.#exclusive(() =>
+      this.#withRepo(input.target, async (repo) => summarize(await synthesizeFull(repo, await loadManifest(repo, await resolveSetId(repo, ref)), this.#writeOptions(input)))),
+    )
+  }
+
+  /** Applies a retention policy. */
+  async prune(policy: RetentionPolicy, input: CallOptions & { dryRun?: boolean } = {}): Promise<PruneResult> {
+    return this.#exclusive(() => this.#withRepo(input.target, (repo) => prune(repo, policy, { ...this.#writeOptions(input), ...(input.dryRun && { dryRun: true }) })))
+  }
+
+  #writeOptions(input: CallOptions): WriteOptions {
+    const s = this.#settings
+    return {
+      passphrase: this.#passphrase(input),
+      logger: this.#log,
+      ...(s.kdf && { kdf: s.kdf }),
+      ...(s.now && { now: s.now }),
+      ...(s.lock && { lock: s.lock }),
+      ...(input.onProgress && { onProgress: input.onProgress }),
+    }
+  }
+
+  #passphrase(input: CallOptions): string | undefined {
+    return input.passphrase ?? this.#settings.passphrase
+  }
+
+  #targetOf(target: string | undefined): string {
+    const t = target ?? this.#settings.target
+    if (t === undefined) throw new BackupError('NO_BACKUP_TARGET', 'no backup target: pass one, or set backup.target in the config')
+    return t
+  }
+
+  async #withRepo<T>(target: string | undefined, fn: (repo: BackupRepository) => Promise<T>): Promise<T> {
+    const repo = openRepository(this.#targetOf(target), this.#settings.repositoryOptions)
+    try {
+      return await fn(repo)
+    } finally {
+      await repo.close()
+    }
+  }
+
+  /** Runs `fn` after every earlier writing operation of this process has finished. */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.catch(() => undefined).then(async () => {
+      this.#running++
+      try {
+        return await fn()
+      } finally {
+        this.#running--
+      }
+    })
+    this.#queue = run
+    return run
+  }
+}

@@ -1,0 +1,230 @@
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { Option, type Command } from 'commander'
+import { MeshsyncError } from '../../crdt/index.ts'
+import type { Progress } from '../backup/create.ts'
+import { BackupService, type BackupSummary } from '../backup/service.ts'
+import type { RetentionPolicy } from '../backup/maintain.ts'
+import { defaultDataDir, loadConfig } from '../config.ts'
+import { dataDirLayout } from '../data-dir.ts'
+import { createLogger } from '../logger.ts'
+import { MemoryKvStore } from '../storage/memory-kv-store.ts'
+import { EntityStore } from '../store/entity-store.ts'
+import { SocketClient } from './client.ts'
+
+interface Common {
+  dataDir?: string
+  json?: boolean
+  repo?: string
+  passphraseFile?: string
+}
+
+/**
+ * `meshsync backup create|list|verify|synthesize|prune` and `meshsync restore`. Taking a backup
+ * and restoring into the live node go through the running daemon; the rest work on the
+ * repository directly (no daemon needed: disaster recovery, offline maintenance).
+ */
+export function registerBackupCommands(program: Command): void {
+  const backup = program.command('backup').description('snapshot backups of the node (full, incremental, differential) and their repository')
+
+  common(backup.command('create').description('take a backup through the running daemon'))
+    .addOption(new Option('--type <type>', 'full | incremental | differential').choices(['full', 'incremental', 'differential']).default('incremental'))
+    .option('--to <target>', 'repository: a directory or s3://bucket/prefix (default: backup.target of the config)')
+    .action(async (opts: Common & { type: string; to?: string }) => {
+      const target = opts.to ?? opts.repo
+      const passphrase = explicitPassphrase(opts)
+      const done = spinner('backup')
+      const result = await socket(opts)
+        .call<BackupSummary & { target: string }>('POST', '/v1/backups', {
+          type: opts.type,
+          ...(target !== undefined && { target: absoluteTarget(target) }),
+          ...(passphrase !== undefined && { passphrase }),
+        })
+        .finally(done)
+      if (opts.json) return print(result)
+      console.log(`${result.type} backup ${result.id}: ${result.entities} entities, ${result.records} records, ${formatBytes(result.bytes)} in ${result.target}`)
+    })
+
+  common(backup.command('list').description('list the backups of a repository')).action(async (opts: Common) => {
+    const result = await (await offline(opts)).list(await targetOpts(opts))
+    if (opts.json) return print(result)
+    if (result.sets.length === 0) console.log(`no backups in ${result.target}`)
+    for (const s of result.sets) {
+      const kind = s.synthetic ? 'full*' : s.type
+      console.log(`${s.id}  ${kind.padEnd(12)} ${s.snapshotAt}  node ${s.node}  ${String(s.entities).padStart(7)} entities  ${formatBytes(s.bytes).padStart(9)}${s.parent ? `  <- ${s.parent}` : ''}`)
+    }
+    for (const b of result.broken) console.log(`${b.id}  UNREADABLE  ${b.code}: ${b.message}`)
+  })
+
+  common(backup.command('verify').description('read back every chunk of a backup and its chain (SHA-256, decryption, decoding)'))
+    .argument('<id>', 'backup id, unique prefix, or "latest"')
+    .action(async (id: string, opts: Common) => {
+      const result = await (await offline(opts)).verify(id, { ...(await targetOpts(opts)), onProgress: progress('verify') })
+      if (opts.json) return print(result)
+      console.log(`backup ${result.id} is intact: ${result.chain.length} sets, ${result.objects} objects, ${result.records} records, ${formatBytes(result.bytes)}`)
+    })
+
+  common(backup.command('synthesize').description('merge a backup chain into a new full backup, offline'))
+    .argument('<id>', 'backup id, unique prefix, or "latest"')
+    .action(async (id: string, opts: Common) => {
+      const result = await (await offline(opts)).synthesize(id, { ...(await targetOpts(opts)), onProgress: progress('synthesize') })
+      if (opts.json) return print(result)
+      console.log(`synthetic full ${result.id}: ${result.entities} entities, ${formatBytes(result.bytes)} (state ${result.stateDigest.slice(0, 16)})`)
+    })
+
+  common(backup.command('prune').description('remove the backups a retention policy does not keep (chains of kept backups stay)'))
+    .addOption(new Option('--keep-last <n>', 'keep the n newest').argParser(parseCount))
+    .addOption(new Option('--keep-hourly <n>', 'keep the newest of each of the last n hours').argParser(parseCount))
+    .addOption(new Option('--keep-daily <n>', 'keep the newest of each of the last n days').argParser(parseCount))
+    .addOption(new Option('--keep-weekly <n>', 'keep the newest of each of the last n weeks').argParser(parseCount))
+    .addOption(new Option('--keep-monthly <n>', 'keep the newest of each of the last n months').argParser(parseCount))
+    .option('--dry-run', 'only show what would be removed')
+    .action(async (opts: Common & { keepLast?: number; keepHourly?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; dryRun?: boolean }) => {
+      const policy: RetentionPolicy = {
+        ...(opts.keepLast !== undefined && { last: opts.keepLast }),
+        ...(opts.keepHourly !== undefined && { hourly: opts.keepHourly }),
+        ...(opts.keepDaily !== undefined && { daily: opts.keepDaily }),
+        ...(opts.keepWeekly !== undefined && { weekly: opts.keepWeekly }),
+        ...(opts.keepMonthly !== undefined && { monthly: opts.keepMonthly }),
+      }
+      const result = await (await offline(opts)).prune(policy, { ...(await targetOpts(opts)), ...(opts.dryRun && { dryRun: true }) })
+      if (opts.json) return print(result)
+      for (const k of result.kept) console.log(`keep    ${k.id}  (${k.reasons.join(', ')})`)
+      for (const id of result.removed) console.log(`${result.dryRun ? 'would remove' : 'removed'} ${id}`)
+      if (result.debris > 0) console.log(`removed ${result.debris} unfinished sets left by crashed backups`)
+      if (result.staleLocks > 0) console.log(`broke ${result.staleLocks} stale locks`)
+    })
+
+  common(program.command('restore').description('restore a backup into the live node (as forward changes that replicate), or into a new data dir'))
+    .argument('<backup>', 'backup id, unique prefix, or "latest"')
+    .option('--from <target>', 'repository (default: backup.target of the config)')
+    .option('--ns <ns>', 'only this namespace')
+    .option('--id <id>', 'only this entity (with --ns)')
+    .option('--into <dir>', 'a new data dir to rebuild (disaster recovery; no daemon needed)')
+    .option('--cluster-key <file>', 'with --into: the cluster key the restored node joins with')
+    .action(async (ref: string, opts: Common & { from?: string; ns?: string; id?: string; into?: string; clusterKey?: string }) => {
+      const repo = opts.from ?? opts.repo
+      if (opts.into !== undefined) {
+        const service = await offline({ ...opts, ...(repo !== undefined && { repo }) }, opts.clusterKey)
+        const result = await service.restore({
+          backup: ref,
+          into: resolve(opts.into),
+          ns: opts.ns,
+          id: opts.id,
+          ...(await targetOpts({ ...opts, ...(repo !== undefined && { repo }) })),
+          onProgress: progress('restore'),
+        })
+        if (opts.json) return print(result)
+        const r = result as { entities: number; deleted: number; nodeId: string; into: string }
+        console.log(`restored ${r.entities} entities (${r.deleted} deleted) into ${r.into}; new node id ${r.nodeId}. Start it with: meshsync start --data-dir ${r.into}`)
+        return
+      }
+      const passphrase = explicitPassphrase(opts)
+      const done = spinner('restore')
+      const result = await socket(opts)
+        .call<{ entities: number; restored: number; deleted: number; undeleted: number; unchanged: number }>('POST', '/v1/restore', {
+          backup: ref,
+          ...(repo !== undefined && { target: absoluteTarget(repo) }),
+          ...(opts.ns !== undefined && { ns: opts.ns }),
+          ...(opts.id !== undefined && { id: opts.id }),
+          ...(passphrase !== undefined && { passphrase }),
+        })
+        .finally(done)
+      if (opts.json) return print(result)
+      console.log(`restored ${result.restored}, undeleted ${result.undeleted}, deleted ${result.deleted}, unchanged ${result.unchanged} (of ${result.entities})`)
+    })
+}
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('--data-dir <dir>', 'data directory of the node (its config names the default repository)', process.env.MESHSYNC_DATA_DIR)
+    .option('--repo <target>', 'repository: a directory or s3://bucket/prefix')
+    .option('--passphrase-file <file>', 'file holding the repository passphrase (or set MESHSYNC_BACKUP_PASSPHRASE)')
+    .option('--json', 'machine-readable output')
+}
+
+function socket(opts: Common): SocketClient {
+  return new SocketClient(dataDirLayout(opts.dataDir ?? defaultDataDir()).socket)
+}
+
+/** A service for repository work without the daemon (its store is never read). */
+async function offline(opts: Common, clusterKeyFile?: string): Promise<BackupService> {
+  const config = await loadConfig(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {})
+  const passphrase = explicitPassphrase(opts) ?? (config.backup.passphraseFile !== undefined ? readPassphrase(config.backup.passphraseFile) : undefined)
+  const store = new EntityStore({ kv: new MemoryKvStore(), nodeId: '0000000000000000', logger: createLogger('silent') })
+  return new BackupService(
+    { store, logger: createLogger(process.env.MESHSYNC_LOG_LEVEL ?? 'warn') },
+    {
+      target: opts.repo !== undefined ? absoluteTarget(opts.repo) : config.backup.target,
+      passphrase,
+      ...(clusterKeyFile !== undefined && { clusterKeyFile: resolve(clusterKeyFile) }),
+    },
+  )
+}
+
+async function targetOpts(opts: Common): Promise<{ target?: string }> {
+  return opts.repo !== undefined ? { target: absoluteTarget(opts.repo) } : {}
+}
+
+function explicitPassphrase(opts: Common): string | undefined {
+  if (opts.passphraseFile !== undefined) return readPassphrase(opts.passphraseFile)
+  const env = process.env.MESHSYNC_BACKUP_PASSPHRASE
+  return env !== undefined && env !== '' ? env : undefined
+}
+
+function readPassphrase(file: string): string {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (cause) {
+    throw new MeshsyncError('PASSPHRASE_REQUIRED', `cannot read the passphrase file ${file}`, { cause })
+  }
+  const line = text.split(/\r?\n/)[0] ?? ''
+  if (line === '') throw new MeshsyncError('PASSPHRASE_REQUIRED', `the passphrase file ${file} is empty`)
+  return line
+}
+
+/** A directory target resolved against the CLI's cwd (the daemon's differs). */
+function absoluteTarget(target: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? target : resolve(target)
+}
+
+function parseCount(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0) throw new MeshsyncError('INVALID_ARGUMENT', `not a count: ${value}`)
+  return n
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`
+}
+
+function print(value: unknown): void {
+  console.log(JSON.stringify(value))
+}
+
+/** A one-line progress display on a terminal (nothing when stderr is not a TTY). */
+function progress(label: string): ((p: Progress) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined
+  return (p) => {
+    const of = p.total !== undefined && p.total > 0 ? `/${p.total} (${Math.floor((100 * p.done) / p.total)}%)` : ''
+    process.stderr.write(`\r${label}: ${p.done}${of}   `)
+    if (p.total !== undefined && p.done >= p.total) process.stderr.write('\n')
+  }
+}
+
+/** A spinner while waiting for the daemon; returns the function that clears it. */
+function spinner(label: string): () => void {
+  if (!process.stderr.isTTY) return () => undefined
+  const frames = ['|', '/', '-', '\\']
+  let i = 0
+  const started = Date.now()
+  const timer = setInterval(() => process.stderr.write(`\r${label} ${frames[i++ % 4]} ${((Date.now() - started) / 1000).toFixed(0)}s `), 200)
+  return () => {
+    clearInterval(timer)
+    process.stderr.write('\r\x1b[K')
+  }
+}
