@@ -7,7 +7,6 @@ import type { PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
-import { preSharedKey } from '@libp2p/pnet'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
@@ -26,6 +25,7 @@ import {
   MAX_GOSSIP_RECORDS,
 } from './gossip-messages.ts'
 import { nodeIdOf } from './identity.ts'
+import { privateNetwork } from './private-network.ts'
 import { RESYNC_PROTOCOL, SYNC_PROTOCOL } from './sync-frames.ts'
 
 /** How a node joins the mesh. */
@@ -112,7 +112,7 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
-      connectionProtector: preSharedKey({ psk: init.clusterKey }),
+      connectionProtector: privateNetwork(init.clusterKey),
       connectionGater: {
         denyDialMultiaddr: () => false,
         denyInboundEncryptedConnection: denied,

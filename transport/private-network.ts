@@ -1,0 +1,132 @@
+import type { AbortOptions, ConnectionProtector, MessageStream, MultiaddrConnection } from '@libp2p/interface'
+import { AbstractMultiaddrConnection, byteStream } from '@libp2p/utils'
+import { xsalsa20 } from '@noble/ciphers/salsa.js'
+import type { Uint8ArrayList } from 'uint8arraylist'
+
+/**
+ * The libp2p private-network protector (pnet, the `/key/swarm/psk/1.0.0/` format), wire-compatible
+ * with `@libp2p/pnet`: both sides send a random 24-byte nonce, then every byte is XORed with an
+ * XSalsa20 keystream from the pre-shared key and the sender's nonce.
+ *
+ * Why our own: `@libp2p/pnet` 3 uses the `xsalsa20` package, whose WebAssembly build gives every
+ * cipher a 64-byte slot that pnet never releases and a memory capped at 64 MiB; after about 5,000
+ * connections in a process's life (reconnects under partitions reach that) or one buffer over the
+ * cap, every new connection throws and the node can no longer connect. This one keeps its state
+ * in plain JS (`@noble/ciphers`), so nothing outlives the connection.
+ */
+
+const NONCE_LENGTH = 24
+const KEY_LENGTH = 32
+const BLOCK = 64
+
+/** Decodes a pnet key file: `/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex characters. */
+export function decodePreSharedKey(file: Uint8Array): Uint8Array {
+  const [tag, codec, hex] = new TextDecoder().decode(file).split(/\r\n|\r|\n/)
+  if (tag !== '/key/swarm/psk/1.0.0/' || codec !== '/base16/' || hex === undefined || !/^[0-9a-fA-F]{64}$/.test(hex)) {
+    throw new Error('invalid pre-shared key: expected /key/swarm/psk/1.0.0/, /base16/ and 64 hex characters')
+  }
+  return Uint8Array.from(hex.match(/../g) as string[], (h) => Number.parseInt(h, 16))
+}
+
+/** An XSalsa20 keystream XOR that can be fed in pieces of any size. */
+export class XSalsa20Stream {
+  readonly #key: Uint8Array
+  readonly #nonce: Uint8Array
+  #position = 0
+
+  constructor(key: Uint8Array, nonce: Uint8Array) {
+    if (key.length !== KEY_LENGTH || nonce.length !== NONCE_LENGTH) throw new Error('xsalsa20 needs a 32-byte key and a 24-byte nonce')
+    this.#key = key
+    this.#nonce = nonce
+  }
+
+  /** XORs `input` with the next `input.length` bytes of the keystream. */
+  update(input: Uint8Array): Uint8Array {
+    const offset = this.#position % BLOCK
+    const counter = Math.floor(this.#position / BLOCK)
+    this.#position += input.length
+    if (offset === 0) return xsalsa20(this.#key, this.#nonce, input, undefined, counter)
+    // Mid-block: pad the front so the keystream lines up, then drop the padding.
+    const padded = new Uint8Array(offset + input.length)
+    padded.set(input, offset)
+    return xsalsa20(this.#key, this.#nonce, padded, undefined, counter).subarray(offset)
+  }
+}
+
+class PrivateConnection extends AbstractMultiaddrConnection {
+  readonly #maConn: MessageStream
+  readonly #inbound: XSalsa20Stream
+  readonly #outbound: XSalsa20Stream
+
+  constructor(init: { maConn: MessageStream; psk: Uint8Array; localNonce: Uint8Array; remoteNonce: Uint8Array; log: MultiaddrConnection['log'] }) {
+    const maConn = init.maConn as MultiaddrConnection
+    super({ log: init.log, remoteAddr: maConn.remoteAddr, direction: maConn.direction })
+    this.#maConn = init.maConn
+    this.#inbound = new XSalsa20Stream(init.psk, init.remoteNonce)
+    this.#outbound = new XSalsa20Stream(init.psk, init.localNonce)
+    init.maConn.addEventListener('message', (evt) => {
+      const data = evt.data
+      if (data instanceof Uint8Array) this.onData(this.#inbound.update(data))
+      else for (const buf of data) this.onData(this.#inbound.update(buf))
+    })
+    init.maConn.addEventListener('drain', () => this.onMuxerDrain())
+    init.maConn.addEventListener('close', (evt) => {
+      if (evt.error != null) {
+        if (evt.local) this.abort(evt.error)
+        else this.onRemoteReset()
+      } else {
+        this.onTransportClosed()
+      }
+    })
+  }
+
+  async sendClose(options?: AbortOptions): Promise<void> {
+    await this.#maConn.close(options)
+  }
+
+  sendData(data: Uint8ArrayList): { sentBytes: number; canSendMore: boolean } {
+    return { sentBytes: data.byteLength, canSendMore: this.#maConn.send(this.#outbound.update(data.subarray())) }
+  }
+
+  sendReset(err: Error): void {
+    this.#maConn.abort(err)
+  }
+
+  sendPause(): void {
+    this.#maConn.pause()
+  }
+
+  sendResume(): void {
+    this.#maConn.resume()
+  }
+}
+
+class PrivateNetworkProtector implements ConnectionProtector {
+  readonly #psk: Uint8Array
+  readonly #timeoutMs: number
+
+  constructor(psk: Uint8Array, timeoutMs: number) {
+    this.#psk = psk
+    this.#timeoutMs = timeoutMs
+  }
+
+  async protect(connection: MessageStream, options?: AbortOptions): Promise<MessageStream> {
+    const localNonce = crypto.getRandomValues(new Uint8Array(NONCE_LENGTH))
+    const signal = options?.signal ?? AbortSignal.timeout(this.#timeoutMs)
+    const bytes = byteStream(connection)
+    const [remote] = await Promise.all([bytes.read({ bytes: NONCE_LENGTH, signal }), bytes.write(localNonce, { signal })])
+    return new PrivateConnection({
+      maConn: bytes.unwrap(),
+      psk: this.#psk,
+      localNonce,
+      remoteNonce: remote.subarray(),
+      log: connection.log.newScope('pnet'),
+    })
+  }
+}
+
+/** The protector factory for `createLibp2p({ connectionProtector })`, from a pnet key file. */
+export function privateNetwork(keyFile: Uint8Array, options: { timeoutMs?: number } = {}): () => ConnectionProtector {
+  const psk = decodePreSharedKey(keyFile)
+  return () => new PrivateNetworkProtector(psk, options.timeoutMs ?? 5000)
+}
