@@ -26,8 +26,7 @@ import {
 import { failpoints, shouldDropRemote } from '../failpoints.ts'
 import type { CommittedChange, EntityStore, StoredEntity } from '../store/entity-store.ts'
 import { PendingChanges } from './pending-changes.ts'
-import type { PeerBook} from './peer-book.ts';
-import { behindBy, type PeerView } from './peer-book.ts'
+import { behindBy, type PeerBook, type PeerView } from './peer-book.ts'
 
 /** Most bytes of entity state one resync holds in memory before it replaces the namespace. */
 const MAX_RESYNC_BYTES = 512 * 1024 * 1024
