@@ -47,3 +47,36 @@ export function monotonicUs(): number {
 export function cpuUsPerOp(before: number | null, after: number | null, ops: number): number | null {
   return before === null || after === null ? null : ((after - before) * 1000) / ops
 }
+
+/** Busy and total jiffies of the whole machine so far (all CPUs, /proc/stat); null where /proc is not there. */
+export function machineCpuTicks(): { busy: number; total: number } | null {
+  let stat: string
+  try {
+    stat = readFileSync('/proc/stat', 'utf8')
+  } catch {
+    return null
+  }
+  const line = stat.split('\n', 1)[0] ?? ''
+  const fields = line.trim().split(/\s+/).slice(1).map(Number)
+  if (fields.length < 5 || fields.some((n) => !Number.isFinite(n))) return null
+  const total = fields.slice(0, 8).reduce((a, b) => a + b, 0)
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0)
+  return { busy: total - idle, total }
+}
+
+/** Percent of the machine's CPU capacity (every core) in use between two readings; null when a reading is missing. */
+export function machineBusyPct(before: { busy: number; total: number } | null, after: { busy: number; total: number } | null): number | null {
+  if (before === null || after === null || after.total <= before.total) return null
+  return (100 * (after.busy - before.busy)) / (after.total - before.total)
+}
+
+/** CPU time of several processes so far, summed, in ms; null when any cannot be read. */
+export function processesCpuMs(pids: readonly number[]): number | null {
+  let sum = 0
+  for (const pid of pids) {
+    const ms = processCpuMs(pid)
+    if (ms === null) return null
+    sum += ms
+  }
+  return sum
+}

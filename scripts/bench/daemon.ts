@@ -3,12 +3,16 @@ import { once } from 'node:events'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { trackChild } from './children.ts'
 
 /** `<data-dir>/daemon.json` as far as the benchmarks need it. */
 export interface DaemonJson {
   readonly pid: number
+  readonly peerId: string
   readonly nodeId: string
   readonly api: { readonly url: string; readonly socket: string }
+  /** libp2p listen multiaddrs, each ending in `/p2p/<peerId>`. */
+  readonly listen: readonly string[]
 }
 
 /** Options of one daemon started for a benchmark. */
@@ -17,6 +21,8 @@ export interface SpawnOptions {
   readonly baseDir: string
   /** Extra Node flags (e.g. `--cpu-prof`). */
   readonly nodeFlags?: readonly string[]
+  /** Extra `meshsync start` arguments (e.g. `--listen`, `--cluster-key`, `--bootstrap`). */
+  readonly args?: readonly string[]
   readonly readyTimeoutMs?: number
 }
 
@@ -43,8 +49,11 @@ export class BenchDaemon {
 
   static async start(options: SpawnOptions): Promise<BenchDaemon> {
     const dataDir = await mkdtemp(join(options.baseDir, 'meshsync-bench-'))
-    const args = [...(options.nodeFlags ?? []), 'bin/meshsync.mjs', 'start', '--data-dir', dataDir, '--api-port', '0', '--no-mdns', '--log-level', 'warn']
+    // Loopback on a free port unless told otherwise: never the default port another daemon may hold.
+    const listen = options.args?.includes('--listen') ? [] : ['--listen', '/ip4/127.0.0.1/tcp/0']
+    const args = [...(options.nodeFlags ?? []), 'bin/meshsync.mjs', 'start', '--data-dir', dataDir, '--api-port', '0', '--no-mdns', '--log-level', 'warn', ...listen, ...(options.args ?? [])]
     const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    trackChild(child)
     const output: string[] = []
     const keep = (chunk: Buffer): void => {
       output.push(chunk.toString())

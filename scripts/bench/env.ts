@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
-import { availableParallelism, cpus, release, totalmem } from 'node:os'
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 
 /** What the numbers were measured on. */
@@ -15,11 +15,14 @@ export interface BenchEnvironment {
   readonly cores: number
   readonly availableParallelism: number
   readonly totalMemMiB: number
+  /** 1/5/15-minute load averages when the bench started: other work on the machine skews the figures. */
+  readonly loadAverage: readonly number[]
   readonly uvThreadpoolSize: string
   /** Filesystem of the directory the databases live in (fsync cost depends on it). */
   readonly benchDir: { readonly path: string; readonly fsType: string; readonly fdatasyncMedianMs: number | null }
   readonly classicLevel: string
-  readonly git: { readonly commit: string; readonly dirty: boolean } | null
+  /** Commit measured, and the tracked files changed on top of it (the code measured is commit + those). */
+  readonly git: { readonly commit: string; readonly dirty: readonly string[] } | null
 }
 
 const REPO_ROOT = resolve(import.meta.dirname, '..', '..')
@@ -56,6 +59,7 @@ export function collectEnvironment(benchDir: string): BenchEnvironment {
     cores: cpuList.length,
     availableParallelism: availableParallelism(),
     totalMemMiB: Math.round(totalmem() / 2 ** 20),
+    loadAverage: loadavg().map((n) => Math.round(n * 100) / 100),
     uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? '4 (default)',
     benchDir: { path: benchDir, fsType, fdatasyncMedianMs: fdatasyncCost(benchDir) },
     classicLevel: packageVersion('classic-level'),
@@ -95,11 +99,11 @@ function packageVersion(name: string): string {
   }
 }
 
-function gitState(): { commit: string; dirty: boolean } | null {
+function gitState(): { commit: string; dirty: string[] } | null {
   try {
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim()
-    const status = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: REPO_ROOT, encoding: 'utf8' })
-    return { commit, dirty: status.trim().length > 0 }
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    const status = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+    return { commit, dirty: status.split('\n').filter((l) => l.trim().length > 0).map((l) => l.slice(3)) }
   } catch {
     return null
   }

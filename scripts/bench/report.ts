@@ -54,7 +54,9 @@ export function formatTable(outcomes: readonly Outcome[]): string {
     }
     outcome.result.figures.forEach((figure, i) => {
       const s = figure.summary
-      rows.push([i === 0 ? outcome.result.name : '', figure.label, fmt(s.median, figure), fmt(s.min, figure), fmt(s.max, figure), figure.unit, targetCell(figure)])
+      const name = i === 0 ? outcome.result.name : ''
+      if (s === undefined) rows.push([name, figure.label, 'n/a', '', '', figure.unit, `${targetCell(figure)} ${clip(figure.unavailable ?? '', 110)}`.trim()])
+      else rows.push([name, figure.label, fmt(s.median, figure), fmt(s.min, figure), fmt(s.max, figure), figure.unit, targetCell(figure)])
     })
   }
   const widths = rows[0]?.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length))) ?? []
@@ -70,7 +72,8 @@ export function formatProfile(result: BenchResult): string {
   const profile = result.profile
   if (!profile) return ''
   const span = profile.windowed ? 'measured load only' : 'whole process, startup included'
-  const lines = [`top self time of the daemon under ${result.name} (${profile.totalMs} ms sampled, ${span}; ${profile.file}):`]
+  const whose = profile.subject ?? 'the daemon'
+  const lines = [`top self time of ${whose} under ${result.name} (${profile.totalMs} ms sampled, ${span}; ${profile.file}):`]
   for (const e of profile.top) lines.push(`  ${e.selfPct.toFixed(1).padStart(5)}%  ${e.selfMs.toFixed(0).padStart(7)} ms  ${e.function}  ${e.location}`)
   return lines.join('\n')
 }
@@ -79,10 +82,18 @@ function fmt(n: number, figure: Figure): string {
   if (figure.unit === 'x') return n.toFixed(3)
   if (figure.unit === 'ms') return n.toFixed(n < 10 ? 2 : 1)
   if (figure.unit === 'µs/op') return n.toFixed(0)
+  if (figure.unit === 's') return n.toFixed(2)
+  if (figure.unit === 'writes/s' && n < 1000) return n.toFixed(1)
   return Math.round(n).toLocaleString('en-US')
 }
 
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`
+}
+
 function targetCell(figure: Figure): string {
-  if (!figure.target) return ''
-  return `>= ${figure.target.atLeast}x ${figure.target.met ? 'met' : 'MISSED'}`
+  const t = figure.target
+  if (!t) return ''
+  const bound = t.atLeast !== undefined ? `>= ${t.atLeast}x` : `<= ${t.atMost}x`
+  return `${bound} ${figure.summary === undefined ? 'UNMEASURED' : t.met ? 'met' : 'MISSED'}`
 }

@@ -1,18 +1,24 @@
 /**
- * `npm run bench [-- --runs N] [--full] [--only a,b] [--records N] [--puts N] [--dir DIR] [--cpu-prof]`
+ * `npm run bench [-- --runs N] [--full] [--only a,b] [--records N] [--puts N] [--duration S] [--writes N] [--sizes A,B] [--dir DIR] [--cpu-prof]`
  *
- * Every figure is measured against a baseline taken in the same run (raw classic-level on the
- * same machine and filesystem), reported as the median over the runs with min and max. Each
- * benchmark checks what was written before it reports; a wrong result fails the bench (exit 1).
- * One JSON file per benchmark goes to bench/results/.
+ * Every figure is measured against a baseline taken in the same run (raw classic-level, raw
+ * gossipsub, OrbitDB, the changed Yjs updates themselves), reported as the median over the runs with
+ * min and max. Each benchmark checks what was written before it reports; a wrong result fails the
+ * bench (exit 1). A baseline that cannot run (a peer system that does not install) is reported as
+ * such, with the reason. One JSON file per benchmark goes to bench/results/.
  */
+import { rmSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ackedPuts } from './acked-puts.ts'
 import { batchWrites } from './batch-writes.ts'
+import { killChildren } from './children.ts'
 import { collectEnvironment } from './env.ts'
+import { propagation } from './propagation.ts'
+import { replicatedWrites } from './replicated-writes.ts'
+import { catchUpBench } from './catch-up.ts'
 import { formatProfile, formatTable, writeResults, type Outcome } from './report.ts'
 import type { Benchmark, BenchOptions } from './types.ts'
 
@@ -20,13 +26,17 @@ const REPO_ROOT = resolve(import.meta.dirname, '..', '..')
 
 const USAGE = `usage: npm run bench -- [options]
   --runs N       measured runs per benchmark, each with its own baseline (default 3)
-  --full         bigger runs (500,000 batched records, 50,000 PUTs)
-  --only LIST    comma-separated benchmarks: batch-writes, acked-puts
+  --full         bigger runs (500,000 batched records, 50,000 PUTs, 10 s propagation windows and 7 nodes,
+                 10,000 replicated writes, catch-up at 300,000 entities too)
+  --only LIST    comma-separated benchmarks: batch-writes, acked-puts, propagation, replicated-writes, catch-up
   --records N    records of batch-writes (a multiple of 1000)
   --puts N       PUTs of acked-puts
+  --duration S   seconds of writes (at 50/s) per propagation window (default 5)
+  --writes N     total writes of replicated-writes (default 3000)
+  --sizes LIST   entity counts of catch-up, comma-separated (default 1000,100000)
   --dir DIR      where temporary databases go (default: the OS temp dir; not a tmpfs, fsync must cost)
   --out DIR      where result JSON goes (default bench/results)
-  --cpu-prof     one extra unmeasured pass per benchmark with the daemon under --cpu-prof; prints top self time`
+  --cpu-prof     one extra unmeasured pass per benchmark with the daemon(s) under --cpu-prof; prints top self time`
 
 function positiveInt(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined
@@ -43,6 +53,9 @@ async function main(): Promise<number> {
       only: { type: 'string' },
       records: { type: 'string' },
       puts: { type: 'string' },
+      duration: { type: 'string' },
+      writes: { type: 'string' },
+      sizes: { type: 'string' },
       dir: { type: 'string' },
       out: { type: 'string' },
       'cpu-prof': { type: 'boolean', default: false },
@@ -55,13 +68,28 @@ async function main(): Promise<number> {
     return 0
   }
   const runs = positiveInt(values.runs, '--runs') ?? 3
-  const benchmarks: Benchmark[] = [batchWrites(positiveInt(values.records, '--records')), ackedPuts(positiveInt(values.puts, '--puts'))]
+  const benchmarks: Benchmark[] = [
+    batchWrites(positiveInt(values.records, '--records')),
+    ackedPuts(positiveInt(values.puts, '--puts')),
+    propagation(positiveInt(values.duration, '--duration')),
+    replicatedWrites(positiveInt(values.writes, '--writes')),
+    catchUpBench(values.sizes?.split(',').map((n) => positiveInt(n.trim(), '--sizes') as number)),
+  ]
   const only = values.only?.split(',').map((s) => s.trim())
   const unknown = only?.filter((name) => !benchmarks.some((b) => b.name === name)) ?? []
   if (unknown.length > 0) throw new Error(`unknown benchmark(s): ${unknown.join(', ')}\n${USAGE}`)
   const selected = only ? benchmarks.filter((b) => only.includes(b.name)) : benchmarks
 
   const baseDir = await mkdtemp(join(resolve(values.dir ?? tmpdir()), 'meshsync-bench-'))
+  // Interrupted: child processes are killed on exit (daemon.ts, ipc-child.ts); the temp dir goes too.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`\n${signal}: stopping`)
+      killChildren()
+      rmSync(baseDir, { recursive: true, force: true, maxRetries: 3 })
+      process.exit(130)
+    })
+  }
   const outDir = resolve(values.out ?? join(REPO_ROOT, 'bench', 'results'))
   const environment = collectEnvironment(baseDir)
   const date = new Date()
@@ -73,6 +101,7 @@ async function main(): Promise<number> {
     log: (message) => console.log(message),
   }
   console.log(`meshsync bench: ${runs} run(s)${values.full ? ', full' : ''}; node ${environment.node}, ${environment.cpuModel} x${environment.cores}, ${environment.benchDir.fsType} at ${baseDir} (fdatasync ~${environment.benchDir.fdatasyncMedianMs} ms)`)
+  if ((environment.loadAverage[0] ?? 0) > environment.cores / 2) console.log(`warning: load average ${environment.loadAverage[0]} on ${environment.cores} cores: other work will skew the figures`)
   if (environment.benchDir.fsType === 'tmpfs') console.log('warning: the bench dir is a tmpfs: fsync costs nothing there, the ratios mean little')
 
   const outcomes: Outcome[] = []
@@ -99,7 +128,17 @@ async function main(): Promise<number> {
     const profile = outcome.ok ? formatProfile(outcome.result) : ''
     if (profile) console.log(`\n${profile}`)
   }
-  const recordedOptions = { runs, full: values.full, only: only ?? null, records: values.records ?? null, puts: values.puts ?? null, cpuProf: values['cpu-prof'] }
+  const recordedOptions = {
+    runs,
+    full: values.full,
+    only: only ?? null,
+    records: values.records ?? null,
+    puts: values.puts ?? null,
+    duration: values.duration ?? null,
+    writes: values.writes ?? null,
+    sizes: values.sizes ?? null,
+    cpuProf: values['cpu-prof'],
+  }
   const files = await writeResults(outDir, date, environment, recordedOptions, outcomes)
   console.log(`\nresults: ${files.map((f) => f.replace(`${REPO_ROOT}/`, '')).join(', ')}`)
   const failed = outcomes.filter((o) => !o.ok).length

@@ -14,13 +14,23 @@ export interface BenchOptions {
   readonly log: (message: string) => void
 }
 
+/** A target a figure's median is held to: at least `atLeast`, or at most `atMost`. */
+export interface Target {
+  readonly atLeast?: number
+  readonly atMost?: number
+  readonly met: boolean
+}
+
 /** One reported figure, summarized over the runs. */
 export interface Figure {
   readonly label: string
   readonly unit: string
-  readonly summary: Summary
-  /** For ratios: the median must reach `atLeast`. */
-  readonly target?: { readonly atLeast: number; readonly met: boolean }
+  /** Absent only when `unavailable` says why the figure could not be measured. */
+  readonly summary?: Summary
+  /** Why there is no number (e.g. a peer system that does not install here); never a made-up value. */
+  readonly unavailable?: string
+  /** For ratios: the median must reach `atLeast` (or stay under `atMost`). */
+  readonly target?: Target
 }
 
 /** What a benchmark hands to the report; produced only after its results were checked. */
@@ -41,6 +51,16 @@ export interface Benchmark {
 /** A figure whose median is checked against a minimum. */
 export function ratioFigure(label: string, summary: Summary, atLeast: number): Figure {
   return { label, unit: 'x', summary, target: { atLeast, met: summary.median >= atLeast } }
+}
+
+/** A figure whose median is checked against a maximum. */
+export function ratioAtMostFigure(label: string, summary: Summary, atMost: number): Figure {
+  return { label, unit: 'x', summary, target: { atMost, met: summary.median <= atMost } }
+}
+
+/** A figure that could not be measured, with the reason (shown in the table instead of a number). */
+export function unavailableFigure(label: string, unit: string, reason: string, target?: Omit<Target, 'met'>): Figure {
+  return { label, unit, unavailable: reason, ...(target && { target: { ...target, met: false } }) }
 }
 
 /** What one measured pass (one side of one run) produced. */

@@ -1,0 +1,230 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs'
+import { mkdir, readFile, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { initDataDir } from '../../daemon/data-dir.ts'
+import { SocketApi } from './api.ts'
+import type { ChaosNetwork } from './netns.ts'
+
+/** The repository root. */
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
+const meshsyncBin = join(repoRoot, 'bin', 'meshsync.mjs')
+
+export interface NodeSpec {
+  readonly index: number
+  readonly dataDir: string
+  readonly listen: string
+  /** Multiaddr with /p2p/<peerId>, what the others bootstrap from. */
+  readonly addr: string
+  readonly peerId: string
+  readonly nodeId: string
+  /** Command prefix running the daemon in its namespace (netns mode). */
+  readonly wrapper: readonly string[]
+}
+
+/** Resource use of a process, from /proc. */
+export interface ProcSample {
+  readonly rssBytes: number
+  readonly fds: number
+}
+
+export function sampleProc(pid: number): ProcSample | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const rss = /VmRSS:\s+(\d+) kB/.exec(status)
+    return { rssBytes: rss ? Number(rss[1]) * 1024 : 0, fds: readdirSync(`/proc/${pid}/fd`).length }
+  } catch {
+    return undefined
+  }
+}
+
+/** One daemon of the cluster: started, killed, stopped and restarted on the same data dir. */
+export class ChaosNode {
+  readonly spec: NodeSpec
+  readonly #peers: () => string[]
+  readonly #env: Record<string, string>
+  child: ChildProcess | undefined
+  api: SocketApi
+  #exited: Promise<void> = Promise.resolve()
+  #stderr = ''
+  starts = 0
+  crashes: string[] = []
+  /** "Yjs update left pending" log lines (must stay 0), and error-level log lines. */
+  pendingYjs = 0
+  errorLines = 0
+  /** True from the moment `start` saw daemon.json until the process is killed or stopped. */
+  ready = false
+  /** True while SIGSTOPped. */
+  paused = false
+  #expectExit = false
+
+  constructor(spec: NodeSpec, peers: () => string[], env: Record<string, string>) {
+    this.spec = spec
+    this.#peers = peers
+    this.#env = env
+    this.api = new SocketApi(join(spec.dataDir, 'api.sock'))
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null
+  }
+
+  get pid(): number | undefined {
+    return this.running ? this.child?.pid : undefined
+  }
+
+  /** Starts the daemon and waits until `daemon.json` names its pid. */
+  async start(timeoutMs = 30_000): Promise<void> {
+    const bootstrap = this.#peers()
+    const level = process.env.MESHSYNC_CHAOS_LOG_LEVEL ?? 'warn'
+    const args = [meshsyncBin, 'start', '--data-dir', this.spec.dataDir, '--api-port', '0', '--listen', this.spec.listen, '--no-mdns', '--log-level', level]
+    if (bootstrap.length > 0) args.push('--bootstrap', ...bootstrap)
+    const [cmd, ...pre] = [...this.spec.wrapper, process.execPath]
+    this.#expectExit = false
+    const child = spawn(cmd as string, [...pre, ...args], { cwd: repoRoot, env: { ...process.env, ...this.#env }, stdio: ['ignore', 'ignore', 'pipe'] })
+    this.child = child
+    this.starts++
+    // Every line the daemon logs, across restarts, next to its data dir.
+    const logFile = createWriteStream(`${this.spec.dataDir}.log`, { flags: 'a' })
+    child.once('exit', () => logFile.end())
+    child.stderr?.setEncoding('utf8').on('data', (s: string) => {
+      logFile.write(s)
+      this.#stderr = (this.#stderr + s).slice(-20_000)
+      this.pendingYjs += s.split('Yjs update left pending').length - 1
+      this.errorLines += s.split('"level":50').length - 1
+    })
+    this.#exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        if (!this.#expectExit) this.crashes.push(`node ${this.spec.index} exited unexpectedly (code ${code}, signal ${signal}): ${this.#stderr.slice(-2000)}`)
+        resolve()
+      })
+    })
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`node ${this.spec.index} exited during start: ${this.#stderr.slice(-2000)}`)
+      try {
+        const info = JSON.parse(await readFile(join(this.spec.dataDir, 'daemon.json'), 'utf8')) as { pid: number }
+        if (info.pid === child.pid) break
+      } catch {
+        // not written yet
+      }
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL')
+        throw new Error(`node ${this.spec.index} not ready after ${timeoutMs} ms: ${this.#stderr.slice(-2000)}`)
+      }
+      await sleep(25)
+    }
+    this.api.close()
+    this.api = new SocketApi(join(this.spec.dataDir, 'api.sock'))
+    this.ready = true
+  }
+
+  /** kill -9 and wait for the exit. */
+  async kill9(): Promise<void> {
+    if (!this.running) return
+    this.#expectExit = true
+    this.ready = false
+    this.child?.kill('SIGKILL')
+    await this.#exited
+    this.paused = false
+    this.api.close()
+  }
+
+  /** SIGTERM (SIGKILL after `timeoutMs`), waits for the exit. */
+  async stop(timeoutMs = 15_000): Promise<void> {
+    if (!this.running) return
+    this.#expectExit = true
+    this.ready = false
+    if (this.paused) this.resume()
+    this.child?.kill('SIGTERM')
+    const timer = setTimeout(() => this.child?.kill('SIGKILL'), timeoutMs)
+    await this.#exited
+    clearTimeout(timer)
+    this.api.close()
+  }
+
+  pause(): void {
+    if (!this.running || this.paused) return
+    this.child?.kill('SIGSTOP')
+    this.paused = true
+  }
+
+  resume(): void {
+    if (!this.paused) return
+    this.child?.kill('SIGCONT')
+    this.paused = false
+  }
+
+  stderrTail(): string {
+    return this.#stderr.slice(-4000)
+  }
+}
+
+export interface ClusterOptions {
+  readonly nodes: number
+  readonly root: string
+  /** Network namespaces (root only); otherwise loopback. */
+  readonly network?: ChaosNetwork
+  /** Extra environment of every daemon (e.g. MESHSYNC_FAILPOINTS). */
+  readonly env?: Record<string, string>
+}
+
+/** N daemons with their own data dirs, one cluster key, each bootstrapping from all the others. */
+export class ChaosCluster {
+  readonly nodes: ChaosNode[]
+  readonly network: ChaosNetwork | undefined
+
+  private constructor(nodes: ChaosNode[], network: ChaosNetwork | undefined) {
+    this.nodes = nodes
+    this.network = network
+  }
+
+  static async create(options: ClusterOptions): Promise<ChaosCluster> {
+    await rm(options.root, { recursive: true, force: true })
+    await mkdir(options.root, { recursive: true })
+    const specs: NodeSpec[] = []
+    let clusterKey: string | undefined
+    for (let i = 0; i < options.nodes; i++) {
+      const dataDir = join(options.root, `node${i}`)
+      const { identity } = await initDataDir(dataDir, clusterKey ? { clusterKeyFile: clusterKey } : {})
+      clusterKey ??= join(dataDir, 'cluster.key')
+      const host = options.network ? options.network.addresses[i] : '127.0.0.1'
+      const port = options.network ? 4718 : await freePort()
+      const listen = `/ip4/${host}/tcp/${port}`
+      const peerId = identity.peerId.toString()
+      specs.push({ index: i, dataDir, listen, addr: `${listen}/p2p/${peerId}`, peerId, nodeId: identity.nodeId, wrapper: options.network ? options.network.wrapper(i) : [] })
+    }
+    const nodes: ChaosNode[] = specs.map((spec) => new ChaosNode(spec, () => specs.filter((s) => s !== spec).map((s) => s.addr), options.env ?? {}))
+    return new ChaosCluster(nodes, options.network)
+  }
+
+  async startAll(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.start()))
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.stop()))
+  }
+
+  crashes(): string[] {
+    return this.nodes.flatMap((n) => n.crashes)
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}

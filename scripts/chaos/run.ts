@@ -1,0 +1,341 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { check, collectState, type CheckResult, type NodeState } from './checker.ts'
+import { ChaosCluster, sampleProc, sleep } from './cluster.ts'
+import { Nemesis, type FaultEvent } from './faults.ts'
+import { ChaosNetwork, netnsUnavailable } from './netns.ts'
+import { makeSchedule, scheduleHash, type FaultKind, type ScheduledFault } from './schedule.ts'
+import { Workload, type VersionVector, type WorkloadStats } from './workload.ts'
+
+export interface ChaosOptions {
+  readonly nodes: number
+  /** Length of the faulty phase (workload + faults), seconds. */
+  readonly durationS: number
+  readonly seed: number
+  /** Network namespaces + nftables (root only); falls back to loopback when unavailable. */
+  readonly netns: boolean
+  /** Where the JSON report goes (default: none). */
+  readonly reportPath?: string
+  /** MESHSYNC_FAILPOINTS for every daemon (proving the checker works). */
+  readonly failpoints?: string
+  /** Longest wait for convergence after the final heal, seconds (default 120). */
+  readonly convergeTimeoutS?: number
+  /** Keep the data dirs afterwards (default: only when the run failed). */
+  readonly keepData?: boolean
+  readonly clientsPerNode?: number
+  readonly thinkMs?: number
+  /** Fault lengths and gaps (ms), for short runs. */
+  readonly faultMs?: readonly [number, number]
+  /** Only these fault kinds. */
+  readonly kinds?: readonly FaultKind[]
+  readonly gapMs?: readonly [number, number]
+  /** Progress lines (default: console.log). */
+  readonly log?: (line: string) => void
+}
+
+export interface Percentiles {
+  readonly n: number
+  readonly p50: number
+  readonly p99: number
+  readonly max: number
+}
+
+export interface ChaosReport {
+  readonly ok: boolean
+  readonly failures: string[]
+  readonly seed: number
+  readonly mode: 'netns' | 'loopback'
+  readonly modeNote?: string
+  readonly nodes: number
+  readonly durationS: number
+  readonly failpoints?: string
+  readonly scheduleHash: string
+  readonly schedule: readonly ScheduledFault[]
+  readonly faults: readonly FaultEvent[]
+  readonly faultsByKind: Record<string, number>
+  readonly workload: WorkloadStats
+  readonly check: CheckResult | undefined
+  readonly convergence: {
+    /** Per heal and node: ms until the node held everything the cluster held at the heal. */
+    readonly afterHeal: Percentiles
+    /** ms from the end of the workload (everything healed) until every node vector was equal. */
+    readonly finalMs: number | undefined
+    /** Per node: ms after the final heal until its vector reached the final one. */
+    readonly finalPerNode: Percentiles
+  }
+  readonly resources: readonly { node: number; nodeId: string; starts: number; maxRssMB: number; finalRssMB: number; maxFds: number; finalFds: number }[]
+  readonly crashes: readonly string[]
+  readonly pendingYjs: number
+  readonly fingerprints: readonly string[]
+  readonly dataDir: string
+  readonly elapsedS: number
+}
+
+export function percentiles(samples: readonly number[]): Percentiles {
+  const s = [...samples].sort((a, b) => a - b)
+  const at = (q: number): number => s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? 0
+  return { n: s.length, p50: at(0.5), p99: at(0.99), max: s.at(-1) ?? 0 }
+}
+
+const dominates = (a: VersionVector, b: VersionVector): boolean => Object.entries(b).every(([k, v]) => (a[k] ?? 0) >= v)
+const union = (vs: readonly VersionVector[]): VersionVector => {
+  const out: VersionVector = {}
+  for (const v of vs) for (const [k, n] of Object.entries(v)) out[k] = Math.max(out[k] ?? 0, n)
+  return out
+}
+
+/** One chaos run: cluster up, workload + seeded faults, heal, converge, check, report. */
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  const log = options.log ?? ((line: string) => console.log(line))
+  const started = Date.now()
+  const unavailable = options.netns ? netnsUnavailable() : undefined
+  const mode: 'netns' | 'loopback' = options.netns && !unavailable ? 'netns' : 'loopback'
+  const modeNote =
+    mode === 'loopback'
+      ? `loopback mode: process faults only (kill -9, SIGSTOP/SIGCONT, restart of all nodes)${options.netns ? `; netns mode unavailable: ${unavailable}` : '; pass --netns (as root) for network faults'}`
+      : undefined
+  if (modeNote) log(modeNote)
+  const durationMs = options.durationS * 1000
+  const schedule = makeSchedule({
+    seed: options.seed,
+    nodes: options.nodes,
+    durationMs,
+    netns: mode === 'netns',
+    ...(options.faultMs && { minFaultMs: options.faultMs[0], maxFaultMs: options.faultMs[1] }),
+    ...(options.gapMs && { minGapMs: options.gapMs[0], maxGapMs: options.gapMs[1] }),
+    ...(options.kinds && { kinds: options.kinds }),
+  })
+  log(`seed ${options.seed}: ${schedule.length} faults scheduled over ${options.durationS} s (schedule ${scheduleHash(schedule)})`)
+
+  const root = join(tmpdir(), `meshsync-chaos-${process.pid}-${options.seed}`)
+  const network = mode === 'netns' ? new ChaosNetwork(options.nodes, `${process.pid}-s${options.seed}`) : undefined
+  const failures: string[] = []
+  let cluster: ChaosCluster | undefined
+  const killAll = (): void => {
+    for (const n of cluster?.nodes ?? []) n.child?.kill('SIGKILL')
+    network?.teardown()
+  }
+  process.once('exit', killAll)
+  const resources = new Map<number, { maxRss: number; maxFds: number; rss: number; fds: number }>()
+  let checkResult: CheckResult | undefined
+  let finalMs: number | undefined
+  const healSamples: number[] = []
+  const finalPerNode: number[] = []
+  let nemesis: Nemesis | undefined
+  let workload: Workload | undefined
+  const finalStates: NodeState[] = []
+  const diagnostics: unknown[] = []
+  try {
+    network?.setup()
+    cluster = await ChaosCluster.create({ nodes: options.nodes, root, ...(network && { network }), ...(options.failpoints && { env: { MESHSYNC_FAILPOINTS: options.failpoints } }) })
+    const c = cluster
+    await c.startAll()
+    await waitMesh(c, 30_000).catch((e: unknown) => log(`warning: ${String(e)}`))
+    log(`${mode}: ${options.nodes} daemons up (${c.nodes.map((n) => n.spec.nodeId).join(' ')})`)
+
+    const t0 = Date.now()
+    workload = new Workload(c, t0, { seed: options.seed, ...(options.clientsPerNode && { clientsPerNode: options.clientsPerNode }), ...(options.thinkMs !== undefined && { thinkMs: options.thinkMs }) })
+    nemesis = new Nemesis(c, t0)
+    let sampling = true
+    const sampler = (async () => {
+      while (sampling) {
+        for (const n of c.nodes) {
+          const pid = n.pid
+          const s = pid !== undefined ? sampleProc(pid) : undefined
+          if (!s) continue
+          const r = resources.get(n.spec.index) ?? { maxRss: 0, maxFds: 0, rss: 0, fds: 0 }
+          resources.set(n.spec.index, { maxRss: Math.max(r.maxRss, s.rssBytes), maxFds: Math.max(r.maxFds, s.fds), rss: s.rssBytes, fds: s.fds })
+        }
+        await sleep(500)
+      }
+    })()
+    workload.start()
+    const catchUps: Promise<void>[] = []
+    for (const fault of schedule) {
+      const wait = t0 + fault.at - Date.now()
+      if (wait > 0) await sleep(wait)
+      const event = await nemesis.inject(fault)
+      log(`  ${(event.injectedAt / 1000).toFixed(1)}s  #${fault.index} ${fault.kind}: ${event.detail} (${fault.duration} ms)`)
+      await sleep(fault.duration)
+      await nemesis.healAll(event)
+      catchUps.push(measureCatchUp(c, 60_000).then((samples) => void healSamples.push(...samples)))
+    }
+    const rest = t0 + durationMs - Date.now()
+    if (rest > 0) await sleep(rest)
+    await workload.stop()
+    await nemesis.healAll()
+    const healedAt = Date.now()
+    log(`workload stopped: ${workload.stats.acknowledged} of ${workload.stats.attempted} writes acknowledged (${workload.stats.unknown} unknown); waiting for convergence`)
+    // What every node says 3 s after the final heal (kept in the JSON report).
+    const early = sleep(3_000).then(() => diagnose(c)).then((d) => void diagnostics.push({ at: 'final heal + 3 s', nodes: d }))
+    const converged = await waitConverged(c, (options.convergeTimeoutS ?? 120) * 1000)
+    await early
+    if (converged) {
+      finalMs = converged.at - healedAt
+      finalPerNode.push(...converged.perNode.map((t) => t - healedAt))
+    } else {
+      failures.push(`no convergence within ${options.convergeTimeoutS ?? 120} s after the final heal`)
+      diagnostics.push(...(await diagnose(c)))
+    }
+    await Promise.all(catchUps)
+    sampling = false
+    await sampler
+    const states = finalStates
+    for (const n of c.nodes) states.push(await collectState(n.spec.index, n.api))
+    checkResult = check(workload.history, states)
+    if (checkResult.lost > 0) failures.push(`${checkResult.lost} acknowledged writes lost`)
+    if (checkResult.phantoms > 0) failures.push(`${checkResult.phantoms} values no acknowledged or pending write made`)
+    if (checkResult.partialBatches > 0) failures.push(`${checkResult.partialBatches} batches partly applied`)
+    if (checkResult.divergent) failures.push('nodes ended with different states')
+    if (workload.stats.staleReads > 0) failures.push(`${workload.stats.staleReads} stale reads (an acknowledged insert not visible on its node)`)
+  } catch (error) {
+    failures.push(`harness error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
+  } finally {
+    const crashes = cluster?.crashes() ?? []
+    if (crashes.length > 0) failures.push(`${crashes.length} daemon crashes`)
+    const pendingYjs = cluster?.nodes.reduce((a, n) => a + n.pendingYjs, 0) ?? 0
+    if (pendingYjs > 0) failures.push(`${pendingYjs} "Yjs update left pending" log lines`)
+    await cluster?.stopAll().catch(() => undefined)
+    network?.teardown()
+    process.off('exit', killAll)
+    for (const n of cluster?.nodes ?? []) n.api.close()
+    const ok = failures.length === 0
+    if (ok && !options.keepData) await rm(root, { recursive: true, force: true })
+    const report: ChaosReport = {
+      ok,
+      failures,
+      seed: options.seed,
+      mode,
+      ...(modeNote && { modeNote }),
+      nodes: options.nodes,
+      durationS: options.durationS,
+      ...(options.failpoints && { failpoints: options.failpoints }),
+      scheduleHash: scheduleHash(schedule),
+      schedule,
+      faults: nemesis?.events ?? [],
+      faultsByKind: nemesis?.countsByKind() ?? {},
+      workload: workload?.stats ?? { attempted: 0, acknowledged: 0, failed: 0, unknown: 0, reads: 0, staleReads: 0, byKind: {}, errors: {} },
+      check: checkResult,
+      convergence: { afterHeal: percentiles(healSamples), finalMs, finalPerNode: percentiles(finalPerNode) },
+      resources: (cluster?.nodes ?? []).map((n) => {
+        const r = resources.get(n.spec.index)
+        return {
+          node: n.spec.index,
+          nodeId: n.spec.nodeId,
+          starts: n.starts,
+          maxRssMB: mb(r?.maxRss),
+          finalRssMB: mb(r?.rss),
+          maxFds: r?.maxFds ?? 0,
+          finalFds: r?.fds ?? 0,
+        }
+      }),
+      crashes,
+      pendingYjs,
+      fingerprints: checkResult?.fingerprints ?? [],
+      dataDir: ok && !options.keepData ? '(removed)' : root,
+      elapsedS: Math.round((Date.now() - started) / 1000),
+    }
+    if (options.reportPath) {
+      await mkdir(dirname(options.reportPath), { recursive: true })
+      // The evidence: every operation, and what each node held at the end.
+      await writeFile(options.reportPath.replace(/\.json$/, '') + '.history.jsonl', (workload?.history ?? []).map((op) => JSON.stringify(op)).join('\n') + '\n')
+      if (finalStates.length > 0) await writeFile(options.reportPath.replace(/\.json$/, '') + '.states.json', JSON.stringify(finalStates))
+      await writeFile(options.reportPath, `${JSON.stringify({ ...report, staleReadSamples: workload?.staleReadSamples ?? [], diagnostics }, null, 2)}\n`)
+    }
+    // eslint-disable-next-line no-unsafe-finally
+    return report
+  }
+}
+
+const mb = (bytes: number | undefined): number => Math.round(((bytes ?? 0) / 1024 / 1024) * 10) / 10
+
+async function waitMesh(c: ChaosCluster, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  const want = c.nodes.length - 1
+  for (;;) {
+    const counts = await Promise.all(
+      c.nodes.map(async (n) => (await n.api.get<{ connected: boolean }[]>('/v1/peers').catch(() => [])).filter((p) => p.connected).length),
+    )
+    if (counts.every((k) => k >= want)) return
+    if (Date.now() > deadline) throw new Error(`mesh incomplete after ${timeoutMs} ms: connected peers per node ${JSON.stringify(counts)}`)
+    await sleep(200)
+  }
+}
+
+async function vectors(c: ChaosCluster): Promise<(VersionVector | undefined)[]> {
+  return Promise.all(c.nodes.map((n) => n.api.get<{ versionVector: VersionVector }>('/v1/status', 5_000).then((s) => s.versionVector).catch(() => undefined)))
+}
+
+/** Per node, ms until its vector covers what the whole cluster held when this was called. */
+async function measureCatchUp(c: ChaosCluster, timeoutMs: number): Promise<number[]> {
+  const start = Date.now()
+  const target = union((await vectors(c)).filter((v): v is VersionVector => v !== undefined))
+  const done = new Map<number, number>()
+  while (done.size < c.nodes.length && Date.now() - start < timeoutMs) {
+    const vs = await vectors(c)
+    vs.forEach((v, i) => {
+      if (v && !done.has(i) && dominates(v, target)) done.set(i, Date.now() - start)
+    })
+    await sleep(100)
+  }
+  return [...done.values()]
+}
+
+/** Polls until every node reports the same vector twice in a row; undefined on timeout. */
+async function waitConverged(c: ChaosCluster, timeoutMs: number): Promise<{ at: number; perNode: number[] } | undefined> {
+  const start = Date.now()
+  let previous = ''
+  const reached = new Map<number, number>()
+  while (Date.now() - start < timeoutMs) {
+    const vs = await vectors(c)
+    const keys = vs.map((v) => (v ? JSON.stringify(Object.entries(v).sort()) : 'down'))
+    const target = union(vs.filter((v): v is VersionVector => v !== undefined))
+    vs.forEach((v, i) => {
+      if (v && dominates(v, target) && !reached.has(i)) reached.set(i, Date.now())
+      else if (v && !dominates(v, target)) reached.delete(i)
+    })
+    const same = keys.every((k) => k === keys[0]) && keys[0] !== 'down'
+    if (same && keys[0] === previous) return { at: Date.now(), perNode: c.nodes.map((_, i) => reached.get(i) ?? Date.now()) }
+    previous = same ? (keys[0] as string) : ''
+    await sleep(100)
+  }
+  return undefined
+}
+
+/** The printed summary. */
+export function summarize(r: ChaosReport): string {
+  const lines: string[] = []
+  const ch = r.check
+  lines.push(`meshsync chaos: seed ${r.seed}, ${r.nodes} nodes, ${r.durationS} s, ${r.mode}${r.failpoints ? `, failpoints ${r.failpoints}` : ''}: ${r.ok ? 'PASS' : 'FAIL'}`)
+  if (r.modeNote) lines.push(`  ${r.modeNote}`)
+  lines.push(`  writes         attempted ${r.workload.attempted}, acknowledged ${r.workload.acknowledged}, refused ${r.workload.failed}, unknown ${r.workload.unknown}`)
+  lines.push(`  by kind        ${Object.entries(r.workload.byKind).map(([k, v]) => `${k} ${v.acknowledged}/${v.attempted}`).join(', ')}`)
+  lines.push(`  not acked      ${Object.entries(r.workload.errors).sort((x, y) => y[1] - x[1]).slice(0, 6).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+  lines.push(`  lost           ${ch?.lost ?? '?'} acknowledged writes lost; phantoms ${ch?.phantoms ?? '?'}; partial batches ${ch?.partialBatches ?? '?'}; stale reads ${r.workload.staleReads}/${r.workload.reads}`)
+  lines.push(`  faults         ${r.faults.length} (${Object.entries(r.faultsByKind).map(([k, v]) => `${k} ${v}`).join(', ')}), schedule ${r.scheduleHash}`)
+  const a = r.convergence.afterHeal
+  const f = r.convergence.finalPerNode
+  lines.push(`  converge       after each heal p50 ${a.p50} / p99 ${a.p99} / max ${a.max} ms (n=${a.n}); final ${r.convergence.finalMs ?? 'NEVER'} ms (per node p50 ${f.p50} / p99 ${f.p99} / max ${f.max})`)
+  lines.push(`  state          ${ch ? (ch.divergent ? 'DIVERGENT' : 'identical') : '?'} on all nodes; conflicts ${ch?.conflicts ?? '?'} (${ch?.conflictsIdentical ? 'identical' : 'DIFFER'}); fingerprints ${r.fingerprints.join(' ')}`)
+  lines.push(`  resources      ${r.resources.map((x) => `n${x.node}: ${x.maxRssMB} MB max rss, ${x.maxFds} fds max, ${x.starts} starts`).join('; ')}`)
+  for (const f2 of r.failures) lines.push(`  FAILURE        ${f2.split('\n')[0]}`)
+  for (const s of [...(ch?.lostSamples ?? []).slice(0, 8), ...(ch?.phantomSamples ?? []).slice(0, 5), ...(ch?.divergenceSamples ?? []).slice(0, 8), ...r.crashes.slice(0, 3)]) lines.push(`    ${s.slice(0, 400)}`)
+  if (!r.ok) lines.push(`  data dirs kept in ${r.dataDir}`)
+  return lines.join('\n')
+}
+
+/** What each node says about itself and its peers (for a run that did not converge). */
+async function diagnose(c: ChaosCluster): Promise<unknown[]> {
+  return Promise.all(
+    c.nodes.map(async (n) => ({
+      node: n.spec.index,
+      nodeId: n.spec.nodeId,
+      peerId: n.spec.peerId,
+      status: await n.api.get('/v1/status', 5_000).catch((e: unknown) => String(e)),
+      peers: await n.api.get('/v1/peers', 5_000).catch((e: unknown) => String(e)),
+      errorLines: n.errorLines,
+      stderr: n.stderrTail(),
+    })),
+  )
+}
