@@ -1,21 +1,17 @@
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
-import { identify } from '@libp2p/identify'
-import { preSharedKey } from '@libp2p/pnet'
-import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import * as prng from 'lib0/prng'
-import { createLibp2p, type Libp2p } from 'libp2p'
+import type { GossipSub } from '@libp2p/gossipsub'
+import type { Libp2p } from 'libp2p'
 import { afterAll, describe, expect, it } from 'vitest'
 import { SocketApi } from '../../scripts/chaos/api.ts'
 import { fuzzGossip, fuzzRest, fuzzSyncSession } from '../../scripts/chaos/fuzz.ts'
-import { CHANGES_TOPIC, generateIdentityKey, identityFromKey, SYNC_PROTOCOL } from '../../transport/index.ts'
+import { CHANGES_TOPIC, SYNC_PROTOCOL } from '../../transport/index.ts'
 import { put } from '../helpers/cluster.ts'
 import { startDaemon, stopAllDaemons } from '../helpers/daemon-process.ts'
 import { newClusterKey, replicaState, startMeshNode, type MeshNode } from '../helpers/mesh-node.ts'
 import { removeTempDirs } from '../helpers/temp-dir.ts'
+import { startRawPeer } from '../helpers/raw-peer.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
 /**
@@ -35,20 +31,11 @@ afterAll(async () => {
   await removeTempDirs()
 })
 
-async function rawPeer(clusterKey: Uint8Array): Promise<{ node: Libp2p<{ pubsub: GossipSub }>; nodeId: string }> {
-  const identity = identityFromKey(await generateIdentityKey())
-  const node = await createLibp2p({
-    privateKey: identity.privateKey,
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    connectionProtector: preSharedKey({ psk: clusterKey }),
-    services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, floodPublish: true, heartbeatInterval: 200 }) },
-  })
+async function rawPeer(clusterKey: Uint8Array): Promise<Awaited<ReturnType<typeof startRawPeer>>> {
+  const peer = await startRawPeer(clusterKey)
+  const { node } = peer
   closers.push(() => node.stop())
-  node.services.pubsub.subscribe(CHANGES_TOPIC)
-  return { node, nodeId: identity.nodeId }
+  return peer
 }
 
 async function victimWithEvilPeer(): Promise<{ victim: MeshNode; evil: Libp2p<{ pubsub: GossipSub }>; evilNodeId: string }> {

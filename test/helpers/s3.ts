@@ -1,5 +1,8 @@
 import S3rver from 's3rver'
-import { makeTempDir } from './temp-dir.ts'
+import { afterAll, beforeAll } from 'vitest'
+import type { BackupRepository } from '../../daemon/backup/repository.ts'
+import { openRepository } from '../../daemon/backup/target.ts'
+import { makeTempDir, useTempDirs } from './temp-dir.ts'
 
 /** An S3-compatible server (s3rver) on loopback with a temp dir, and how to reach it. */
 export interface S3Server {
@@ -28,4 +31,24 @@ export async function startS3(bucket = 'backups'): Promise<S3Server> {
     target: (prefix) => `s3://${bucket}/${prefix}?endpoint=${encodeURIComponent(endpoint)}`,
     close: () => server.close(),
   }
+}
+
+/**
+ * The two kinds of backup repository every repository suite runs against: a fresh directory, and
+ * a fresh prefix on an s3rver started for the file (registers its own beforeAll/afterAll).
+ */
+export function repositoryKinds(prefix: string): [string, () => Promise<BackupRepository>][] {
+  const tempDir = useTempDirs('all')
+  let s3: S3Server | undefined
+  let made = 0
+  beforeAll(async () => {
+    s3 = await startS3()
+  })
+  afterAll(async () => {
+    await s3?.close()
+  })
+  return [
+    ['directory', async () => openRepository(await tempDir('meshsync-repo-'))],
+    ['s3', async () => openRepository((s3 as S3Server).target(`${prefix}-${++made}`), { s3: (s3 as S3Server).client })],
+  ]
 }

@@ -8,29 +8,15 @@ import { listManifests, verifyChain } from '../../daemon/backup/read.ts'
 import type { BackupRepository } from '../../daemon/backup/repository.ts'
 import { restoreIntoDir } from '../../daemon/backup/restore.ts'
 import { openSealer } from '../../daemon/backup/seal.ts'
-import { openRepository } from '../../daemon/backup/target.ts'
 import { LevelKvStore } from '../../daemon/storage/level-kv-store.ts'
 import { EntityStore } from '../../daemon/store/entity-store.ts'
 import { capturingSource, quietLogger, randomWrites, restoredState, seededRandom, type EntityState } from '../helpers/backup.ts'
-import { startS3, type S3Server } from '../helpers/s3.ts'
+import { repositoryKinds } from '../helpers/s3.ts'
 import { useTempDirs } from '../helpers/temp-dir.ts'
 
 const tempDir = useTempDirs('all')
 const NODE = 'a1b2c3d4e5f60718'
-let s3: S3Server
-let prefixes = 0
-
-beforeAll(async () => {
-  s3 = await startS3()
-})
-afterAll(async () => {
-  await s3?.close()
-})
-
-const kinds: [string, () => Promise<BackupRepository>][] = [
-  ['directory', async () => openRepository(await tempDir('meshsync-repo-'))],
-  ['s3', async () => openRepository(s3.target(`chain-${++prefixes}`), { s3: s3.client })],
-]
+const kinds = repositoryKinds('chain')
 
 async function openStore(): Promise<EntityStore> {
   const dir = await tempDir('meshsync-store-')

@@ -1,35 +1,21 @@
 import { join } from 'node:path'
 import { zstdDecompressSync } from 'node:zlib'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createBackup } from '../../daemon/backup/create.ts'
 import { listManifests, verifyChain } from '../../daemon/backup/read.ts'
 import type { BackupRepository } from '../../daemon/backup/repository.ts'
 import { restoreIntoDir } from '../../daemon/backup/restore.ts'
 import { openSealer } from '../../daemon/backup/seal.ts'
-import { openRepository } from '../../daemon/backup/target.ts'
 import { MemoryKvStore } from '../../daemon/storage/memory-kv-store.ts'
 import { EntityStore } from '../../daemon/store/entity-store.ts'
 import { quietLogger, restoredState, stateOf } from '../helpers/backup.ts'
-import { startS3, type S3Server } from '../helpers/s3.ts'
+import { repositoryKinds } from '../helpers/s3.ts'
 import { useTempDirs } from '../helpers/temp-dir.ts'
 
 const tempDir = useTempDirs('all')
 const kdf = { N: 1024, r: 8, p: 1 }
 const MARKERS = ['secret-marker-7f3a', 'doc-secret-id', 'confidential paragraph']
-let s3: S3Server
-let n = 0
-
-beforeAll(async () => {
-  s3 = await startS3()
-})
-afterAll(async () => {
-  await s3?.close()
-})
-
-const kinds: [string, () => Promise<BackupRepository>][] = [
-  ['directory', async () => openRepository(await tempDir('meshsync-repo-'))],
-  ['s3', async () => openRepository(s3.target(`enc-${++n}`), { s3: s3.client })],
-]
+const kinds = repositoryKinds('enc')
 
 async function storeWithSecrets(): Promise<EntityStore> {
   const store = new EntityStore({ kv: new MemoryKvStore(), nodeId: 'b1b2c3d4e5f60718', logger: quietLogger })

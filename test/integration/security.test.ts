@@ -1,12 +1,6 @@
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
-import { identify } from '@libp2p/identify'
-import { preSharedKey } from '@libp2p/pnet'
-import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p, type Libp2p } from 'libp2p'
+import type { Libp2p } from 'libp2p'
 import * as prng from 'lib0/prng'
 import { afterEach, describe, expect, it } from 'vitest'
 import { encodeChange, type ChangeRecord } from '../../crdt/index.ts'
@@ -18,12 +12,11 @@ import {
   FRAME_DONE,
   FRAME_HELLO,
   GOSSIP_CHANGES,
-  generateIdentityKey,
-  identityFromKey,
   SYNC_PROTOCOL,
   SYNC_PROTOCOL_VERSION,
 } from '../../transport/index.ts'
 import { newClusterKey, replicaState, startMeshNode, type MeshNode } from '../helpers/mesh-node.ts'
+import { startRawPeer } from '../helpers/raw-peer.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
 let nodes: MeshNode[] = []
@@ -36,21 +29,11 @@ afterEach(async () => {
   raws = []
 })
 
-/** A bare libp2p peer holding the cluster key: it speaks the wire formats, but anything it likes. */
-async function rawPeer(clusterKey: Uint8Array): Promise<{ node: Libp2p<{ pubsub: GossipSub }>; nodeId: string }> {
-  const identity = identityFromKey(await generateIdentityKey())
-  const node = await createLibp2p({
-    privateKey: identity.privateKey,
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    connectionProtector: preSharedKey({ psk: clusterKey }),
-    services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, floodPublish: true, heartbeatInterval: 200 }) },
-  })
+async function rawPeer(clusterKey: Uint8Array): Promise<Awaited<ReturnType<typeof startRawPeer>>> {
+  const peer = await startRawPeer(clusterKey)
+  const { node } = peer
   raws.push(node)
-  node.services.pubsub.subscribe(CHANGES_TOPIC)
-  return { node, nodeId: identity.nodeId }
+  return peer
 }
 
 describe('who may connect', () => {
