@@ -108,7 +108,7 @@ const rangeArb: fc.Arbitrary<KvRange> = fc.record(
   { requiredKeys: [] },
 )
 
-export function kvStoreSuite(name: string, create: () => Promise<KvStoreFixture>): void {
+export function kvStoreSuite(name: string, create: () => Promise<KvStoreFixture>, options: { readonly durable: boolean }): void {
   describe(name, () => {
     let fixture: KvStoreFixture
     let store: KvStore
@@ -409,11 +409,9 @@ export function kvStoreSuite(name: string, create: () => Promise<KvStoreFixture>
         expect(await rejectionCode(stale.get('a'))).toBe('STORAGE_CLOSED')
       })
 
-      it('keeps synced data across a reopen by a new instance', async ({ skip }) => {
-        if (fixture.reopen === undefined) {
-          skip('not a durable store')
-          return
-        }
+      // Only a durable store has a new instance to reopen the same data with.
+      if (options.durable) it('keeps synced data across a reopen by a new instance', async () => {
+        if (fixture.reopen === undefined) throw new Error('a durable store fixture must provide reopen')
         const keys = ['a', 'b\u0000c', '😀', '\uffff']
         await store.batch(keys.map((k) => put(k, k)), SYNC)
         await store.batch([del('a')], SYNC)

@@ -7,10 +7,14 @@ import { LevelKvStore, MemoryKvStore, StorageError } from '../../../daemon/stora
 import type { KvStore } from '../../../daemon/storage/index.ts'
 import { kvStoreSuite } from './kv-store.suite.ts'
 
-kvStoreSuite('MemoryKvStore', async () => ({
-  store: new MemoryKvStore(),
-  cleanup: async () => {},
-}))
+kvStoreSuite(
+  'MemoryKvStore',
+  async () => ({
+    store: new MemoryKvStore(),
+    cleanup: async () => {},
+  }),
+  { durable: false },
+)
 
 async function levelFixture(): Promise<{ location: string; store: LevelKvStore; reopen: () => Promise<KvStore>; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'meshsync-kv-'))
@@ -24,7 +28,7 @@ async function levelFixture(): Promise<{ location: string; store: LevelKvStore; 
   }
 }
 
-kvStoreSuite('LevelKvStore', levelFixture)
+kvStoreSuite('LevelKvStore', levelFixture, { durable: true })
 
 describe('LevelKvStore iterators', () => {
   afterEach(() => {
