@@ -137,6 +137,8 @@ export class DaemonMetrics {
       ['meshsync_peer_lag_changes', 'Changes this node has that the peer lacked at the end of the last sync.', (p) => p.behind],
       ['meshsync_peer_sync_bytes_in_total', 'Bytes received from the peer by anti-entropy.', (p) => p.bytesIn],
       ['meshsync_peer_sync_bytes_out_total', 'Bytes sent to the peer by anti-entropy.', (p) => p.bytesOut],
+      ['meshsync_peer_gossip_bytes_in_total', 'Gossip bytes received from the peer (published or relayed by it).', (p) => p.gossipBytesIn],
+      ['meshsync_peer_gossip_bytes_out_total', 'Gossip bytes published to the peer.', (p) => p.gossipBytesOut],
       ['meshsync_peer_invalid_inputs', 'Invalid messages from the peer since its last ban.', (p) => p.invalidInputs],
       ['meshsync_peer_last_sync_age_seconds', 'Seconds since the last completed sync with the peer.', (p) => (p.lastSyncAt === null ? null : (Date.now() - Date.parse(p.lastSyncAt)) / 1000)],
     ]

@@ -52,8 +52,8 @@ export interface MeshTransportInit {
 
 /** A validated inbound gossip message. */
 export type InboundGossip =
-  | { readonly kind: 'changes'; readonly changes: readonly ChangeRecord[]; readonly from: string }
-  | { readonly kind: 'announce'; readonly dot: Dot; readonly from: string }
+  | { readonly kind: 'changes'; readonly changes: readonly ChangeRecord[]; readonly from: string; readonly via: string; readonly bytes: number }
+  | { readonly kind: 'announce'; readonly dot: Dot; readonly from: string; readonly via: string; readonly bytes: number }
 
 /** Why a peer's message was refused. */
 export interface InvalidInput {
@@ -245,13 +245,14 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
   /**
    * Publishes the local changes of one commit at once, as few signed messages as the size limit
    * allows. A record over the limit is announced (origin, seq) and peers pull it over the sync
-   * protocol. Resolves with the peers every message reached.
+   * protocol. Resolves with the peers every message reached, and the bytes sent to each peer.
    */
-  async publishChanges(changes: readonly { change: ChangeRecord; bytes: Uint8Array }[]): Promise<{ recipients: string[] }> {
+  async publishChanges(changes: readonly { change: ChangeRecord; bytes: Uint8Array }[]): Promise<{ recipients: string[]; bytesTo: Map<string, number> }> {
     const node = this.#node
-    if (!node || !(this.#init.gossip ?? true) || changes.length === 0) return { recipients: [] }
+    const bytesTo = new Map<string, number>()
+    if (!node || !(this.#init.gossip ?? true) || changes.length === 0) return { recipients: [], bytesTo }
     // Nobody listens yet: skip the signing. A peer that subscribes later is synced at once.
-    if (node.services.pubsub.getSubscribers(CHANGES_TOPIC).length === 0) return { recipients: [] }
+    if (node.services.pubsub.getSubscribers(CHANGES_TOPIC).length === 0) return { recipients: [], bytesTo }
     const messages: Uint8Array[] = []
     let batch: Uint8Array[] = []
     let size = 16
@@ -276,12 +277,13 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
       try {
         const result = await node.services.pubsub.publish(CHANGES_TOPIC, message)
         const to = new Set(result.recipients.map((p) => p.toString()))
+        for (const peer of to) bytesTo.set(peer, (bytesTo.get(peer) ?? 0) + message.length)
         reached = reached === undefined ? to : new Set([...reached].filter((p) => to.has(p)))
       } catch {
         reached = new Set()
       }
     }
-    return { recipients: [...(reached ?? [])] }
+    return { recipients: [...(reached ?? [])], bytesTo }
   }
 
   #setupGossip(node: Libp2p<{ pubsub: GossipSub }>): void {
@@ -298,10 +300,10 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
           const changes = decoded.records.map((record) => decodeChange(record))
           // Only a change's origin publishes it on gossip; relays go through the mesh.
           if (changes.some((c) => c.origin !== origin)) throw new CodecError('gossip change from a node that is not its origin')
-          accepted.set(message.data, { kind: 'changes', changes, from: from.toString() })
+          accepted.set(message.data, { kind: 'changes', changes, from: from.toString(), via: peer.toString(), bytes: message.data.length })
         } else {
           if (decoded.dot.origin !== origin) throw new CodecError('announce from a node that is not the origin')
-          accepted.set(message.data, { kind: 'announce', dot: decoded.dot, from: from.toString() })
+          accepted.set(message.data, { kind: 'announce', dot: decoded.dot, from: from.toString(), via: peer.toString(), bytes: message.data.length })
         }
         return TopicValidatorResult.Accept
       } catch (error) {

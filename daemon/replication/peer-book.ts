@@ -10,8 +10,12 @@ export interface PeerView {
   readonly lastSyncAt: string | null
   /** Changes this node has that the peer had not, as of the last sync (null: never synced). */
   readonly behind: number | null
+  /** Anti-entropy bytes received from and sent to the peer. */
   readonly bytesIn: number
   readonly bytesOut: number
+  /** Gossip bytes received from the peer (as relay or publisher) and published to it. */
+  readonly gossipBytesIn: number
+  readonly gossipBytesOut: number
   readonly invalidInputs: number
 }
 
@@ -23,6 +27,8 @@ interface PeerEntry {
   theirVv: VersionVector | null
   bytesIn: number
   bytesOut: number
+  gossipBytesIn: number
+  gossipBytesOut: number
   strikes: number
   bannedUntil: number
   /** Reconnect backoff state. */
@@ -82,6 +88,13 @@ export class PeerBook {
     e.bytesOut += bytesOut
   }
 
+  /** Counts gossip traffic with a peer. */
+  gossiped(peerId: string, bytesIn: number, bytesOut: number): void {
+    const e = this.#entry(peerId)
+    e.gossipBytesIn += bytesIn
+    e.gossipBytesOut += bytesOut
+  }
+
   /** Counts an invalid input; returns the peer's total. */
   strike(peerId: string): number {
     return ++this.#entry(peerId).strikes
@@ -125,6 +138,8 @@ export class PeerBook {
       behind: e.theirVv === null ? null : behindBy(mine, e.theirVv),
       bytesIn: e.bytesIn,
       bytesOut: e.bytesOut,
+      gossipBytesIn: e.gossipBytesIn,
+      gossipBytesOut: e.gossipBytesOut,
       invalidInputs: e.strikes,
     }))
   }
@@ -132,7 +147,7 @@ export class PeerBook {
   #entry(peerId: string): PeerEntry {
     let e = this.#peers.get(peerId)
     if (!e) {
-      e = { nodeId: null, addrs: [], connected: false, lastSyncAt: null, theirVv: null, bytesIn: 0, bytesOut: 0, strikes: 0, bannedUntil: 0, nextDialAt: 0, failures: 0 }
+      e = { nodeId: null, addrs: [], connected: false, lastSyncAt: null, theirVv: null, bytesIn: 0, bytesOut: 0, gossipBytesIn: 0, gossipBytesOut: 0, strikes: 0, bannedUntil: 0, nextDialAt: 0, failures: 0 }
       this.#peers.set(peerId, e)
     }
     return e

@@ -128,7 +128,8 @@ export class Replicator implements SyncSource {
     const local = committed.filter((c) => !c.remote)
     if (local.length === 0) return
     this.stats.gossipOut += local.length
-    void this.#transport.publishChanges(local).then(({ recipients }) => {
+    void this.#transport.publishChanges(local).then(({ recipients, bytesTo }) => {
+      for (const [peerId, bytes] of bytesTo) this.#peers.gossiped(peerId, 0, bytes)
       // Gossip is best-effort; a connected peer it did not reach gets the change by anti-entropy
       // now rather than at the next period.
       const reached = new Set(recipients)
@@ -328,6 +329,7 @@ export class Replicator implements SyncSource {
   }
 
   async #handleGossip(g: InboundGossip): Promise<void> {
+    this.#peers.gossiped(g.via, g.bytes, 0)
     if (g.kind === 'announce') {
       this.stats.gossipIn++
       if (g.dot.seq > counterOf(this.#store.versionVector, g.dot.origin)) this.#syncSoon(g.from)

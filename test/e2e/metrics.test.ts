@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { joinArgs, put, waitConverged } from '../helpers/cluster.ts'
 import { startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon-process.ts'
 import { makeTempDir, removeTempDirs } from '../helpers/temp-dir.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 afterEach(async () => {
   await stopAllDaemons()
@@ -50,6 +51,12 @@ describe('GET /metrics', () => {
     expect(afterB.get(`meshsync_peer_connected{peer="${a.info.peerId}"}`)).toBe(1)
     expect(afterA.get('meshsync_sync_sessions_total') ?? 0).toBeGreaterThan(0)
     expect(afterB.get('meshsync_leveldb_bytes') ?? 0).toBeGreaterThan(0)
+    // Once B listens on the topic, a write travels by gossip, counted per peer on both sides.
+    await waitFor(async () => {
+      await put(a, 'm', 'gossiped', { at: Date.now() }, 'sock')
+      const [ma, mb] = [await metricsOf(a, 'sock'), await metricsOf(b, 'sock')]
+      return (ma.get(`meshsync_peer_gossip_bytes_out_total{peer="${b.info.peerId}"}`) ?? 0) > 0 && (mb.get(`meshsync_peer_gossip_bytes_in_total{peer="${a.info.peerId}"}`) ?? 0) > 0
+    }, { timeout: 20_000, interval: 300 })
     // Without the token, TCP refuses.
     const denied = await a.tcp('GET', '/metrics', undefined, { authorization: undefined })
     expect(denied.status).toBe(401)
