@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises'
 import type { Logger } from 'pino'
-import { createEntityDoc, readRecord, readText, textNames, type EntitySnapshot, type JsonRecord, type TextSplice } from '../../crdt/index.ts'
+import { createEntityDoc, jsonEqual, readRecord, readText, textNames, type EntitySnapshot, type JsonRecord, type TextSplice } from '../../crdt/index.ts'
 import { initDataDir } from '../data-dir.ts'
 import { LevelKvStore } from '../storage/level-kv-store.ts'
 import { EntityStore, type LocalOp, type StoredEntity } from '../store/entity-store.ts'
@@ -190,7 +190,7 @@ export function forwardOps(
   haveTexts: Record<string, string>,
 ): LocalOp[] {
   const ops: LocalOp[] = []
-  if (haveRecord === undefined || JSON.stringify(sortKeys(record)) !== JSON.stringify(sortKeys(haveRecord))) ops.push({ op: 'put', ns, id, value: record })
+  if (haveRecord === undefined || !jsonEqual(record, haveRecord)) ops.push({ op: 'put', ns, id, value: record })
   for (const name of new Set([...Object.keys(texts), ...Object.keys(haveTexts)])) {
     const splice = spliceBetween(haveRecord === undefined ? '' : (haveTexts[name] ?? ''), texts[name] ?? '')
     if (splice) ops.push({ op: 'text', ns, id, name, splices: [splice] })
@@ -218,14 +218,4 @@ function isHighSurrogate(c: number): boolean {
 
 function isLowSurrogate(c: number): boolean {
   return c >= 0xdc00 && c <= 0xdfff
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys)
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {}
-    for (const key of Object.keys(value).sort()) out[key] = sortKeys((value as Record<string, unknown>)[key])
-    return out
-  }
-  return value
 }
