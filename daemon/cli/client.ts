@@ -32,33 +32,15 @@ export class SocketClient {
   }
 
   /** Opens a server-sent-events stream; calls `onEvent` for each event until the stream ends. */
-  async stream(path: string, onEvent: (event: { id?: string; event?: string; data: string }) => void, signal?: AbortSignal): Promise<void> {
+  async stream(path: string, onEvent: (event: SseEvent) => void, signal?: AbortSignal): Promise<void> {
     const res = await this.#send('GET', path, undefined, { accept: 'text/event-stream' }, signal)
     if ((res.statusCode ?? 500) >= 400) {
       const parsed = JSON.parse(await readAll(res)) as { error?: { code?: string; message?: string } }
       throw new ClientError(parsed.error?.code ?? 'HTTP_ERROR', parsed.error?.message ?? `HTTP ${res.statusCode}`, res.statusCode ?? 0)
     }
     res.setEncoding('utf8')
-    let buffer = ''
-    for await (const chunk of res) {
-      buffer += chunk as string
-      let end: number
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end)
-        buffer = buffer.slice(end + 2)
-        const event: { id?: string; event?: string; data: string } = { data: '' }
-        for (const line of block.split('\n')) {
-          if (line.startsWith(':')) continue
-          const colon = line.indexOf(':')
-          const field = colon < 0 ? line : line.slice(0, colon)
-          const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '')
-          if (field === 'data') event.data += value
-          else if (field === 'id') event.id = value
-          else if (field === 'event') event.event = value
-        }
-        if (event.data !== '') onEvent(event)
-      }
-    }
+    const parser = new SseParser(onEvent)
+    for await (const chunk of res) parser.push(chunk as string)
   }
 
   #send(method: string, path: string, body: unknown, headers: Record<string, string>, signal?: AbortSignal) {
@@ -81,6 +63,43 @@ export class SocketClient {
       })
       req.end(payload)
     })
+  }
+}
+
+/** One server-sent event. */
+export interface SseEvent {
+  id?: string
+  event?: string
+  data: string
+}
+
+/** Splits a text/event-stream into events as chunks arrive (comments and empty events skipped). */
+export class SseParser {
+  readonly #onEvent: (event: SseEvent) => void
+  #buffer = ''
+
+  constructor(onEvent: (event: SseEvent) => void) {
+    this.#onEvent = onEvent
+  }
+
+  push(chunk: string): void {
+    this.#buffer += chunk
+    let end: number
+    while ((end = this.#buffer.indexOf('\n\n')) >= 0) {
+      const block = this.#buffer.slice(0, end)
+      this.#buffer = this.#buffer.slice(end + 2)
+      const event: SseEvent = { data: '' }
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) continue
+        const colon = line.indexOf(':')
+        const field = colon < 0 ? line : line.slice(0, colon)
+        const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '')
+        if (field === 'data') event.data += value
+        else if (field === 'id') event.id = value
+        else if (field === 'event') event.event = value
+      }
+      if (event.data !== '') this.#onEvent(event)
+    }
   }
 }
 

@@ -53,14 +53,4 @@ export class PendingChanges {
   ordered(): ChangeRecord[] {
     return [...this.#byDot.values()].sort((a, b) => a.time - b.time || (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : a.seq - b.seq))
   }
-
-  /** The lowest missing seq per origin: what a gap pull must fetch. */
-  gaps(vv: VersionVector): Map<string, number> {
-    const out = new Map<string, number>()
-    for (const change of this.#byDot.values()) {
-      const next = counterOf(vv, change.origin) + 1
-      if (change.seq > next) out.set(change.origin, next)
-    }
-    return out
-  }
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { makeTempDir } from './temp-dir.ts'
 import { abortWait, waitFor } from './wait-for.ts'
+import { SseParser } from '../../daemon/cli/client.ts'
 
 /** The repository root (where `bin/meshsync.mjs` lives). */
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
@@ -248,27 +249,9 @@ export function openSse(daemon: DaemonHandle, path: string, via: 'sock' | 'tcp' 
       },
       (res) => {
         const events: SseStream['events'] = []
-        let buffer = ''
+        const parser = new SseParser((event) => events.push(event))
         res.setEncoding('utf8')
-        res.on('data', (chunk: string) => {
-          buffer += chunk
-          let end: number
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, end)
-            buffer = buffer.slice(end + 2)
-            const event: SseStream['events'][number] = { data: '' }
-            for (const line of block.split('\n')) {
-              if (line.startsWith(':')) continue
-              const colon = line.indexOf(':')
-              const field = colon < 0 ? line : line.slice(0, colon)
-              const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '')
-              if (field === 'data') event.data += value
-              else if (field === 'id') event.id = value
-              else if (field === 'event') event.event = value
-            }
-            if (event.data !== '') events.push(event)
-          }
-        })
+        res.on('data', (chunk: string) => parser.push(chunk))
         res.on('error', () => undefined)
         resolve({ events, status: res.statusCode ?? 0, close: () => req.destroy() })
       },
