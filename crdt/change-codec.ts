@@ -15,11 +15,14 @@ export const MAX_FIELDS = 10_000
 export const MAX_FIELD_NAME_BYTES = 1024
 
 const OP_CODES: Record<ChangeOp, number> = { upsert: 1, delete: 2 }
+/** Op code of an upsert that starts a new incarnation (`fresh`). */
+const OP_FRESH_UPSERT = 3
 
 /**
  * Encodes a change record:
  * `version u8 | origin str | seq varuint | ns str | id str | op u8 | context vv |
  *  fields (count, str...) | texts (count, str...) | time varuint | update (len, bytes)`.
+ * The op byte is 1 (upsert), 2 (delete) or 3 (upsert starting a new incarnation: `fresh`).
  * Strings are lib0 var-strings (varuint length + UTF-8). `fields` and `texts` are written sorted
  * and unique, `time` floored (negative as 0). Throws {@link CodecError} on a change that
  * {@link decodeChange} would refuse or read back differently, rather than writing it.
@@ -32,7 +35,7 @@ export function encodeChange(change: ChangeRecord): Uint8Array {
   encoding.writeVarUint(e, change.seq)
   encoding.writeVarString(e, change.ns)
   encoding.writeVarString(e, change.id)
-  encoding.writeUint8(e, OP_CODES[change.op])
+  encoding.writeUint8(e, change.fresh === true ? OP_FRESH_UPSERT : OP_CODES[change.op])
   writeVersionVector(e, change.context)
   writeStrings(e, change.fields)
   writeStrings(e, change.texts)
@@ -60,7 +63,7 @@ export function decodeChange(bytes: Uint8Array): ChangeRecord {
   const id = readString(d, 'entity id', 1024)
   if (!isValidEntityId(id)) throw new CodecError('invalid entity id')
   const opCode = readU8(d, 'op')
-  const op: ChangeOp | undefined = opCode === 1 ? 'upsert' : opCode === 2 ? 'delete' : undefined
+  const op: ChangeOp | undefined = opCode === 1 || opCode === OP_FRESH_UPSERT ? 'upsert' : opCode === 2 ? 'delete' : undefined
   if (op === undefined) throw new CodecError(`unknown op code ${opCode}`)
   const context = readVersionVector(d)
   const fields = readStrings(d, 'fields')
@@ -72,7 +75,8 @@ export function decodeChange(bytes: Uint8Array): ChangeRecord {
   if (op === 'delete' && (fields.length > 0 || texts.length > 0 || update.length > 0)) {
     throw new CodecError('a delete carries no fields, texts or update')
   }
-  return { origin, seq, ns, id, op, context, fields, texts, update, time }
+  const change: ChangeRecord = { origin, seq, ns, id, op, context, fields, texts, update, time }
+  return opCode === OP_FRESH_UPSERT ? { ...change, fresh: true } : change
 }
 
 /** The checks {@link decodeChange} makes, applied before encoding. */
@@ -85,6 +89,7 @@ function assertEncodable(c: ChangeRecord): void {
   if (!isValidNamespace(c.ns)) refuse('invalid namespace')
   if (!isValidEntityId(c.id)) refuse('invalid entity id')
   if (!Object.hasOwn(OP_CODES, c.op)) refuse('unknown op')
+  if (c.fresh !== undefined && (c.fresh !== true || c.op !== 'upsert')) refuse('only an upsert can be fresh')
   parseVersionVector(c.context)
   const fields = new Set(c.fields)
   const texts = new Set(c.texts)

@@ -27,6 +27,12 @@ export interface ChangeRecord {
   readonly update: Uint8Array
   /** Origin's wall clock in ms when the change was made. Informational; never orders anything. */
   readonly time: number
+  /**
+   * The change starts a new incarnation of a deleted entity: its update was made on an empty
+   * document, not on the tombstone's Yjs state, so it does not depend on items that tombstone
+   * garbage collection may have purged (docs/tombstone-gc.md). Only upserts carry it.
+   */
+  readonly fresh?: true
 }
 
 /** The identity of a change: its origin and per-origin sequence number. */

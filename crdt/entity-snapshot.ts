@@ -1,6 +1,7 @@
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import { advanceHeads, isDeletedByHeads, type Head } from './causality.ts'
+import type { Dot } from './change-record.ts'
 import { MAX_FIELD_NAME_BYTES, MAX_FIELDS, MAX_UPDATE_BYTES } from './change-codec.ts'
 import type { JsonValue } from './entity-doc.ts'
 import { CodecError } from './errors.ts'
@@ -22,6 +23,8 @@ export interface EntitySnapshot {
   readonly heads: readonly Head[]
   readonly fieldHeads: FieldHeads
   readonly updatedAt: number
+  /** The fresh change that started the entity's current incarnation (absent: its first one). */
+  readonly incarnation?: Dot
 }
 
 /** Most heads an entity snapshot may carry (one per concurrent writer). */
@@ -29,7 +32,9 @@ export const MAX_HEADS = 1024
 
 export function encodeEntitySnapshot(s: EntitySnapshot): Uint8Array {
   const e = encoding.createEncoder()
-  encoding.writeUint8(e, 1)
+  // Version 2 adds the incarnation at the end; version 1 (no incarnation) is still written when
+  // there is none, so older readers and backups keep working.
+  encoding.writeUint8(e, s.incarnation ? 2 : 1)
   encoding.writeVarString(e, s.ns)
   encoding.writeVarString(e, s.id)
   encoding.writeVarUint8Array(e, s.state)
@@ -57,13 +62,18 @@ export function encodeEntitySnapshot(s: EntitySnapshot): Uint8Array {
       if (w.value !== undefined) encoding.writeVarString(e, JSON.stringify(w.value))
     }
   }
+  if (s.incarnation) {
+    encoding.writeVarString(e, s.incarnation.origin)
+    encoding.writeVarUint(e, s.incarnation.seq)
+  }
   return encoding.toUint8Array(e)
 }
 
 /** Decodes and validates an entity snapshot; throws {@link CodecError} on any defect. */
 export function decodeEntitySnapshot(bytes: Uint8Array): EntitySnapshot {
   const d = decoding.createDecoder(bytes)
-  if (bytes.length === 0 || decoding.readUint8(d) !== 1) throw new CodecError('unsupported entity snapshot version')
+  const version = bytes.length === 0 ? 0 : decoding.readUint8(d)
+  if (version !== 1 && version !== 2) throw new CodecError('unsupported entity snapshot version')
   const ns = readString(d, 'namespace', 64)
   if (!isValidNamespace(ns)) throw new CodecError('invalid namespace')
   const id = readString(d, 'entity id', 1024)
@@ -115,8 +125,17 @@ export function decodeEntitySnapshot(bytes: Uint8Array): EntitySnapshot {
     }
     fieldHeads[field] = writes
   }
+  let incarnation: Dot | undefined
+  if (version === 2) {
+    const origin = readString(d, 'incarnation origin', 64)
+    if (!isValidNodeId(origin)) throw new CodecError('invalid incarnation origin')
+    const seq = readBoundedUint(d, Number.MAX_SAFE_INTEGER, 'incarnation seq')
+    if (seq < 1) throw new CodecError('incarnation seq must be >= 1')
+    incarnation = { origin, seq }
+  }
   if (decoding.hasContent(d)) throw new CodecError('trailing bytes after entity snapshot')
-  return { ns, id, state, vv, heads, fieldHeads: { ...fieldHeads }, updatedAt }
+  const snapshot: EntitySnapshot = { ns, id, state, vv, heads, fieldHeads: { ...fieldHeads }, updatedAt }
+  return incarnation ? { ...snapshot, incarnation } : snapshot
 }
 
 /**

@@ -36,6 +36,24 @@ export const FRAME_SNAPSHOT = 5
 export const FRAME_SNAPSHOT_END = 6
 export const FRAME_RESYNC_REQUEST = 7
 
+/** Most entries of a HELLO's GC extension (members, namespaces). */
+export const MAX_GC_ENTRIES = 4096
+
+/** What a node observed another node to have: its vector, and when (observer's clock, ms). */
+export interface AckEntry {
+  readonly nodeId: string
+  readonly vv: VersionVector
+  readonly at: number
+}
+
+/** Tombstone-GC knowledge a node shares at the start of each session (docs/tombstone-gc.md). */
+export interface GcHello {
+  /** Latest observation of every member the sender knows (itself included). */
+  readonly acks: readonly AckEntry[]
+  /** Per namespace, the merged vectors of the tombstones the sender purged (its horizon). */
+  readonly horizon: Readonly<Record<string, VersionVector>>
+}
+
 /** First frame each side sends: who it is and what it has. */
 export interface HelloFrame {
   readonly type: typeof FRAME_HELLO
@@ -43,6 +61,8 @@ export interface HelloFrame {
   readonly nodeId: string
   /** Node version vector of the sender. */
   readonly vv: VersionVector
+  /** Optional extension (protocol 1.1): acks and purge horizons for tombstone GC. */
+  readonly gc?: GcHello
 }
 
 /** A batch of encoded change records (deflated on the wire). */
@@ -92,6 +112,7 @@ export function encodeFrame(frame: SyncFrame): Uint8Array {
       encoding.writeVarUint(e, frame.version)
       encoding.writeVarString(e, frame.nodeId)
       writeVersionVector(e, frame.vv)
+      if (frame.gc) writeGcHello(e, frame.gc)
       break
     case FRAME_CHANGES:
     case FRAME_SNAPSHOT: {
@@ -129,7 +150,8 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
       const version = readBoundedUint(d, 0xffff, 'protocol version')
       const nodeId = readString(d, 'node id', 64)
       if (!isValidNodeId(nodeId)) throw new CodecError('invalid node id')
-      frame = { type, version, nodeId, vv: readVersionVector(d) }
+      const vv = readVersionVector(d)
+      frame = decoding.hasContent(d) ? { type, version, nodeId, vv, gc: readGcHello(d) } : { type, version, nodeId, vv }
       break
     }
     case FRAME_CHANGES:
@@ -165,4 +187,37 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
   }
   if (decoding.hasContent(d)) throw new CodecError('trailing bytes after frame')
   return frame
+}
+
+function writeGcHello(e: encoding.Encoder, gc: GcHello): void {
+  encoding.writeVarUint(e, gc.acks.length)
+  for (const a of gc.acks) {
+    encoding.writeVarString(e, a.nodeId)
+    writeVersionVector(e, a.vv)
+    encoding.writeVarUint(e, Math.max(0, Math.floor(a.at)))
+  }
+  const namespaces = Object.keys(gc.horizon)
+  encoding.writeVarUint(e, namespaces.length)
+  for (const ns of namespaces) {
+    encoding.writeVarString(e, ns)
+    writeVersionVector(e, gc.horizon[ns] ?? {})
+  }
+}
+
+function readGcHello(d: decoding.Decoder): GcHello {
+  const acks: AckEntry[] = []
+  const nAcks = readBoundedUint(d, MAX_GC_ENTRIES, 'ack count')
+  for (let i = 0; i < nAcks; i++) {
+    const nodeId = readString(d, 'ack node id', 64)
+    if (!isValidNodeId(nodeId)) throw new CodecError('invalid ack node id')
+    acks.push({ nodeId, vv: readVersionVector(d), at: readBoundedUint(d, Number.MAX_SAFE_INTEGER, 'ack time') })
+  }
+  const horizon: Record<string, VersionVector> = {}
+  const nNs = readBoundedUint(d, MAX_GC_ENTRIES, 'horizon count')
+  for (let i = 0; i < nNs; i++) {
+    const ns = readString(d, 'horizon namespace', 64)
+    if (!isValidNamespace(ns)) throw new CodecError('invalid horizon namespace')
+    horizon[ns] = readVersionVector(d)
+  }
+  return { acks, horizon }
 }

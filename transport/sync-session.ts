@@ -20,6 +20,8 @@ import {
   FRAME_SNAPSHOT_END,
   MAX_FRAME_BYTES,
   SYNC_PROTOCOL_VERSION,
+  type GcHello,
+  type HelloFrame,
   type SyncFrame,
 } from './sync-frames.ts'
 
@@ -54,6 +56,10 @@ export interface SyncSource {
   receiveSnapshot(entities: readonly EntitySnapshot[], peer: SyncPeer): Promise<void>
   /** The peer's snapshot is complete up to `vv`. */
   completeSnapshot(vv: VersionVector, peer: SyncPeer): Promise<void>
+  /** Tombstone-GC knowledge to send in HELLO (optional). */
+  gcHello?(): GcHello
+  /** Sees the peer's HELLO before anything is exchanged; throwing ends the session. */
+  acceptHello?(hello: HelloFrame, peer: SyncPeer): Promise<void> | void
 }
 
 /** What one session did. */
@@ -118,12 +124,14 @@ export async function runSyncSession(
   }
 
   try {
-    await write({ type: FRAME_HELLO, version: SYNC_PROTOCOL_VERSION, nodeId: source.nodeId, vv: source.versionVector() })
+    const gc = source.gcHello?.()
+    await write({ type: FRAME_HELLO, version: SYNC_PROTOCOL_VERSION, nodeId: source.nodeId, vv: source.versionVector(), ...(gc && { gc }) })
     const hello = await read()
     if (hello.type !== FRAME_HELLO) throw new SyncProtocolError('expected HELLO')
     if (hello.version !== SYNC_PROTOCOL_VERSION) throw new SyncProtocolError(`unsupported protocol version ${hello.version}`)
     if (hello.nodeId !== options.expectedNodeId) throw new SyncProtocolError('HELLO node id does not match the peer id')
     const peer: SyncPeer = { peerId: options.remotePeerId, nodeId: hello.nodeId }
+    await source.acceptHello?.(hello, peer)
 
     const sending = (async () => {
       let sent = 0

@@ -87,9 +87,12 @@ export const changeArb: fc.Arbitrary<ChangeRecord> = fc
     texts: fc.array(namespaceArb, { maxLength: 4 }),
     update: fc.uint8Array({ maxLength: 48 }),
     time: fc.oneof(fc.integer({ min: 0, max: 2_000_000_000_000 }), fc.maxSafeNat()),
+    fresh: fc.boolean(),
   })
-  .map((r) => ({
+  .map(({ fresh, ...r }) => ({
     ...r,
+    // Only an upsert may start a new incarnation.
+    ...(fresh && r.op === 'upsert' && { fresh: true as const }),
     fields: r.op === 'delete' ? [] : sortedUnique(r.fields),
     texts: r.op === 'delete' ? [] : sortedUnique(r.texts),
     update: r.op === 'delete' ? new Uint8Array(0) : r.update,
