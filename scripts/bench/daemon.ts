@@ -19,6 +19,8 @@ export interface DaemonJson {
 export interface SpawnOptions {
   /** Parent of the temporary data dir. */
   readonly baseDir: string
+  /** Start on this existing data dir instead of a fresh one (it is kept when the start fails). */
+  readonly dataDir?: string
   /** Extra Node flags (e.g. `--cpu-prof`). */
   readonly nodeFlags?: readonly string[]
   /** Extra `meshsync start` arguments (e.g. `--listen`, `--cluster-key`, `--bootstrap`). */
@@ -48,7 +50,8 @@ export class BenchDaemon {
   }
 
   static async start(options: SpawnOptions): Promise<BenchDaemon> {
-    const dataDir = await mkdtemp(join(options.baseDir, 'meshsync-bench-'))
+    const dataDir = options.dataDir ?? (await mkdtemp(join(options.baseDir, 'meshsync-bench-')))
+    const removeDir = (): Promise<void> => (options.dataDir === undefined ? rm(dataDir, { recursive: true, force: true }) : Promise.resolve())
     // Loopback on a free port unless told otherwise: never the default port another daemon may hold.
     const listen = options.args?.includes('--listen') ? [] : ['--listen', '/ip4/127.0.0.1/tcp/0']
     const args = [...(options.nodeFlags ?? []), 'bin/meshsync.mjs', 'start', '--data-dir', dataDir, '--api-port', '0', '--no-mdns', '--log-level', 'warn', ...listen, ...(options.args ?? [])]
@@ -66,14 +69,14 @@ export class BenchDaemon {
     const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000)
     for (;;) {
       if (exited !== undefined) {
-        await rm(dataDir, { recursive: true, force: true })
+        await removeDir()
         throw new Error(`daemon ${exited} before it was ready:\n${output.join('')}`)
       }
       const info = await readDaemonJson(dataDir)
       if (info) return new BenchDaemon(dataDir, info, child, output)
       if (Date.now() > deadline) {
         child.kill('SIGKILL')
-        await rm(dataDir, { recursive: true, force: true })
+        await removeDir()
         throw new Error(`daemon not ready after ${options.readyTimeoutMs ?? 30_000} ms:\n${output.join('')}`)
       }
       await sleep(50)

@@ -94,6 +94,8 @@ function clip(text: string, max: number): string {
 function targetCell(figure: Figure): string {
   const t = figure.target
   if (!t) return ''
-  const bound = t.atLeast !== undefined ? `>= ${t.atLeast}x` : `<= ${t.atMost}x`
+  // Ratios are bounded in x; an absolute target (seconds, MB) in the figure's own unit.
+  const unit = figure.unit === 'x' ? 'x' : ` ${figure.unit}`
+  const bound = t.atLeast !== undefined ? `>= ${t.atLeast}${unit}` : `<= ${t.atMost}${unit}`
   return `${bound} ${figure.summary === undefined ? 'UNMEASURED' : t.met ? 'met' : 'MISSED'}`
 }

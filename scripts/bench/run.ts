@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --runs N] [--full] [--only a,b] [--records N] [--puts N] [--duration S] [--writes N] [--sizes A,B] [--dir DIR] [--cpu-prof]`
+ * `npm run bench [-- --runs N] [--full] [--only a,b] [--records N] [--puts N] [--duration S] [--writes N] [--sizes A,B] [--entities N] [--dir DIR] [--cpu-prof]`
  *
  * Every figure is measured against a baseline taken in the same run (raw classic-level, raw
  * gossipsub, OrbitDB, the changed Yjs updates themselves), reported as the median over the runs with
@@ -19,6 +19,8 @@ import { collectEnvironment } from './env.ts'
 import { propagation } from './propagation.ts'
 import { replicatedWrites } from './replicated-writes.ts'
 import { catchUpBench } from './catch-up.ts'
+import { startupMemory } from './startup-memory.ts'
+import { textTrace } from './text-trace.ts'
 import { formatProfile, formatTable, writeResults, type Outcome } from './report.ts'
 import type { Benchmark, BenchOptions } from './types.ts'
 
@@ -27,13 +29,15 @@ const REPO_ROOT = resolve(import.meta.dirname, '..', '..')
 const USAGE = `usage: npm run bench -- [options]
   --runs N       measured runs per benchmark, each with its own baseline (default 3)
   --full         bigger runs (500,000 batched records, 50,000 PUTs, 10 s propagation windows and 7 nodes,
-                 10,000 replicated writes, catch-up at 300,000 entities too)
-  --only LIST    comma-separated benchmarks: batch-writes, acked-puts, propagation, replicated-writes, catch-up
+                 10,000 replicated writes, catch-up at 300,000 entities too, start-up with 1,000,000 entities)
+  --only LIST    comma-separated benchmarks: batch-writes, acked-puts, propagation, replicated-writes, catch-up,
+                 text-trace, startup-memory
   --records N    records of batch-writes (a multiple of 1000)
   --puts N       PUTs of acked-puts
   --duration S   seconds of writes (at 50/s) per propagation window (default 5)
   --writes N     total writes of replicated-writes (default 3000)
   --sizes LIST   entity counts of catch-up, comma-separated (default 1000,100000)
+  --entities N   entities in the data dir of startup-memory (default 100,000; 1,000,000 with --full)
   --dir DIR      where temporary databases go (default: the OS temp dir; not a tmpfs, fsync must cost)
   --out DIR      where result JSON goes (default bench/results)
   --cpu-prof     one extra unmeasured pass per benchmark with the daemon(s) under --cpu-prof; prints top self time`
@@ -56,6 +60,7 @@ async function main(): Promise<number> {
       duration: { type: 'string' },
       writes: { type: 'string' },
       sizes: { type: 'string' },
+      entities: { type: 'string' },
       dir: { type: 'string' },
       out: { type: 'string' },
       'cpu-prof': { type: 'boolean', default: false },
@@ -74,6 +79,8 @@ async function main(): Promise<number> {
     propagation(positiveInt(values.duration, '--duration')),
     replicatedWrites(positiveInt(values.writes, '--writes')),
     catchUpBench(values.sizes?.split(',').map((n) => positiveInt(n.trim(), '--sizes') as number)),
+    textTrace(),
+    startupMemory(positiveInt(values.entities, '--entities')),
   ]
   const only = values.only?.split(',').map((s) => s.trim())
   const unknown = only?.filter((name) => !benchmarks.some((b) => b.name === name)) ?? []
@@ -137,6 +144,7 @@ async function main(): Promise<number> {
     duration: values.duration ?? null,
     writes: values.writes ?? null,
     sizes: values.sizes ?? null,
+    entities: values.entities ?? null,
     cpuProf: values['cpu-prof'],
   }
   const files = await writeResults(outDir, date, environment, recordedOptions, outcomes)
