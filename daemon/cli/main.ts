@@ -223,19 +223,14 @@ function clientCommand(program: Command, name: string, description: string): Com
 async function runDaemon(opts: ConfigOverrides & { mdns: boolean }): Promise<void> {
   const config = await loadConfig({ ...opts, mdns: opts.mdns })
   const logger = createLogger(config.log.level)
-  const daemon = await Daemon.start(config, logger)
-  const { info } = daemon
-  console.log(`meshsync node ${info.nodeId} ready`)
-  console.log(`  peer id   ${info.peerId}`)
-  console.log(`  api       ${info.api.url}  (Authorization: Bearer <${dataDirLayout(config.dataDir).apiToken}>)`)
-  console.log(`  socket    ${info.api.socket}`)
-  console.log(`  dashboard ${info.api.url}/  (sign in once with the URL \`meshsync dashboard\` prints)`)
-  console.log(`  data dir  ${config.dataDir}`)
+  // Handlers go in before anything starts: a SIGTERM that arrives while the daemon starts (say,
+  // right after daemon.json appears) still shuts it down cleanly once it is up.
+  let daemon: Daemon | undefined
+  let requested: NodeJS.Signals | undefined
   let signals = 0
-  const shutdown = (signal: NodeJS.Signals): void => {
-    if (++signals > 1) process.exit(130)
+  const stop = (signal: NodeJS.Signals, running: Daemon): void => {
     logger.info({ signal }, 'shutting down')
-    daemon.stop().then(
+    running.stop().then(
       () => {
         logger.flush()
         process.exit(0)
@@ -246,8 +241,22 @@ async function runDaemon(opts: ConfigOverrides & { mdns: boolean }): Promise<voi
       },
     )
   }
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (++signals > 1) process.exit(130)
+    if (daemon) stop(signal, daemon)
+    else requested = signal
+  }
   process.on('SIGINT', shutdown)
   process.on('SIGTERM', shutdown)
+  daemon = await Daemon.start(config, logger)
+  const { info } = daemon
+  console.log(`meshsync node ${info.nodeId} ready`)
+  console.log(`  peer id   ${info.peerId}`)
+  console.log(`  api       ${info.api.url}  (Authorization: Bearer <${dataDirLayout(config.dataDir).apiToken}>)`)
+  console.log(`  socket    ${info.api.socket}`)
+  console.log(`  dashboard ${info.api.url}/  (sign in once with the URL \`meshsync dashboard\` prints)`)
+  console.log(`  data dir  ${config.dataDir}`)
+  if (requested) stop(requested, daemon)
 }
 
 function client(opts: ClientOptions): SocketClient {
