@@ -49,6 +49,7 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = {
   NO_BACKUP_TARGET: 400,
   INVALID_TARGET: 400,
   RESTORE_TARGET_NOT_EMPTY: 409,
+  RESTORE_TOO_LARGE: 413,
 }
 
 /** An entity that does not exist (or is deleted). */

@@ -1,34 +1,20 @@
-import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
-import { compare, createEntityDoc, dominates, textNames, type EntitySnapshot, type VersionVector } from '../../crdt/index.ts'
-import type { StoreSnapshot } from '../store/entity-store.ts'
-import {
-  BACKUP_FORMAT,
-  encodeIndex,
-  encodeRecords,
-  entityDigest,
-  RECORD_DIFF,
-  RECORD_FULL,
-  RECORD_REMOVED,
-  setDigest,
-  sha256Hex,
-  type BackupRecord,
-  type BackupType,
-  type ChunkRef,
-  type IndexEntry,
-  type Manifest,
-  type ObjectRef,
-} from './format.ts'
+import { createEntityDoc, dominates, textNames, type ChangeRecord, type VersionVector } from '../../crdt/index.ts'
+import { compareKeys } from '../storage/key-order.ts'
+import type { EntityMeta } from '../store/entity-meta.ts'
+import type { RawEntity, SnapshotView } from '../store/snapshot-view.ts'
+import { BACKUP_FORMAT, diffMeta, entityDigest, namespaceOf, parseMeta, RECORD_DIFF, RECORD_FULL, type BackupType, type Manifest, type NamespaceCounts } from './format.ts'
 import { acquireLock, type LockOptions } from './lock.ts'
-import { chainOf, listManifests, resolveIndex } from './read.ts'
-import type { BackupRepository, SetWriter } from './repository.ts'
-import { openSealer, type KdfParams, type Sealer } from './seal.ts'
+import { chainKeys, chainOf, listManifests } from './read.ts'
+import type { BackupRepository } from './repository.ts'
+import { openSealer, type KdfParams } from './seal.ts'
+import { SetBuilder, type SetHead } from './set-writer.ts'
 
 /** What a backup reads: a node's store (EntityStore satisfies it). */
 export interface BackupSource {
   readonly nodeId: string
-  openSnapshot(): Promise<StoreSnapshot>
+  openSnapshot(): Promise<SnapshotView>
 }
 
 /** Progress of a long operation. */
@@ -45,25 +31,28 @@ export interface WriteOptions {
   readonly kdf?: KdfParams
   /** Clock (ids, created times, lock heartbeats). */
   readonly now?: () => number
-  readonly lock?: Partial<Omit<LockOptions, 'owner' | 'now'>>
+  readonly lock?: Partial<Omit<LockOptions, 'owner' | 'now' | 'mode'>>
   readonly logger?: Logger
   readonly onProgress?: (p: Progress) => void
-  /** Uncompressed bytes per chunk (default 4 MiB). */
+  /** Uncompressed bytes per chunk (default 8 MiB). */
   readonly chunkBytes?: number
 }
 
-const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
+const PROGRESS_EVERY = 10_000
 
 /**
  * Takes a backup of `source` into `repo`: a consistent point-in-time view (one LevelDB
  * snapshot) written as an immutable set, chunks and index first and the manifest last, under the
- * repository's exclusive lock. An incremental diffs against the node's previous set, a
- * differential against its last full; either becomes a full when there is nothing to diff
- * against. Resolves with the manifest.
+ * repository's exclusive lock. A full stores every entity as the store holds it (meta and Yjs
+ * state, undecoded). An incremental (against the node's previous set) or a differential (against
+ * its last full) reads only what changed since that set: the store's change feed after the
+ * set's feed position and its change log after the set's version vector. Either becomes a full
+ * when there is nothing to diff against. Resolves with the manifest.
  */
 export async function createBackup(repo: BackupRepository, source: BackupSource, type: BackupType, options: WriteOptions = {}): Promise<Manifest> {
   const now = options.now ?? Date.now
-  const lock = await acquireLock(repo, { owner: `backup create (node ${source.nodeId})`, now, ...(options.logger && { logger: options.logger }), ...options.lock })
+  const log = options.logger
+  const lock = await acquireLock(repo, { owner: `backup create (node ${source.nodeId})`, mode: 'exclusive', now, ...(log && { logger: log }), ...options.lock })
   try {
     const { sealer } = await openSealer(repo, { passphrase: options.passphrase, create: true, now, ...(options.kdf && { kdf: options.kdf }) })
     await repo.removeDebris()
@@ -72,24 +61,39 @@ export async function createBackup(repo: BackupRepository, source: BackupSource,
     let parent: Manifest | undefined
     if (type === 'incremental') parent = mine.at(-1)
     else if (type === 'differential') parent = mine.filter((m) => m.type === 'full').at(-1)
-    if (!parent) type = 'full'
-    let baseIndex: Map<string, IndexEntry> | undefined
-    if (parent) {
-      const chain = await chainOf(repo, parent) // refuses to extend a broken chain
-      baseIndex = new Map((await resolveIndex(repo, sealer, chain)).map((e) => [`${e.ns}\u0000${e.id}`, e]))
-    }
+    let chain: Manifest[] | undefined
+    if (parent) chain = await chainOf(repo, parent) // refuses to extend a broken chain
     const snapshot = await source.openSnapshot()
     try {
-      const base = parent ? (parent.type === 'full' ? parent.id : parent.base) : null
-      const head = {
-        type,
+      if (parent && !extends_(snapshot, parent)) {
+        log?.info({ parent: parent.id }, 'the store is not a continuation of the previous backup: taking a full')
+        parent = undefined
+      }
+      if (parent && !logCovers(snapshot, parent)) {
+        // Entities merged from a peer's snapshot since: the feed and the log do not show all of it.
+        log?.info({ parent: parent.id }, 'the store caught up by snapshot since the previous backup: taking a full')
+        parent = undefined
+      }
+      const head: SetHead = {
+        type: parent ? type : 'full',
         parent: parent?.id ?? null,
-        base,
+        base: parent ? (parent.type === 'full' ? parent.id : parent.base) : null,
         node: source.nodeId,
         vv: snapshot.vv,
+        feedSeq: snapshot.feedSeq,
         snapshotAt: new Date(now()).toISOString(),
       }
-      return await writeSet(repo, sealer, head, entitiesOf(snapshot, baseIndex), options)
+      const builder = await SetBuilder.begin(repo, sealer, { now, ...(options.chunkBytes !== undefined && { chunkBytes: options.chunkBytes }) })
+      try {
+        if (parent && chain) {
+          const { counts, resets } = await writeChanges(builder, snapshot, parent, () => chainKeys(repo, sealer, chain as Manifest[]), options)
+          return await builder.publish(head, counts, { resets })
+        }
+        return await builder.publish(head, await writeEverything(builder, snapshot, options))
+      } catch (error) {
+        await builder.abort()
+        throw error
+      }
     } finally {
       await snapshot.close()
     }
@@ -98,38 +102,161 @@ export async function createBackup(repo: BackupRepository, source: BackupSource,
   }
 }
 
-/** One entity going into a set: its record (none when unchanged) and its index entry. */
-export interface SetItem {
-  readonly record?: BackupRecord
-  readonly entry?: Omit<IndexEntry, 'chunk'>
+/** True when the store can be diffed against `parent`: a v2 set whose moment the store has gone past. */
+function extends_(snapshot: SnapshotView, parent: Manifest): boolean {
+  return parent.format === BACKUP_FORMAT && typeof parent.feedSeq === 'number' && snapshot.feedSeq >= parent.feedSeq && dominates(snapshot.vv, parent.vv)
 }
 
-async function* entitiesOf(snapshot: StoreSnapshot, baseIndex: Map<string, IndexEntry> | undefined): AsyncGenerator<SetItem> {
-  const seen = new Set<string>()
-  for await (const e of snapshot.entities()) {
-    const key = `${e.ns}\u0000${e.id}`
-    seen.add(key)
-    // No Y.Doc unless the entity has texts: the record is materialized in its meta, the state
-    // vector is read from the update.
-    const sv = Y.encodeStateVectorFromUpdate(e.state)
-    const digest = entityDigest({ vv: e.meta.vv, deleted: e.meta.deleted, sv: Y.decodeStateVector(sv), value: e.meta.value, texts: textsOf(e.state, e.meta.texts) })
-    const entry = { ns: e.ns, id: e.id, vv: e.meta.vv, sv, deleted: e.meta.deleted, digest }
-    const prev = baseIndex?.get(key)
-    const snap: EntitySnapshot = { ns: e.ns, id: e.id, state: e.state, vv: e.meta.vv, heads: e.meta.heads, fieldHeads: e.meta.fieldHeads ?? {}, updatedAt: e.meta.updatedAt }
-    // A diff is only valid against a state this one grew from; an entity removed and made anew
-    // (a wiped namespace) starts a new history and goes in full.
-    if (!prev || !dominates(e.meta.vv, prev.vv) || !svDominates(sv, prev.sv)) yield { record: { kind: RECORD_FULL, snapshot: snap }, entry }
-    else if (sameVersion(prev.vv, e.meta.vv) && prev.deleted === e.meta.deleted && Buffer.compare(prev.digest, digest) === 0) yield { entry }
-    else yield { record: { kind: RECORD_DIFF, snapshot: { ...snap, state: Y.diffUpdate(e.state, prev.sv) } }, entry }
-  }
-  for (const [key, prev] of baseIndex ?? []) {
-    // Gone from the node (its namespace was wiped or reloaded): restores without it.
-    if (!seen.has(key)) yield { record: { kind: RECORD_REMOVED, ns: prev.ns, id: prev.id } }
-  }
+/**
+ * True when the store's change log holds every change since `parent`: no snapshot catch-up
+ * raised its floor past the parent's vector (such a catch-up merges whole entity states, some
+ * of which neither the log nor the feed shows).
+ */
+function logCovers(snapshot: SnapshotView, parent: Manifest): boolean {
+  return Object.entries(snapshot.logFloor).every(([origin, floor]) => floor <= (parent.vv[origin] ?? 0))
 }
 
-function textsOf(state: Uint8Array, names: readonly string[]): Record<string, string> {
-  if (names.length === 0) return {}
+/** A full: every entity as stored. */
+async function writeEverything(builder: SetBuilder, snapshot: SnapshotView, options: WriteOptions): Promise<{ namespaces: NamespaceCounts; entities: number }> {
+  const totals: Record<string, number> = {}
+  let ns = ''
+  let prefix = '\u0000'
+  let done = 0
+  for await (const batch of snapshot.rawEntities()) {
+    for (const e of batch) {
+      if (!e.key.startsWith(prefix)) {
+        ns = namespaceOf(e.key)
+        prefix = `${ns}\u0000`
+      }
+      totals[ns] = (totals[ns] ?? 0) + 1
+      builder.add(e.key, RECORD_FULL, e.meta, e.state)
+      if (builder.wantsFlush) await builder.flush()
+    }
+    const before = done
+    done += batch.length
+    if (Math.floor(done / PROGRESS_EVERY) !== Math.floor(before / PROGRESS_EVERY)) options.onProgress?.({ phase: 'backup', done })
+  }
+  options.onProgress?.({ phase: 'backup', done, total: done })
+  return countsOf(totals, snapshot.liveCounts)
+}
+
+/**
+ * An incremental or differential (the log holds every change since the parent: see
+ * {@link logCovers}): the entities the change feed shows changed after the parent's feed
+ * position, and those the change log shows touched after the parent's vector, each as a diff
+ * against its state at the parent where the log accounts for everything it gained, whole
+ * otherwise; every entity of a namespace wiped since the parent, whole, with the namespace reset.
+ */
+async function writeChanges(
+  builder: SetBuilder,
+  snapshot: SnapshotView,
+  parent: Manifest,
+  parentKeys: () => Promise<Set<string>>,
+  options: WriteOptions,
+): Promise<{ counts: { namespaces: NamespaceCounts; entities: number }; resets: string[] }> {
+  const P = parent.vv
+  const resets = Object.entries(snapshot.removedAt)
+    .filter(([, at]) => at > parent.feedSeq)
+    .map(([ns]) => ns)
+    .sort(compareKeys)
+  const reset = new Set(resets)
+  // What the log recorded since the parent, by entity.
+  const logged = new Map<string, ChangeRecord[]>()
+  for (const [origin, upTo] of Object.entries(snapshot.vv)) {
+    for await (const c of snapshot.changesAfter(origin, P[origin] ?? 0, upTo)) {
+      const key = `${c.ns}\u0000${c.id}`
+      const list = logged.get(key)
+      if (list) list.push(c)
+      else logged.set(key, [c])
+    }
+  }
+  const totals: Record<string, number> = {}
+  for (const [ns, c] of Object.entries(parent.namespaces)) if (!reset.has(ns)) totals[ns] = c.live + c.deleted
+  let known: Set<string> | undefined
+  let done = 0
+  const namespaces = [...new Set([...(await snapshot.namespaces()), ...[...logged.keys()].map(namespaceOf)])].sort(compareKeys)
+  for (const ns of namespaces) {
+    if (reset.has(ns)) {
+      for await (const batch of snapshot.rawEntities({ ns })) {
+        for (const e of batch) {
+          builder.add(e.key, RECORD_FULL, e.meta, e.state)
+          totals[ns] = (totals[ns] ?? 0) + 1
+          if (builder.wantsFlush) await builder.flush()
+        }
+        done += batch.length
+      }
+      continue
+    }
+    const keys = new Set<string>()
+    for await (const { id } of snapshot.feedAfter(ns, parent.feedSeq)) keys.add(`${ns}\u0000${id}`)
+    const prefix = `${ns}\u0000`
+    for (const key of logged.keys()) if (key.startsWith(prefix)) keys.add(key)
+    const sorted = [...keys].sort(compareKeys)
+    for (let i = 0; i < sorted.length; i += 1000) {
+      const part = sorted.slice(i, i + 1000)
+      const raws = await snapshot.rawEntitiesOf(part)
+      for (const raw of raws) {
+        if (!raw) continue // in the log only (a namespace this node does not apply)
+        const changes = logged.get(raw.key)
+        const meta = parseMeta(raw.meta)
+        const r = changes ? diffRecord(raw, meta, changes, P, snapshot.vv) : undefined
+        if (r) builder.add(raw.key, RECORD_DIFF, r.meta, r.state, r.digest)
+        else builder.add(raw.key, RECORD_FULL, raw.meta, raw.state)
+        if (!existedBefore(meta, changes, P)) {
+          known ??= await parentKeys()
+          if (!known.has(raw.key)) totals[ns] = (totals[ns] ?? 0) + 1
+        }
+        if (builder.wantsFlush) await builder.flush()
+      }
+      done += part.length
+      options.onProgress?.({ phase: 'backup', done })
+    }
+  }
+  options.onProgress?.({ phase: 'backup', done, total: done })
+  return { counts: countsOf(totals, snapshot.liveCounts), resets }
+}
+
+/**
+ * The entity as a diff against its state at the parent, or undefined when that cannot be told
+ * from the log: every origin whose latest change to it is after the parent's vector must have
+ * that change in the log, every change logged must be in its state (a change recorded but not
+ * applied is not), nothing beyond the node's vector (a snapshot merge under way), no new
+ * incarnation since the parent. Its state vector at the parent is its present one with each
+ * client moved back to where the logged changes start.
+ */
+function diffRecord(raw: RawEntity, meta: EntityMeta, changes: readonly ChangeRecord[], P: VersionVector, N: VersionVector): { meta: Uint8Array; state: Uint8Array; digest: Uint8Array } | undefined {
+  if (!dominates(N, meta.vv)) return undefined
+  const incarnation = (meta as { incarnation?: { origin: string; seq: number } }).incarnation
+  if (incarnation && incarnation.seq > (P[incarnation.origin] ?? 0)) return undefined
+  for (const [origin, seq] of Object.entries(meta.vv)) {
+    if (seq > (P[origin] ?? 0) && !changes.some((c) => c.origin === origin && c.seq === seq)) return undefined
+  }
+  if (raw.state.length === 0) return undefined
+  const sv = Y.decodeStateVector(Y.encodeStateVectorFromUpdate(raw.state))
+  const before = new Map(sv)
+  for (const c of changes) {
+    if (c.update.length === 0) continue
+    const { from, to } = Y.parseUpdateMeta(c.update)
+    for (const [client, clock] of to) if ((sv.get(client) ?? 0) < clock) return undefined
+    for (const [client, clock] of from) before.set(client, Math.min(before.get(client) ?? clock, clock))
+  }
+  const diff = Y.diffUpdate(raw.state, Y.encodeStateVector(before))
+  if (diff.length >= raw.state.length) return undefined // no smaller than the entity: store it whole
+  const digest = entityDigest({ vv: meta.vv, deleted: meta.deleted, sv, value: meta.value, texts: textsOf(raw.state, meta.texts) })
+  return { meta: diffMeta(meta), state: diff, digest }
+}
+
+/**
+ * True when the entity certainly existed at the parent: it holds a change the parent's vector
+ * covers, or a logged change says it followed one. Otherwise the parent's keys tell.
+ */
+function existedBefore(meta: EntityMeta, changes: readonly ChangeRecord[] | undefined, P: VersionVector): boolean {
+  const covered = (vv: VersionVector): boolean => Object.entries(vv).some(([origin, seq]) => seq > 0 && seq <= (P[origin] ?? 0))
+  return covered(meta.vv) || (changes ?? []).some((c) => covered(c.context))
+}
+
+function textsOf(state: Uint8Array, names: readonly string[] | undefined): Record<string, string> {
+  if (!names || names.length === 0) return {}
   const doc = createEntityDoc(state)
   const texts: Record<string, string> = {}
   for (const name of textNames(doc)) texts[name] = doc.getText(name).toString()
@@ -137,111 +264,17 @@ function textsOf(state: Uint8Array, names: readonly string[]): Record<string, st
   return texts
 }
 
-/** True when state vector `a` has every clock of `b` (at least as far). */
-function svDominates(a: Uint8Array, b: Uint8Array): boolean {
-  const have = Y.decodeStateVector(a)
-  for (const [client, clock] of Y.decodeStateVector(b)) if ((have.get(client) ?? 0) < clock) return false
-  return true
-}
-
-function sameVersion(a: VersionVector, b: VersionVector): boolean {
-  return compare(a, b) === 'equal'
-}
-
-/** What a set's manifest says beyond what writing its objects computes. */
-export interface SetHead {
-  readonly type: BackupType
-  readonly parent: string | null
-  readonly base: string | null
-  readonly node: string
-  readonly vv: VersionVector
-  readonly snapshotAt: string
-  readonly synthetic?: { readonly from: readonly string[] }
-}
-
-/** Writes a set's chunks, index and (last) manifest; aborts the staged set on any failure. */
-export async function writeSet(repo: BackupRepository, sealer: Sealer, head: SetHead, items: AsyncIterable<SetItem>, options: WriteOptions): Promise<Manifest> {
-  const now = options.now ?? Date.now
-  const id = newSetId(now())
-  const writer = await repo.beginSet(id)
-  try {
-    const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES
-    const chunks: ChunkRef[] = []
-    const index: IndexEntry[] = []
-    const removed: { ns: string; id: string }[] = []
-    const digests: { ns: string; id: string; digest: Uint8Array }[] = []
-    let entities = 0
-    const namespaces: Record<string, { live: number; deleted: number }> = {}
-    let pending: BackupRecord[] = []
-    let pendingBytes = 0
-    let records = 0
-    let done = 0
-    const flush = async (): Promise<void> => {
-      if (pending.length === 0) return
-      const name = `c${String(chunks.length).padStart(6, '0')}`
-      const ref = await putObject(writer, sealer, id, name, encodeRecords(pending))
-      chunks.push({ ...ref, records: pending.length })
-      records += pending.length
-      pending = []
-      pendingBytes = 0
-    }
-    for await (const item of items) {
-      if (item.record) {
-        pending.push(item.record)
-        pendingBytes += item.record.kind === RECORD_REMOVED ? 64 : item.record.snapshot.state.length + 256
-      }
-      if (item.record?.kind === RECORD_REMOVED) removed.push({ ns: item.record.ns, id: item.record.id })
-      if (item.entry) {
-        entities++
-        digests.push({ ns: item.entry.ns, id: item.entry.id, digest: item.entry.digest })
-        if (item.record) index.push({ ...item.entry, chunk: chunks.length })
-        const counts = (namespaces[item.entry.ns] ??= { live: 0, deleted: 0 })
-        if (item.entry.deleted) counts.deleted++
-        else counts.live++
-        if (++done % 1000 === 0) options.onProgress?.({ phase: 'backup', done })
-      }
-      if (pendingBytes >= chunkBytes) await flush()
-    }
-    await flush()
-    const indexRef = await putObject(writer, sealer, id, 'index', encodeIndex({ entries: index, removed }))
-    const manifest: Manifest = {
-      format: BACKUP_FORMAT,
-      id,
-      type: head.type,
-      parent: head.parent,
-      base: head.base,
-      ...(head.synthetic && { synthetic: head.synthetic }),
-      created: new Date(now()).toISOString(),
-      snapshotAt: head.snapshotAt,
-      node: head.node,
-      vv: head.vv,
-      namespaces,
-      entities,
-      records,
-      stateDigest: setDigest(digests),
-      encrypted: sealer.encrypted,
-      index: indexRef,
-      chunks,
-      bytes: indexRef.size + chunks.reduce((n, c) => n + c.size, 0),
-    }
-    await writer.publish(new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`))
-    options.onProgress?.({ phase: 'backup', done, total: done })
-    return manifest
-  } catch (error) {
-    await writer.abort()
-    throw error
+/** Per-namespace counts from the entities per namespace and the store's live counts. */
+function countsOf(totals: Record<string, number>, live: Readonly<Record<string, number>>): { namespaces: NamespaceCounts; entities: number } {
+  const namespaces: Record<string, { live: number; deleted: number }> = {}
+  let entities = 0
+  for (const ns of Object.keys(totals).sort(compareKeys)) {
+    const total = totals[ns] as number
+    if (total <= 0) continue
+    const l = Math.min(total, live[ns] ?? 0)
+    namespaces[ns] = { live: l, deleted: total - l }
+    entities += total
   }
-}
-
-async function putObject(writer: SetWriter, sealer: Sealer, set: string, name: string, plain: Uint8Array): Promise<ObjectRef> {
-  const stored = await sealer.seal(plain, `${set}/${name}`)
-  await writer.put(name, stored)
-  return { name, sha256: sha256Hex(stored), size: stored.length }
-}
-
-/** Set ids sort by time: `20261126T130512.345Z-1a2b3c4d`. */
-export function newSetId(t: number): string {
-  const stamp = new Date(t).toISOString().replace(/[-:]/g, '')
-  return `${stamp}-${randomBytes(4).toString('hex')}`
+  return { namespaces, entities }
 }
 

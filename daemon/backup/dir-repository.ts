@@ -102,7 +102,8 @@ export class DirRepository implements BackupRepository {
     return {
       async put(name, bytes) {
         try {
-          await writeDurably(join(staging, name), bytes)
+          // The staging directory is invisible until published: no temp name needed in it.
+          await writeSynced(join(staging, name), bytes)
         } catch (cause) {
           throw unreachable(location, cause)
         }
@@ -162,15 +163,20 @@ async function writeDurably(path: string, bytes: Uint8Array): Promise<void> {
   const dir = dirname(path)
   await mkdir(dir, { recursive: true })
   const tmp = join(dir, `.tmp-${randomBytes(6).toString('hex')}`)
-  const handle = await open(tmp, 'w', 0o600)
+  await writeSynced(tmp, bytes)
+  await rename(tmp, path)
+  await fsyncDir(dir)
+}
+
+/** Writes a file and fsyncs it. */
+async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
+  const handle = await open(path, 'w', 0o600)
   try {
     await handle.writeFile(bytes)
     await handle.sync()
   } finally {
     await handle.close()
   }
-  await rename(tmp, path)
-  await fsyncDir(dir)
 }
 
 async function fsyncDir(dir: string): Promise<void> {

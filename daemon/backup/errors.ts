@@ -14,6 +14,8 @@ import { MeshsyncError } from '../../crdt/index.ts'
  * - `TARGET_UNREACHABLE`: the directory or bucket cannot be read or written.
  * - `NO_BACKUP_TARGET` / `INVALID_TARGET`: no repository given or configured / not one.
  * - `RESTORE_TARGET_NOT_EMPTY`: restore into a data dir that already holds data.
+ * - `RESTORE_TOO_LARGE`: a live restore needs more writes in its one atomic batch than the store
+ *   takes at once (`store.maxQueuedOps`); nothing was written.
  */
 export type BackupErrorCode =
   | 'BACKUP_NOT_FOUND'
@@ -29,6 +31,7 @@ export type BackupErrorCode =
   | 'NO_BACKUP_TARGET'
   | 'INVALID_TARGET'
   | 'RESTORE_TARGET_NOT_EMPTY'
+  | 'RESTORE_TOO_LARGE'
 
 /** A backup operation refused or failed; nothing in the repository or the store was changed. */
 export class BackupError extends MeshsyncError {

@@ -4,9 +4,17 @@ import type { Logger } from 'pino'
 import { BackupError } from './errors.ts'
 import type { BackupRepository } from './repository.ts'
 
+/**
+ * Exclusive: the holder may change the repository (create, synthesize, prune); no other lock
+ * coexists with it. Shared: the holder only reads (verify, restore); shared locks coexist.
+ */
+export type LockMode = 'shared' | 'exclusive'
+
 /** What a lock object (`locks/<id>.json`) holds. */
 export interface LockInfo {
   readonly id: string
+  /** Absent in older lock objects: exclusive. */
+  readonly mode?: LockMode
   /** Who holds it (e.g. `backup create` by node X). */
   readonly owner: string
   readonly host: string
@@ -19,6 +27,7 @@ export interface LockInfo {
 /** How a lock is taken. */
 export interface LockOptions {
   readonly owner: string
+  readonly mode: LockMode
   /** A lock whose heartbeat is older than this is stale (default 5 minutes). */
   readonly staleAfterMs?: number
   /** How often the holder refreshes its heartbeat (default staleAfterMs / 5). */
@@ -41,10 +50,12 @@ export interface RepositoryLock {
 const DEFAULT_STALE_MS = 5 * 60_000
 
 /**
- * Takes the repository's exclusive lock. Stale locks (holder's pid dead on this host, or no
- * heartbeat for `staleAfterMs`) are removed. Two takers racing both write their lock, then both
- * re-read the set of locks: the older lock (createdAt, then id) wins and the other withdraws, so
- * exactly one proceeds and the other gets REPOSITORY_LOCKED (or waits, with `waitMs`).
+ * Takes a lock on the repository, shared (readers) or exclusive (writers). Stale locks (holder's
+ * pid dead on this host, or no heartbeat for `staleAfterMs`) are removed. A taker writes its
+ * lock, then lists the locks: if any other live lock conflicts with its own (either of the two
+ * exclusive), it withdraws and gets REPOSITORY_LOCKED (or tries again, with `waitMs`). Of two
+ * takers racing, whichever lists second sees the other, so they never both proceed (they may
+ * both withdraw; waiters retry after a random pause).
  */
 export async function acquireLock(repo: BackupRepository, options: LockOptions): Promise<RepositoryLock> {
   const now = options.now ?? Date.now
@@ -55,7 +66,8 @@ export async function acquireLock(repo: BackupRepository, options: LockOptions):
       return await tryAcquire(repo, options, now, staleAfterMs)
     } catch (error) {
       if (!(error instanceof BackupError) || error.code !== 'REPOSITORY_LOCKED' || now() >= deadline) throw error
-      await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** Math.min(attempt, 5))))
+      const pause = Math.min(1000, 50 * 2 ** Math.min(attempt, 5))
+      await new Promise((r) => setTimeout(r, pause / 2 + Math.random() * pause))
     }
   }
 }
@@ -65,6 +77,7 @@ async function tryAcquire(repo: BackupRepository, options: LockOptions, now: () 
   const t = now()
   const info: LockInfo = {
     id: `${t.toString(36).padStart(10, '0')}-${randomBytes(6).toString('hex')}`,
+    mode: options.mode,
     owner: options.owner,
     host: options.host ?? hostname(),
     pid: options.pid ?? process.pid,
@@ -74,10 +87,10 @@ async function tryAcquire(repo: BackupRepository, options: LockOptions, now: () 
   const key = `locks/${info.id}.json`
   await repo.put(key, encode(info))
   const others = (await readLocks(repo)).filter((l) => l.info?.id !== info.id)
-  const winner = others.find((l) => l.info !== undefined && !isStale(l.info, now(), staleAfterMs) && olderThan(l.info, info))
-  if (winner?.info) {
+  const holder = others.find((l) => l.info !== undefined && !isStale(l.info, now(), staleAfterMs) && conflicts(l.info, info))
+  if (holder?.info) {
     await repo.delete(key)
-    throw lockedBy(repo, winner.info)
+    throw lockedBy(repo, holder.info)
   }
   let current = info
   let released = false
@@ -149,8 +162,9 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-function olderThan(a: LockInfo, b: LockInfo): boolean {
-  return a.createdAt < b.createdAt || (a.createdAt === b.createdAt && a.id < b.id)
+/** Two locks may not be held together unless both are shared. */
+function conflicts(a: LockInfo, b: LockInfo): boolean {
+  return (a.mode ?? 'exclusive') === 'exclusive' || (b.mode ?? 'exclusive') === 'exclusive'
 }
 
 function lockedBy(repo: BackupRepository, info: LockInfo): BackupError {
@@ -160,4 +174,14 @@ function lockedBy(repo: BackupRepository, info: LockInfo): BackupError {
 
 function encode(info: LockInfo): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(info))
+}
+
+/** Runs `fn` holding a lock on the repository; releases it whatever happens. */
+export async function withLock<T>(repo: BackupRepository, options: LockOptions, fn: () => Promise<T>): Promise<T> {
+  const lock = await acquireLock(repo, options)
+  try {
+    return await fn()
+  } finally {
+    await lock.release()
+  }
 }

@@ -1,40 +1,71 @@
-import { writeSet, type SetItem, type WriteOptions } from './create.ts'
+import { compareKeys } from '../storage/key-order.ts'
+import { encodeMeta } from '../store/entity-meta.ts'
+import type { WriteOptions } from './create.ts'
 import { BackupError } from './errors.ts'
 import { RECORD_FULL, type Manifest } from './format.ts'
-import { acquireLock, breakStale } from './lock.ts'
-import { bySnapshot, chainOf, listManifests, materialize } from './read.ts'
-import { verifiedChain } from './restore.ts'
+import { acquireLock, breakStale, withLock } from './lock.ts'
+import { assertVerified, bySnapshot, chainOf, listManifests, materialize, verifyChain, type VerifyResult } from './read.ts'
 import type { BackupRepository } from './repository.ts'
 import { openSealer } from './seal.ts'
-import * as Y from 'yjs'
+import { SetBuilder } from './set-writer.ts'
 
 /**
  * A synthetic full: merges a set's chain (`Y.mergeUpdates` per entity) into a new full set,
- * offline, without the node. It holds exactly the state of the set it was made from (the same
- * `stateDigest`), so later incrementals can diff against it and older chains can be pruned.
+ * offline, without the node. It holds exactly the entities of the set it was made from, with its
+ * version vector and feed position, so later incrementals of the node diff against it and older
+ * chains can be pruned.
  */
 export async function synthesizeFull(repo: BackupRepository, manifest: Manifest, options: WriteOptions = {}): Promise<Manifest> {
   const now = options.now ?? Date.now
-  const lock = await acquireLock(repo, { owner: 'backup synthesize', now, ...(options.logger && { logger: options.logger }), ...options.lock })
+  const lock = await acquireLock(repo, { owner: 'backup synthesize', mode: 'exclusive', now, ...(options.logger && { logger: options.logger }), ...options.lock })
   try {
     const { sealer } = await openSealer(repo, { passphrase: options.passphrase })
-    const chain = await verifiedChain(repo, sealer, manifest)
-    async function* items(): AsyncGenerator<SetItem> {
+    const chain = await chainOf(repo, manifest) // materialize checks what it reads; a failure aborts the new set
+    const builder = await SetBuilder.begin(repo, sealer, { now, ...(options.chunkBytes !== undefined && { chunkBytes: options.chunkBytes }) })
+    try {
+      const namespaces: Record<string, { live: number; deleted: number }> = {}
+      let entities = 0
       for await (const e of materialize(repo, sealer, chain)) {
-        const { chunk: _chunk, ...entry } = e.entry
-        yield { record: { kind: RECORD_FULL, snapshot: e.snapshot }, entry: { ...entry, sv: Y.encodeStateVector(e.doc) } }
+        builder.add(`${e.ns}\u0000${e.id}`, RECORD_FULL, e.metaBytes ?? encodeMeta(e.meta), e.state)
+        const counts = (namespaces[e.ns] ??= { live: 0, deleted: 0 })
+        if (e.meta.deleted) counts.deleted++
+        else counts.live++
+        entities++
+        if (builder.wantsFlush) await builder.flush()
+        if (entities % 10_000 === 0) options.onProgress?.({ phase: 'synthesize', done: entities, total: manifest.entities })
       }
+      const sorted = Object.fromEntries(Object.keys(namespaces).sort(compareKeys).map((ns) => [ns, namespaces[ns] as { live: number; deleted: number }]))
+      return await builder.publish(
+        { type: 'full', parent: null, base: null, node: manifest.node, vv: manifest.vv, feedSeq: manifest.feedSeq, snapshotAt: manifest.snapshotAt, synthetic: { from: chain.map((m) => m.id) } },
+        { namespaces: sorted, entities },
+      )
+    } catch (error) {
+      await builder.abort()
+      throw error
     }
-    return await writeSet(
-      repo,
-      sealer,
-      { type: 'full', parent: null, base: null, node: manifest.node, vv: manifest.vv, snapshotAt: manifest.snapshotAt, synthetic: { from: chain.map((m) => m.id) } },
-      items(),
-      options,
-    )
   } finally {
     await lock.release()
   }
+}
+
+/**
+ * `backup verify`: under a shared lock (a concurrent prune waits or is refused, so no set of the
+ * chain disappears while it is read), reads back every object of the set's chain, rebuilds every
+ * diff and parses every record ({@link verifyChain} `deep`). BACKUP_CORRUPT names the first bad
+ * object.
+ */
+export async function verifyBackup(
+  repo: BackupRepository,
+  manifest: Manifest,
+  options: Pick<WriteOptions, 'passphrase' | 'now' | 'lock' | 'logger'> & { onProgress?: (p: { done: number; total: number }) => void } = {},
+): Promise<VerifyResult> {
+  const now = options.now ?? Date.now
+  return withLock(repo, { owner: `backup verify ${manifest.id}`, mode: 'shared', now, ...(options.logger && { logger: options.logger }), ...options.lock }, async () => {
+    const { sealer } = await openSealer(repo, { passphrase: options.passphrase })
+    const result = await verifyChain(repo, sealer, manifest, { deep: true, ...(options.onProgress && { onProgress: options.onProgress }) })
+    assertVerified(result)
+    return result
+  })
 }
 
 /** How many sets to keep (restic's `forget --keep-*`); absent: 0. Buckets are UTC. */
@@ -117,7 +148,7 @@ export async function prune(repo: BackupRepository, policy: RetentionPolicy, opt
   }
   const now = options.now ?? Date.now
   const staleLocks = (await breakStale(repo, now, options.lock?.staleAfterMs ?? 5 * 60_000, options.logger)).length
-  const lock = await acquireLock(repo, { owner: 'backup prune', now, ...(options.logger && { logger: options.logger }), ...options.lock })
+  const lock = await acquireLock(repo, { owner: 'backup prune', mode: 'exclusive', now, ...(options.logger && { logger: options.logger }), ...options.lock })
   try {
     const { sets } = await listManifests(repo)
     const { keep, remove } = selectRetained(sets, policy)

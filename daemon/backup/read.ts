@@ -1,19 +1,21 @@
 import * as Y from 'yjs'
-import { CodecError, createEntityDoc, isDeletedByHeads, type EntitySnapshot } from '../../crdt/index.ts'
+import { CodecError, createEntityDoc } from '../../crdt/index.ts'
+import { compareKeys } from '../storage/key-order.ts'
+import type { EntityMeta } from '../store/entity-meta.ts'
 import { BackupError, corrupt } from './errors.ts'
 import {
-  applyIndexDelta,
   BACKUP_FORMAT,
-  compareKeys,
+  completeMeta,
+  decodeChunk,
   decodeIndex,
-  decodeRecords,
+  DiffDigest,
   docDigest,
+  namespaceOf,
+  parseMeta,
+  RECORD_DIFF,
   RECORD_FULL,
-  RECORD_REMOVED,
-  setDigest,
   sha256Hex,
-  type BackupRecord,
-  type IndexEntry,
+  type ChunkRecords,
   type Manifest,
   type ObjectRef,
   type SetIndex,
@@ -36,7 +38,22 @@ export async function loadManifest(repo: BackupRepository, id: string): Promise<
   if (manifest.format > BACKUP_FORMAT) {
     throw new BackupError('UNSUPPORTED_FORMAT', `backup ${id} has format ${manifest.format}; this meshsync reads up to ${BACKUP_FORMAT}`, { set: id, object: MANIFEST })
   }
-  if (manifest.id !== id || !Array.isArray(manifest.chunks) || typeof manifest.index !== 'object') throw corrupt(id, MANIFEST, 'malformed manifest')
+  if (manifest.format < BACKUP_FORMAT) {
+    throw new BackupError('UNSUPPORTED_FORMAT', `backup ${id} has format ${manifest.format}, a pre-release format this meshsync no longer reads; take a new full backup`, { set: id, object: MANIFEST })
+  }
+  if (
+    manifest.id !== id ||
+    !Array.isArray(manifest.chunks) ||
+    typeof manifest.index !== 'object' ||
+    manifest.index === null ||
+    typeof manifest.feedSeq !== 'number' ||
+    typeof manifest.vv !== 'object' ||
+    manifest.vv === null ||
+    typeof manifest.records !== 'number' ||
+    manifest.chunks.reduce((n, c) => n + (typeof c?.records === 'number' ? c.records : Number.NaN), 0) !== manifest.records
+  ) {
+    throw corrupt(id, MANIFEST, 'malformed manifest')
+  }
   return manifest
 }
 
@@ -114,44 +131,326 @@ export async function readObject(repo: BackupRepository, sealer: Sealer, set: st
   }
 }
 
-/** A set's own index (for an incremental or differential: only what changed; see {@link resolveIndex}). */
+/** A set's index (the keys of its records, in key order), checked against its manifest. */
 export async function readIndex(repo: BackupRepository, sealer: Sealer, manifest: Manifest): Promise<SetIndex> {
   const plain = await readObject(repo, sealer, manifest.id, manifest.index)
+  let index: SetIndex
   try {
-    return decodeIndex(plain)
+    index = decodeIndex(plain)
   } catch (cause) {
     throw corrupt(manifest.id, manifest.index.name, cause instanceof CodecError ? cause.message : 'does not decode', cause)
+  }
+  if (index.keys.length !== manifest.records) throw corrupt(manifest.id, manifest.index.name, `${index.keys.length} keys for ${manifest.records} records`)
+  if (manifest.type === 'full' && (index.resets.length > 0 || index.removed.length > 0)) throw corrupt(manifest.id, manifest.index.name, 'a full with removals')
+  return index
+}
+
+/** The records of chunk `n` of a set (structure checked; metas and states not parsed). */
+export async function readChunk(repo: BackupRepository, sealer: Sealer, manifest: Manifest, n: number): Promise<ChunkRecords> {
+  const ref = manifest.chunks[n]
+  if (!ref) throw corrupt(manifest.id, MANIFEST, `names no chunk ${n}`)
+  const plain = await readObject(repo, sealer, manifest.id, ref)
+  let records: ChunkRecords
+  try {
+    records = decodeChunk(plain)
+  } catch (cause) {
+    throw corrupt(manifest.id, ref.name, cause instanceof CodecError ? cause.message : 'does not decode', cause)
+  }
+  if (records.metas.length !== ref.records) throw corrupt(manifest.id, ref.name, `${records.metas.length} records, expected ${ref.records}`)
+  return records
+}
+
+/** Every key of the chain's last set (what the entities at its snapshot are), from the indexes only. */
+export async function chainKeys(repo: BackupRepository, sealer: Sealer, chain: readonly Manifest[]): Promise<Set<string>> {
+  const keys = new Set<string>()
+  for (const [i, m] of chain.entries()) {
+    const index = await readIndex(repo, sealer, m)
+    if (i > 0) dropRemoved(keys, index)
+    for (const key of index.keys) keys.add(key)
+  }
+  return keys
+}
+
+function dropRemoved(keys: Set<string>, index: SetIndex): void {
+  if (index.resets.length > 0) {
+    const resets = new Set(index.resets)
+    for (const key of keys) if (resets.has(namespaceOf(key))) keys.delete(key)
+  }
+  for (const key of index.removed) keys.delete(key)
+}
+
+// ---- walking a chain ----------------------------------------------------------------------
+
+/** Which entities a restore or walk covers. */
+export interface Scope {
+  readonly ns?: string | undefined
+  /** One entity (needs `ns`). */
+  readonly id?: string | undefined
+}
+
+/** One record of an entity in a set of the chain. */
+interface ChainRecord {
+  /** Position of the set in the chain. */
+  readonly set: number
+  readonly chunk: number
+  readonly kind: number
+  readonly meta: Uint8Array
+  readonly state: Uint8Array
+}
+
+/** A one-key look-ahead over the records of one set, within a key range, loading chunks as needed. */
+class SetCursor {
+  readonly manifest: Manifest
+  readonly index: SetIndex
+  readonly resets: ReadonlySet<string>
+  readonly removed: ReadonlySet<string>
+  readonly #set: number
+  readonly #repo: BackupRepository
+  readonly #sealer: Sealer
+  readonly #starts: number[]
+  readonly #end: number
+  readonly #wanted: ((key: string) => boolean) | undefined
+  #pos: number
+  #chunk = -1
+  #records: ChunkRecords | undefined
+
+  readonly #recorded: Map<string, { digest: Uint8Array; diffs: number }> | undefined
+
+  constructor(
+    repo: BackupRepository,
+    sealer: Sealer,
+    set: number,
+    manifest: Manifest,
+    index: SetIndex,
+    scope: Scope,
+    wanted?: (key: string) => boolean,
+    recorded?: Map<string, { digest: Uint8Array; diffs: number }>,
+  ) {
+    this.#recorded = recorded
+    this.#repo = repo
+    this.#sealer = sealer
+    this.#set = set
+    this.manifest = manifest
+    this.index = index
+    this.resets = new Set(index.resets)
+    this.removed = new Set(index.removed)
+    this.#wanted = wanted
+    this.#starts = []
+    let at = 0
+    for (const c of manifest.chunks) {
+      this.#starts.push(at)
+      at += c.records
+    }
+    const [from, to] = scopeRange(scope)
+    this.#pos = from === undefined ? 0 : lowerBound(index.keys, from)
+    this.#end = to === undefined ? index.keys.length : lowerBound(index.keys, to)
+    this.#skip()
+  }
+
+  /** The next key of this set in range, or undefined. */
+  get head(): string | undefined {
+    return this.#pos < this.#end ? this.index.keys[this.#pos] : undefined
+  }
+
+  /** The record at the head; moves past it. */
+  async take(): Promise<ChainRecord> {
+    const pos = this.#pos
+    const chunk = upperBoundNum(this.#starts, pos) - 1
+    if (chunk !== this.#chunk || !this.#records) {
+      const records = await readChunk(this.#repo, this.#sealer, this.manifest, chunk)
+      if (records.diffDigest) this.#recorded?.set(`${this.#set}/${chunk}`, { digest: records.diffDigest, diffs: records.kinds.filter((k) => k === RECORD_DIFF).length })
+      this.#records = records
+      this.#chunk = chunk
+    }
+    const i = pos - (this.#starts[chunk] as number)
+    const records = this.#records
+    this.#pos++
+    this.#skip()
+    return { set: this.#set, chunk, kind: records.kinds[i] as number, meta: records.metas[i] as Uint8Array, state: records.states[i] as Uint8Array }
+  }
+
+  #skip(): void {
+    const wanted = this.#wanted
+    if (!wanted) return
+    while (this.#pos < this.#end && !wanted(this.index.keys[this.#pos] as string)) this.#pos++
+  }
+}
+
+/** Key bounds [from, to) of a scope. */
+function scopeRange(scope: Scope): [string | undefined, string | undefined] {
+  if (scope.ns === undefined) return [undefined, undefined]
+  if (scope.id === undefined) return [`${scope.ns}\u0000`, `${scope.ns}\u0001`]
+  const key = `${scope.ns}\u0000${scope.id}`
+  return [key, `${key}\u0000`]
+}
+
+/**
+ * The records of each entity of the chain (within `scope`, and for which `wanted` holds), in key
+ * order: for each key, the records of the sets in chain order; those before `live` were dropped
+ * by a later set that reset the namespace or removed the entity (all of them: the entity is not in
+ * the chain's last set). One chunk per set is in memory at a time.
+ */
+async function* walk(
+  repo: BackupRepository,
+  sealer: Sealer,
+  chain: readonly Manifest[],
+  scope: Scope,
+  wanted?: (key: string) => boolean,
+  recorded?: Map<string, { digest: Uint8Array; diffs: number }>,
+): AsyncGenerator<{ key: string; records: ChainRecord[]; live: number }> {
+  const cursors: SetCursor[] = []
+  for (const [i, m] of chain.entries()) cursors.push(new SetCursor(repo, sealer, i, m, await readIndex(repo, sealer, m), scope, wanted, recorded))
+  for (;;) {
+    let key: string | undefined
+    for (const c of cursors) {
+      const h = c.head
+      if (h !== undefined && (key === undefined || compareKeys(h, key) < 0)) key = h
+    }
+    if (key === undefined) return
+    const ns = namespaceOf(key)
+    const records: ChainRecord[] = []
+    let live = 0
+    for (const [i, c] of cursors.entries()) {
+      if (i > 0 && (c.resets.has(ns) || c.removed.has(key))) live = records.length
+      if (c.head === key) records.push(await c.take())
+    }
+    yield { key, records, live }
   }
 }
 
 /**
- * The complete index of the last set of a chain: every entity present at its snapshot, in key
- * order, with `chunk` >= 0 for those this set holds a record of.
+ * Checks diff records as a walk meets them: each diff rebuilt at its set (the records before it
+ * merged) goes into its chunk's {@link DiffDigest}; {@link finish} compares each chunk's with the
+ * one recorded at backup time.
  */
-export async function resolveIndex(repo: BackupRepository, sealer: Sealer, chain: readonly Manifest[]): Promise<IndexEntry[]> {
-  let view: IndexEntry[] = []
-  for (const m of chain) {
-    const own = await readIndex(repo, sealer, m)
-    view = m.type === 'full' ? [...own.entries].sort(compareKeys) : applyIndexDelta(view, own)
+class DiffChecker {
+  readonly #chain: readonly Manifest[]
+  readonly #computed = new Map<string, DiffDigest>()
+  #checked = 0
+
+  constructor(chain: readonly Manifest[]) {
+    this.#chain = chain
   }
-  const target = chain.at(-1) as Manifest
-  if (view.length !== target.entities) throw corrupt(target.id, target.index.name, `the chain's index holds ${view.length} entities, the manifest ${target.entities}`)
-  return view
+
+  get checked(): number {
+    return this.#checked
+  }
+
+  /** Rebuilds and digests every diff among `records` (resets at `live`); `last` is the final document when already built. */
+  check(key: string, records: readonly ChainRecord[], live: number, last?: { doc: Y.Doc; meta: EntityMeta }): void {
+    let state: Uint8Array | undefined
+    records.forEach((r, i) => {
+      if (i === live) state = undefined
+      if (r.kind === RECORD_FULL) {
+        state = r.state
+        return
+      }
+      const m = this.#chain[r.set] as Manifest
+      const object = (m.chunks[r.chunk] as { name: string }).name
+      let digest: Uint8Array
+      try {
+        state = state === undefined ? r.state : Y.mergeUpdates([state, r.state])
+        if (i === records.length - 1 && last) digest = docDigest(last.meta.vv, last.meta.deleted, last.doc)
+        else {
+          const meta = parseMeta(r.meta)
+          digest = docDigest(meta.vv, meta.deleted, createEntityDoc(state))
+        }
+      } catch (cause) {
+        throw corrupt(m.id, object, `${key.replace('\u0000', '/')} does not rebuild from its chain`, cause)
+      }
+      const slot = `${r.set}/${r.chunk}`
+      let acc = this.#computed.get(slot)
+      if (!acc) this.#computed.set(slot, (acc = new DiffDigest()))
+      acc.add(key, digest)
+      this.#checked++
+    })
+  }
+
+  /** Throws BACKUP_CORRUPT naming the first chunk whose entities do not rebuild to what was recorded. */
+  finish(recorded: ReadonlyMap<string, { digest: Uint8Array; diffs: number }>): void {
+    for (const [slot, want] of recorded) {
+      const got = this.#computed.get(slot)
+      if (got && got.count === want.diffs && Buffer.compare(got.digest(), want.digest) === 0) continue
+      const [i, n] = slot.split('/').map(Number) as [number, number]
+      const m = this.#chain[i] as Manifest
+      const name = (m.chunks[n] as { name: string }).name
+      throw corrupt(m.id, name, 'its entities do not rebuild to the state recorded at backup time')
+    }
+    for (const slot of this.#computed.keys()) if (!recorded.has(slot)) throw new Error(`diff records of ${slot} without a recorded digest`)
+  }
 }
 
-export async function readChunk(repo: BackupRepository, sealer: Sealer, manifest: Manifest, n: number): Promise<BackupRecord[]> {
-  const ref = manifest.chunks[n]
-  if (!ref) throw corrupt(manifest.id, MANIFEST, `names no chunk ${n}`)
-  const plain = await readObject(repo, sealer, manifest.id, ref)
-  let records: BackupRecord[]
-  try {
-    records = decodeRecords(plain)
-  } catch (cause) {
-    throw corrupt(manifest.id, ref.name, cause instanceof CodecError ? cause.message : 'does not decode', cause)
-  }
-  if (records.length !== ref.records) throw corrupt(manifest.id, ref.name, `${records.length} records, expected ${ref.records}`)
-  return records
+/** An entity as a set restores it: its meta, its Yjs state, and the document when one was built. */
+export interface RestoredEntity {
+  readonly ns: string
+  readonly id: string
+  readonly meta: EntityMeta
+  /** The meta exactly as the node stored it (when the entity's last record is whole). */
+  readonly metaBytes?: Uint8Array
+  readonly state: Uint8Array
+  /** Its document, when rebuilding it needed one (diffs merged). */
+  readonly doc?: Y.Doc
 }
+
+/**
+ * The entities of the chain's last set in `scope`, in key order: an entity whose last record is
+ * whole comes back as stored; one with diffs after its last whole record (or diffs only: created
+ * since) is merged (`Y.mergeUpdates`), loaded in a document, its record and texts read from it.
+ *
+ * Unscoped, this reads every object of the chain and checks it as {@link verifyChain} does
+ * (SHA-256, decryption, structure, every diff rebuilt against its chunk's digest, the entity
+ * count): a consumer that keeps nothing of a walk that throws has restored from a verified chain
+ * in one pass. A scoped walk checks what it reads; verify the chain first.
+ */
+export async function* materialize(repo: BackupRepository, sealer: Sealer, chain: readonly Manifest[], scope: Scope = {}): AsyncGenerator<RestoredEntity> {
+  const target = chain.at(-1) as Manifest
+  const whole = scope.ns === undefined
+  const checker = whole ? new DiffChecker(chain) : undefined
+  const recorded = new Map<string, { digest: Uint8Array; diffs: number }>()
+  let count = 0
+  for await (const { key, records, live } of walk(repo, sealer, chain, scope, undefined, whole ? recorded : undefined)) {
+    if (live === records.length) {
+      checker?.check(key, records, live)
+      continue
+    }
+    const sep = key.indexOf('\u0000')
+    const ns = key.slice(0, sep)
+    const id = key.slice(sep + 1)
+    let lastFull = live - 1
+    for (let i = records.length - 1; i >= live; i--) {
+      if ((records[i] as ChainRecord).kind === RECORD_FULL) {
+        lastFull = i
+        break
+      }
+    }
+    const last = records.at(-1) as ChainRecord
+    let entity: RestoredEntity
+    try {
+      if (lastFull === records.length - 1) {
+        entity = { ns, id, meta: parseMeta(last.meta), metaBytes: last.meta, state: last.state }
+        checker?.check(key, records, live)
+      } else {
+        const parts = records.slice(Math.max(live, lastFull)).map((r) => r.state)
+        const doc = createEntityDoc(parts.length === 1 ? parts[0] : Y.mergeUpdates(parts))
+        const meta = completeMeta(parseMeta(last.meta), doc)
+        checker?.check(key, records, live, { doc, meta })
+        entity = { ns, id, meta, state: Y.encodeStateAsUpdate(doc), doc }
+      }
+    } catch (cause) {
+      if (!(cause instanceof CodecError)) throw cause
+      const m = chain[last.set] as Manifest
+      throw corrupt(m.id, (m.chunks[last.chunk] as { name: string }).name, `${ns}/${id}: ${cause.message}`, cause)
+    }
+    count++
+    yield entity
+  }
+  if (checker) {
+    checker.finish(recorded)
+    if (count !== target.entities) throw corrupt(target.id, target.index.name, `the chain holds ${count} entities, the manifest ${target.entities}`)
+  }
+}
+
+// ---- verify -------------------------------------------------------------------------------
 
 /** One problem verify found. */
 export interface VerifyProblem {
@@ -169,19 +468,23 @@ export interface VerifyResult {
   readonly chain: readonly string[]
   readonly objects: number
   readonly records: number
+  /** Diff records rebuilt from their chain and checked against the digests taken at backup time. */
+  readonly diffs: number
   readonly bytes: number
   readonly problems: readonly VerifyProblem[]
 }
 
 /**
  * Reads back every object of a set and of its chain: size, SHA-256, decryption, decompression,
- * decoding of every record, and that each indexed entity's record is where the index says.
+ * the structure of the index and of every chunk; then rebuilds every diff record of the chain
+ * from the records before it and checks each chunk's entities against the digest taken at backup
+ * time. `deep` also parses every record's meta and Yjs state.
  */
 export async function verifyChain(
   repo: BackupRepository,
   sealer: Sealer,
   manifest: Manifest,
-  onProgress?: (p: { set: string; object: string; done: number; total: number }) => void,
+  options: { deep?: boolean; onProgress?: (p: { set: string; object: string; done: number; total: number }) => void } = {},
 ): Promise<VerifyResult> {
   const chain = await chainOf(repo, manifest)
   const problems: VerifyProblem[] = []
@@ -189,42 +492,83 @@ export async function verifyChain(
   let records = 0
   let bytes = 0
   const total = chain.reduce((n, m) => n + m.chunks.length + 1, 0)
-  for (const m of chain) {
-    const check = async (object: string, read: () => Promise<number>): Promise<void> => {
-      try {
-        records += await read()
-      } catch (error) {
-        if (!(error instanceof BackupError) || error.code !== 'BACKUP_CORRUPT') throw error
-        problems.push({ set: m.id, object, code: error.code, message: error.message })
-      }
-      objects++
-      onProgress?.({ set: m.id, object, done: objects, total })
-    }
+  const report = (m: Manifest, object: string, error: unknown): void => {
+    if (!(error instanceof BackupError) || error.code !== 'BACKUP_CORRUPT') throw error
+    problems.push({ set: error.set ?? m.id, object: error.object ?? object, code: error.code, message: error.message })
+  }
+  // The keys of every diff record of the chain, and the digest each chunk holding some recorded.
+  const diffKeys = new Set<string>()
+  const recorded = new Map<string, { digest: Uint8Array; diffs: number }>()
+  for (const [s, m] of chain.entries()) {
     let index: SetIndex | undefined
-    await check(m.index.name, async () => {
+    try {
       index = await readIndex(repo, sealer, m)
-      const listed = index.entries.length + index.removed.length
-      if ((m.type === 'full' && index.entries.length !== m.entities) || listed !== m.records) {
-        throw corrupt(m.id, m.index.name, `${index.entries.length} entries and ${index.removed.length} removals do not match the manifest`)
-      }
-      return 0
-    })
-    const expected = new Map<number, Set<string>>()
-    for (const e of index?.entries ?? []) if (e.chunk >= 0) expected.set(e.chunk, (expected.get(e.chunk) ?? new Set()).add(`${e.ns}\u0000${e.id}`))
+    } catch (error) {
+      report(m, m.index.name, error)
+    }
+    objects++
+    bytes += m.index.size
+    options.onProgress?.({ set: m.id, object: m.index.name, done: objects, total })
+    let start = 0
     for (let n = 0; n < m.chunks.length; n++) {
       const ref = m.chunks[n] as (typeof m.chunks)[number]
-      await check(ref.name, async () => {
-        const recs = await readChunk(repo, sealer, m, n)
-        const want = expected.get(n) ?? new Set<string>()
-        for (const r of recs) if (r.kind !== RECORD_REMOVED) want.delete(`${r.snapshot.ns}\u0000${r.snapshot.id}`)
-        if (index !== undefined && want.size > 0) throw corrupt(m.id, ref.name, `${want.size} indexed entities missing from it`)
-        return recs.length
-      })
+      try {
+        const chunk = await readChunk(repo, sealer, m, n)
+        records += chunk.metas.length
+        if (options.deep) deepCheck(m, ref.name, chunk)
+        if (chunk.diffDigest && index) {
+          let diffs = 0
+          chunk.kinds.forEach((kind, i) => {
+            if (kind !== RECORD_DIFF) return
+            diffKeys.add((index as SetIndex).keys[start + i] as string)
+            diffs++
+          })
+          recorded.set(`${s}/${n}`, { digest: chunk.diffDigest, diffs })
+        }
+      } catch (error) {
+        report(m, ref.name, error)
+      }
+      start += ref.records
+      objects++
       bytes += ref.size
+      options.onProgress?.({ set: m.id, object: ref.name, done: objects, total })
     }
-    bytes += m.index.size
   }
-  return { id: manifest.id, ok: problems.length === 0, chain: chain.map((m) => m.id), objects, records, bytes, problems }
+  let diffs = 0
+  if (problems.length === 0 && recorded.size > 0) {
+    try {
+      diffs = await checkDiffs(repo, sealer, chain, diffKeys, recorded)
+    } catch (error) {
+      report(manifest, manifest.index.name, error)
+    }
+  }
+  return { id: manifest.id, ok: problems.length === 0, chain: chain.map((m) => m.id), objects, records, diffs, bytes, problems }
+}
+
+function deepCheck(m: Manifest, object: string, chunk: ChunkRecords): void {
+  for (let i = 0; i < chunk.metas.length; i++) {
+    try {
+      parseMeta(chunk.metas[i] as Uint8Array)
+      const state = chunk.states[i] as Uint8Array
+      if (state.length > 0) Y.decodeUpdate(state)
+    } catch (cause) {
+      throw corrupt(m.id, object, `record ${i} does not decode`, cause)
+    }
+  }
+}
+
+/** Rebuilds every diff of the entities of `keys` and checks each chunk's digest; resolves with the diffs checked. */
+async function checkDiffs(
+  repo: BackupRepository,
+  sealer: Sealer,
+  chain: readonly Manifest[],
+  keys: ReadonlySet<string>,
+  recorded: ReadonlyMap<string, { digest: Uint8Array; diffs: number }>,
+): Promise<number> {
+  const checker = new DiffChecker(chain)
+  for await (const { key, records, live } of walk(repo, sealer, chain, {}, (k) => keys.has(k))) checker.check(key, records, live)
+  checker.finish(recorded)
+  return checker.checked
 }
 
 /** Throws BACKUP_CORRUPT naming the first bad object (and counting the others). */
@@ -235,86 +579,26 @@ export function assertVerified(result: VerifyResult): void {
   throw new BackupError('BACKUP_CORRUPT', `${first.message}${more}`, { set: first.set, object: first.object })
 }
 
-/** An entity as a set restores it: merged Yjs state and causal metadata. */
-export interface RestoredEntity {
-  readonly snapshot: EntitySnapshot
-  readonly deleted: boolean
-  readonly doc: Y.Doc
-  readonly entry: IndexEntry
+/** First index whose key is >= `key` (key order). */
+function lowerBound(keys: readonly string[], key: string): number {
+  let lo = 0
+  let hi = keys.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (compareKeys(keys[mid] as string, key) < 0) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }
 
-/**
- * The entities of the chain's last set, each rebuilt by merging its full state with the diffs
- * that follow it (`Y.mergeUpdates`), in key order, each checked against the digest the index
- * recorded at backup time (BACKUP_CORRUPT otherwise). `filter` limits it to some entities.
- * Streams: every set's records are in key order, so one chunk per set is in memory at a time.
- */
-export async function* materialize(
-  repo: BackupRepository,
-  sealer: Sealer,
-  chain: readonly Manifest[],
-  filter: (ns: string, id: string) => boolean = () => true,
-): AsyncGenerator<RestoredEntity> {
-  const target = chain.at(-1) as Manifest
-  const targetIndex = (await resolveIndex(repo, sealer, chain)).filter((e) => filter(e.ns, e.id))
-  const wanted = new Set(targetIndex.map((e) => `${e.ns}\u0000${e.id}`))
-  const cursors: RecordCursor[] = []
-  for (const m of chain) {
-    const index = (await readIndex(repo, sealer, m)).entries
-    const chunks = [...new Set(index.filter((e) => e.chunk >= 0 && wanted.has(`${e.ns}\u0000${e.id}`)).map((e) => e.chunk))].sort((a, b) => a - b)
-    const cursor = new RecordCursor(recordsOf(repo, sealer, m, chunks))
-    await cursor.advance()
-    cursors.push(cursor)
+/** First index whose number is > `n`. */
+function upperBoundNum(xs: readonly number[], n: number): number {
+  let lo = 0
+  let hi = xs.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if ((xs[mid] as number) <= n) lo = mid + 1
+    else hi = mid
   }
-  for (const entry of targetIndex) {
-    let updates: Uint8Array[] = []
-    let last: EntitySnapshot | undefined
-    for (const cursor of cursors) {
-      while (cursor.head && compareKeys(cursor.head.snapshot, entry) < 0) await cursor.advance()
-      const r = cursor.head
-      if (!r || compareKeys(r.snapshot, entry) !== 0) continue
-      if (r.kind === RECORD_FULL || !last) updates = [r.snapshot.state]
-      else updates.push(r.snapshot.state)
-      last = r.snapshot
-      await cursor.advance()
-    }
-    if (!last) throw new BackupError('CHAIN_INCOMPLETE', `backup ${target.id}: no record of ${entry.ns}/${entry.id} in its chain`, { set: target.id })
-    const state = updates.length === 1 ? (updates[0] as Uint8Array) : Y.mergeUpdates(updates)
-    const doc = createEntityDoc(state)
-    const deleted = isDeletedByHeads(last.heads)
-    const digest = docDigest(last.vv, deleted, doc)
-    if (Buffer.compare(digest, entry.digest) !== 0) {
-      throw new BackupError('BACKUP_CORRUPT', `backup ${target.id}: ${entry.ns}/${entry.id} does not rebuild to the state recorded at backup time`, { set: target.id })
-    }
-    yield { snapshot: { ...last, state }, deleted, doc, entry }
-  }
-}
-
-type EntityRecord = Extract<BackupRecord, { snapshot: EntitySnapshot }>
-
-/** The entity records (not removals) of some chunks of a set, in key order. */
-async function* recordsOf(repo: BackupRepository, sealer: Sealer, m: Manifest, chunks: readonly number[]): AsyncGenerator<EntityRecord> {
-  for (const n of chunks) {
-    for (const record of await readChunk(repo, sealer, m, n)) if (record.kind !== RECORD_REMOVED) yield record
-  }
-}
-
-/** A one-record look-ahead over a set's records. */
-class RecordCursor {
-  head: EntityRecord | undefined
-  readonly #it: AsyncIterator<EntityRecord>
-
-  constructor(it: AsyncIterator<EntityRecord>) {
-    this.#it = it
-  }
-
-  async advance(): Promise<void> {
-    const next = await this.#it.next()
-    this.head = next.done ? undefined : next.value
-  }
-}
-
-/** The digest of a set's whole state, recomputed from its index (equal to manifest.stateDigest). */
-export function digestOfIndex(index: readonly IndexEntry[]): string {
-  return setDigest(index)
+  return lo
 }

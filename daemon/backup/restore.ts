@@ -1,32 +1,40 @@
-import { readdir } from 'node:fs/promises'
+import { readdir, rm } from 'node:fs/promises'
 import type { Logger } from 'pino'
-import { createEntityDoc, jsonEqual, readRecord, readText, textNames, type EntitySnapshot, type JsonRecord, type TextSplice } from '../../crdt/index.ts'
+import type { Doc } from 'yjs'
+import { createEntityDoc, jsonEqual, readText, textNames, ValidationError, type JsonRecord, type TextSplice } from '../../crdt/index.ts'
 import { initDataDir } from '../data-dir.ts'
+import { UnavailableError } from '../errors.ts'
 import { LevelKvStore } from '../storage/level-kv-store.ts'
-import { EntityStore, type LocalOp, type StoredEntity } from '../store/entity-store.ts'
+import { BulkLoader, type LoadEntity } from '../store/bulk-load.ts'
+import type { LocalOp, StoredEntity } from '../store/entity-store.ts'
 import { BackupError } from './errors.ts'
 import type { Progress } from './create.ts'
 import type { Manifest } from './format.ts'
-import { assertVerified, chainOf, materialize, verifyChain, type RestoredEntity } from './read.ts'
+import { assertVerified, chainOf, materialize, verifyChain, type RestoredEntity, type Scope } from './read.ts'
 import type { BackupRepository } from './repository.ts'
 import type { Sealer } from './seal.ts'
 
 /** Which entities a restore brings back. */
-export interface RestoreScope {
-  readonly ns?: string | undefined
-  /** One entity (needs `ns`). */
-  readonly id?: string | undefined
-}
+export type RestoreScope = Scope
 
 function inScope(scope: RestoreScope): (ns: string, id: string) => boolean {
   return (ns, id) => (scope.ns === undefined || ns === scope.ns) && (scope.id === undefined || id === scope.id)
 }
 
-/** The chain of `manifest`, complete and verified (every object read back); throws otherwise. */
+/** The chain of `manifest`, complete and verified (every object read back, every diff rebuilt); throws otherwise. */
 export async function verifiedChain(repo: BackupRepository, sealer: Sealer, manifest: Manifest): Promise<Manifest[]> {
   const chain = await chainOf(repo, manifest)
   assertVerified(await verifyChain(repo, sealer, manifest))
   return chain
+}
+
+/**
+ * The chain to restore `scope` of `manifest` from, checked complete. A whole restore verifies it
+ * as it reads ({@link materialize} unscoped checks everything and the caller keeps nothing of a
+ * failed one); a scoped one reads only part of it, so the whole chain is verified first.
+ */
+async function chainFor(repo: BackupRepository, sealer: Sealer, manifest: Manifest, scope: RestoreScope): Promise<Manifest[]> {
+  return scope.ns === undefined ? chainOf(repo, manifest) : verifiedChain(repo, sealer, manifest)
 }
 
 /** What a restore into a new data dir did. */
@@ -38,11 +46,15 @@ export interface RestoreDirResult {
   readonly deleted: number
 }
 
+const LOAD_BATCH = 2000
+
 /**
- * Disaster recovery: rebuilds a node's store from a set into a new data dir (binary Yjs state and
- * causal metadata, merged through {@link EntityStore.applySnapshot}; the node vector of the
- * backup), with a fresh node identity, so the node then rejoins and catches up from its peers
- * without ever reusing the old node's sequence numbers. `clusterKeyFile` joins it to the cluster.
+ * Disaster recovery: rebuilds a node's store from a set into a new data dir, with a fresh node
+ * identity, so the node then rejoins and catches up from its peers without ever reusing the old
+ * node's sequence numbers. The entities are loaded as the node stored them (binary Yjs state and
+ * meta, feed positions kept; {@link BulkLoader}), with the node vector of the backup (a scoped
+ * restore keeps the vector empty: it does not hold everything up to it). `clusterKeyFile` joins
+ * it to the cluster. On any failure, what this made in `into` is removed again.
  */
 export async function restoreIntoDir(
   repo: BackupRepository,
@@ -51,44 +63,52 @@ export async function restoreIntoDir(
   into: string,
   options: { clusterKeyFile?: string | undefined; logger: Logger; scope?: RestoreScope; onProgress?: (p: Progress) => void },
 ): Promise<RestoreDirResult> {
-  const chain = await verifiedChain(repo, sealer, manifest)
-  if (await hasData(into)) throw new BackupError('RESTORE_TARGET_NOT_EMPTY', `${into} already holds data; restore into an empty or new directory`)
-  const { layout, identity } = await initDataDir(into, options.clusterKeyFile !== undefined ? { clusterKeyFile: options.clusterKeyFile } : {})
-  const store = new EntityStore({ kv: new LevelKvStore(layout.db), nodeId: identity.nodeId, logger: options.logger })
-  await store.open()
-  let entities = 0
-  let deleted = 0
+  const scope = options.scope ?? {}
+  const chain = await chainFor(repo, sealer, manifest, scope)
+  const existed = await dirExists(into)
+  if (existed && (await readdir(into)).length > 0) throw new BackupError('RESTORE_TARGET_NOT_EMPTY', `${into} already holds data; restore into an empty or new directory`)
   try {
-    let batch: EntitySnapshot[] = []
-    for await (const e of materialize(repo, sealer, chain, inScope(options.scope ?? {}))) {
-      batch.push(e.snapshot)
-      entities++
-      if (e.deleted) deleted++
-      if (batch.length >= 500) {
-        await applyAll(store, batch)
+    const { layout, identity } = await initDataDir(into, options.clusterKeyFile !== undefined ? { clusterKeyFile: options.clusterKeyFile } : {})
+    const kv = new LevelKvStore(layout.db)
+    await kv.open()
+    try {
+      const loader = new BulkLoader(kv)
+      let batch: LoadEntity[] = []
+      let entities = 0
+      const load = async (): Promise<void> => {
+        try {
+          await loader.add(batch)
+        } catch (cause) {
+          if (cause instanceof ValidationError) throw new BackupError('BACKUP_CORRUPT', `backup ${manifest.id}: ${cause.message}`, { set: manifest.id, cause })
+          throw cause
+        }
         batch = []
         options.onProgress?.({ phase: 'restore', done: entities, total: manifest.entities })
       }
+      for await (const e of materialize(repo, sealer, chain, scope)) {
+        batch.push({ ns: e.ns, id: e.id, meta: e.meta, ...(e.metaBytes && { metaBytes: e.metaBytes }), state: e.state })
+        entities++
+        if (batch.length >= LOAD_BATCH) await load()
+      }
+      await load()
+      const whole = scope.ns === undefined
+      const result = await loader.finish(whole ? { vv: manifest.vv, feedSeq: manifest.feedSeq } : { vv: {} })
+      return { backup: manifest.id, into, nodeId: identity.nodeId, entities: result.entities, deleted: result.deleted }
+    } finally {
+      await kv.close()
     }
-    await applyAll(store, batch)
-    // A partial (scoped) restore does not hold everything up to the vector: keep it at zero.
-    if (options.scope?.ns === undefined) await store.completeSnapshot(manifest.vv)
-  } finally {
-    await store.close()
+  } catch (error) {
+    // Nothing of a failed restore stays: the directory was new or empty.
+    if (existed) for (const name of await readdir(into).catch(() => [])) await rm(`${into}/${name}`, { recursive: true, force: true })
+    else await rm(into, { recursive: true, force: true })
+    throw error
   }
-  return { backup: manifest.id, into, nodeId: identity.nodeId, entities, deleted }
 }
 
-async function applyAll(store: EntityStore, batch: EntitySnapshot[]): Promise<void> {
-  if (batch.length === 0) return
-  const result = await store.applySnapshot(batch)
-  if (result.invalid > 0) throw new BackupError('BACKUP_CORRUPT', `${result.invalid} entity states did not parse`)
-}
-
-async function hasData(dir: string): Promise<boolean> {
+async function dirExists(dir: string): Promise<boolean> {
   try {
-    const entries = await readdir(dir)
-    return entries.length > 0
+    await readdir(dir)
+    return true
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false
     throw error
@@ -115,12 +135,17 @@ export interface LiveStore {
   entities(options?: { ns?: string }): AsyncGenerator<StoredEntity>
 }
 
+/** How often a live restore retries a write the store refused as OVERLOADED (others were waiting). */
+const OVERLOAD_RETRIES = 3
+
 /**
  * Rolls the live node back to a set as forward changes: for each entity in scope, a normal local
  * write on top of its current state (the backup's record as a PUT, each text brought back by a
  * splice, a delete for an entity deleted in the backup or created after it; a write to an
  * entity deleted since is an undelete), so the rollback replicates to every peer like any write
- * and merges without duplicating content.
+ * and merges without duplicating content. All or nothing: the chain is verified, every entity
+ * rebuilt and every write worked out before anything is written, and the writes go to the store
+ * as one job, which it commits in one atomic batch (or refuses whole).
  */
 export async function restoreIntoLive(
   repo: BackupRepository,
@@ -131,37 +156,27 @@ export async function restoreIntoLive(
 ): Promise<RestoreLiveResult> {
   const scope = options.scope ?? {}
   const filter = inScope(scope)
-  const chain = await verifiedChain(repo, sealer, manifest)
+  const chain = await chainFor(repo, sealer, manifest, scope)
   // The backup's view of every entity in scope, and the node's, side by side.
   const wanted = new Map<string, RestoredEntity>()
-  for await (const e of materialize(repo, sealer, chain, filter)) wanted.set(`${e.snapshot.ns}\u0000${e.snapshot.id}`, e)
+  for await (const e of materialize(repo, sealer, chain, scope)) wanted.set(`${e.ns}\u0000${e.id}`, e)
   const current = new Map<string, StoredEntity>()
   for await (const e of store.entities(scope.ns !== undefined ? { ns: scope.ns } : {})) if (filter(e.ns, e.id)) current.set(`${e.ns}\u0000${e.id}`, e)
   const result = { backup: manifest.id, entities: 0, restored: 0, deleted: 0, undeleted: 0, unchanged: 0 }
-  let ops: LocalOp[] = []
-  const flush = async (): Promise<void> => {
-    if (ops.length === 0) return
-    await store.write(ops)
-    ops = []
-    options.onProgress?.({ phase: 'restore', done: result.entities })
-  }
-  const keys = [...new Set([...wanted.keys(), ...current.keys()])]
-  for (const key of keys) {
+  const ops: LocalOp[] = []
+  for (const key of new Set([...wanted.keys(), ...current.keys()])) {
     result.entities++
     const want = wanted.get(key)
     const have = current.get(key)
     const live = have !== undefined && !have.meta.deleted
     const [ns, id] = key.split('\u0000') as [string, string]
-    if (!want || want.deleted) {
+    if (!want || want.meta.deleted) {
       if (live) {
         ops.push({ op: 'delete', ns, id })
         result.deleted++
       } else result.unchanged++
     } else {
-      const record = readRecord(want.doc)
-      const texts = Object.fromEntries(textNames(want.doc).map((name) => [name, readText(want.doc, name)]))
-      const haveTexts = live ? await currentTexts(have) : {}
-      const entityOps = forwardOps(ns, id, record, texts, live ? have.meta.value : undefined, haveTexts)
+      const entityOps = forwardOps(ns, id, want.meta.value, textsOf(want), live ? have.meta.value : undefined, live ? textsOf(have) : {})
       if (entityOps.length === 0) result.unchanged++
       else {
         ops.push(...entityOps)
@@ -169,14 +184,36 @@ export async function restoreIntoLive(
         else result.undeleted++
       }
     }
-    if (ops.length >= 500) await flush()
   }
-  await flush()
+  if (ops.length > 0) await writeAll(store, ops, manifest)
+  options.onProgress?.({ phase: 'restore', done: result.entities, total: result.entities })
   return result
 }
 
-async function currentTexts(e: StoredEntity): Promise<Record<string, string>> {
-  const doc = createEntityDoc(e.state)
+/** One store job for every write; an OVERLOADED store is given a few chances to drain first. */
+async function writeAll(store: LiveStore, ops: readonly LocalOp[], manifest: Manifest): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await store.write(ops)
+      return
+    } catch (error) {
+      if (!(error instanceof UnavailableError) || error.code !== 'OVERLOADED') throw error
+      if (attempt >= OVERLOAD_RETRIES) {
+        throw new BackupError(
+          'RESTORE_TOO_LARGE',
+          `restoring backup ${manifest.id} into the live node takes ${ops.length} writes in one atomic batch, more than the store takes at once (config store.maxQueuedOps); restore one namespace at a time, or raise store.maxQueuedOps`,
+          { set: manifest.id, cause: error },
+        )
+      }
+      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt))
+    }
+  }
+}
+
+/** The non-empty texts of an entity (from its document; none loaded when it has no texts). */
+function textsOf(e: { meta: { texts?: readonly string[] }; state: Uint8Array; doc?: Doc }): Record<string, string> {
+  if (!e.meta.texts || e.meta.texts.length === 0) return {}
+  const doc = e.doc ?? createEntityDoc(e.state)
   return Object.fromEntries(textNames(doc).map((name) => [name, readText(doc, name)]))
 }
 

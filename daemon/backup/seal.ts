@@ -54,13 +54,15 @@ const FLAG_ENCRYPTED = 1
 const NONCE = 12
 const TAG = 16
 const CHECK_AAD = 'meshsync-backup-key-check'
+/** Output buffer of zstd calls: node's 16 KiB default takes one thread-pool round trip per 16 KiB. */
+const ZSTD_CHUNK = 1024 * 1024
 const CHECK_PLAIN = new TextEncoder().encode('meshsync backup repository key v1')
 
 function makeSealer(key: Buffer | undefined): Sealer {
   return {
     encrypted: key !== undefined,
     async seal(plain, aad) {
-      const packed = new Uint8Array(await compress(plain, { params: { [constants.ZSTD_c_compressionLevel]: 3 } }))
+      const packed: Uint8Array = await compress(plain, { chunkSize: ZSTD_CHUNK, params: { [constants.ZSTD_c_compressionLevel]: 3 } })
       const header = Uint8Array.from([...MAGIC, OBJECT_VERSION, key ? FLAG_ENCRYPTED : 0])
       if (!key) return concat([header, packed])
       const nonce = randomBytes(NONCE)
@@ -88,7 +90,7 @@ function makeSealer(key: Buffer | undefined): Sealer {
         if (key) throw new Error('object is not encrypted in an encrypted repository')
         packed = stored.subarray(5)
       }
-      return new Uint8Array(await decompress(packed))
+      return await decompress(packed, { chunkSize: ZSTD_CHUNK })
     },
   }
 }
@@ -157,5 +159,5 @@ async function deriveKey(passphrase: string, salt: Uint8Array, kdf: KdfParams): 
 }
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {
-  return new Uint8Array(Buffer.concat(parts))
+  return Buffer.concat(parts)
 }

@@ -3,8 +3,9 @@ import type { Logger } from 'pino'
 import { createBackup, type BackupSource, type Progress, type WriteOptions } from './create.ts'
 import { BackupError } from './errors.ts'
 import type { BackupType, Manifest } from './format.ts'
-import { prune, synthesizeFull, type PruneResult, type RetentionPolicy } from './maintain.ts'
-import { listManifests, loadManifest, resolveSetId, verifyChain, assertVerified, type VerifyResult } from './read.ts'
+import { withLock } from './lock.ts'
+import { prune, synthesizeFull, verifyBackup, type PruneResult, type RetentionPolicy } from './maintain.ts'
+import { listManifests, loadManifest, resolveSetId, type VerifyResult } from './read.ts'
 import type { BackupRepository } from './repository.ts'
 import { restoreIntoDir, restoreIntoLive, type LiveStore, type RestoreDirResult, type RestoreLiveResult } from './restore.ts'
 import { openSealer, type KdfParams } from './seal.ts'
@@ -25,7 +26,8 @@ export interface BackupSummary {
   readonly chunks: number
   readonly bytes: number
   readonly encrypted: boolean
-  readonly stateDigest: string
+  /** Records stored as diffs against the parent (the others are whole entities). */
+  readonly diffs: number
   readonly namespaces: Manifest['namespaces']
   readonly vv: Manifest['vv']
 }
@@ -45,7 +47,7 @@ export function summarize(m: Manifest): BackupSummary {
     chunks: m.chunks.length,
     bytes: m.bytes,
     encrypted: m.encrypted,
-    stateDigest: m.stateDigest,
+    diffs: m.diffs,
     namespaces: m.namespaces,
     vv: m.vv,
   }
@@ -183,14 +185,19 @@ export class BackupService {
     })
   }
 
-  /** Reads back every object of a set and its chain; BACKUP_CORRUPT naming the first bad one. */
+  /** Reads back every object of a set and its chain (under a shared lock); BACKUP_CORRUPT naming the first bad one. */
   async verify(ref: string, input: CallOptions = {}): Promise<VerifyResult> {
     return this.#withRepo(input.target, async (repo) => {
       const manifest = await loadManifest(repo, await resolveSetId(repo, ref))
-      const { sealer } = await openSealer(repo, { passphrase: this.#passphrase(input) })
-      const result = await verifyChain(repo, sealer, manifest, input.onProgress && ((p) => input.onProgress?.({ phase: 'verify', done: p.done, total: p.total })))
-      assertVerified(result)
-      return result
+      const { onProgress } = input
+      const { passphrase, now, lock, logger } = this.#writeOptions(input)
+      return verifyBackup(repo, manifest, {
+        passphrase,
+        ...(now && { now }),
+        ...(lock && { lock }),
+        ...(logger && { logger }),
+        ...(onProgress && { onProgress: (p: { done: number; total: number }) => onProgress({ phase: 'verify', done: p.done, total: p.total }) }),
+      })
     })
   }
 
@@ -202,19 +209,22 @@ export class BackupService {
     return this.#exclusive(() =>
       this.#withRepo(input.target, async (repo) => {
         const manifest = await loadManifest(repo, await resolveSetId(repo, input.backup))
-        const { sealer } = await openSealer(repo, { passphrase: this.#passphrase(input) })
-        const scope = { ns: input.ns, id: input.id }
-        if (input.into !== undefined) {
-          return restoreIntoDir(repo, sealer, manifest, resolve(input.into), {
-            logger: this.#log,
-            scope,
-            clusterKeyFile: this.#settings.clusterKeyFile,
-            ...(input.onProgress && { onProgress: input.onProgress }),
-          })
-        }
-        const result = await restoreIntoLive(repo, sealer, manifest, this.#store, { scope, ...(input.onProgress && { onProgress: input.onProgress }) })
-        this.#log.info({ ...result }, 'restored into the live node')
-        return result
+        const lock = { owner: `restore ${manifest.id}`, mode: 'shared' as const, ...(this.#settings.now && { now: this.#settings.now }), logger: this.#log, ...this.#settings.lock }
+        return withLock(repo, lock, async () => {
+          const { sealer } = await openSealer(repo, { passphrase: this.#passphrase(input) })
+          const scope = { ns: input.ns, id: input.id }
+          if (input.into !== undefined) {
+            return restoreIntoDir(repo, sealer, manifest, resolve(input.into), {
+              logger: this.#log,
+              scope,
+              clusterKeyFile: this.#settings.clusterKeyFile,
+              ...(input.onProgress && { onProgress: input.onProgress }),
+            })
+          }
+          const result = await restoreIntoLive(repo, sealer, manifest, this.#store, { scope, ...(input.onProgress && { onProgress: input.onProgress }) })
+          this.#log.info({ ...result }, 'restored into the live node')
+          return result
+        })
       }),
     )
   }

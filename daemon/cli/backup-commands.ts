@@ -56,12 +56,12 @@ export function registerBackupCommands(program: Command): void {
     for (const b of result.broken) console.log(`${b.id}  UNREADABLE  ${b.code}: ${b.message}`)
   })
 
-  common(backup.command('verify').description('read back every chunk of a backup and its chain (SHA-256, decryption, decoding)'))
+  common(backup.command('verify').description('read back every chunk of a backup and its chain (SHA-256, decryption, decoding, diffs rebuilt)'))
     .argument('<id>', 'backup id, unique prefix, or "latest"')
     .action(async (id: string, opts: Common) => {
       const result = await (await offline(opts)).verify(id, { ...(await targetOpts(opts)), onProgress: progress('verify') })
       if (opts.json) return print(result)
-      console.log(`backup ${result.id} is intact: ${result.chain.length} sets, ${result.objects} objects, ${result.records} records, ${formatBytes(result.bytes)}`)
+      console.log(`backup ${result.id} is intact: ${result.chain.length} sets, ${result.objects} objects, ${result.records} records (${result.diffs} diffs rebuilt), ${formatBytes(result.bytes)}`)
     })
 
   common(backup.command('synthesize').description('merge a backup chain into a new full backup, offline'))
@@ -69,7 +69,7 @@ export function registerBackupCommands(program: Command): void {
     .action(async (id: string, opts: Common) => {
       const result = await (await offline(opts)).synthesize(id, { ...(await targetOpts(opts)), onProgress: progress('synthesize') })
       if (opts.json) return print(result)
-      console.log(`synthetic full ${result.id}: ${result.entities} entities, ${formatBytes(result.bytes)} (state ${result.stateDigest.slice(0, 16)})`)
+      console.log(`synthetic full ${result.id}: ${result.entities} entities, ${formatBytes(result.bytes)}`)
     })
 
   common(backup.command('prune').description('remove the backups a retention policy does not keep (chains of kept backups stay)'))

@@ -30,8 +30,22 @@ export interface KvReader {
   iterate(range?: KvRange): AsyncIterable<[string, Uint8Array]>
 }
 
+/** Sizing of {@link KvSnapshot.iterateBatches}. */
+export interface KvBatchOptions {
+  /** Most entries per batch (default 1000). */
+  readonly entries?: number
+  /** A batch ends once its keys and values reach this many bytes (default 1 MiB; at least one entry). */
+  readonly bytes?: number
+}
+
 /** A snapshot: a {@link KvReader} frozen at the moment it was taken. */
 export interface KvSnapshot extends KvReader {
+  /**
+   * The entries of a range as {@link KvReader.iterate} yields them, a batch at a time, as the
+   * database hands them over: for bulk reads (backups), where one async step per entry would cost
+   * more than reading it. Breaking out of the loop releases the iterator.
+   */
+  iterateBatches(range?: KvRange, options?: KvBatchOptions): AsyncIterable<readonly [string, Uint8Array][]>
   close(): Promise<void>
 }
 

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import { Level } from 'level'
 import type { Iterator as LevelIterator, IteratorOptions } from 'level'
 import { StorageError } from './errors.ts'
-import type { KvBatchOp, KvRange, KvSnapshot, KvStore, KvWriteOptions } from './kv-store.ts'
+import type { KvBatchOp, KvBatchOptions, KvRange, KvSnapshot, KvStore, KvWriteOptions } from './kv-store.ts'
 
 /** Options of {@link LevelKvStore}, passed on to LevelDB. */
 export interface LevelKvStoreOptions {
@@ -26,6 +26,9 @@ interface ApproximateSize {
 /** Entries fetched by the first `nextv` of an iteration; doubles per call up to the maximum. */
 const FIRST_CHUNK = 16
 const MAX_CHUNK = 1024
+/** Defaults of {@link LevelSnapshot.iterateBatches}. */
+const BATCH_ENTRIES = 1000
+const BATCH_BYTES = 1024 * 1024
 
 /**
  * The {@link KvStore} of a real node: LevelDB through `level` (classic-level on Node), string keys
@@ -169,6 +172,10 @@ class LevelSnapshot implements KvSnapshot {
       throw wrapLevelError(err, 'snapshot close')
     }
   }
+
+  iterateBatches(range: KvRange = {}, options: KvBatchOptions = {}): AsyncIterable<readonly [string, Uint8Array][]> {
+    return levelIterateBatches(this.#db, range, this.#snapshot, options)
+  }
 }
 
 async function levelGet(db: Db, key: string, snapshot: DbSnapshot | undefined): Promise<Uint8Array | undefined> {
@@ -214,6 +221,39 @@ async function* levelIterate(getDb: () => Db, range: KvRange, snapshot: DbSnapsh
       if (entries.length === 0) return
       yield* entries
       size = Math.min(size * 2, MAX_CHUNK)
+    }
+  } catch (err) {
+    failed = true
+    throw err
+  } finally {
+    await closeIterator(iterator, failed)
+  }
+}
+
+/**
+ * `nextv` batches as LevelDB hands them over, sized by entries and bytes (classic-level's
+ * `highWaterMarkBytes`, whose 16 KiB default would cut a bulk read into thousands of round trips
+ * to the thread pool). Closes the iterator like {@link levelIterate}.
+ */
+async function* levelIterateBatches(db: Db, range: KvRange, snapshot: DbSnapshot, options: KvBatchOptions): AsyncGenerator<readonly [string, Uint8Array][]> {
+  let iterator: LevelIterator<Db, string, Uint8Array>
+  try {
+    iterator = db.iterator<string, Uint8Array>({ ...iteratorOptions(range, snapshot), highWaterMarkBytes: Math.max(1, options.bytes ?? BATCH_BYTES) } as IteratorOptions<string, Uint8Array>)
+  } catch (err) {
+    throw wrapLevelError(err, 'iterator')
+  }
+  const entries = Math.max(1, options.entries ?? BATCH_ENTRIES)
+  let failed = false
+  try {
+    for (;;) {
+      let batch: [string, Uint8Array][]
+      try {
+        batch = await iterator.nextv(entries)
+      } catch (err) {
+        throw wrapLevelError(err, 'iterate')
+      }
+      if (batch.length === 0) return
+      yield batch
     }
   } catch (err) {
     failed = true

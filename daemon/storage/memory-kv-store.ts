@@ -1,6 +1,8 @@
 import { StorageError } from './errors.ts'
 import { compareKeys, toStoredKey } from './key-order.ts'
-import type { KvBatchOp, KvRange, KvSnapshot, KvStore, KvWriteOptions } from './kv-store.ts'
+import type { KvBatchOp, KvBatchOptions, KvRange, KvSnapshot, KvStore, KvWriteOptions } from './kv-store.ts'
+
+const DEFAULT_BATCH_ENTRIES = 1000
 
 /**
  * One version of the data: keys sorted in UTF-8 byte order, and their values. A version that a
@@ -150,6 +152,19 @@ class MemorySnapshot implements KvSnapshot {
       () => this.#isOpen(),
       range,
     )
+  }
+
+  async *iterateBatches(range: KvRange = {}, options: KvBatchOptions = {}): AsyncGenerator<readonly [string, Uint8Array][]> {
+    const most = Math.max(1, options.entries ?? DEFAULT_BATCH_ENTRIES)
+    let batch: [string, Uint8Array][] = []
+    for await (const entry of this.iterate(range)) {
+      batch.push(entry)
+      if (batch.length >= most) {
+        yield batch
+        batch = []
+      }
+    }
+    if (batch.length > 0) yield batch
   }
 
   async close(): Promise<void> {

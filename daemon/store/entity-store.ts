@@ -62,6 +62,7 @@ import {
   META_LOG_FLOOR,
   META_FEED_SEQ,
   META_NODE_VV,
+  META_REMOVED,
   parseEntityMetaKey,
 } from './keys.ts'
 import { Lru } from './lru.ts'
@@ -80,7 +81,7 @@ import {
   type JobResult,
   type WorkingEntity,
 } from './jobs.ts'
-import { readEntities } from './read-entities.ts'
+import { SnapshotView } from './snapshot-view.ts'
 import type {
   CommittedChange,
   ConflictPolicy,
@@ -94,11 +95,11 @@ import type {
   RemoteApplyResult,
   SnapshotApplyResult,
   StoredEntity,
-  StoreSnapshot,
 } from './types.ts'
 import { conflictViews, toView, viewOf } from './views.ts'
 
 export type * from './types.ts'
+export { SnapshotView, splitEntityKey, type RawEntity } from './snapshot-view.ts'
 export { conflictViews } from './views.ts'
 
 const EMPTY = new Uint8Array(0)
@@ -384,8 +385,15 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       const counts = { ...this.#counts }
       delete counts[job.ns]
       ops.push({ type: 'put', key: META_COUNTS, value: textEncoder.encode(JSON.stringify(counts)) })
+      // The removal takes a feed position of its own (see META_REMOVED): backups notice it.
+      const feedSeq = this.#feedSeq + 1
+      const removedAt = await this.#kv.get(META_REMOVED)
+      const marks = { ...(removedAt ? (JSON.parse(textDecoder.decode(removedAt)) as Record<string, number>) : {}), [job.ns]: feedSeq }
+      ops.push({ type: 'put', key: META_REMOVED, value: textEncoder.encode(JSON.stringify(marks)) })
+      ops.push({ type: 'put', key: META_FEED_SEQ, value: textEncoder.encode(String(feedSeq)) })
       await this.#kv.batch(ops, { sync: true })
       this.#counts = counts
+      this.#feedSeq = feedSeq
       // An entity written again after the wipe starts a new Y.Doc whose clock restarts at 0: with
       // the same clientID its items would collide with those of its earlier life (still held by
       // peers and backups). A fresh clientID keeps every (client, clock) pair unique.
@@ -779,15 +787,8 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
    * its committed meta and Yjs state, as of one LevelDB snapshot, however long reading takes.
    * Close it when done.
    */
-  async openSnapshot(): Promise<StoreSnapshot> {
-    const snapshot = this.#kv.snapshot()
-    const vvBytes = await snapshot.get(META_NODE_VV)
-    const vv = vvBytes ? (JSON.parse(textDecoder.decode(vvBytes)) as VersionVector) : emptyVector()
-    return {
-      vv,
-      entities: (options = {}) => readEntities(snapshot, options.ns),
-      close: () => snapshot.close(),
-    }
+  async openSnapshot(): Promise<SnapshotView> {
+    return SnapshotView.open(this.#kv.snapshot())
   }
 
   /** Every entity with its committed meta and state, in key order (from a snapshot). */

@@ -15,6 +15,12 @@
 const SEP = '\u0000'
 const AFTER_SEP = '\u0001'
 
+/**
+ * Per namespace, the feed position taken by its latest removal of entities (a wipe): JSON {ns:
+ * feedSeq}. Whatever removes entities takes a new feed position and records it here, so that a
+ * backup that read the feed up to an earlier position knows to read the namespace again in full.
+ */
+export const META_REMOVED = `m${SEP}removed`
 export const META_NODE_VV = `m${SEP}node-vv`
 export const META_FEED_SEQ = `m${SEP}feed-seq`
 export const META_CLIENT_IDS = `m${SEP}client-ids`

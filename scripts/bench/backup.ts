@@ -1,105 +1,313 @@
 /**
- * `node scripts/bench/backup.ts [--entities N] [--dir DIR]`: backup benchmarks of issue 5 with
- * their baselines in the same run. Standalone (not yet wired into `npm run bench`).
+ * Backups (issue 5), each figure next to a baseline measured in the same run:
  *
- * - full backup time of N entities vs `tar | zstd -3` of the LevelDB directory (target >= 0.5x);
- * - bytes an incremental adds after 1% of the entities changed vs what `restic backup` of the
- *   LevelDB directory adds for the same change (target <= 0.2x; skipped when restic is missing);
- * - restore throughput (entities/s into a new data dir).
+ * - a full backup of N entities vs `tar | zstd -3` of the node's LevelDB directory (speed ratio,
+ *   target >= 0.5x); both write their output durably (fsync);
+ * - bytes an incremental adds after 1% of the entities changed vs the bytes `restic backup` of the
+ *   LevelDB directory adds for the same change (target <= 0.2x; "restic not installed" without
+ *   the Debian package `restic`, never an npm dependency); restic is run on the directory as it is
+ *   right after the change (the change in LevelDB's log), and, for information, once more after
+ *   LevelDB compacted the change into its tables;
+ * - restore throughput (the chain full + incremental into a new data dir) next to unpacking the
+ *   tarball (`zstd -d | tar -x`).
+ *
+ * Every run checks before it reports: entity counts of the sets, the restored store's entities
+ * (a hash over every key, record, version vector and deleted flag, equal to the node's at the
+ * incremental) and, on a sample that includes changed entities, their Yjs state vectors and records.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdtemp, rm, stat } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { createHash } from 'node:crypto'
+import { closeSync, fsyncSync, openSync } from 'node:fs'
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { performance } from 'node:perf_hooks'
+import { ClassicLevel } from 'classic-level'
 import { pino } from 'pino'
+import * as Y from 'yjs'
+import { createEntityDoc, readRecord } from '../../crdt/index.ts'
 import { createBackup } from '../../daemon/backup/create.ts'
 import { DirRepository } from '../../daemon/backup/dir-repository.ts'
 import { restoreIntoDir } from '../../daemon/backup/restore.ts'
 import { openSealer } from '../../daemon/backup/seal.ts'
+import { dataDirLayout } from '../../daemon/data-dir.ts'
 import { LevelKvStore } from '../../daemon/storage/level-kv-store.ts'
 import { EntityStore, type LocalOp } from '../../daemon/store/entity-store.ts'
+import { check } from './checks.ts'
+import { sampleIndexes } from './records.ts'
+import { summarize } from './stats.ts'
+import { ratioAtMostFigure, ratioFigure, unavailableFigure, type Benchmark, type BenchOptions, type BenchResult, type Figure } from './types.ts'
 
-const { values } = parseArgs({ options: { entities: { type: 'string' }, dir: { type: 'string' } } })
-const N = Number(values.entities ?? 100_000)
+const NS = 'inv'
+const NODE = 'abcdef0123456789'
+const CHANGED_SHARE = 0.01
+const SPEED_TARGET = 0.5
+const BYTES_TARGET = 0.2
+const SAMPLES = 100
 const logger = pino({ level: 'silent' })
 
-async function dirBytes(dir: string): Promise<number> {
-  const out = execFileSync('du', ['-sb', dir], { encoding: 'utf8' })
-  return Number(out.split('\t')[0])
+const entityId = (i: number): string => `item-${String(i).padStart(7, '0')}`
+
+/** Entities of the backup benchmark; `--backup-entities` overrides. */
+export function backupEntityCount(options: BenchOptions, override?: number): number {
+  return override ?? (options.full ? 300_000 : 100_000)
 }
 
-function seconds(start: bigint): number {
-  return Number(process.hrtime.bigint() - start) / 1e9
+interface Run {
+  readonly tarMs: number
+  readonly tarBytes: number
+  readonly fullMs: number
+  readonly fullBytes: number
+  readonly changed: number
+  readonly incMs: number
+  /** Bytes of the files the incremental added to the repository (manifest, index, chunks). */
+  readonly incBytes: number
+  readonly incRecords: number
+  readonly resticBytes: number | null
+  readonly resticCompactedBytes: number | null
+  readonly restoreMs: number
+  readonly untarMs: number
+  readonly restored: number
 }
 
-async function main(): Promise<void> {
-  const root = await mkdtemp(join(values.dir ?? tmpdir(), 'meshsync-bench-backup-'))
+/** Bytes of every file under `dir` (apparent sizes, as an object store bills them). */
+async function fileBytes(dir: string): Promise<number> {
+  let total = 0
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size
+  }
+  return total
+}
+
+function hasTool(name: string, args: readonly string[]): boolean {
+  return spawnSync(name, args, { stdio: 'ignore' }).status === 0
+}
+
+function fsyncFile(path: string): void {
+  const fd = openSync(path, 'r+')
   try {
-    const dbDir = join(root, 'node', 'db')
-    let store = new EntityStore({ kv: new LevelKvStore(dbDir), nodeId: 'abcdef0123456789', logger })
-    await store.open()
-    for (let i = 0; i < N; i += 2000) {
-      const ops: LocalOp[] = []
-      for (let j = i; j < Math.min(N, i + 2000); j++) ops.push({ op: 'put', ns: 'inv', id: `item-${String(j).padStart(7, '0')}`, value: { sku: j, qty: j % 97, site: 'north', note: `item number ${j}` } })
-      await store.write(ops)
-    }
-    const repo = new DirRepository(join(root, 'repo'))
-
-    // The baseline copies a quiet directory: close the store (no compaction running), reopen after.
-    await store.close()
-    let t = process.hrtime.bigint()
-    execFileSync('sh', ['-c', `tar -C ${JSON.stringify(join(root, 'node'))} -cf - db | zstd -3 -q -o ${JSON.stringify(join(root, 'db.tar.zst'))}`])
-    const tarSeconds = seconds(t)
-    const tarBytes = (await stat(join(root, 'db.tar.zst'))).size
-    store = new EntityStore({ kv: new LevelKvStore(dbDir), nodeId: 'abcdef0123456789', logger })
-    await store.open()
-
-    t = process.hrtime.bigint()
-    const full = await createBackup(repo, store, 'full')
-    const fullSeconds = seconds(t)
-
-    const hasRestic = spawnSync('restic', ['version']).status === 0
-    const resticRepo = join(root, 'restic')
-    const resticEnv = { ...process.env, RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: resticRepo }
-    if (hasRestic) {
-      execFileSync('restic', ['init', '-q'], { env: resticEnv })
-      execFileSync('restic', ['backup', '-q', dbDir], { env: resticEnv })
-    }
-    const resticBefore = hasRestic ? await dirBytes(resticRepo) : 0
-
-    const changed = Math.floor(N / 100)
-    for (let i = 0; i < changed; i += 1000) {
-      const ops: LocalOp[] = []
-      for (let j = i; j < Math.min(changed, i + 1000); j++) ops.push({ op: 'patch', ns: 'inv', id: `item-${String(j * 100).padStart(7, '0')}`, value: { qty: -1 } })
-      await store.write(ops)
-    }
-    t = process.hrtime.bigint()
-    const inc = await createBackup(repo, store, 'incremental')
-    const incSeconds = seconds(t)
-    let resticAdded: number | undefined
-    if (hasRestic) {
-      execFileSync('restic', ['backup', '-q', dbDir], { env: resticEnv })
-      resticAdded = (await dirBytes(resticRepo)) - resticBefore
-    }
-    await store.close()
-
-    const { sealer } = await openSealer(repo, {})
-    t = process.hrtime.bigint()
-    const restored = await restoreIntoDir(repo, sealer, inc, join(root, 'restored'), { logger })
-    const restoreSeconds = seconds(t)
-
-    const report = {
-      entities: N,
-      full: { seconds: fullSeconds, bytes: full.bytes, tarZstdSeconds: tarSeconds, tarZstdBytes: tarBytes, speedVsTarZstd: tarSeconds / fullSeconds },
-      incremental: { changed, seconds: incSeconds, bytes: inc.bytes, records: inc.records, resticAddedBytes: resticAdded ?? null, ratioVsRestic: resticAdded ? inc.bytes / resticAdded : null },
-      restore: { seconds: restoreSeconds, entities: restored.entities, entitiesPerSecond: restored.entities / restoreSeconds },
-    }
-    console.log(JSON.stringify(report, null, 2))
-    if (!hasRestic) console.log('restic: not installed (Debian package `restic`); its baseline was skipped')
+    fsyncSync(fd)
   } finally {
-    await rm(root, { recursive: true, force: true })
+    closeSync(fd)
   }
 }
 
-await main()
+/** A hash over every entity's key, record, version vector and deleted flag (no Yjs decoding). */
+async function entitiesHash(store: EntityStore): Promise<{ hash: string; count: number }> {
+  const h = createHash('sha256')
+  let count = 0
+  for await (const e of store.entities()) {
+    h.update(`${e.ns}\u0000${e.id}\u0000${JSON.stringify(e.meta.value)}\u0000${JSON.stringify(e.meta.vv)}\u0000${e.meta.deleted}\n`)
+    count++
+  }
+  return { hash: h.digest('hex'), count }
+}
+
+/** Record and Yjs state vector of an entity, from its stored state. */
+async function yjsView(store: EntityStore, id: string): Promise<string> {
+  const state = await store.entityState(NS, id)
+  check(state !== undefined, `${NS}/${id} has no state`)
+  const doc = createEntityDoc(state)
+  const view = JSON.stringify({ record: readRecord(doc), sv: Buffer.from(Y.encodeStateVector(doc)).toString('base64') })
+  doc.destroy()
+  return view
+}
+
+/**
+ * Closes the store, has LevelDB compact everything into its tables, reopens it: a directory with
+ * no compaction left to run, so what restic adds after a change is the change's doing.
+ */
+async function settle(store: EntityStore, db: string): Promise<void> {
+  await store.close()
+  const level = new ClassicLevel(db)
+  await level.open()
+  await level.compactRange('\u0000', '\uffff')
+  await level.close()
+  await store.open()
+}
+
+async function oneRun(store: EntityStore, dirs: { root: string; node: string; db: string }, size: number, round: number, restic: boolean, options: BenchOptions): Promise<Run> {
+  const runDir = await mkdtemp(join(dirs.root, `run${round}-`))
+  try {
+    // Baseline: the LevelDB directory through tar and zstd -3, written durably.
+    const tarball = join(runDir, 'db.tar.zst')
+    let t = performance.now()
+    execFileSync('sh', ['-c', `tar -C ${JSON.stringify(dirs.node)} -cf - db | zstd -3 -q -o ${JSON.stringify(tarball)}`])
+    fsyncFile(tarball)
+    const tarMs = performance.now() - t
+    const tarBytes = (await stat(tarball)).size
+
+    const repoDir = join(runDir, 'repo')
+    const repo = new DirRepository(repoDir)
+    t = performance.now()
+    const full = await createBackup(repo, store, 'full')
+    const fullMs = performance.now() - t
+    check(full.entities === size && full.records === size, `the full holds ${full.entities} entities in ${full.records} records, expected ${size}`)
+
+    // restic's baseline snapshot of the same directory.
+    const resticEnv = { ...process.env, RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: join(runDir, 'restic'), RESTIC_CACHE_DIR: join(runDir, 'restic-cache') }
+    if (restic) {
+      execFileSync('restic', ['init', '-q'], { env: resticEnv })
+      execFileSync('restic', ['backup', '-q', dirs.db], { env: resticEnv })
+    }
+
+    // 1% of the entities change (spread evenly, a different set each run).
+    const stride = Math.round(1 / CHANGED_SHARE)
+    const changedIdx = Array.from({ length: Math.floor(size * CHANGED_SHARE) }, (_, k) => k * stride + (round % stride))
+    for (let i = 0; i < changedIdx.length; i += 1000) {
+      await store.write(changedIdx.slice(i, i + 1000).map((j): LocalOp => ({ op: 'patch', ns: NS, id: entityId(j), value: { qty: -1 - round } })))
+    }
+    const repoBefore = await fileBytes(repoDir)
+    t = performance.now()
+    const inc = await createBackup(repo, store, 'incremental')
+    const incMs = performance.now() - t
+    const incBytes = (await fileBytes(repoDir)) - repoBefore
+    check(inc.type === 'incremental' && inc.parent === full.id, `the second backup is a ${inc.type} of ${inc.parent}, expected an incremental of ${full.id}`)
+    check(inc.records === changedIdx.length && inc.entities === size, `the incremental holds ${inc.records} records of ${inc.entities} entities, expected ${changedIdx.length} of ${size}`)
+
+    let resticBytes: number | null = null
+    let resticCompactedBytes: number | null = null
+    const source = await entitiesHash(store)
+    const samples = [...sampleIndexes(changedIdx.length, Math.min(SAMPLES / 2, changedIdx.length)).map((k) => changedIdx[k] as number), ...sampleIndexes(size, SAMPLES / 2)].map(entityId)
+    const sourceViews = await Promise.all(samples.map((id) => yjsView(store, id)))
+    let resticAfter = 0
+    if (restic) {
+      const before = await fileBytes(join(runDir, 'restic'))
+      execFileSync('restic', ['backup', '-q', dirs.db], { env: resticEnv })
+      resticAfter = await fileBytes(join(runDir, 'restic'))
+      resticBytes = resticAfter - before
+    }
+    // LevelDB compacts the change into its tables; every run starts from that steady state.
+    await settle(store, dirs.db)
+    if (restic) {
+      execFileSync('restic', ['backup', '-q', dirs.db], { env: resticEnv })
+      resticCompactedBytes = (await fileBytes(join(runDir, 'restic'))) - resticAfter
+    }
+
+    // Restore of the chain into a new data dir, next to unpacking the tarball.
+    const { sealer } = await openSealer(repo, {})
+    const into = join(runDir, 'restored')
+    t = performance.now()
+    const restored = await restoreIntoDir(repo, sealer, inc, into, { logger })
+    const restoreMs = performance.now() - t
+    const untarDir = join(runDir, 'untar')
+    execFileSync('mkdir', ['-p', untarDir])
+    t = performance.now()
+    execFileSync('sh', ['-c', `zstd -d -q -c ${JSON.stringify(tarball)} | tar -C ${JSON.stringify(untarDir)} -xf - && sync -f ${JSON.stringify(untarDir)}`])
+    const untarMs = performance.now() - t
+    const back = new EntityStore({ kv: new LevelKvStore(dataDirLayout(into).db), nodeId: '0000000000000000', logger })
+    await back.open()
+    try {
+      check(JSON.stringify(back.versionVector) === JSON.stringify(inc.vv), `the restored node vector ${JSON.stringify(back.versionVector)} differs from the backup's ${JSON.stringify(inc.vv)}`)
+      const got = await entitiesHash(back)
+      check(got.count === size && got.hash === source.hash, `the restored store holds ${got.count} entities hashing to ${got.hash}, the node ${source.count} hashing to ${source.hash}`)
+      for (const [k, id] of samples.entries()) check((await yjsView(back, id)) === sourceViews[k], `${NS}/${id} restores to ${await yjsView(back, id)}, the node holds ${sourceViews[k]}`)
+    } finally {
+      await back.close()
+    }
+    await repo.close()
+    const run: Run = {
+      tarMs,
+      tarBytes,
+      fullMs,
+      fullBytes: full.bytes,
+      changed: changedIdx.length,
+      incMs,
+      incBytes,
+      incRecords: inc.records,
+      resticBytes,
+      resticCompactedBytes,
+      restoreMs,
+      untarMs,
+      restored: restored.entities,
+    }
+    options.log(
+      `  run ${round + 1}/${options.runs}: full ${fullMs.toFixed(0)} ms (tar+zstd ${tarMs.toFixed(0)} ms = ${(tarMs / fullMs).toFixed(3)}x), ` +
+        `incremental ${incBytes.toLocaleString('en-US')} B in ${incMs.toFixed(0)} ms` +
+        (resticBytes !== null ? ` (restic +${resticBytes.toLocaleString('en-US')} B = ${(incBytes / resticBytes).toFixed(3)}x; after compaction +${(resticCompactedBytes ?? 0).toLocaleString('en-US')} B)` : ' (restic not installed)') +
+        `, restore ${(size / (restoreMs / 1000)).toFixed(0)} entities/s (untar ${untarMs.toFixed(0)} ms)`,
+    )
+    return run
+  } finally {
+    await rm(runDir, { recursive: true, force: true })
+  }
+}
+
+export function backupBench(entitiesOverride?: number): Benchmark {
+  return {
+    name: 'backup',
+    title: 'backups: full backup vs tar | zstd of the LevelDB dir, incremental after 1% changed vs restic, restore throughput',
+    async run(options: BenchOptions): Promise<BenchResult> {
+      check(hasTool('zstd', ['--version']) && hasTool('tar', ['--version']), 'tar and zstd are needed for the baseline')
+      const size = backupEntityCount(options, entitiesOverride)
+      const restic = hasTool('restic', ['version'])
+      const root = await mkdtemp(join(options.baseDir, 'backup-'))
+      const dirs = { root, node: join(root, 'node'), db: join(root, 'node', 'db') }
+      const store = new EntityStore({ kv: new LevelKvStore(dirs.db), nodeId: NODE, logger })
+      const runs: Run[] = []
+      try {
+        await store.open()
+        const started = performance.now()
+        for (let i = 0; i < size; i += 2000) {
+          const ops: LocalOp[] = []
+          for (let j = i; j < Math.min(size, i + 2000); j++) ops.push({ op: 'put', ns: NS, id: entityId(j), value: { sku: j, qty: j % 97, site: 'north', note: `item number ${j}` } })
+          await store.write(ops)
+        }
+        await settle(store, dirs.db)
+        options.log(`  ${size.toLocaleString('en-US')} entities written and compacted in ${((performance.now() - started) / 1000).toFixed(1)} s (set-up, not measured)${restic ? '' : '; restic not installed'}`)
+        for (let round = 0; round < options.runs; round++) runs.push(await oneRun(store, dirs, size, round, restic, options))
+      } finally {
+        await store.close().catch(() => undefined)
+        await rm(root, { recursive: true, force: true })
+      }
+      const label = size.toLocaleString('en-US')
+      const figures: Figure[] = [
+        { label: `full backup of ${label} entities`, unit: 'ms', summary: summarize(runs.map((r) => r.fullMs)) },
+        { label: 'tar | zstd -3 of the LevelDB dir', unit: 'ms', summary: summarize(runs.map((r) => r.tarMs)) },
+        ratioFigure('full backup speed / tar | zstd speed', summarize(runs.map((r) => r.tarMs / r.fullMs)), SPEED_TARGET),
+        { label: 'full backup bytes', unit: 'bytes', summary: summarize(runs.map((r) => r.fullBytes)) },
+        { label: 'tar | zstd bytes', unit: 'bytes', summary: summarize(runs.map((r) => r.tarBytes)) },
+        { label: `incremental after ${runs[0]?.changed ?? 0} changed: time`, unit: 'ms', summary: summarize(runs.map((r) => r.incMs)) },
+        { label: 'incremental: bytes added', unit: 'bytes', summary: summarize(runs.map((r) => r.incBytes)) },
+      ]
+      if (restic) {
+        figures.push(
+          { label: 'restic backup of the LevelDB dir: bytes added', unit: 'bytes', summary: summarize(runs.map((r) => r.resticBytes as number)) },
+          ratioAtMostFigure('incremental bytes / restic bytes', summarize(runs.map((r) => r.incBytes / (r.resticBytes as number))), BYTES_TARGET),
+          { label: 'restic after LevelDB compacted the change: bytes added', unit: 'bytes', summary: summarize(runs.map((r) => r.resticCompactedBytes as number)) },
+        )
+      } else {
+        figures.push(
+          unavailableFigure('restic backup of the LevelDB dir: bytes added', 'bytes', 'restic not installed (Debian package restic)'),
+          unavailableFigure('incremental bytes / restic bytes', 'x', 'restic not installed (Debian package restic)', { atMost: BYTES_TARGET }),
+        )
+      }
+      figures.push(
+        { label: 'restore of full + incremental into a new data dir', unit: 'entities/s', summary: summarize(runs.map((r) => r.restored / (r.restoreMs / 1000))) },
+        { label: 'restore time', unit: 'ms', summary: summarize(runs.map((r) => r.restoreMs)) },
+        { label: 'zstd -d | tar -x of the tarball', unit: 'ms', summary: summarize(runs.map((r) => r.untarMs)) },
+      )
+      return {
+        name: 'backup',
+        title: this.title,
+        params: {
+          entities: size,
+          changedShare: CHANGED_SHARE,
+          runs: options.runs,
+          restic: restic ? execFileSync('restic', ['version'], { encoding: 'utf8' }).trim() : null,
+          setup:
+            `an EntityStore on LevelDB holding ${size} entities {sku, qty, site, note} in one namespace; each run: tar | zstd -3 of the LevelDB dir, a full backup into a new directory repository, ` +
+            'restic init + backup of the LevelDB dir, 1% of the entities patched (qty; a different evenly spread set per run), an incremental backup, restic backup again, ' +
+            'then (for information) LevelDB compacted and restic backup once more, then a restore of the chain into a new data dir and zstd -d | tar -x of the tarball',
+          definitions: {
+            speed: 'tar | zstd time / full backup time, same data, both outputs fsynced (a ratio of speeds)',
+            bytes: 'bytes added = total size of the files in the repository after minus before (apparent sizes; directory entries not counted), for the backup repository and for restic\'s',
+            restic: 'restic\'s defaults (repository format 2, compression auto); its baseline snapshot is of a LevelDB dir with no compaction pending (compacted at set-up and after each run), and its second one is taken right after the change, which LevelDB then holds in its log; the "after compaction" row runs restic once more after LevelDB compacted the change into its tables (what restic adds on top when LevelDB gets to it)',
+            restore: 'entities / time of restoreIntoDir of full + incremental (chain verified as read, entities bulk-loaded into LevelDB, synced)',
+          },
+          runsDetail: runs,
+        },
+        figures,
+      }
+    },
+  }
+}

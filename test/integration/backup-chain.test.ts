@@ -4,11 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBackup, type WriteOptions } from '../../daemon/backup/create.ts'
 import type { Manifest } from '../../daemon/backup/format.ts'
 import { synthesizeFull } from '../../daemon/backup/maintain.ts'
-import { listManifests, verifyChain } from '../../daemon/backup/read.ts'
+import { listManifests, readIndex, verifyChain } from '../../daemon/backup/read.ts'
 import type { BackupRepository } from '../../daemon/backup/repository.ts'
 import { restoreIntoDir } from '../../daemon/backup/restore.ts'
 import { openSealer } from '../../daemon/backup/seal.ts'
+import type { ChangeRecord, EntitySnapshot } from '../../crdt/index.ts'
 import { LevelKvStore } from '../../daemon/storage/level-kv-store.ts'
+import { MemoryKvStore } from '../../daemon/storage/memory-kv-store.ts'
 import { EntityStore } from '../../daemon/store/entity-store.ts'
 import { capturingSource, quietLogger, randomWrites, restoredState, seededRandom, type EntityState } from '../helpers/backup.ts'
 import { repositoryKinds } from '../helpers/s3.ts'
@@ -17,6 +19,29 @@ import { useTempDirs } from '../helpers/temp-dir.ts'
 const tempDir = useTempDirs('all')
 const NODE = 'a1b2c3d4e5f60718'
 const kinds = repositoryKinds('chain')
+
+const PEER = 'b1b2c3d4e5f60718'
+const THIRD = 'c1b2c3d4e5f60718'
+
+async function memoryStore(nodeId: string): Promise<EntityStore> {
+  const store = new EntityStore({ kv: new MemoryKvStore(), nodeId, logger: quietLogger })
+  await store.open()
+  return store
+}
+
+/** Hands every change `from` has and `to` lacks to `to`, as replication would (causal order). */
+async function replicate(from: EntityStore, to: EntityStore): Promise<void> {
+  for (let round = 0; round < 5; round++) {
+    let deferred = 0
+    for (const origin of Object.keys(from.versionVector)) {
+      const changes: ChangeRecord[] = []
+      for await (const c of from.changeLog(origin, to.versionVector[origin] ?? 0)) changes.push(c)
+      if (changes.length > 0) deferred += (await to.applyRemote(changes)).deferred.length
+    }
+    if (deferred === 0) return
+  }
+  throw new Error('changes stayed deferred')
+}
 
 async function openStore(): Promise<EntityStore> {
   const dir = await tempDir('meshsync-store-')
@@ -49,18 +74,28 @@ describe.each(kinds)('backup chain on a %s repository', (_kind, makeRepo) => {
       const [m] = await Promise.all([createBackup(repo, source, type, opts), randomWrites(store, rng, writes)])
       sets.push(m)
     }
+    // A peer whose changes (to the node's entities and its own) reach the node by replication.
+    const peer = await memoryStore(PEER)
     await during('full', 40)
     await touchOdd(1, ['\u{1F600}', 'z'])
     await randomWrites(store, rng, 60)
+    await replicate(store, peer)
+    await randomWrites(peer, rng, 40, ['items'])
+    await peer.write([{ op: 'text', ns: 'items', id: 'e1', name: 'body', splices: [[0, 0, 'from the peer ']] }])
+    await replicate(peer, store)
     await during('incremental', 40)
     await randomWrites(store, rng, 30)
     await store.wipeNamespace('notes') // these entities disappear from the node
     await randomWrites(store, rng, 30, ['items', 'notes'], 10)
+    await replicate(store, peer)
+    await randomWrites(peer, rng, 20, ['items'])
+    await replicate(peer, store)
     await during('incremental', 40)
     await touchOdd(2, ['\uffda'])
     await randomWrites(store, rng, 50)
     await during('differential', 40)
     expected.push(...source.captured)
+    await peer.close()
   })
 
   afterAll(async () => {
@@ -68,14 +103,19 @@ describe.each(kinds)('backup chain on a %s repository', (_kind, makeRepo) => {
     await repo?.close()
   })
 
-  it('links the chain: full <- incremental <- incremental, full <- differential', () => {
+  it('links the chain: full <- incremental <- incremental, full <- differential', async () => {
     const [full, i1, i2, diff] = sets as [Manifest, Manifest, Manifest, Manifest]
     expect(sets.map((m) => m.type)).toEqual(['full', 'incremental', 'incremental', 'differential'])
     expect([full.parent, i1.parent, i2.parent, diff.parent]).toEqual([null, full.id, i1.id, full.id])
     expect([i1.base, i2.base, diff.base]).toEqual([full.id, full.id, full.id])
-    // Diffs store only what changed.
+    // Diffs store only what changed, as Yjs diffs where the change log accounts for the change.
     expect(i1.records).toBeLessThan(full.records)
-    expect(i2.chunks.length).toBeGreaterThan(0)
+    expect(i1.diffs).toBeGreaterThan(0)
+    expect(i2.diffs).toBeGreaterThan(0)
+    // The wiped namespace is reset in the second incremental.
+    const { sealer } = await openSealer(repo, {})
+    expect((await readIndex(repo, sealer, i2)).resets).toEqual(['notes'])
+    expect(diff.diffs).toBeGreaterThan(0)
   })
 
   it('restores every set to exactly the state of its snapshot, deletions and removals included', async () => {
@@ -107,13 +147,19 @@ describe.each(kinds)('backup chain on a %s repository', (_kind, makeRepo) => {
     const synthetic = await synthesizeFull(repo, inc, opts)
     expect(inc).toMatchObject({ type: 'incremental', parent: sets[3]?.id })
     expect(synthetic).toMatchObject({ type: 'full', parent: null, synthetic: { from: [sets[0]?.id, sets[3]?.id, inc.id] } })
-    expect(synthetic.stateDigest).toBe(live.stateDigest)
     expect(synthetic.entities).toBe(live.entities)
+    expect(synthetic.namespaces).toEqual(live.namespaces)
     expect(synthetic.vv).toEqual(live.vv)
+    expect(synthetic.feedSeq).toBe(live.feedSeq)
     const { sealer } = await openSealer(repo, {})
-    const into = join(await tempDir('meshsync-restore-'), 'node')
-    await restoreIntoDir(repo, sealer, synthetic, into, { logger: quietLogger })
-    expect((await restoredState(into)).state).toEqual(source.captured[1]?.state)
+    const restore = async (m: Manifest): Promise<Awaited<ReturnType<typeof restoredState>>> => {
+      const into = join(await tempDir('meshsync-restore-'), 'node')
+      await restoreIntoDir(repo, sealer, m, into, { logger: quietLogger })
+      return restoredState(into)
+    }
+    const fromSynthetic = await restore(synthetic)
+    expect(fromSynthetic.state).toEqual(source.captured[1]?.state)
+    expect(fromSynthetic).toEqual(await restore(live))
   })
 
   it('one flipped byte in any chunk: verify names it, restore refuses and writes nothing', async () => {
@@ -159,6 +205,26 @@ describe.each(kinds)('backup chain on a %s repository', (_kind, makeRepo) => {
       await repo.put(manifestKey, bytes)
     }
     expect((await listManifests(repo)).sets).toHaveLength(all.length)
+  })
+
+  it('after a snapshot catch-up (entity states merged, the log floor raised), the next incremental is a full', async () => {
+    const third = await memoryStore(THIRD)
+    await randomWrites(third, seededRandom(9), 30, ['items', 'extra'], 12)
+    const snapshots: EntitySnapshot[] = []
+    for await (const e of third.entities()) snapshots.push({ ns: e.ns, id: e.id, state: e.state, vv: e.meta.vv, heads: e.meta.heads, fieldHeads: e.meta.fieldHeads, updatedAt: e.meta.updatedAt })
+    await store.applySnapshot(snapshots)
+    await store.completeSnapshot(third.versionVector)
+    await third.close()
+    const source = capturingSource(store)
+    const m = await createBackup(repo, source, 'incremental', opts)
+    expect(m).toMatchObject({ type: 'full', parent: null })
+    const { sealer } = await openSealer(repo, {})
+    const into = join(await tempDir('meshsync-restore-'), 'node')
+    await restoreIntoDir(repo, sealer, m, into, { logger: quietLogger })
+    expect((await restoredState(into)).state).toEqual(source.captured[0]?.state)
+    // The chain goes on from it.
+    await store.write([{ op: 'patch', ns: 'extra', id: 'e1', value: { after: true } }])
+    expect(await createBackup(repo, source, 'incremental', opts)).toMatchObject({ type: 'incremental', parent: m.id, records: 1 })
   })
 
   it('two backups at once are serialized or refused cleanly, never interleaved', async () => {

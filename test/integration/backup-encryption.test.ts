@@ -61,8 +61,8 @@ describe.each(kinds)('encrypted repository (%s)', (_kind, makeRepo) => {
     const store = await storeWithSecrets()
     await createBackup(repo, store, 'full')
     await expect(createBackup(repo, store, 'full', { passphrase: 'x' })).rejects.toMatchObject({ code: 'REPOSITORY_NOT_ENCRYPTED' })
-    // The control for the test above: decompressed, the same chunks do show the data.
-    const keys = (await repo.list('sets/')).filter((k) => /\/c\d+$/.test(k))
+    // The control for the test above: decompressed, the same chunks and index do show the data.
+    const keys = (await repo.list('sets/')).filter((k) => /\/(c\d+|index)$/.test(k))
     const plain = Buffer.concat(await Promise.all(keys.map(async (k) => zstdDecompressSync(((await repo.get(k)) as Uint8Array).subarray(5)))))
     for (const marker of MARKERS) expect(plain.includes(marker)).toBe(true)
     await store.close()

@@ -1,6 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createBackup } from '../../daemon/backup/create.ts'
+import { BackupError } from '../../daemon/backup/errors.ts'
+import { restoreIntoLive } from '../../daemon/backup/restore.ts'
+import { openSealer } from '../../daemon/backup/seal.ts'
 import { BackupService } from '../../daemon/backup/service.ts'
-import { quietLogger } from '../helpers/backup.ts'
+import { openRepository } from '../../daemon/backup/target.ts'
+import { StorageError } from '../../daemon/storage/errors.ts'
+import type { KvBatchOp, KvWriteOptions } from '../../daemon/storage/kv-store.ts'
+import { MemoryKvStore } from '../../daemon/storage/memory-kv-store.ts'
+import { EntityStore, type LocalOp } from '../../daemon/store/entity-store.ts'
+import { quietLogger, stateOf } from '../helpers/backup.ts'
+import { HookedRepository } from '../helpers/backup-repository.ts'
 import { newClusterKey, replicaState, startMeshNode, type MeshNode } from '../helpers/mesh-node.ts'
 import { useTempDirs } from '../helpers/temp-dir.ts'
 import { waitFor } from '../helpers/wait-for.ts'
@@ -67,5 +77,73 @@ describe('restore into the live node of a three-node mesh', () => {
     })
     // Restoring again changes nothing.
     expect(await backups.restore({ backup: backup.id, ns: 'docs' })).toMatchObject({ restored: 0, deleted: 0, undeleted: 0 })
+  })
+})
+
+/** A memory store whose next batch writing `failOn` fails (a disk error in the middle of a restore). */
+class FaultyKv extends MemoryKvStore {
+  failOn: string | undefined
+
+  override async batch(ops: readonly KvBatchOp[], options: KvWriteOptions): Promise<void> {
+    const key = this.failOn
+    if (key !== undefined && ops.some((op) => op.key === key)) {
+      this.failOn = undefined
+      throw new StorageError('STORAGE_FAILURE', 'injected write failure')
+    }
+    return super.batch(ops, options)
+  }
+}
+
+describe('a live restore is all or nothing', () => {
+  const N = 1200
+  const id = (i: number): string => `e${String(i).padStart(4, '0')}`
+
+  it('a write failure or an unreadable chunk halfway leaves every entity as it was; a retry restores them all', async () => {
+    const kv = new FaultyKv()
+    const store = new EntityStore({ kv, nodeId: 'e1e2e3e4e5e6e7e8', logger: quietLogger })
+    await store.open()
+    await store.write(Array.from({ length: N }, (_, i): LocalOp => ({ op: 'put', ns: 'inv', id: id(i), value: { v: 'backed up', i } })))
+    const repo = new HookedRepository(openRepository(await tempDir('meshsync-repo-')))
+    let failOn: string | undefined
+    repo.before = (call, key) => {
+      if (call === 'get' && key === failOn) throw new BackupError('TARGET_UNREACHABLE', `injected: ${key} cannot be read`)
+    }
+    const backup = await createBackup(repo, store, 'full', { chunkBytes: 16 * 1024 })
+    expect(backup.chunks.length).toBeGreaterThan(3)
+    await store.write(Array.from({ length: N }, (_, i): LocalOp => ({ op: 'patch', ns: 'inv', id: id(i), value: { v: 'later' } })))
+    const before = await stateOf(store.entities())
+    const { sealer } = await openSealer(repo, {})
+
+    // The store fails the batch that writes an entity of the second half: before, the restore
+    // wrote 500 entities per batch and left the first ones rolled back.
+    kv.failOn = `e\u0000inv\u0000${id(900)}`
+    await expect(restoreIntoLive(repo, sealer, backup, store)).rejects.toMatchObject({ code: 'STORAGE_FAILURE' })
+    expect(await stateOf(store.entities())).toEqual(before)
+
+    // The repository fails on a chunk past the middle: nothing was written either.
+    failOn = `sets/${backup.id}/${backup.chunks[Math.floor(backup.chunks.length / 2) + 1]?.name}`
+    await expect(restoreIntoLive(repo, sealer, backup, store)).rejects.toMatchObject({ code: 'TARGET_UNREACHABLE' })
+    expect(await stateOf(store.entities())).toEqual(before)
+    failOn = undefined
+
+    expect(await restoreIntoLive(repo, sealer, backup, store)).toMatchObject({ entities: N, restored: N })
+    for (const i of [0, 600, 900, N - 1]) expect((await store.get('inv', id(i))).value).toEqual({ v: 'backed up', i })
+    await store.close()
+  })
+
+  it('more writes than the store takes in one batch: RESTORE_TOO_LARGE, nothing written', async () => {
+    const store = new EntityStore({ kv: new MemoryKvStore(), nodeId: 'e1e2e3e4e5e6e7e8', logger: quietLogger }, { maxQueuedOps: 100 })
+    await store.open()
+    for (let i = 0; i < 150; i += 50) await store.write(Array.from({ length: 50 }, (_, j): LocalOp => ({ op: 'put', ns: 'inv', id: id(i + j), value: { v: 1 } })))
+    const repo = openRepository(await tempDir('meshsync-repo-'))
+    const backup = await createBackup(repo, store, 'full')
+    for (let i = 0; i < 150; i += 50) await store.write(Array.from({ length: 50 }, (_, j): LocalOp => ({ op: 'patch', ns: 'inv', id: id(i + j), value: { v: 2 } })))
+    const before = await stateOf(store.entities())
+    const { sealer } = await openSealer(repo, {})
+    await expect(restoreIntoLive(repo, sealer, backup, store)).rejects.toMatchObject({ code: 'RESTORE_TOO_LARGE', set: backup.id })
+    expect(await stateOf(store.entities())).toEqual(before)
+    // One namespace at a time fits when it is small enough; here a single entity does.
+    expect(await restoreIntoLive(repo, sealer, backup, store, { scope: { ns: 'inv', id: id(7) } })).toMatchObject({ restored: 1 })
+    await store.close()
   })
 })

@@ -66,10 +66,10 @@ describe.each(kinds)('BackupRepository: %s', (_kind, make) => {
 
   it('locks exclusively, refuses a second holder, breaks stale locks', async () => {
     const repo = await make()
-    const a = await acquireLock(repo, { owner: 'a' })
-    await expect(acquireLock(repo, { owner: 'b' })).rejects.toMatchObject({ code: 'REPOSITORY_LOCKED' })
+    const a = await acquireLock(repo, { owner: 'a', mode: 'exclusive' })
+    await expect(acquireLock(repo, { owner: 'b', mode: 'exclusive' })).rejects.toMatchObject({ code: 'REPOSITORY_LOCKED' })
     await a.release()
-    const b = await acquireLock(repo, { owner: 'b' })
+    const b = await acquireLock(repo, { owner: 'b', mode: 'exclusive' })
     await b.release()
     // A holder whose pid is dead on this host.
     await repo.put('locks/dead.json', bytes(JSON.stringify({ id: 'dead', owner: 'x', host: (await import('node:os')).hostname(), pid: 2 ** 22 + 12345, createdAt: 1, heartbeatAt: Date.now() })))
@@ -79,19 +79,50 @@ describe.each(kinds)('BackupRepository: %s', (_kind, make) => {
     await repo.put('locks/live.json', bytes(JSON.stringify({ id: 'live', owner: 'z', host: 'elsewhere', pid: 1, createdAt: 1, heartbeatAt: Date.now() })))
     const broken = await breakStale(repo, Date.now, 60_000)
     expect(broken.map((l) => l.id).sort()).toEqual(['dead', 'old'])
-    await expect(acquireLock(repo, { owner: 'c' })).rejects.toMatchObject({ code: 'REPOSITORY_LOCKED' })
+    await expect(acquireLock(repo, { owner: 'c', mode: 'exclusive' })).rejects.toMatchObject({ code: 'REPOSITORY_LOCKED' })
     await repo.delete('locks/live.json')
-    const c = await acquireLock(repo, { owner: 'c' })
+    const c = await acquireLock(repo, { owner: 'c', mode: 'exclusive' })
     expect((await readLocks(repo)).map((l) => l.info?.owner)).toEqual(['c'])
     await c.release()
     expect(await readLocks(repo)).toEqual([])
     await repo.close()
   })
 
+  it('lets shared locks coexist and keeps an exclusive one apart from any other', async () => {
+    const repo = await make()
+    const r1 = await acquireLock(repo, { owner: 'reader 1', mode: 'shared' })
+    const r2 = await acquireLock(repo, { owner: 'reader 2', mode: 'shared' })
+    await expect(acquireLock(repo, { owner: 'writer', mode: 'exclusive' })).rejects.toMatchObject({ code: 'REPOSITORY_LOCKED' })
+    await r1.release()
+    await expect(acquireLock(repo, { owner: 'writer', mode: 'exclusive' })).rejects.toMatchObject({ code: 'REPOSITORY_LOCKED' })
+    await r2.release()
+    const w = await acquireLock(repo, { owner: 'writer', mode: 'exclusive' })
+    await expect(acquireLock(repo, { owner: 'reader 3', mode: 'shared' })).rejects.toMatchObject({ code: 'REPOSITORY_LOCKED' })
+    await w.release()
+    // A lock object from before modes existed is exclusive.
+    await repo.put('locks/legacy.json', bytes(JSON.stringify({ id: 'legacy', owner: 'old', host: 'elsewhere', pid: 1, createdAt: 1, heartbeatAt: Date.now() })))
+    await expect(acquireLock(repo, { owner: 'reader 4', mode: 'shared' })).rejects.toMatchObject({ code: 'REPOSITORY_LOCKED' })
+    await repo.delete('locks/legacy.json')
+    expect(await readLocks(repo)).toEqual([])
+    await repo.close()
+  })
+
+  it('never lets two racing takers both proceed, whatever their modes', async () => {
+    const repo = await make()
+    for (let round = 0; round < 4; round++) {
+      const results = await Promise.allSettled([acquireLock(repo, { owner: 'x', mode: 'exclusive' }), acquireLock(repo, { owner: 'y', mode: round % 2 === 0 ? 'shared' : 'exclusive' })])
+      const won = results.filter((r) => r.status === 'fulfilled')
+      expect(won.length).toBeLessThanOrEqual(1)
+      for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'REPOSITORY_LOCKED' })
+      for (const r of won) await r.value.release()
+    }
+    await repo.close()
+  })
+
   it('lets exactly one of two racing takers win', async () => {
     const repo = await make()
     for (let round = 0; round < 5; round++) {
-      const results = await Promise.allSettled([acquireLock(repo, { owner: 'x' }), acquireLock(repo, { owner: 'y' })])
+      const results = await Promise.allSettled([acquireLock(repo, { owner: 'x', mode: 'exclusive' }), acquireLock(repo, { owner: 'y', mode: 'exclusive' })])
       const won = results.filter((r) => r.status === 'fulfilled')
       expect(won.length).toBeLessThanOrEqual(1)
       for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'REPOSITORY_LOCKED' })
@@ -118,7 +149,7 @@ describe('openRepository', () => {
 describe('lock heartbeat', () => {
   it('refreshes while held and never writes the lock back after release', async () => {
     const repo = openRepository(await tempDir('meshsync-repo-'))
-    const lock = await acquireLock(repo, { owner: 'beat', heartbeatMs: 5 })
+    const lock = await acquireLock(repo, { owner: 'beat', mode: 'exclusive', heartbeatMs: 5 })
     const first = lock.info.heartbeatAt
     await new Promise((r) => setTimeout(r, 60))
     const [held] = await readLocks(repo)

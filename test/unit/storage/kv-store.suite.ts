@@ -319,6 +319,35 @@ export function kvStoreSuite(name: string, create: () => Promise<KvStoreFixture>
         expect(plain(await store.get('a'))).toEqual(Array.from(bytes('1')))
       })
 
+      it('hands out a range in batches: the same entries as iterate, none larger than asked, frozen at the snapshot', async () => {
+        const keys = Array.from({ length: 2500 }, (_, i) => `b/${String(i).padStart(4, '0')}`)
+        await store.batch(keys.map((k) => put(k, `value of ${k}`)), SYNC)
+        await store.batch([put('a', 'before'), put('c', 'after')], SYNC)
+        const snapshot = store.snapshot()
+        await store.batch([put('b/0100x', 'later'), del('b/2000')], SYNC)
+        try {
+          const sizes: number[] = []
+          const seen: [string, number[]][] = []
+          for await (const batch of snapshot.iterateBatches({ gte: 'b/', lt: 'b0' }, { entries: 700 })) {
+            sizes.push(batch.length)
+            for (const [key, value] of batch) seen.push([key, Array.from(value)])
+          }
+          expect(seen).toEqual(await collect(snapshot, { gte: 'b/', lt: 'b0' }))
+          expect(seen.map(([k]) => k)).toEqual(keys)
+          expect(Math.max(...sizes)).toBeLessThanOrEqual(700)
+          expect(sizes.length).toBeGreaterThanOrEqual(4)
+          // A byte budget cuts batches short (at least one entry each).
+          let small = 0
+          for await (const batch of snapshot.iterateBatches({ gte: 'b/', lt: 'b0', limit: 30 }, { bytes: 1 })) {
+            expect(batch.length).toBeGreaterThanOrEqual(1)
+            small += batch.length
+          }
+          expect(small).toBe(30)
+        } finally {
+          await snapshot.close()
+        }
+      })
+
       it('gives an iteration a point-in-time view of its own', async () => {
         const keys = Array.from({ length: 100 }, (_, i) => `i/${String(i).padStart(3, '0')}`)
         await store.batch(keys.map((k) => put(k, k)), SYNC)
