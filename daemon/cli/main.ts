@@ -225,7 +225,7 @@ async function runDaemon(opts: ConfigOverrides & { mdns: boolean }): Promise<voi
   const logger = createLogger(config.log.level)
   // Handlers go in before anything starts: a SIGTERM that arrives while the daemon starts (say,
   // right after daemon.json appears) still shuts it down cleanly once it is up.
-  let daemon: Daemon | undefined
+  const started: { daemon?: Daemon } = {}
   let requested: NodeJS.Signals | undefined
   let signals = 0
   const stop = (signal: NodeJS.Signals, running: Daemon): void => {
@@ -243,12 +243,13 @@ async function runDaemon(opts: ConfigOverrides & { mdns: boolean }): Promise<voi
   }
   const shutdown = (signal: NodeJS.Signals): void => {
     if (++signals > 1) process.exit(130)
-    if (daemon) stop(signal, daemon)
+    if (started.daemon) stop(signal, started.daemon)
     else requested = signal
   }
   process.on('SIGINT', shutdown)
   process.on('SIGTERM', shutdown)
-  daemon = await Daemon.start(config, logger)
+  const daemon = await Daemon.start(config, logger)
+  started.daemon = daemon
   const { info } = daemon
   console.log(`meshsync node ${info.nodeId} ready`)
   console.log(`  peer id   ${info.peerId}`)
