@@ -35,6 +35,15 @@ export interface DaemonConfig {
     readonly maxQueuedOps: number
   }
   readonly log: { readonly level: string }
+  /** Tombstone garbage collection (docs/tombstone-gc.md). */
+  readonly gc: {
+    /** A deleted entity is kept this long before it may be purged (and writes to it start over). */
+    readonly tombstoneGraceMs: number
+    /** Period of the GC sweep; 0 disables purging. */
+    readonly intervalMs: number
+    /** Largest clock difference between nodes the GC allows for. */
+    readonly clockSkewMs: number
+  }
   /** Backups (DESIGN §8): default repository, passphrase file, schedules. */
   readonly backup: BackupConfig
 }
@@ -88,6 +97,7 @@ export function defaultConfig(dataDir: string): DaemonConfig {
     namespaces: {},
     store: { docCacheSize: 1000, maxGroupOps: 2000, maxQueuedOps: 50_000 },
     log: { level: 'info' },
+    gc: { tombstoneGraceMs: 24 * 3600_000, intervalMs: 60_000, clockSkewMs: 60_000 },
     backup: { schedules: [] },
   }
 }
@@ -139,12 +149,14 @@ async function readConfigFile(file: string, required: boolean): Promise<Record<s
 }
 
 function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: string): DaemonConfig {
-  const known = new Set(['api', 'p2p', 'store', 'log', 'namespaces', 'backup'])
+  const known = new Set(['api', 'p2p', 'store', 'log', 'namespaces', 'backup', 'gc'])
   for (const key of Object.keys(file)) if (!known.has(key)) throw new ConfigError(`${where}: unknown setting "${key}"`)
   const api = section(file, 'api', where)
   const p2p = section(file, 'p2p', where)
   const store = section(file, 'store', where)
   const log = section(file, 'log', where)
+  const gc = section(file, 'gc', where)
+  for (const key of Object.keys(gc)) if (!Object.hasOwn(base.gc, key)) throw new ConfigError(`${where}: unknown setting "gc.${key}"`)
   return {
     dataDir: base.dataDir,
     api: {
@@ -168,6 +180,11 @@ function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: str
       maxQueuedOps: num(store, 'maxQueuedOps', base.store.maxQueuedOps, where),
     },
     log: { level: str(log, 'level', base.log.level, where) },
+    gc: {
+      tombstoneGraceMs: num(gc, 'tombstoneGraceMs', base.gc.tombstoneGraceMs, where),
+      intervalMs: num(gc, 'intervalMs', base.gc.intervalMs, where),
+      clockSkewMs: num(gc, 'clockSkewMs', base.gc.clockSkewMs, where),
+    },
     backup: backupSection(section(file, 'backup', where), where),
   }
 }

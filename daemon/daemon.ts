@@ -63,6 +63,7 @@ export class Daemon {
       { kv, nodeId: identity.nodeId, logger: log.child({ component: 'store' }) },
       {
         ...config.store,
+        tombstoneGraceMs: config.gc.tombstoneGraceMs,
         modeOf: (ns) => config.namespaces[ns]?.mode ?? 'two-way',
         conflictPolicyOf: (ns) => config.namespaces[ns]?.conflicts ?? 'auto',
       },
@@ -88,7 +89,7 @@ export class Daemon {
     })
     const replicator = new Replicator(
       { store, transport, peers, logger: log.child({ component: 'replicator' }) },
-      { antiEntropyIntervalMs: config.p2p.antiEntropyIntervalMs },
+      { antiEntropyIntervalMs: config.p2p.antiEntropyIntervalMs, gcIntervalMs: config.gc.intervalMs, gcClockSkewMs: config.gc.clockSkewMs },
     )
     await lifecycle.start('transport', () => transport.start(), () => transport.stop())
     await lifecycle.start('replicator', async () => replicator.start(), () => replicator.stop())

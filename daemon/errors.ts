@@ -12,6 +12,8 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = {
   INVALID_ID: 400,
   INVALID_TEXT_NAME: 400,
   INVALID_CURSOR: 400,
+  ENTITY_DELETED: 409,
+  CURSOR_EXPIRED: 410,
   INVALID_ENCODING: 400,
   INVALID_RECORD: 400,
   INVALID_TEXT: 400,
@@ -32,6 +34,7 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = {
   OVERLOADED: 503,
   SHUTTING_DOWN: 503,
   STORAGE_CLOSED: 503,
+  STORAGE_FULL: 507,
   STORAGE_FAILURE: 500,
   STORAGE_CORRUPT: 500,
   INTERNAL: 500,
@@ -73,6 +76,17 @@ export class RequestError extends MeshsyncError {
   constructor(code: string, message: string) {
     super(code, message)
     this.name = 'RequestError'
+  }
+}
+
+/**
+ * A change-feed cursor older than a tombstone purge: deletions it would need are gone. The client
+ * reads the namespace again from cursor 0 (like etcd's compacted revision).
+ */
+export class CursorExpiredError extends MeshsyncError {
+  constructor(ns: string, cursor: number, floor: number) {
+    super('CURSOR_EXPIRED', `cursor ${cursor} of namespace ${ns} is older than purged tombstones (up to ${floor}); read the feed again from 0`)
+    this.name = 'CursorExpiredError'
   }
 }
 

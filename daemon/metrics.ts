@@ -103,14 +103,18 @@ export class DaemonMetrics {
       ['gossipIn', 'meshsync_gossip_changes_received_total', 'Change records received by gossip.'],
       ['gossipOut', 'meshsync_gossip_changes_published_total', 'Local change records handed to gossip (published when a peer listens).'],
       ['gossipDuplicates', 'meshsync_gossip_duplicates_total', 'Gossiped change records already here.'],
+      ['gossipUnreached', 'meshsync_gossip_unreached_total', 'Connected peers a local commit was not gossiped to (synced by anti-entropy at once instead).'],
       ['sessions', 'meshsync_sync_sessions_total', 'Anti-entropy sessions completed.'],
       ['sessionFailures', 'meshsync_sync_session_failures_total', 'Anti-entropy sessions that failed.'],
+      ['relayedSessions', 'meshsync_sync_sessions_relayed_total', 'Sessions that brought news no other path had (passed on to the other peers at once).'],
       ['recordsIn', 'meshsync_sync_records_received_total', 'Change records received by anti-entropy.'],
       ['recordsOut', 'meshsync_sync_records_sent_total', 'Change records sent by anti-entropy.'],
       ['snapshotEntitiesIn', 'meshsync_snapshot_entities_received_total', 'Entity states received by snapshot catch-up.'],
       ['snapshotEntitiesOut', 'meshsync_snapshot_entities_sent_total', 'Entity states sent by snapshot catch-up.'],
       ['invalidInputs', 'meshsync_invalid_peer_inputs_total', 'Malformed or refused messages from peers (dropped).'],
       ['pendingDropped', 'meshsync_pending_dropped_total', 'Out-of-order changes dropped because the buffer was full.'],
+      ['gcHorizonRefusals', 'meshsync_gc_horizon_refusals_total', 'Sync sessions refused because the peer lacked tombstone purges made here.'],
+      ['gcRebootstraps', 'meshsync_gc_rebootstraps_total', 'Namespaces reloaded from a peer because this node lacked its tombstone purges.'],
     ]
     for (const [key, name, help] of counters) {
       // Monotonic counters kept by the replicator, exposed as counters read at scrape time.
@@ -121,6 +125,23 @@ export class DaemonMetrics {
         collect() {
           this.reset()
           this.inc(stats[key])
+        },
+      })
+    }
+    const gc = replicator.gcStats
+    const gcCounters: [keyof typeof gc, string, string][] = [
+      ['purged', 'meshsync_tombstones_purged_total', 'Tombstones purged by GC.'],
+      ['staleChanges', 'meshsync_stale_changes_total', 'Remote changes made on a superseded incarnation or purged tombstone (recorded, not applied).'],
+      ['incarnations', 'meshsync_entity_incarnations_total', 'Writes that started a new incarnation of a deleted entity.'],
+    ]
+    for (const [key, name, help] of gcCounters) {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset()
+          this.inc(gc[key])
         },
       })
     }

@@ -1,5 +1,11 @@
 import { counterOf, type ChangeRecord, type VersionVector } from '../../crdt/index.ts'
 
+/** True when `have` includes every dot of `context`. */
+function covers(have: Readonly<Record<string, number>>, context: VersionVector): boolean {
+  for (const [origin, seq] of Object.entries(context)) if (counterOf(have, origin) < seq) return false
+  return true
+}
+
 /**
  * Remote changes that arrived before their causal predecessors, held until those arrive (or the
  * bound is hit: then the newest are dropped, and anti-entropy brings them again).
@@ -46,11 +52,30 @@ export class PendingChanges {
   }
 
   /**
-   * Every held change, in an order likely to be causal: by origin wall-clock time, then per
-   * origin by seq. The store applies what it can and defers the rest, so the order is only a
-   * matter of how many passes it takes, never of correctness.
+   * Held changes that can apply on top of `vv` now, in a causal order: each is its origin's next
+   * seq and its context is covered by `vv` plus the changes before it in the list. At most
+   * `limit`. Changes still waiting for predecessors are left out, so a pass costs only what it
+   * delivers, however many changes wait.
    */
-  ordered(): ChangeRecord[] {
-    return [...this.#byDot.values()].sort((a, b) => a.time - b.time || (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : a.seq - b.seq))
+  deliverable(vv: VersionVector, limit = Number.POSITIVE_INFINITY): ChangeRecord[] {
+    const have: Record<string, number> = { ...vv }
+    const origins = new Set<string>()
+    for (const change of this.#byDot.values()) origins.add(change.origin)
+    const out: ChangeRecord[] = []
+    let progress = true
+    while (progress && out.length < limit) {
+      progress = false
+      for (const origin of origins) {
+        for (;;) {
+          if (out.length >= limit) break
+          const next = this.#byDot.get(`${origin}:${counterOf(have, origin) + 1}`)
+          if (!next || !covers(have, next.context)) break
+          out.push(next)
+          have[origin] = next.seq
+          progress = true
+        }
+      }
+    }
+    return out
   }
 }

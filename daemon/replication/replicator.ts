@@ -15,6 +15,8 @@ import {
   runSyncSession,
   serveNamespace,
   SyncProtocolError,
+  type GcHello,
+  type HelloFrame,
   type InboundGossip,
   type InvalidInput,
   nodeIdOfPeerId,
@@ -24,9 +26,13 @@ import {
   type SyncSource,
 } from '../../transport/index.ts'
 import { failpoints, shouldDropRemote } from '../failpoints.ts'
-import type { CommittedChange, EntityStore, StoredEntity } from '../store/entity-store.ts'
+import type { CommittedChange, EntityStore, GcStats, StoredEntity } from '../store/entity-store.ts'
 import { PendingChanges } from './pending-changes.ts'
 import { behindBy, type PeerBook, type PeerView } from './peer-book.ts'
+import { staleNamespaces, TombstoneCollector, type StaleNamespace } from './tombstone-gc.ts'
+
+/** Most remote changes handed to the store in one call (a few group commits). */
+const MAX_APPLY_BATCH = 4000
 
 /** Most bytes of entity state one resync holds in memory before it replaces the namespace. */
 const MAX_RESYNC_BYTES = 512 * 1024 * 1024
@@ -36,6 +42,17 @@ export class ResyncError extends MeshsyncError {
   constructor(code: 'NO_PEER' | 'RESYNC_TOO_LARGE', message: string) {
     super(code, message)
     this.name = 'ResyncError'
+  }
+}
+
+/**
+ * One side of a session lacks tombstone purges the other made: the session ends before anything
+ * is exchanged, and the lagging side reloads those namespaces (docs/tombstone-gc.md).
+ */
+export class GcHorizonError extends MeshsyncError {
+  constructor(message: string) {
+    super('GC_HORIZON', message)
+    this.name = 'GcHorizonError'
   }
 }
 
@@ -53,6 +70,10 @@ export interface ReplicatorOptions {
   readonly banMs?: number
   /** Missing records above which (and above twice the entity count) a peer gets a snapshot. */
   readonly snapshotThreshold?: number
+  /** Period of the tombstone GC sweep (0: never on a timer). */
+  readonly gcIntervalMs?: number
+  /** Clock difference between nodes the tombstone GC allows for. */
+  readonly gcClockSkewMs?: number
 }
 
 /** Replication counters (also exported as metrics). */
@@ -70,6 +91,14 @@ export interface ReplicationStats {
   pendingDropped: number
   snapshotEntitiesIn: number
   snapshotEntitiesOut: number
+  /** Connected peers a local commit's gossip did not reach (each is synced at once instead). */
+  gossipUnreached: number
+  /** Sessions that brought news no other path had, passed on to the other peers at once. */
+  relayedSessions: number
+  /** Sessions refused because one side lacked the other's tombstone purges. */
+  gcHorizonRefusals: number
+  /** Namespaces reloaded from a peer because this node lacked its purges. */
+  gcRebootstraps: number
 }
 
 export interface ReplicatorComponents {
@@ -101,7 +130,13 @@ export class Replicator implements SyncSource {
     pendingDropped: 0,
     snapshotEntitiesIn: 0,
     snapshotEntitiesOut: 0,
+    gossipUnreached: 0,
+    relayedSessions: 0,
+    gcHorizonRefusals: 0,
+    gcRebootstraps: 0,
   }
+  /** Tombstone GC: acks of every member, and the sweep. */
+  readonly gc: TombstoneCollector
   readonly #store: EntityStore
   readonly #transport: MeshTransport
   readonly #peers: PeerBook
@@ -112,6 +147,15 @@ export class Replicator implements SyncSource {
   readonly #maxStrikes: number
   readonly #banMs: number
   readonly #snapshotThreshold: number
+  readonly #gcInterval: number
+  #gcTimer: NodeJS.Timeout | undefined
+  #sweeping: Promise<number> | undefined
+  /** Namespaces being reloaded because a peer purged tombstones this node still spreads. */
+  readonly #rebootstrapping = new Set<string>()
+  /** Per origin, the highest seq handed to ingestion by any path (applied or about to be). */
+  readonly #seen: Record<string, number> = {}
+  /** Per peer, changes its current session brought that no other path had delivered. */
+  readonly #novelFrom = new Map<string, number>()
   /** Serializes ingestion so that passes over the pending buffer never interleave. */
   #ingestChain: Promise<void> = Promise.resolve()
   /** Outbound sessions per peer (one at a time; a request meanwhile reruns it once after). */
@@ -133,7 +177,11 @@ export class Replicator implements SyncSource {
       // Gossip is best-effort; a connected peer it did not reach gets the change by anti-entropy
       // now rather than at the next period.
       const reached = new Set(recipients)
-      for (const peerId of this.#transport.connectedPeers()) if (!reached.has(peerId)) this.#syncSoon(peerId)
+      for (const peerId of this.#transport.connectedPeers()) {
+        if (reached.has(peerId)) continue
+        this.stats.gossipUnreached++
+        this.#syncSoon(peerId)
+      }
     })
   }
   readonly #onSubscribed = (peerId: string): void => this.#syncIfInitiator(peerId)
@@ -157,6 +205,13 @@ export class Replicator implements SyncSource {
     this.#maxStrikes = options.maxStrikes ?? 10
     this.#banMs = options.banMs ?? 10 * 60_000
     this.#snapshotThreshold = options.snapshotThreshold ?? 1000
+    this.#gcInterval = options.gcIntervalMs ?? 60_000
+    this.gc = new TombstoneCollector(
+      this.#store,
+      () => this.#peers.views(this.#store.versionVector).flatMap((p) => (p.nodeId ? [p.nodeId] : [])),
+      this.#log.child({ component: 'tombstone-gc' }),
+      options.gcClockSkewMs !== undefined ? { clockSkewMs: options.gcClockSkewMs } : {},
+    )
   }
 
   /** Wires events and starts the anti-entropy timer. Idempotent. */
@@ -176,6 +231,24 @@ export class Replicator implements SyncSource {
     this.#scheduleAntiEntropy()
     this.#redialTimer = setInterval(() => this.#redial(), 2000)
     this.#redialTimer.unref()
+    if (this.#gcInterval > 0) {
+      this.#gcTimer = setInterval(() => void this.collectTombstones().catch(() => undefined), this.#gcInterval)
+      this.#gcTimer.unref()
+    }
+  }
+
+  /** Runs one tombstone GC sweep now (one at a time); resolves with the number purged. */
+  collectTombstones(): Promise<number> {
+    this.#sweeping ??= this.gc
+      .sweep({ signal: this.#controller.signal })
+      .catch((error: unknown) => {
+        if (this.#running) this.#log.warn({ err: error }, 'tombstone GC sweep failed')
+        return 0
+      })
+      .finally(() => {
+        this.#sweeping = undefined
+      })
+    return this.#sweeping
   }
 
   /** Stops timers and sessions; waits for in-flight ingestion. Idempotent. */
@@ -184,6 +257,7 @@ export class Replicator implements SyncSource {
     this.#running = false
     clearTimeout(this.#timer)
     clearInterval(this.#redialTimer)
+    clearInterval(this.#gcTimer)
     for (const t of this.#gapTimers.values()) clearTimeout(t)
     this.#gapTimers.clear()
     this.#controller.abort(new Error('replicator stopping'))
@@ -194,11 +268,17 @@ export class Replicator implements SyncSource {
     this.#transport.off('peer:disconnect', this.#onDisconnect)
     this.#transport.off('peer:subscribed', this.#onSubscribed)
     await this.#ingestChain
+    await this.#sweeping
   }
 
   /** Peers and how far behind each is, as the API shows them. */
   peerViews(): PeerView[] {
     return this.#peers.views(this.#store.versionVector)
+  }
+
+  /** Tombstone GC counters of the store (purges, stale changes, new incarnations). */
+  get gcStats(): Readonly<GcStats> {
+    return this.#store.gcStats
   }
 
   /** Changes held until their predecessors arrive. */
@@ -278,14 +358,64 @@ export class Replicator implements SyncSource {
     return missing > this.#snapshotThreshold && missing > 2 * entities
   }
 
-  async receiveChanges(changes: readonly ChangeRecord[]): Promise<void> {
+  gcHello(): GcHello {
+    return this.gc.hello()
+  }
+
+  acceptHello(hello: HelloFrame, peer: SyncPeer): void {
+    this.gc.fromHello(peer.nodeId, hello.vv, hello.gc)
+    const theirHorizon = hello.gc?.horizon ?? {}
+    const mine = staleNamespaces(theirHorizon, this.#store.versionVector, this.#store.purgeHorizon)
+    if (mine.length > 0) {
+      this.#rebootstrap(peer.peerId, mine)
+      throw new GcHorizonError(`this node lacks tombstone purges of ${peer.nodeId} in ${mine.map((s) => s.ns).join(', ')}: reloading`)
+    }
+    const theirs = staleNamespaces(this.#store.purgeHorizon, hello.vv, theirHorizon)
+    if (theirs.length > 0) {
+      this.stats.gcHorizonRefusals++
+      this.#log.warn({ peer: peer.nodeId, namespaces: theirs.map((s) => s.ns) }, 'peer lacks tombstone purges made here: session refused until it reloads')
+      throw new GcHorizonError(`peer ${peer.nodeId} lacks tombstone purges in ${theirs.map((s) => s.ns).join(', ')}`)
+    }
+  }
+
+  /**
+   * Reloads namespaces from a peer that purged tombstones this node still holds (it was away, or
+   * restored from an old copy): its entities of those namespaces become the peer's, and its
+   * changes made on purged entities are stale everywhere (docs/tombstone-gc.md).
+   */
+  #rebootstrap(peerId: string, stale: readonly StaleNamespace[]): void {
+    const todo = stale.filter((s) => !this.#rebootstrapping.has(s.ns))
+    if (todo.length === 0) return
+    for (const s of todo) this.#rebootstrapping.add(s.ns)
+    void (async () => {
+      try {
+        for (const { ns, horizon } of todo) {
+          this.#log.warn({ ns, from: peerId }, 'a peer purged tombstones this node still holds: reloading the namespace from it')
+          await this.resyncNamespace(ns, { from: peerId })
+          await this.#store.adoptPurgeHorizon(ns, horizon)
+          this.stats.gcRebootstraps++
+        }
+        this.syncWith(peerId)
+      } catch (error) {
+        this.#log.warn({ err: error, peerId }, 'reloading namespaces after tombstone purges failed; retried at the next session')
+      } finally {
+        for (const s of todo) this.#rebootstrapping.delete(s.ns)
+      }
+    })()
+  }
+
+  async receiveChanges(changes: readonly ChangeRecord[], peer: SyncPeer): Promise<void> {
     this.stats.recordsIn += changes.length
+    // What no other path (gossip, another session) had handed over yet: news to relay.
+    const novel = changes.filter((c) => c.seq > counterOf(this.#seen, c.origin)).length
+    if (novel > 0) this.#novelFrom.set(peer.peerId, (this.#novelFrom.get(peer.peerId) ?? 0) + novel)
     await this.ingest(changes)
   }
 
-  async receiveSnapshot(entities: readonly EntitySnapshot[]): Promise<void> {
+  async receiveSnapshot(entities: readonly EntitySnapshot[], peer: SyncPeer): Promise<void> {
     this.stats.snapshotEntitiesIn += entities.length
     const result = await this.#store.applySnapshot(entities)
+    if (result.merged > 0) this.#novelFrom.set(peer.peerId, (this.#novelFrom.get(peer.peerId) ?? 0) + result.merged)
     if (result.invalid > 0) this.stats.invalidInputs += result.invalid
   }
 
@@ -302,10 +432,15 @@ export class Replicator implements SyncSource {
    * order, pass after pass, until nothing more applies.
    */
   ingest(changes: readonly ChangeRecord[]): Promise<void> {
+    for (const c of changes) if (c.seq > counterOf(this.#seen, c.origin)) this.#seen[c.origin] = c.seq
     const run = this.#ingestChain.then(async () => {
       this.stats.pendingDropped += this.#pending.add(failpoints.dropRemoteOneIn > 0 ? changes.map(blankSometimes) : changes, this.#store.versionVector)
-      while (this.#pending.size > 0) {
-        const result = await this.#store.applyRemote(this.#pending.ordered())
+      // Only what can apply now goes to the store, in bounded batches: changes waiting for
+      // predecessors cost nothing per pass, however many there are.
+      for (;;) {
+        const ready = this.#pending.deliverable(this.#store.versionVector, MAX_APPLY_BATCH)
+        if (ready.length === 0) break
+        const result = await this.#store.applyRemote(ready)
         this.#pending.prune(this.#store.versionVector)
         for (const bad of result.invalid) {
           this.#log.warn({ origin: bad.origin, seq: bad.seq }, 'change with a malformed Yjs update refused')
@@ -471,7 +606,7 @@ export class Replicator implements SyncSource {
   }
 
   async #session(stream: Stream, peerId: string): Promise<void> {
-    const before = this.#store.versionVector
+    this.#novelFrom.delete(peerId)
     const result = await runSyncSession(stream, this, {
       expectedNodeId: nodeIdOfPeerId(peerId),
       remotePeerId: peerId,
@@ -483,10 +618,16 @@ export class Replicator implements SyncSource {
     this.stats.bytesOut += result.bytesOut
     if (result.invalidRecords > 0) this.#strike(peerId, 'sync', `${result.invalidRecords} malformed change records`)
     this.#peers.synced(peerId, result.peer.nodeId, result.theirVv, result.bytesIn, result.bytesOut)
+    this.gc.observe(result.peer.nodeId, result.theirVv)
     // Only a change's origin gossips it, so what this session brought (e.g. writes the peer made
     // before it joined) would reach the other peers only at their next anti-entropy period.
-    // Pass it on now (multi-hop); this stops once a session brings nothing new.
-    if (behindBy(this.#store.versionVector, before) > 0) {
+    // Pass it on now (multi-hop); this stops once a session brings nothing new. "New" is what no
+    // other path had delivered: counting the vector's growth instead (gossip lands during every
+    // session under steady writes) made each session start more, a storm of sessions.
+    const novel = this.#novelFrom.get(peerId) ?? 0
+    this.#novelFrom.delete(peerId)
+    if (novel > 0) {
+      this.stats.relayedSessions++
       for (const other of this.#transport.connectedPeers()) if (other !== peerId) this.#syncSoon(other)
     }
     for (const addr of await this.#transport.dialableAddrs(peerId)) this.#peers.remember(peerId, addr)
@@ -495,7 +636,8 @@ export class Replicator implements SyncSource {
   #sessionFailed(peerId: string, error: unknown): void {
     if (!this.#running) return
     this.stats.sessionFailures++
-    if (error instanceof SyncProtocolError) this.#strike(peerId, 'sync', error.message)
+    if (error instanceof GcHorizonError) this.#log.debug({ peerId, err: error }, 'sync session refused: tombstone purges differ')
+    else if (error instanceof SyncProtocolError) this.#strike(peerId, 'sync', error.message)
     else this.#log.debug({ peerId, err: error }, 'sync session failed')
   }
 
@@ -545,8 +687,8 @@ export type { SyncPeer }
 
 /** An entity as stored, encoded as the entity snapshot that travels in SNAPSHOT frames. */
 function encodeStoredEntity(e: StoredEntity): Uint8Array {
-  const { vv, heads, fieldHeads, updatedAt } = e.meta
-  return encodeEntitySnapshot({ ns: e.ns, id: e.id, state: e.state, vv, heads, fieldHeads, updatedAt })
+  const { vv, heads, fieldHeads, updatedAt, incarnation } = e.meta
+  return encodeEntitySnapshot({ ns: e.ns, id: e.id, state: e.state, vv, heads, fieldHeads, updatedAt, ...(incarnation && { incarnation }) })
 }
 
 /** Failpoint `drop-remote-1-in-N` (off in production): the change applies, its content is lost. */

@@ -10,7 +10,7 @@
 import { isValidEntityId, isValidNamespace, ValidationError, type VersionVector } from '../../crdt/index.ts'
 import type { KvBatchOp, KvStore } from '../storage/kv-store.ts'
 import { encodeMeta, type EntityMeta } from './entity-meta.ts'
-import { conflictKey, entityMetaKey, entityStateKey, feedKey, META_COUNTS, META_FEED_SEQ, META_LOG_FLOOR, META_NODE_VV } from './keys.ts'
+import { conflictKey, entityMetaKey, entityStateKey, feedKey, META_COUNTS, META_FEED_SEQ, META_LOG_FLOOR, META_NODE_VV, tombstoneKey } from './keys.ts'
 import { conflictViews } from './views.ts'
 
 const EMPTY = new Uint8Array(0)
@@ -102,6 +102,8 @@ export class BulkLoader {
     ops.push({ type: 'put', key: entityStateKey(ns, id), value: e.state })
     ops.push({ type: 'put', key: feedKey(ns, feedSeq), value: textEncoder.encode(JSON.stringify({ id, op: meta.deleted ? 'delete' : 'upsert', version: meta.vv })) })
     if (conflictViews(meta).length > 0) ops.push({ type: 'put', key: conflictKey(ns, id), value: EMPTY })
+    // The tombstone index the GC sweeps (as the store's own batches write it).
+    if (meta.deleted) ops.push({ type: 'put', key: tombstoneKey(ns, id), value: textEncoder.encode(JSON.stringify({ deletedAt: meta.deletedAt ?? meta.updatedAt, vv: meta.vv })) })
     this.#entities++
     if (meta.deleted) this.#deleted++
     else this.#counts[ns] = (this.#counts[ns] ?? 0) + 1

@@ -1,4 +1,4 @@
-import type { FieldHeads, Head, JsonRecord, VersionVector } from '../../crdt/index.ts'
+import type { Dot, FieldHeads, Head, JsonRecord, VersionVector } from '../../crdt/index.ts'
 
 /**
  * What the store keeps next to an entity's Yjs state: its causal metadata and the materialized
@@ -21,6 +21,10 @@ export interface EntityMeta {
   readonly value: JsonRecord
   /** Names of the text roots. */
   readonly texts: readonly string[]
+  /** While deleted: the latest time of its deletes (origin clocks); starts the GC grace period. */
+  readonly deletedAt?: number
+  /** The fresh change that started the current incarnation (absent: the first one). */
+  readonly incarnation?: Dot
 }
 
 const encoder = new TextEncoder()

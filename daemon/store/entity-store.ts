@@ -6,6 +6,8 @@ import * as Y from 'yjs'
 import {
   advanceHeads,
   advanceFieldHeads,
+  classifyRemoteChange,
+  classifySnapshot,
   applyEntityUpdate,
   assertRecord,
   DATA_ROOT,
@@ -42,7 +44,7 @@ import {
   type JsonValue,
   type VersionVector,
 } from '../../crdt/index.ts'
-import { EntityNotFoundError, ReadOnlyNamespaceError, UnavailableError, UnresolvedConflictError } from '../errors.ts'
+import { CursorExpiredError, EntityNotFoundError, ReadOnlyNamespaceError, UnavailableError, UnresolvedConflictError } from '../errors.ts'
 import type { KvBatchOp, KvStore } from '../storage/kv-store.ts'
 import { decodeMeta, encodeMeta, type EntityMeta } from './entity-meta.ts'
 import {
@@ -59,11 +61,15 @@ import {
   feedSeqOfKey,
   META_CLIENT_IDS,
   META_COUNTS,
+  META_FEED_FLOOR,
+  META_GC_HORIZON,
   META_LOG_FLOOR,
   META_FEED_SEQ,
   META_NODE_VV,
   META_REMOVED,
   parseEntityMetaKey,
+  tombstoneKey,
+  tombstoneRange,
 } from './keys.ts'
 import { Lru } from './lru.ts'
 import { assertRecordLimits } from './record-limits.ts'
@@ -90,11 +96,13 @@ import type {
   EntityStoreOptions,
   EntityView,
   FeedEntry,
+  GcStats,
   LocalOp,
   NamespaceMode,
   RemoteApplyResult,
   SnapshotApplyResult,
   StoredEntity,
+  TombstoneInfo,
 } from './types.ts'
 import { conflictViews, toView, viewOf } from './views.ts'
 
@@ -123,8 +131,18 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   readonly #now: () => number
   readonly #modeOf: (ns: string) => NamespaceMode
   readonly #policyOf: (ns: string) => ConflictPolicy
+  readonly #graceMs: number
+  /** Tombstone GC counters. */
+  readonly gcStats: GcStats = { purged: 0, staleChanges: 0, incarnations: 0 }
+  /** Per namespace, the merged vectors of the tombstones purged here (or adopted from a peer). */
+  #horizon: Record<string, VersionVector> = {}
+  /** Per namespace, the highest feed position a purge removed: older cursors may miss deletes. */
+  #feedFloor: Record<string, number> = {}
 
+  /** Local writes, wipes and purges, in order; counted against maxQueuedOps. */
   #queue: Job[] = []
+  /** Remote changes and snapshots: go first, never refused for load. */
+  #replicationQueue: Job[] = []
   #queuedOps = 0
   #running = false
   #open = false
@@ -154,6 +172,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     this.#now = options.now ?? Date.now
     this.#modeOf = options.modeOf ?? (() => 'two-way')
     this.#policyOf = options.conflictPolicyOf ?? (() => 'auto')
+    this.#graceMs = options.tombstoneGraceMs ?? 24 * 3600_000
     this.setMaxListeners(0) // one listener per change-feed stream and per replication peer
   }
 
@@ -171,7 +190,17 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   async open(): Promise<void> {
     if (this.#open) return
     await this.#kv.open()
-    const [vv, feed, ids, counts, floor] = await this.#kv.getMany([META_NODE_VV, META_FEED_SEQ, META_CLIENT_IDS, META_COUNTS, META_LOG_FLOOR])
+    const [vv, feed, ids, counts, floor, horizon, feedFloor] = await this.#kv.getMany([
+      META_NODE_VV,
+      META_FEED_SEQ,
+      META_CLIENT_IDS,
+      META_COUNTS,
+      META_LOG_FLOOR,
+      META_GC_HORIZON,
+      META_FEED_FLOOR,
+    ])
+    this.#horizon = horizon ? (JSON.parse(textDecoder.decode(horizon)) as Record<string, VersionVector>) : {}
+    this.#feedFloor = feedFloor ? (JSON.parse(textDecoder.decode(feedFloor)) as Record<string, number>) : {}
     this.#logFloor = floor ? (JSON.parse(textDecoder.decode(floor)) as VersionVector) : emptyVector()
     this.#counts = counts ? (JSON.parse(textDecoder.decode(counts)) as Record<string, number>) : {}
     this.#nodeVv = vv ? (JSON.parse(textDecoder.decode(vv)) as VersionVector) : emptyVector()
@@ -190,7 +219,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   async close(): Promise<void> {
     if (!this.#open) return
     this.#closing = true
-    if (this.#running || this.#queue.length > 0) {
+    if (this.#running || this.#queue.length > 0 || this.#replicationQueue.length > 0) {
       this.#idle ??= Promise.withResolvers()
       await this.#idle.promise
     }
@@ -255,6 +284,45 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     return result.views.length
   }
 
+  /**
+   * Purges tombstones the GC found stable: removes their state, metadata, feed and index entries
+   * in one batch and raises the namespace's purge horizon. A tombstone that changed since (its
+   * vector moved past the one given, or it is no longer deleted) is skipped. Resolves with the
+   * number purged.
+   */
+  async purgeTombstones(tombstones: readonly TombstoneInfo[]): Promise<number> {
+    if (tombstones.length === 0) return 0
+    const result = await this.#enqueue({ kind: 'purge', tombstones })
+    return result.views.length
+  }
+
+  /** Tombstones in key order (the GC's index; no entity is decoded). */
+  async *tombstones(ns?: string): AsyncGenerator<TombstoneInfo> {
+    for await (const [key, value] of this.#kv.iterate(tombstoneRange(ns))) {
+      const { deletedAt, vv } = JSON.parse(textDecoder.decode(value)) as { deletedAt: number; vv: VersionVector }
+      yield { ...parseEntityMetaKey(key), deletedAt, vv }
+    }
+  }
+
+  /** Per namespace, the merged vectors of the tombstones purged here (or adopted from a peer). */
+  get purgeHorizon(): Readonly<Record<string, VersionVector>> {
+    return this.#horizon
+  }
+
+  /** The grace period of tombstones (see {@link EntityStoreOptions.tombstoneGraceMs}). */
+  get tombstoneGraceMs(): number {
+    return this.#graceMs
+  }
+
+  /**
+   * Takes a peer's purge horizon for `ns` after reloading the namespace from that peer: the
+   * entities here are now the peer's, purges included.
+   */
+  async adoptPurgeHorizon(ns: string, horizon: VersionVector): Promise<void> {
+    assertNamespace(ns)
+    await this.#enqueue({ kind: 'purge', tombstones: [], adopt: { ns, horizon } })
+  }
+
   /** Per origin, the seq up to which this node's log may miss records (taken by snapshot). */
   get logFloor(): VersionVector {
     return this.#logFloor
@@ -263,12 +331,18 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   #enqueue(input: JobInput): Promise<JobResult> {
     if (!this.#open || this.#closing) return Promise.reject(new UnavailableError('SHUTTING_DOWN', 'the store is closing'))
     const size = jobSize(input)
-    if (this.#queuedOps + size > this.#maxQueuedOps) {
-      return Promise.reject(new UnavailableError('OVERLOADED', 'too many writes are waiting; retry later'))
-    }
     const { promise, resolve, reject } = Promise.withResolvers<JobResult>()
-    this.#queue.push({ ...input, resolve, reject } as Job)
-    this.#queuedOps += size
+    if (isReplicationJob(input)) {
+      // Never refused for load: replication waits its turn (its sessions wait with it), and goes
+      // ahead of queued local writes so that a write burst cannot stall convergence.
+      this.#replicationQueue.push({ ...input, resolve, reject } as Job)
+    } else {
+      if (this.#queuedOps + size > this.#maxQueuedOps) {
+        return Promise.reject(new UnavailableError('OVERLOADED', 'too many writes are waiting; retry later'))
+      }
+      this.#queue.push({ ...input, resolve, reject } as Job)
+      this.#queuedOps += size
+    }
     if (!this.#running) void this.#run()
     return promise
   }
@@ -276,12 +350,17 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   async #run(): Promise<void> {
     this.#running = true
     try {
-      while (this.#queue.length > 0) {
+      while (this.#queue.length > 0 || this.#replicationQueue.length > 0) {
+        if (this.#replicationQueue.length > 0) {
+          await this.#commitGroup(this.#takeMixedGroup())
+          continue
+        }
         const first = this.#queue[0] as Job
-        if (first.kind === 'wipe') {
+        if (first.kind === 'wipe' || first.kind === 'purge') {
           this.#queue.shift()
-          this.#queuedOps -= 1
-          await this.#commitWipe(first)
+          this.#queuedOps -= jobSize(first)
+          if (first.kind === 'wipe') await this.#commitWipe(first)
+          else await this.#commitPurge(first)
           continue
         }
         const group: Job[] = []
@@ -289,7 +368,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         while (this.#queue.length > 0) {
           const next = this.#queue[0] as Job
           const size = jobSize(next)
-          if (next.kind === 'wipe' || (group.length > 0 && ops + size > this.#maxGroupOps)) break
+          if (next.kind === 'wipe' || next.kind === 'purge' || (group.length > 0 && ops + size > this.#maxGroupOps)) break
           group.push(next)
           this.#queue.shift()
           ops += size
@@ -302,6 +381,33 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       this.#idle?.resolve()
       this.#idle = undefined
     }
+  }
+
+  /**
+   * A group led by replication jobs (at most half the group while local writes wait, so neither
+   * starves), filled up with local writes.
+   */
+  #takeMixedGroup(): Job[] {
+    const group: Job[] = []
+    let ops = 0
+    const localWaiting = this.#queue.length > 0 && this.#queue[0]?.kind === 'local'
+    const replicationBudget = localWaiting ? Math.max(1, Math.floor(this.#maxGroupOps / 2)) : this.#maxGroupOps
+    while (this.#replicationQueue.length > 0) {
+      const size = jobSize(this.#replicationQueue[0] as Job)
+      if (group.length > 0 && ops + size > replicationBudget) break
+      group.push(this.#replicationQueue.shift() as Job)
+      ops += size
+    }
+    let localOps = 0
+    while (this.#queue.length > 0 && this.#queue[0]?.kind === 'local') {
+      const size = jobSize(this.#queue[0])
+      if (ops + size > this.#maxGroupOps) break
+      group.push(this.#queue.shift() as Job)
+      ops += size
+      localOps += size
+    }
+    this.#queuedOps -= localOps
+    return group
   }
 
   async #commitGroup(group: Job[]): Promise<void> {
@@ -347,8 +453,10 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       if (error instanceof RedoGroupWithout) {
         error.job.reject(error.cause)
         const others = group.filter((j) => j !== error.job)
-        this.#queue.unshift(...others)
-        this.#queuedOps += others.reduce((n, j) => n + jobSize(j), 0)
+        const local = others.filter((j) => !isReplicationJob(j))
+        this.#replicationQueue.unshift(...others.filter(isReplicationJob))
+        this.#queue.unshift(...local)
+        this.#queuedOps += local.reduce((n, j) => n + jobSize(j), 0)
         return
       }
       this.#log.error({ err: error }, 'commit failed; the group of writes was refused')
@@ -372,7 +480,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     try {
       const ops: KvBatchOp[] = []
       const removed: EntityView[] = []
-      for (const range of [entityMetaRange(job.ns), entityStateRange(job.ns), feedRange(job.ns, 0), conflictRange(job.ns)]) {
+      for (const range of [entityMetaRange(job.ns), entityStateRange(job.ns), feedRange(job.ns, 0), conflictRange(job.ns), tombstoneRange(job.ns)]) {
         for await (const [key, value] of this.#kv.iterate(range)) {
           ops.push({ type: 'del', key })
           if (key.startsWith('e')) {
@@ -405,6 +513,55 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     }
   }
 
+  async #commitPurge(job: Job & { kind: 'purge' }): Promise<void> {
+    try {
+      const ops: KvBatchOp[] = []
+      const purged: EntityView[] = []
+      const horizon = { ...this.#horizon }
+      const feedFloor = { ...this.#feedFloor }
+      const metas = await this.#kv.getMany(job.tombstones.map((t) => entityMetaKey(t.ns, t.id)))
+      job.tombstones.forEach((t, i) => {
+        const bytes = metas[i]
+        const meta = bytes ? decodeMeta(bytes) : undefined
+        // Moved on since the GC looked (a late change, a new incarnation): not purged now.
+        if (!meta || !meta.deleted || !dominates(t.vv, meta.vv)) return
+        const key = entityMetaKey(t.ns, t.id)
+        ops.push({ type: 'del', key }, { type: 'del', key: entityStateKey(t.ns, t.id) }, { type: 'del', key: tombstoneKey(t.ns, t.id) })
+        ops.push({ type: 'del', key: conflictKey(t.ns, t.id) })
+        if (meta.feedSeq > 0) ops.push({ type: 'del', key: feedKey(t.ns, meta.feedSeq) })
+        horizon[t.ns] = merge(own(horizon, t.ns) ?? emptyVector(), meta.vv)
+        feedFloor[t.ns] = Math.max(own(feedFloor, t.ns) ?? 0, meta.feedSeq)
+        this.#docs.delete(key)
+        purged.push(viewOf(t.ns, t.id, meta))
+      })
+      if (job.adopt) horizon[job.adopt.ns] = merge(own(horizon, job.adopt.ns) ?? emptyVector(), job.adopt.horizon)
+      let feedSeq = this.#feedSeq
+      if (purged.length > 0) {
+        // Entities were removed: like a wipe, the removal takes a feed position of its own in
+        // each namespace it touched (META_REMOVED), so backups notice it.
+        feedSeq++
+        const removedAt = await this.#kv.get(META_REMOVED)
+        const marks: Record<string, number> = removedAt ? (JSON.parse(textDecoder.decode(removedAt)) as Record<string, number>) : {}
+        for (const { ns } of purged) marks[ns] = feedSeq
+        ops.push({ type: 'put', key: META_REMOVED, value: textEncoder.encode(JSON.stringify(marks)) })
+        ops.push({ type: 'put', key: META_FEED_SEQ, value: textEncoder.encode(String(feedSeq)) })
+      }
+      if (purged.length > 0 || job.adopt) {
+        ops.push({ type: 'put', key: META_GC_HORIZON, value: textEncoder.encode(JSON.stringify(horizon)) })
+        ops.push({ type: 'put', key: META_FEED_FLOOR, value: textEncoder.encode(JSON.stringify(feedFloor)) })
+        await this.#kv.batch(ops, { sync: true })
+        this.#horizon = horizon
+        this.#feedFloor = feedFloor
+        this.#feedSeq = feedSeq
+        this.gcStats.purged += purged.length
+      }
+      job.resolve({ views: purged })
+    } catch (error) {
+      this.#log.error({ err: error }, 'purging tombstones failed')
+      job.reject(error)
+    }
+  }
+
   #process(job: Job, g: GroupState): JobResult {
     switch (job.kind) {
       case 'local':
@@ -419,7 +576,8 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         g.touched = true
         return { views: [] }
       case 'wipe':
-        throw new Error('a wipe runs alone')
+      case 'purge':
+        throw new Error('a wipe or purge runs alone')
     }
   }
 
@@ -458,11 +616,24 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         deferred.push(change)
       } else {
         g.nodeVv = withCounter(g.nodeVv, change.origin, change.seq)
+        const entity = g.working.get(entityMetaKey(change.ns, change.id)) as WorkingEntity
+        const verdict = classifyRemoteChange(entity.meta, change, own(this.#horizon, change.ns))
         if (this.#modeOf(change.ns) === 'push-only') {
           // Kept in the log (so it is relayed) but never applied here.
           g.committed.push({ change, bytes: encodeChange(change), feedSeq: 0, remote: true })
+        } else if (verdict === 'stale') {
+          // Made on a superseded incarnation or a purged tombstone: every node records its dot
+          // and applies nothing of it (docs/tombstone-gc.md).
+          this.gcStats.staleChanges++
+          this.#log.debug({ ns: change.ns, id: change.id, origin: change.origin, seq: change.seq }, 'stale change recorded, not applied')
+          if (entity.meta) {
+            // Its vector changed: a new feed position, so feed readers (backups) see it.
+            entity.meta = { ...entity.meta, vv: withCounter(entity.meta.vv, change.origin, change.seq), feedSeq: ++g.feedSeq }
+            entity.changed = true
+          }
+          g.committed.push({ change, bytes: encodeChange(change), feedSeq: 0, remote: true })
         } else {
-          const entity = g.working.get(entityMetaKey(change.ns, change.id)) as WorkingEntity
+          if (verdict === 'reset') this.#startIncarnation(entity)
           this.#applyRemoteChange(change, entity)
           g.committed.push({ change, bytes: encodeChange(change), feedSeq: ++g.feedSeq, remote: true })
           entity.meta = { ...(entity.meta as EntityMeta), feedSeq: g.feedSeq }
@@ -483,6 +654,18 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         continue
       }
       const entity = g.working.get(entityMetaKey(snap.ns, snap.id)) as WorkingEntity
+      const verdict = classifySnapshot(entity.meta, snap)
+      if (verdict === 'keep') {
+        // Its incarnation is superseded here: only its history (vector) is taken.
+        const vv = merge((entity.meta as EntityMeta).vv, snap.vv)
+        if (compare(vv, (entity.meta as EntityMeta).vv) === 'equal') continue
+        entity.meta = { ...(entity.meta as EntityMeta), vv, feedSeq: ++g.feedSeq }
+        entity.changed = true
+        g.touched = true
+        merged++
+        continue
+      }
+      if (verdict === 'replace') this.#startIncarnation(entity)
       const before = entity.meta
       const meta = mergeEntityMeta(before, snap)
       if (before && compare(before.vv, meta.vv) === 'equal') continue // nothing new in it
@@ -505,6 +688,8 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         feedSeq: ++g.feedSeq,
         value: readRecord(entity.doc),
         texts: textNames(entity.doc),
+        ...(meta.deleted && { deletedAt: Math.max(before?.deleted === true ? (before.deletedAt ?? 0) : 0, snap.updatedAt) }),
+        ...((snap.incarnation ?? before?.incarnation) && { incarnation: snap.incarnation ?? before?.incarnation }),
       }
       entity.changed = true
       g.touched = true
@@ -542,6 +727,10 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       const entity = working.get(key) as WorkingEntity
       let state = sim.get(key) ?? { live: entity.meta !== undefined && !entity.meta.deleted, fresh: false, texts: new Map() }
       if (op.op === 'yjs' && !isWellFormedUpdate(op.update)) throw new ValidationError('INVALID_UPDATE', 'not a Yjs update')
+      if (op.op === 'yjs' && !state.live && entity.meta !== undefined && this.#isFrozen(entity.meta)) {
+        // A Yjs client's update builds on the old document, which GC may purge anywhere now.
+        throw new ValidationError('ENTITY_DELETED', `entity ${op.ns}/${op.id} was deleted; write it with PUT to create it again`)
+      }
       if (op.op === 'resolve') {
         if (!state.live) throw new EntityNotFoundError(op.ns, op.id)
         sim.set(key, state)
@@ -574,6 +763,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   #applyLocal(op: LocalOp, entity: WorkingEntity, nodeVv: VersionVector): ChangeRecord | undefined {
     const meta = entity.meta
     const live = meta !== undefined && !meta.deleted
+    let fresh = false
     let edit: EntityEdit
     if (op.op === 'delete') {
       edit = { update: null, fields: [], texts: [] }
@@ -584,7 +774,11 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       edit = applyClientUpdate(entity.doc, op.update)
       if (edit.update === null) return undefined
     } else {
-      const cleared = live ? undefined : clearEntity(entity.doc)
+      // Past its grace period a tombstone may be purged anywhere: the write starts a new
+      // incarnation on an empty document, which depends on nothing of the old one.
+      fresh = meta?.deleted === true && this.#isFrozen(meta)
+      if (fresh) this.#startIncarnation(entity)
+      const cleared = live || fresh ? undefined : clearEntity(entity.doc)
       const main =
         op.op === 'put'
           ? replaceRecord(entity.doc, op.value)
@@ -608,9 +802,29 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       texts: edit.texts,
       update: edit.update ?? new Uint8Array(0),
       time: this.#now(),
+      ...(fresh && { fresh: true as const }),
     }
     this.#advanceMeta(entity, change)
     return change
+  }
+
+  /** True when a tombstone's grace period has passed: writes to it start a new incarnation. */
+  #isFrozen(meta: EntityMeta): boolean {
+    return meta.deleted && this.#now() >= (meta.deletedAt ?? meta.updatedAt) + this.#graceMs
+  }
+
+  /**
+   * Replaces the entity's document by an empty one for a change that starts a new incarnation;
+   * the causal history (vector) stays, heads and field heads start over with that change.
+   */
+  #startIncarnation(entity: WorkingEntity): void {
+    entity.doc = createEntityDoc(undefined, this.#clientId)
+    this.#docs.set(entityMetaKey(entity.ns, entity.id), entity.doc)
+    this.gcStats.incarnations++
+    if (entity.meta) {
+      const { deletedAt: _deletedAt, ...rest } = entity.meta
+      entity.meta = { ...rest, heads: [], fieldHeads: {}, deleted: false, value: {}, texts: [] }
+    }
   }
 
   #applyRemoteChange(change: ChangeRecord, entity: WorkingEntity): void {
@@ -640,15 +854,23 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       context: change.context,
       fields: change.fields,
     })
+    const deleted = isDeletedByHeads(heads)
+    const incarnation = change.fresh === true ? { origin: change.origin, seq: change.seq } : meta?.incarnation
+    // The latest delete time while deleted (the same on every node whatever the arrival order).
+    const deletedAt = deleted ? Math.max(meta?.deleted === true ? (meta.deletedAt ?? 0) : 0, change.op === 'delete' ? change.time : 0) : undefined
     entity.meta = {
-      vv: withCounter(meta?.vv ?? emptyVector(), change.origin, change.seq),
+      // A fresh change names the history it superseded in its context: a node that purged that
+      // history (or never had it) takes it from there, so the vector is the same everywhere.
+      vv: withCounter(change.fresh === true ? merge(meta?.vv ?? emptyVector(), change.context) : (meta?.vv ?? emptyVector()), change.origin, change.seq),
       heads,
       fieldHeads,
-      deleted: isDeletedByHeads(heads),
+      deleted,
       updatedAt: Math.max(meta?.updatedAt ?? 0, change.time),
       feedSeq: meta?.feedSeq ?? 0,
       value: readRecord(entity.doc),
       texts: textNames(entity.doc),
+      ...(deletedAt !== undefined && { deletedAt }),
+      ...(incarnation && { incarnation }),
     }
     entity.changed = true
   }
@@ -664,6 +886,11 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       const conflicted = conflictViews(meta).length > 0
       if (conflicted !== (before !== undefined && conflictViews(before).length > 0)) {
         ops.push(conflicted ? { type: 'put', key: conflictKey(ns, id), value: EMPTY } : { type: 'del', key: conflictKey(ns, id) })
+      }
+      if (meta.deleted) {
+        ops.push({ type: 'put', key: tombstoneKey(ns, id), value: textEncoder.encode(JSON.stringify({ deletedAt: meta.deletedAt ?? meta.updatedAt, vv: meta.vv })) })
+      } else if (before?.deleted === true) {
+        ops.push({ type: 'del', key: tombstoneKey(ns, id) })
       }
       const entry = { id, op: meta.deleted ? 'delete' : 'upsert', version: meta.vv }
       ops.push({ type: 'put', key: feedKey(ns, meta.feedSeq), value: textEncoder.encode(JSON.stringify(entry)) })
@@ -757,11 +984,22 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   }
 
   /**
+   * Throws CURSOR_EXPIRED when `cursor` is older than a tombstone purge in `ns`: the deletions
+   * between it and the purge are gone, so resuming from it could miss some. Cursor 0 (the whole
+   * namespace as it is now) is always fine.
+   */
+  assertCursor(ns: string, cursor: number): void {
+    assertNamespace(ns)
+    const floor = own(this.#feedFloor, ns) ?? 0
+    if (cursor > 0 && cursor < floor) throw new CursorExpiredError(ns, cursor, floor)
+  }
+
+  /**
    * Changes of `ns` after `cursor` in feed order (latest change per entity, deletes included),
    * at most `limit`; the returned cursor resumes after the last one.
    */
   async changes(ns: string, cursor: number, limit: number): Promise<{ changes: FeedEntry[]; cursor: number }> {
-    assertNamespace(ns)
+    this.assertCursor(ns, cursor)
     const entries: FeedEntry[] = []
     let last = cursor
     for await (const [key, value] of this.#kv.iterate({ ...feedRange(ns, cursor), limit })) {
@@ -836,4 +1074,14 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   get entityCounts(): Readonly<Record<string, number>> {
     return this.#counts
   }
+}
+
+/** A record's own value for `key` (a namespace may be named like an Object.prototype member). */
+function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined
+}
+
+/** Remote changes and snapshot merges (as opposed to local writes, wipes and purges). */
+function isReplicationJob(job: JobInput): boolean {
+  return job.kind === 'remote' || job.kind === 'snapshot' || job.kind === 'snapshot-end'
 }

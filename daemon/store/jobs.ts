@@ -4,7 +4,7 @@
 import * as Y from 'yjs'
 import type { ChangeRecord, EntityEdit, EntitySnapshot, VersionVector } from '../../crdt/index.ts'
 import type { EntityMeta } from './entity-meta.ts'
-import type { CommittedChange, EntityView, LocalOp, RemoteApplyResult, SnapshotApplyResult } from './types.ts'
+import type { CommittedChange, EntityView, LocalOp, RemoteApplyResult, SnapshotApplyResult, TombstoneInfo } from './types.ts'
 
 /** A local job refused by validation, before it touched any document. */
 export class RefusedBeforeEdit extends Error {
@@ -29,6 +29,12 @@ export type JobInput =
   | { readonly kind: 'snapshot'; readonly entities: readonly EntitySnapshot[] }
   | { readonly kind: 'snapshot-end'; readonly vv: VersionVector }
   | { readonly kind: 'wipe'; readonly ns: string }
+  | {
+      readonly kind: 'purge'
+      readonly tombstones: readonly TombstoneInfo[]
+      /** Raise the namespace's horizon to a peer's (after reloading the namespace from it). */
+      readonly adopt?: { readonly ns: string; readonly horizon: VersionVector }
+    }
 
 export type Job = JobInput & {
   readonly resolve: (value: JobResult) => void
@@ -57,6 +63,8 @@ export function jobSize(job: JobInput): number {
     case 'snapshot-end':
     case 'wipe':
       return 1
+    case 'purge':
+      return Math.max(1, job.tombstones.length)
   }
 }
 
@@ -70,6 +78,7 @@ export function jobEntities(job: JobInput): readonly { readonly ns: string; read
       return job.entities
     case 'snapshot-end':
     case 'wipe':
+    case 'purge':
       return []
   }
 }
@@ -84,7 +93,8 @@ export interface JobResult {
 export interface WorkingEntity {
   readonly ns: string
   readonly id: string
-  readonly doc: Y.Doc
+  /** Replaced by a fresh document when a change starts a new incarnation. */
+  doc: Y.Doc
   /** Committed meta at the start of the group (undefined: new entity). */
   readonly committed: EntityMeta | undefined
   meta: EntityMeta | undefined

@@ -10,6 +10,7 @@
  * | `l\0<origin>\0<seq:16 hex>`         | change record (per-origin change log)   |
  * | `f\0<ns>\0<feedSeq:16 hex>`         | change-feed entry (latest per entity)   |
  * | `c\0<ns>\0<id>`                     | (empty) entity has unresolved conflicts |
+ * | `t\0<ns>\0<id>`                     | tombstone: JSON {deletedAt, vv}         |
  * | `m\0<name>`                         | node metadata (node vv, feed seq, ...)  |
  */
 const SEP = '\u0000'
@@ -26,6 +27,10 @@ export const META_FEED_SEQ = `m${SEP}feed-seq`
 export const META_CLIENT_IDS = `m${SEP}client-ids`
 export const META_COUNTS = `m${SEP}counts`
 export const META_LOG_FLOOR = `m${SEP}log-floor`
+/** Per namespace, the merged vectors of every tombstone purged here (JSON {ns: vv}). */
+export const META_GC_HORIZON = `m${SEP}gc-horizon`
+/** Per namespace, the highest feed position a purge removed (JSON {ns: feedSeq}). */
+export const META_FEED_FLOOR = `m${SEP}feed-floor`
 
 export function entityMetaKey(ns: string, id: string): string {
   return `e${SEP}${ns}${SEP}${id}`
@@ -60,6 +65,15 @@ export function conflictKey(ns: string, id: string): string {
 /** Conflict-index keys of one namespace, or of all. */
 export function conflictRange(ns?: string): { gte: string; lt: string } {
   return ns === undefined ? { gte: `c${SEP}`, lt: `c${AFTER_SEP}` } : { gte: `c${SEP}${ns}${SEP}`, lt: `c${SEP}${ns}${AFTER_SEP}` }
+}
+
+export function tombstoneKey(ns: string, id: string): string {
+  return `t${SEP}${ns}${SEP}${id}`
+}
+
+/** Tombstone-index keys of one namespace, or of all. */
+export function tombstoneRange(ns?: string): { gte: string; lt: string } {
+  return ns === undefined ? { gte: `t${SEP}`, lt: `t${AFTER_SEP}` } : { gte: `t${SEP}${ns}${SEP}`, lt: `t${SEP}${ns}${AFTER_SEP}` }
 }
 
 export function changeLogKey(origin: string, seq: number): string {

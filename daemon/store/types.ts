@@ -101,6 +101,31 @@ export interface EntityStoreOptions {
   readonly modeOf?: (ns: string) => NamespaceMode
   /** Conflict policy of a namespace (default: every namespace auto). */
   readonly conflictPolicyOf?: (ns: string) => ConflictPolicy
+  /**
+   * Grace period of a tombstone: a write to an entity deleted longer ago starts a new
+   * incarnation, and only then may the tombstone be purged (docs/tombstone-gc.md). Default 24 h.
+   */
+  readonly tombstoneGraceMs?: number
+}
+
+/** A tombstone as the GC sees it. */
+export interface TombstoneInfo {
+  readonly ns: string
+  readonly id: string
+  /** Latest time of its deletes (origin clocks). */
+  readonly deletedAt: number
+  /** Entity version vector: the purge is skipped if the entity moved past it. */
+  readonly vv: VersionVector
+}
+
+/** Tombstone GC counters of the store. */
+export interface GcStats {
+  /** Tombstones purged (entity state and metadata removed). */
+  purged: number
+  /** Remote changes made on a superseded incarnation or a purged tombstone: recorded, not applied. */
+  staleChanges: number
+  /** Writes that started a new incarnation of a deleted entity (local and remote). */
+  incarnations: number
 }
 
 /**

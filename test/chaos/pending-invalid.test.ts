@@ -25,10 +25,10 @@ it('a malformed copy of a change does not keep the honest copy out', async () =>
   expect(honest).toHaveLength(1)
   const bad = { ...(honest[0] as ChangeRecord), update: new Uint8Array([255, 255, 255, 255, 1]) }
 
-  await victim.replicator.receiveChanges([bad])
+  await victim.replicator.receiveChanges([bad], { peerId: 'test-peer', nodeId: origin.store.nodeId })
   expect(victim.store.versionVector[origin.store.nodeId] ?? 0).toBe(0)
   const invalidAfterBad = victim.replicator.stats.invalidInputs
-  await victim.replicator.receiveChanges(honest)
+  await victim.replicator.receiveChanges(honest, { peerId: 'test-peer', nodeId: origin.store.nodeId })
   expect(victim.store.versionVector[origin.store.nodeId]).toBe(1)
   expect((await victim.store.get('n', 'x')).value).toEqual({ v: 1 })
   // The bad record was counted once, not again on the next ingest.

@@ -6,7 +6,7 @@ import * as Y from 'yjs'
 import { PeerBook } from '../../daemon/replication/peer-book.ts'
 import { Replicator, type ReplicatorOptions } from '../../daemon/replication/replicator.ts'
 import { LevelKvStore, MemoryKvStore, type KvStore } from '../../daemon/storage/index.ts'
-import { EntityStore, type ConflictPolicy, type NamespaceMode } from '../../daemon/store/entity-store.ts'
+import { EntityStore, type ConflictPolicy, type EntityStoreOptions, type NamespaceMode } from '../../daemon/store/entity-store.ts'
 import { generateClusterKey, generateIdentityKey, identityFromKey, MeshTransport, type NodeIdentity } from '../../transport/index.ts'
 
 /** One in-process meshsync node: store + libp2p transport (real TCP, pnet, Noise) + replicator. */
@@ -31,6 +31,7 @@ export interface MeshNodeOptions {
   modes?: Record<string, NamespaceMode>
   policies?: Record<string, ConflictPolicy>
   replicator?: ReplicatorOptions
+  store?: EntityStoreOptions
   listen?: string[]
 }
 
@@ -45,7 +46,7 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
   const kv = options.kv ?? new MemoryKvStore()
   const store = new EntityStore(
     { kv, nodeId: identity.nodeId, logger: silentLogger },
-    { modeOf: (ns) => options.modes?.[ns] ?? 'two-way', conflictPolicyOf: (ns) => options.policies?.[ns] ?? 'auto' },
+    { modeOf: (ns) => options.modes?.[ns] ?? 'two-way', conflictPolicyOf: (ns) => options.policies?.[ns] ?? 'auto', ...options.store },
   )
   await store.open()
   const peers = new PeerBook()

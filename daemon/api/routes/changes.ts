@@ -23,6 +23,7 @@ export function changeRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const since = parseCursor(typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : req.query.since, ctx.store.feedCursor)
       const limit = req.query.limit === undefined ? 1000 : Number(req.query.limit)
       if (limit < 1 || limit > 10_000) throw new RequestError('INVALID_QUERY', 'limit must be between 1 and 10000')
+      ctx.store.assertCursor(ns, since) // 410 CURSOR_EXPIRED before a stream starts
       if ((req.headers.accept ?? '').includes('text/event-stream')) return streamChanges(ctx.store, ns, since, reply)
       const page = await ctx.store.changes(ns, since, limit)
       return { changes: page.changes.map(({ cursor: _c, ...c }) => c), cursor: String(page.cursor) }

@@ -17,6 +17,7 @@ export function systemRoutes(app: FastifyInstance, ctx: ApiContext): void {
       entities: Object.values(counts).reduce((a, b) => a + b, 0),
       namespaces: counts,
       uptimeMs: Date.now() - ctx.startedAt,
+      gc: { ...ctx.store.gcStats, graceMs: ctx.store.tombstoneGraceMs, purgedNamespaces: Object.keys(ctx.store.purgeHorizon) },
       ...(ctx.backups && { backups: ctx.backups.status() }),
     }
   })
