@@ -10,6 +10,9 @@
  * - `drop-remote-1-in-N`: the replicator blanks the Yjs update of about one remote change in N
  *   before applying it, so the change counts as applied (the vector advances) while its content
  *   is lost on this node.
+ * - `write-after-failure`: the LevelDB store keeps writing after a failed write (a full disk)
+ *   instead of reopening first, so later writes land behind a torn log record and a kill -9
+ *   loses them (daemon/storage/level-kv-store.ts).
  */
 
 export interface Failpoints {
@@ -17,21 +20,25 @@ export interface Failpoints {
   readonly ackBeforeCommitMs: number
   /** Blank one remote change in this many; 0 when off. */
   readonly dropRemoteOneIn: number
+  /** Keep writing to LevelDB after a failed write, without reopening it. */
+  readonly writeAfterFailure: boolean
 }
 
 export function parseFailpoints(spec: string | undefined): Failpoints {
   let ackBeforeCommitMs = 0
   let dropRemoteOneIn = 0
+  let writeAfterFailure = false
   for (const raw of (spec ?? '').split(',')) {
     const name = raw.trim()
     if (name === '') continue
     const ack = /^ack-before-commit(?:=(\d+))?$/.exec(name)
     const drop = /^drop-remote-1-in-(\d+)$/.exec(name)
     if (ack) ackBeforeCommitMs = Number(ack[1] ?? 300)
+    else if (name === 'write-after-failure') writeAfterFailure = true
     else if (drop) dropRemoteOneIn = Math.max(1, Number(drop[1]))
     else throw new Error(`MESHSYNC_FAILPOINTS: unknown failpoint ${JSON.stringify(name)}`)
   }
-  return { ackBeforeCommitMs, dropRemoteOneIn }
+  return { ackBeforeCommitMs, dropRemoteOneIn, writeAfterFailure }
 }
 
 export const failpoints: Failpoints = parseFailpoints(process.env.MESHSYNC_FAILPOINTS)

@@ -17,7 +17,9 @@ const FASTIFY_CODES: Readonly<Record<string, string>> = {
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { status, code, message } = describe(error)
-    if (status >= 500) request.log.error({ err: error }, 'request failed')
+    // A full disk refuses every write until space is freed: one warning per request, no stack.
+    if (code === 'STORAGE_FULL') request.log.warn({ code }, 'write refused: the disk is full')
+    else if (status >= 500) request.log.error({ err: error }, 'request failed')
     else request.log.debug({ code }, 'request refused')
     void reply.status(status).send({ error: { code, message } })
   })

@@ -1,8 +1,14 @@
 import { MeshsyncError } from '../../crdt/index.ts'
 
-/** A storage failure (open, read, write, fsync). Never swallowed: it fails the request that hit it. */
+export type StorageErrorCode = 'STORAGE_FAILURE' | 'STORAGE_CLOSED' | 'STORAGE_CORRUPT' | 'STORAGE_FULL'
+
+/**
+ * A storage failure (open, read, write, fsync). Never swallowed: it fails the request that hit it.
+ * `STORAGE_FULL`: the disk holding the database has no space left (ENOSPC, EDQUOT); nothing of
+ * the write was committed, and writes resume once space is freed.
+ */
 export class StorageError extends MeshsyncError {
-  constructor(code: 'STORAGE_FAILURE' | 'STORAGE_CLOSED' | 'STORAGE_CORRUPT', message: string, options?: { cause?: unknown }) {
+  constructor(code: StorageErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options)
     this.name = 'StorageError'
   }

@@ -1,7 +1,8 @@
-import { mkdir } from 'node:fs/promises'
+import { mkdir, statfs } from 'node:fs/promises'
 import { Level } from 'level'
 import type { Iterator as LevelIterator, IteratorOptions } from 'level'
-import { StorageError } from './errors.ts'
+import { failpoints } from '../failpoints.ts'
+import { StorageError, type StorageErrorCode } from './errors.ts'
 import type { KvBatchOp, KvBatchOptions, KvRange, KvSnapshot, KvStore, KvWriteOptions } from './kv-store.ts'
 
 /** Options of {@link LevelKvStore}, passed on to LevelDB. */
@@ -10,7 +11,16 @@ export interface LevelKvStoreOptions {
   readonly cacheSize?: number
   /** Bytes of the memtable before it is flushed to a table file (LevelDB default: 4 MiB). */
   readonly writeBufferSize?: number
+  /**
+   * After a failed write, the free bytes the disk must report before the database is reopened
+   * (default: twice the write buffer plus 1 MiB, room for LevelDB's recovery to flush its log).
+   */
+  readonly reopenMinFreeBytes?: number
+  /** After a failed write, the least time between two attempts to reopen with room on the disk, ms (default 1000). */
+  readonly reopenIntervalMs?: number
 }
+
+const DEFAULT_WRITE_BUFFER = 4 * 1024 * 1024
 
 type Db = Level<string, Uint8Array>
 type DbSnapshot = ReturnType<Db['snapshot']>
@@ -41,11 +51,31 @@ const BATCH_BYTES = 1024 * 1024
  *
  * The database is created lazily by {@link open} (a `Level` opens itself as soon as it is
  * constructed, which would take the directory's lock before anyone asked for it).
+ *
+ * A failed write (a full disk: `STORAGE_FULL`, or any other I/O error) leaves LevelDB's write-ahead
+ * log with a torn record at its end, and LevelDB 1.20 keeps appending after it: on the next
+ * recovery the reader then drops every later record of the log (checksum mismatch), so writes
+ * acknowledged after the failure would be lost by a crash. A background error (a compaction that
+ * hit the full disk) also fails every later write until the database is reopened. So after a
+ * failed write no write reaches LevelDB until it has been closed and reopened (its recovery
+ * replays the log up to the torn record and starts a new one): each later write first tries to
+ * reopen, once the disk has `reopenMinFreeBytes` free and at most once per `reopenIntervalMs`,
+ * and is refused with the failure's error until that works. Reads go on meanwhile, and
+ * wait out a reopen rather than fail. Writes are serialized, so none is in flight when one fails.
  */
 export class LevelKvStore implements KvStore {
   readonly #location: string
   readonly #options: LevelKvStoreOptions
   #db: Db | undefined
+  /** Writes run one after another on this chain. */
+  #writes: Promise<void> = Promise.resolve()
+  /** Set when a write failed: no write may reach LevelDB before it is reopened. */
+  #failure: StorageError | undefined
+  #lastReopenAt = 0
+  /** Set while a reopen after a failed write is under way (reads wait for it). */
+  #reopening: Promise<void> | undefined
+  /** Closed by {@link close} (not by a reopen). */
+  #closed = false
 
   constructor(location: string, options: LevelKvStoreOptions = {}) {
     this.#location = location
@@ -71,6 +101,7 @@ export class LevelKvStore implements KvStore {
       ...(this.#options.cacheSize !== undefined ? { cacheSize: this.#options.cacheSize } : {}),
       ...(this.#options.writeBufferSize !== undefined ? { writeBufferSize: this.#options.writeBufferSize } : {}),
     })
+    this.#closed = false
     try {
       await this.#db.open()
     } catch (err) {
@@ -82,6 +113,7 @@ export class LevelKvStore implements KvStore {
   /** Closes LevelDB, and with it every open snapshot and iterator. Idempotent. */
   async close(): Promise<void> {
     if (this.#db === undefined) return
+    this.#closed = true
     try {
       await this.#db.close()
     } catch (err) {
@@ -90,18 +122,38 @@ export class LevelKvStore implements KvStore {
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
+    if (this.#reopening) await this.#reopening.catch(() => undefined)
     return levelGet(this.#openDb(), key, undefined)
   }
 
   async getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
+    if (this.#reopening) await this.#reopening.catch(() => undefined)
     return levelGetMany(this.#openDb(), keys, undefined)
   }
 
   iterate(range: KvRange = {}): AsyncIterable<[string, Uint8Array]> {
-    return levelIterate(() => this.#openDb(), range, undefined)
+    return levelIterate(async () => {
+      if (this.#reopening) await this.#reopening.catch(() => undefined)
+      return this.#openDb()
+    }, range, undefined)
   }
 
-  async batch(ops: readonly KvBatchOp[], options: KvWriteOptions): Promise<void> {
+  /** Whether writes are refused until a reopen succeeds (a write failed; see the class comment). */
+  get writeFailure(): StorageError | undefined {
+    return this.#failure
+  }
+
+  batch(ops: readonly KvBatchOp[], options: KvWriteOptions): Promise<void> {
+    const run = this.#writes.then(() => this.#batch(ops, options))
+    this.#writes = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    return run
+  }
+
+  async #batch(ops: readonly KvBatchOp[], options: KvWriteOptions): Promise<void> {
+    if (this.#failure) await this.#reopenAfterFailure(this.#failure)
     const db = this.#openDb()
     try {
       await db.batch(
@@ -109,8 +161,41 @@ export class LevelKvStore implements KvStore {
         { sync: options.sync },
       )
     } catch (err) {
-      throw wrapLevelError(err, 'batch')
+      const wrapped = wrapLevelError(err, 'batch')
+      // An I/O error may have left a torn record in the log: no more writes until reopened.
+      if (isWriteFailure(err) && !failpoints.writeAfterFailure) this.#failure = wrapped
+      throw wrapped
     }
+  }
+
+  /** Closes and reopens LevelDB once that can work; throws (a copy of) `failure` until then. */
+  async #reopenAfterFailure(failure: StorageError): Promise<void> {
+    const refuse = (f = failure): StorageError => new StorageError(f.code as StorageErrorCode, f.message, { cause: f.cause })
+    const minFree = this.#options.reopenMinFreeBytes ?? 2 * (this.#options.writeBufferSize ?? DEFAULT_WRITE_BUFFER) + 1024 * 1024
+    const free = await freeBytes(this.#location)
+    if (free !== undefined && free < minFree) throw refuse()
+    const interval = this.#options.reopenIntervalMs ?? 1000
+    if (Date.now() - this.#lastReopenAt < interval) throw refuse()
+    this.#lastReopenAt = Date.now()
+    const db = this.#db
+    if (db === undefined || this.#closed) throw notOpen()
+    const reopening = (async () => {
+      // Closed already when an earlier attempt failed to open it again.
+      if (db.status !== 'closed') await db.close()
+      await db.open()
+    })()
+    this.#reopening = reopening
+    try {
+      await reopening
+    } catch (err) {
+      // Still failing (LevelDB's recovery needs room too): stay refused, try again later. The
+      // database may be closed now; a later reopen attempt opens it again.
+      if (isDiskFull(err)) this.#failure = wrapLevelError(err, 'reopen')
+      throw refuse(this.#failure)
+    } finally {
+      this.#reopening = undefined
+    }
+    this.#failure = undefined
   }
 
   /** An explicit LevelDB snapshot. Throws STORAGE_CLOSED unless open (an opening store cannot take one yet). */
@@ -143,6 +228,16 @@ export class LevelKvStore implements KvStore {
   }
 }
 
+/** Free bytes for unprivileged users on the file system holding `path` (undefined if unknown). */
+async function freeBytes(path: string): Promise<number | undefined> {
+  try {
+    const s = await statfs(path)
+    return s.bavail * s.bsize
+  } catch {
+    return undefined
+  }
+}
+
 /** An explicit LevelDB snapshot; reads pass it as `{ snapshot }`. Closed with the database. */
 class LevelSnapshot implements KvSnapshot {
   readonly #db: Db
@@ -162,7 +257,7 @@ class LevelSnapshot implements KvSnapshot {
   }
 
   iterate(range: KvRange = {}): AsyncIterable<[string, Uint8Array]> {
-    return levelIterate(() => this.#db, range, this.#snapshot)
+    return levelIterate(() => Promise.resolve(this.#db), range, this.#snapshot)
   }
 
   async close(): Promise<void> {
@@ -200,8 +295,8 @@ async function levelGetMany(db: Db, keys: readonly string[], snapshot: DbSnapsho
  * Iterates with `nextv` in growing chunks and always closes the level iterator: on the natural
  * end, on an error, and when the consumer leaves the loop early (the generator's `finally`).
  */
-async function* levelIterate(getDb: () => Db, range: KvRange, snapshot: DbSnapshot | undefined): AsyncGenerator<[string, Uint8Array]> {
-  const db = getDb()
+async function* levelIterate(getDb: () => Promise<Db>, range: KvRange, snapshot: DbSnapshot | undefined): AsyncGenerator<[string, Uint8Array]> {
+  const db = await getDb()
   let iterator: LevelIterator<Db, string, Uint8Array>
   try {
     iterator = db.iterator<string, Uint8Array>(iteratorOptions(range, snapshot))
@@ -296,6 +391,10 @@ const CLOSED_CODES = new Set(['LEVEL_DATABASE_NOT_OPEN', 'LEVEL_ITERATOR_NOT_OPE
 /** Maps a level error to a {@link StorageError}, keeping it as the cause. */
 function wrapLevelError(err: unknown, operation: string): StorageError {
   if (err instanceof StorageError) return err
+  // Before the closed codes: a reopen that hits a full disk fails as LEVEL_DATABASE_NOT_OPEN.
+  if (isDiskFull(err)) {
+    return new StorageError('STORAGE_FULL', `${operation}: the disk holding the database is full; writes are refused until space is freed`, { cause: err })
+  }
   const code = levelCode(err)
   if (code !== undefined && CLOSED_CODES.has(code)) {
     return new StorageError('STORAGE_CLOSED', `${operation}: the store is not open`, { cause: err })
@@ -304,6 +403,23 @@ function wrapLevelError(err: unknown, operation: string): StorageError {
     return new StorageError('STORAGE_CORRUPT', `${operation}: the database is corrupt`, { cause: err })
   }
   return new StorageError('STORAGE_FAILURE', `${operation} failed`, { cause: err })
+}
+
+/** LevelDB reports ENOSPC / EDQUOT as an IO error whose message is strerror's text. */
+const DISK_FULL = /No space left on device|Disk quota exceeded|\bENOSPC\b|\bEDQUOT\b/
+
+/** Whether `err` (or a cause) says the disk is full. */
+function isDiskFull(err: unknown, depth = 0): boolean {
+  if (typeof err !== 'object' || err === null || depth > 8) return false
+  const { message, cause } = err as { message?: unknown; cause?: unknown }
+  if (typeof message === 'string' && DISK_FULL.test(message)) return true
+  if (levelCode(err) === 'ENOSPC' || levelCode(err) === 'EDQUOT') return true
+  return isDiskFull(cause, depth + 1)
+}
+
+/** A write that LevelDB attempted and failed (I/O or a background error), as opposed to a refused argument. */
+function isWriteFailure(err: unknown): boolean {
+  return hasLevelCode(err, 'LEVEL_IO_ERROR') || hasLevelCode(err, 'LEVEL_CORRUPTION') || isDiskFull(err)
 }
 
 function levelCode(err: unknown): string | undefined {

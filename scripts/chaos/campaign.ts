@@ -1,11 +1,20 @@
 import { parseArgs } from 'node:util'
-import { percentiles, runChaos, summarize, type ChaosReport } from './run.ts'
+import { campaignRow, campaignTable, CAMPAIGN_HEADER, loadCampaign, runFigures, saveCampaign, type CampaignConfig } from './campaign-file.ts'
+import { runChaos, summarize } from './run.ts'
 
 /**
- * The long campaign (not run in CI): `node scripts/chaos/campaign.ts [--seeds 50] [--first 1]
- * [--nodes 5] [--duration 600] [--netns] [--parallel 1]`. One chaos run per seed; prints a table
- * (writes, faults, lost, convergence, memory) and writes tmp/chaos/campaign.json. Exits 1 if any
- * run failed; each failing seed reproduces with `npm run chaos -- --seed K ...`.
+ * The long campaign (not run in CI):
+ * `node scripts/chaos/campaign.ts --netns [--seeds 50] [--first 1] [--nodes 5] [--duration 600]
+ * [--fault-ms 2000,12000] [--gap-ms 1000,3000] [--clients 2] [--think-ms 15] [--min-faults 30] [--parallel 1]
+ * [--out tmp/chaos/campaign.json] [--fresh]`.
+ *
+ * One chaos run per seed. After every run its figures are added to the results file (`--out`),
+ * so an interrupted campaign resumes: seeds already in the file are skipped (the file must hold
+ * a campaign with the same settings; `--fresh` starts over). Prints a row per run as it ends and
+ * the summary table of every run in the file at the end; each run's full report goes to
+ * tmp/chaos/campaign/seed<K>.json (with the operation history and final states when it failed).
+ * Exits 1 if any run failed or had fewer than `--min-faults` faults; a failing seed reproduces
+ * with `npm run chaos -- --seed K --nodes N --duration S --netns`.
  */
 const { values } = parseArgs({
   options: {
@@ -14,65 +23,90 @@ const { values } = parseArgs({
     nodes: { type: 'string', default: '5' },
     duration: { type: 'string', default: '600' },
     netns: { type: 'boolean', default: false },
+    'fault-ms': { type: 'string', default: '2000,12000' },
+    'gap-ms': { type: 'string', default: '1000,3000' },
+    clients: { type: 'string', default: '2' },
+    'think-ms': { type: 'string', default: '15' },
+    'min-faults': { type: 'string', default: '30' },
     parallel: { type: 'string', default: '1' },
+    out: { type: 'string', default: 'tmp/chaos/campaign.json' },
+    fresh: { type: 'boolean', default: false },
   },
 })
+
+const int = (name: string, text: string, min: number): number => {
+  const n = Number(text)
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, not ${JSON.stringify(text)}`)
+  return n
+}
+const range = (name: string, text: string): [number, number] => {
+  const parts = text.split(',')
+  const [a, b] = parts.map((p) => int(name, p.trim(), 1))
+  if (parts.length !== 2 || a === undefined || b === undefined || a > b) throw new Error(`--${name} must be MIN,MAX in ms (MIN <= MAX), not ${JSON.stringify(text)}`)
+  return [a, b]
+}
+
+let config: CampaignConfig
+let seeds: number[]
+let minFaults: number
+let parallel: number
+try {
+  config = {
+    nodes: int('nodes', values.nodes, 2),
+    durationS: int('duration', values.duration, 1),
+    netns: values.netns,
+    faultMs: range('fault-ms', values['fault-ms']),
+    gapMs: range('gap-ms', values['gap-ms']),
+    clientsPerNode: int('clients', values.clients, 1),
+    thinkMs: int('think-ms', values['think-ms'], 0),
+  }
+  const first = int('first', values.first, 0)
+  seeds = Array.from({ length: int('seeds', values.seeds, 1) }, (_, i) => first + i)
+  minFaults = int('min-faults', values['min-faults'], 0)
+  parallel = int('parallel', values.parallel, 1)
+} catch (error) {
+  console.error((error as Error).message)
+  process.exit(2)
+}
+
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
-const seeds = Array.from({ length: Number(values.seeds) }, (_, i) => Number(values.first) + i)
-const reports: ChaosReport[] = []
-const queue = [...seeds]
+const out = values.out
+const file = await loadCampaign(out, config, values.fresh).catch((error: unknown) => {
+  console.error((error as Error).message)
+  process.exit(2)
+})
+const done = new Set(file.runs.map((r) => r.seed))
+const todo = seeds.filter((s) => !done.has(s))
+console.log(
+  `campaign: ${seeds.length} seeds x ${config.nodes} nodes x ${config.durationS} s (${config.netns ? 'netns' : 'loopback'}; faults ${config.faultMs.join('-')} ms, gaps ${config.gapMs.join('-')} ms; ${config.clientsPerNode} clients per node, ${config.thinkMs} ms think time); ` +
+    `${seeds.length - todo.length} already in ${out}, ${todo.length} to run`,
+)
+console.log(CAMPAIGN_HEADER)
+
+let saving = Promise.resolve()
+const queue = [...todo]
 const worker = async (): Promise<void> => {
   for (let seed = queue.shift(); seed !== undefined; seed = queue.shift()) {
+    console.error(`seed ${seed}: started ${new Date().toISOString()}`)
     const report = await runChaos({
-      nodes: Number(values.nodes),
-      durationS: Number(values.duration),
+      ...config,
       seed,
-      netns: values.netns,
       reportPath: `tmp/chaos/campaign/seed${seed}.json`,
-      // Longer runs: more faults (>= 30 in 10 minutes), up to 12 s each.
-      faultMs: [2_000, 12_000],
+      evidence: 'on-failure',
       log: () => undefined,
     })
-    reports.push(report)
-    console.log(`${row(report)}${report.ok ? '' : `\n${summarize(report)}`}`)
+    const run = runFigures(report)
+    file.runs.push(run)
+    saving = saving.then(() => saveCampaign(out, file))
+    await saving
+    console.log(`${campaignRow(run, minFaults)}${report.ok ? '' : `\n${summarize(report)}`}`)
   }
 }
+await Promise.all(Array.from({ length: parallel }, worker))
+await saveCampaign(out, file)
 
-function row(r: ChaosReport): string {
-  const c = r.convergence
-  const maxRss = Math.max(0, ...r.resources.map((x) => x.maxRssMB))
-  const maxFds = Math.max(0, ...r.resources.map((x) => x.maxFds))
-  return [
-    String(r.seed).padStart(5),
-    (r.ok ? 'PASS' : 'FAIL').padEnd(5),
-    String(r.workload.acknowledged).padStart(8),
-    String(r.faults.length).padStart(7),
-    String(r.check?.lost ?? '?').padStart(5),
-    (r.check?.divergent ? 'yes' : 'no').padStart(8),
-    String(c.afterHeal.p50).padStart(9),
-    String(c.afterHeal.p99).padStart(9),
-    String(c.finalMs ?? 'never').padStart(9),
-    String(maxRss).padStart(8),
-    String(maxFds).padStart(6),
-  ].join(' ')
-}
-
-console.log(`campaign: ${seeds.length} seeds x ${values.nodes} nodes x ${values.duration} s (${values.netns ? 'netns' : 'loopback'})`)
-console.log(' seed result    acked  faults  lost diverged heal p50  heal p99  final ms  rss MB   fds')
-await Promise.all(Array.from({ length: Math.max(1, Number(values.parallel)) }, worker))
-const failed = reports.filter((r) => !r.ok)
-const finals = reports.flatMap((r) => (r.convergence.finalMs !== undefined ? [r.convergence.finalMs] : []))
-const f = percentiles(finals)
-const totals = {
-  runs: reports.length,
-  failed: failed.map((r) => r.seed),
-  acknowledged: reports.reduce((a, r) => a + r.workload.acknowledged, 0),
-  faults: reports.reduce((a, r) => a + r.faults.length, 0),
-  lost: reports.reduce((a, r) => a + (r.check?.lost ?? 0), 0),
-  finalConvergeMs: f,
-}
-console.log(`total: ${totals.runs} runs, ${totals.failed.length} failed ${JSON.stringify(totals.failed)}, ${totals.acknowledged} acknowledged writes, ${totals.faults} faults, ${totals.lost} lost; final convergence p50 ${f.p50} / p99 ${f.p99} / max ${f.max} ms`)
-const { writeFile, mkdir } = await import('node:fs/promises')
-await mkdir('tmp/chaos', { recursive: true })
-await writeFile('tmp/chaos/campaign.json', `${JSON.stringify({ totals, runs: reports.map((r) => ({ seed: r.seed, ok: r.ok, failures: r.failures, acknowledged: r.workload.acknowledged, faults: r.faults.length, faultsByKind: r.faultsByKind, lost: r.check?.lost, convergence: r.convergence, resources: r.resources })) }, null, 2)}\n`)
-process.exit(failed.length > 0 ? 1 : 0)
+const wanted = new Set(seeds)
+const runs = file.runs.filter((r) => wanted.has(r.seed))
+console.log(`\nsummary (${out})`)
+console.log(campaignTable(runs, minFaults))
+process.exit(runs.some((r) => !r.ok || r.faults < minFaults) ? 1 : 0)

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { initDataDir } from '../../daemon/data-dir.ts'
 import { SocketApi } from './api.ts'
+import type { ChaosDisks } from './disks.ts'
 import type { ChaosNetwork } from './netns.ts'
 
 /** The repository root. */
@@ -167,6 +168,8 @@ export interface ClusterOptions {
   readonly root: string
   /** Network namespaces (root only); otherwise loopback. */
   readonly network?: ChaosNetwork
+  /** A tmpfs disk of its own for every node's data dir (netns mode). */
+  readonly disks?: ChaosDisks
   /** Extra environment of every daemon (e.g. MESHSYNC_FAILPOINTS). */
   readonly env?: Record<string, string>
 }
@@ -175,10 +178,12 @@ export interface ClusterOptions {
 export class ChaosCluster {
   readonly nodes: ChaosNode[]
   readonly network: ChaosNetwork | undefined
+  readonly disks: ChaosDisks | undefined
 
-  private constructor(nodes: ChaosNode[], network: ChaosNetwork | undefined) {
+  private constructor(nodes: ChaosNode[], network: ChaosNetwork | undefined, disks: ChaosDisks | undefined) {
     this.nodes = nodes
     this.network = network
+    this.disks = disks
   }
 
   static async create(options: ClusterOptions): Promise<ChaosCluster> {
@@ -188,6 +193,10 @@ export class ChaosCluster {
     let clusterKey: string | undefined
     for (let i = 0; i < options.nodes; i++) {
       const dataDir = join(options.root, `node${i}`)
+      if (options.disks) {
+        await mkdir(dataDir)
+        options.disks.mount(i, dataDir)
+      }
       const { identity } = await initDataDir(dataDir, clusterKey ? { clusterKeyFile: clusterKey } : {})
       clusterKey ??= join(dataDir, 'cluster.key')
       const host = options.network ? options.network.addresses[i] : '127.0.0.1'
@@ -197,7 +206,7 @@ export class ChaosCluster {
       specs.push({ index: i, dataDir, listen, addr: `${listen}/p2p/${peerId}`, peerId, nodeId: identity.nodeId, wrapper: options.network ? options.network.wrapper(i) : [] })
     }
     const nodes: ChaosNode[] = specs.map((spec) => new ChaosNode(spec, () => specs.filter((s) => s !== spec).map((s) => s.addr), options.env ?? {}))
-    return new ChaosCluster(nodes, options.network)
+    return new ChaosCluster(nodes, options.network, options.disks)
   }
 
   async startAll(): Promise<void> {

@@ -20,6 +20,7 @@ export class Nemesis {
   readonly #loss = new Map<number, number>()
   readonly #linksDown = new Set<number>()
   readonly #killed = new Set<number>()
+  readonly #full = new Set<number>()
   readonly events: FaultEvent[] = []
 
   constructor(cluster: ChaosCluster, t0: number) {
@@ -66,6 +67,16 @@ export class Nemesis {
         }
         detail = `links ${JSON.stringify(f.nodes)}`
         break
+      case 'disk-full': {
+        const disks = this.#cluster.disks
+        if (!disks) throw new Error('disk-full needs the chaos disks (netns mode)')
+        const bytes = await Promise.all(f.nodes.map(async (i) => {
+          this.#full.add(i)
+          return disks.fill(i)
+        }))
+        detail = `disk full on ${JSON.stringify(f.nodes)} (ballast ${bytes.map((b) => `${Math.round(b / 1024 / 1024)} MiB`).join(', ')})`
+        break
+      }
       case 'kill9-restart':
         await Promise.all(f.nodes.map(async (i) => {
           this.#killed.add(i)
@@ -90,9 +101,11 @@ export class Nemesis {
     return event
   }
 
-  /** Undoes everything: rules flushed, links up, paused nodes continued, killed nodes restarted. */
+  /** Undoes everything: disks freed, rules flushed, links up, paused nodes continued, killed nodes restarted. */
   async healAll(event?: FaultEvent): Promise<void> {
     try {
+      await Promise.all([...this.#full].map((i) => this.#cluster.disks?.free(i)))
+      this.#full.clear()
       this.#blocked.clear()
       this.#loss.clear()
       this.#apply()
@@ -108,6 +121,11 @@ export class Nemesis {
     } finally {
       if (event) event.healedAt = Date.now() - this.#t0
     }
+  }
+
+  /** Whether node `i`'s disk is being held full. */
+  filling(i: number): boolean {
+    return this.#full.has(i)
   }
 
   /** Counts of injected faults by kind. */

@@ -27,7 +27,8 @@ function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] })
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process (a chaos run) still exists. */
+export function isAlive(pid: number): boolean {
   if (pid === process.pid) return true
   try {
     process.kill(pid, 0)

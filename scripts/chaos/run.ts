@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { check, collectState, type CheckResult, type NodeState } from './checker.ts'
 import { ChaosCluster, sampleProc, sleep } from './cluster.ts'
+import { ChaosDisks, tmpfsUnavailable } from './disks.ts'
 import { Nemesis, type FaultEvent } from './faults.ts'
 import { ChaosNetwork, netnsUnavailable } from './netns.ts'
 import { makeSchedule, scheduleHash, type FaultKind, type ScheduledFault } from './schedule.ts'
@@ -17,6 +18,8 @@ export interface ChaosOptions {
   readonly netns: boolean
   /** Where the JSON report goes (default: none). */
   readonly reportPath?: string
+  /** Write the operation history and final states next to the report always (default) or only for a failed run. */
+  readonly evidence?: 'always' | 'on-failure'
   /** MESHSYNC_FAILPOINTS for every daemon (proving the checker works). */
   readonly failpoints?: string
   /** Longest wait for convergence after the final heal, seconds (default 120). */
@@ -29,6 +32,8 @@ export interface ChaosOptions {
   readonly faultMs?: readonly [number, number]
   /** Only these fault kinds. */
   readonly kinds?: readonly FaultKind[]
+  /** Size of each node's tmpfs data disk in netns mode, MiB (default: from the duration, see {@link diskMiB}). */
+  readonly diskMiB?: number
   readonly gapMs?: readonly [number, number]
   /** Progress lines (default: console.log). */
   readonly log?: (line: string) => void
@@ -64,12 +69,25 @@ export interface ChaosReport {
     /** Per node: ms after the final heal until its vector reached the final one. */
     readonly finalPerNode: Percentiles
   }
-  readonly resources: readonly { node: number; nodeId: string; starts: number; maxRssMB: number; finalRssMB: number; maxFds: number; finalFds: number }[]
+  readonly resources: readonly { node: number; nodeId: string; starts: number; maxRssMB: number; finalRssMB: number; maxFds: number; finalFds: number; maxDiskMB?: number; finalDiskMB?: number }[]
+  /** Size of each node's tmpfs data disk (netns mode), MiB. */
+  readonly diskMiB?: number
   readonly crashes: readonly string[]
   readonly pendingYjs: number
   readonly fingerprints: readonly string[]
   readonly dataDir: string
   readonly elapsedS: number
+}
+
+/**
+ * Size of a node's tmpfs data disk: 64 MiB plus 0.25 MiB per second of workload, in steps of
+ * 16 MiB (a node's data dir grew by about 0.11 MiB/s at the default write rate, LevelDB's logs
+ * and tables included: 4.6 MB after 40 s on 3 nodes), so about twice what the run writes, or
+ * more. The report gives each node's largest data dir (`maxDiskMB`). A full disk means a
+ * ballast file fills the rest.
+ */
+export function diskMiB(durationS: number): number {
+  return Math.ceil((64 + durationS * 0.25) / 16) * 16
 }
 
 export function percentiles(samples: readonly number[]): Percentiles {
@@ -91,10 +109,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const started = Date.now()
   const unavailable = options.netns ? netnsUnavailable() : undefined
   const mode: 'netns' | 'loopback' = options.netns && !unavailable ? 'netns' : 'loopback'
+  const noDisks = mode === 'netns' ? tmpfsUnavailable() : undefined
+  const disks = mode === 'netns' && !noDisks ? new ChaosDisks((options.diskMiB ?? diskMiB(options.durationS)) * 1024 * 1024) : undefined
   const modeNote =
     mode === 'loopback'
       ? `loopback mode: process faults only (kill -9, SIGSTOP/SIGCONT, restart of all nodes)${options.netns ? `; netns mode unavailable: ${unavailable}` : '; pass --netns (as root) for network faults'}`
-      : undefined
+      : noDisks
+        ? `no tmpfs data disks (no disk-full faults): ${noDisks}`
+        : undefined
   if (modeNote) log(modeNote)
   const durationMs = options.durationS * 1000
   const schedule = makeSchedule({
@@ -102,6 +124,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     nodes: options.nodes,
     durationMs,
     netns: mode === 'netns',
+    disks: disks !== undefined,
     ...(options.faultMs && { minFaultMs: options.faultMs[0], maxFaultMs: options.faultMs[1] }),
     ...(options.gapMs && { minGapMs: options.gapMs[0], maxGapMs: options.gapMs[1] }),
     ...(options.kinds && { kinds: options.kinds }),
@@ -115,9 +138,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const killAll = (): void => {
     for (const n of cluster?.nodes ?? []) n.child?.kill('SIGKILL')
     network?.teardown()
+    disks?.teardown()
   }
   process.once('exit', killAll)
-  const resources = new Map<number, { maxRss: number; maxFds: number; rss: number; fds: number }>()
+  const resources = new Map<number, { maxRss: number; maxFds: number; rss: number; fds: number; maxDisk: number; disk: number }>()
   let checkResult: CheckResult | undefined
   let finalMs: number | undefined
   const healSamples: number[] = []
@@ -128,7 +152,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const diagnostics: unknown[] = []
   try {
     network?.setup()
-    cluster = await ChaosCluster.create({ nodes: options.nodes, root, ...(network && { network }), ...(options.failpoints && { env: { MESHSYNC_FAILPOINTS: options.failpoints } }) })
+    const leftovers = disks?.setup() ?? []
+    if (leftovers.length > 0) log(`unmounted ${leftovers.length} tmpfs disks left by crashed runs`)
+    cluster = await ChaosCluster.create({ nodes: options.nodes, root, ...(network && { network }), ...(disks && { disks }), ...(options.failpoints && { env: { MESHSYNC_FAILPOINTS: options.failpoints } }) })
     const c = cluster
     await c.startAll()
     await waitMesh(c, 30_000).catch((e: unknown) => log(`warning: ${String(e)}`))
@@ -143,9 +169,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         for (const n of c.nodes) {
           const pid = n.pid
           const s = pid !== undefined ? sampleProc(pid) : undefined
-          if (!s) continue
-          const r = resources.get(n.spec.index) ?? { maxRss: 0, maxFds: 0, rss: 0, fds: 0 }
-          resources.set(n.spec.index, { maxRss: Math.max(r.maxRss, s.rssBytes), maxFds: Math.max(r.maxFds, s.fds), rss: s.rssBytes, fds: s.fds })
+          const r = resources.get(n.spec.index) ?? { maxRss: 0, maxFds: 0, rss: 0, fds: 0, maxDisk: 0, disk: 0 }
+          // The data dir's size (not the ballast: sampled only while the disk is not being filled).
+          const used = c.disks?.usage(n.spec.index)?.used
+          const disk = used !== undefined && !nemesis?.filling(n.spec.index) ? used : r.disk
+          if (!s) {
+            resources.set(n.spec.index, { ...r, maxDisk: Math.max(r.maxDisk, disk), disk })
+            continue
+          }
+          resources.set(n.spec.index, { maxRss: Math.max(r.maxRss, s.rssBytes), maxFds: Math.max(r.maxFds, s.fds), rss: s.rssBytes, fds: s.fds, maxDisk: Math.max(r.maxDisk, disk), disk })
         }
         await sleep(500)
       }
@@ -201,6 +233,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     process.off('exit', killAll)
     for (const n of cluster?.nodes ?? []) n.api.close()
     const ok = failures.length === 0
+    // A failed run keeps its data dirs: copied off the tmpfs disks before they go.
+    disks?.teardown(!ok || options.keepData === true)
     if (ok && !options.keepData) await rm(root, { recursive: true, force: true })
     const report: ChaosReport = {
       ok,
@@ -228,8 +262,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           finalRssMB: mb(r?.rss),
           maxFds: r?.maxFds ?? 0,
           finalFds: r?.fds ?? 0,
+          ...(disks && { maxDiskMB: mb(r?.maxDisk), finalDiskMB: mb(r?.disk) }),
         }
       }),
+      ...(disks && { diskMiB: disks.bytes / 1024 / 1024 }),
       crashes,
       pendingYjs,
       fingerprints: checkResult?.fingerprints ?? [],
@@ -239,8 +275,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     if (options.reportPath) {
       await mkdir(dirname(options.reportPath), { recursive: true })
       // The evidence: every operation, and what each node held at the end.
-      await writeFile(options.reportPath.replace(/\.json$/, '') + '.history.jsonl', (workload?.history ?? []).map((op) => JSON.stringify(op)).join('\n') + '\n')
-      if (finalStates.length > 0) await writeFile(options.reportPath.replace(/\.json$/, '') + '.states.json', JSON.stringify(finalStates))
+      if (!ok || options.evidence !== 'on-failure') {
+        await writeFile(options.reportPath.replace(/\.json$/, '') + '.history.jsonl', (workload?.history ?? []).map((op) => JSON.stringify(op)).join('\n') + '\n')
+        if (finalStates.length > 0) await writeFile(options.reportPath.replace(/\.json$/, '') + '.states.json', JSON.stringify(finalStates))
+      }
       await writeFile(options.reportPath, `${JSON.stringify({ ...report, staleReadSamples: workload?.staleReadSamples ?? [], diagnostics }, null, 2)}\n`)
     }
     // eslint-disable-next-line no-unsafe-finally
@@ -318,7 +356,7 @@ export function summarize(r: ChaosReport): string {
   const f = r.convergence.finalPerNode
   lines.push(`  converge       after each heal p50 ${a.p50} / p99 ${a.p99} / max ${a.max} ms (n=${a.n}); final ${r.convergence.finalMs ?? 'NEVER'} ms (per node p50 ${f.p50} / p99 ${f.p99} / max ${f.max})`)
   lines.push(`  state          ${ch ? (ch.divergent ? 'DIVERGENT' : 'identical') : '?'} on all nodes; conflicts ${ch?.conflicts ?? '?'} (${ch?.conflictsIdentical ? 'identical' : 'DIFFER'}); fingerprints ${r.fingerprints.join(' ')}`)
-  lines.push(`  resources      ${r.resources.map((x) => `n${x.node}: ${x.maxRssMB} MB max rss, ${x.maxFds} fds max, ${x.starts} starts`).join('; ')}`)
+  lines.push(`  resources      ${r.resources.map((x) => `n${x.node}: ${x.maxRssMB} MB max rss, ${x.maxFds} fds max, ${x.starts} starts${x.maxDiskMB !== undefined ? `, ${x.maxDiskMB} MB max on disk` : ''}`).join('; ')}${r.diskMiB ? ` (tmpfs data disks of ${r.diskMiB} MiB)` : ''}`)
   for (const f2 of r.failures) lines.push(`  FAILURE        ${f2.split('\n')[0]}`)
   for (const s of [...(ch?.lostSamples ?? []).slice(0, 8), ...(ch?.phantomSamples ?? []).slice(0, 5), ...(ch?.divergenceSamples ?? []).slice(0, 8), ...r.crashes.slice(0, 3)]) lines.push(`    ${s.slice(0, 400)}`)
   if (!r.ok) lines.push(`  data dirs kept in ${r.dataDir}`)

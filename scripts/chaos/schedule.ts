@@ -1,10 +1,14 @@
 import { createHash } from 'node:crypto'
 import * as prng from 'lib0/prng'
 
-/** Fault kinds. Network kinds need netns mode; the others are process-level. */
+/**
+ * Fault kinds. Network kinds need netns mode, and so does a full disk (every node's data dir is a
+ * small tmpfs of its own there); the others are process-level.
+ */
 export const NETWORK_FAULTS = ['partition-halves', 'isolate-one', 'one-way-cut', 'ring-majorities', 'packet-loss', 'link-down'] as const
+export const DISK_FAULTS = ['disk-full'] as const
 export const PROCESS_FAULTS = ['kill9-restart', 'sigstop', 'restart-all'] as const
-export type FaultKind = (typeof NETWORK_FAULTS)[number] | (typeof PROCESS_FAULTS)[number]
+export type FaultKind = (typeof NETWORK_FAULTS)[number] | (typeof DISK_FAULTS)[number] | (typeof PROCESS_FAULTS)[number]
 
 /** One fault: injected at `at` ms after the workload starts, healed `duration` ms later. */
 export interface ScheduledFault {
@@ -27,6 +31,8 @@ export interface ScheduleOptions {
   /** Length of the fault phase in ms. */
   readonly durationMs: number
   readonly netns: boolean
+  /** Whether every node has a small disk of its own that can fill up (default: `netns`). */
+  readonly disks?: boolean
   /** Only these kinds (those the mode allows); default: every kind the mode allows. */
   readonly kinds?: readonly FaultKind[]
   /** Longest and shortest fault, gap between faults (ms). */
@@ -48,10 +54,10 @@ export function makeSchedule(options: ScheduleOptions): ScheduledFault[] {
   const maxFault = options.maxFaultMs ?? 7_000
   const minGap = options.minGapMs ?? 1_000
   const maxGap = options.maxGapMs ?? 3_000
-  const allowed: FaultKind[] = options.netns ? [...NETWORK_FAULTS, ...PROCESS_FAULTS] : [...PROCESS_FAULTS]
+  const allowed: FaultKind[] = [...(options.netns ? NETWORK_FAULTS : []), ...((options.disks ?? options.netns) ? DISK_FAULTS : []), ...PROCESS_FAULTS]
   const kinds = options.kinds ? allowed.filter((k) => options.kinds?.includes(k)) : allowed
   if (kinds.length === 0) throw new Error(`no fault kind of ${JSON.stringify(options.kinds)} is possible in ${options.netns ? 'netns' : 'loopback'} mode`)
-  const weights = kinds.map((k) => (k === 'restart-all' ? 1 : k === 'kill9-restart' || k === 'sigstop' ? (options.netns ? 2 : 4) : 3))
+  const weights = kinds.map((k) => (k === 'restart-all' ? 1 : k === 'kill9-restart' || k === 'sigstop' ? (options.netns ? 2 : 4) : k === 'disk-full' ? 2 : 3))
   const total = weights.reduce((a, b) => a + b, 0)
   const out: ScheduledFault[] = []
   let t = prng.int32(gen, minGap, maxGap)
@@ -112,6 +118,7 @@ export function makeSchedule(options: ScheduleOptions): ScheduledFault[] {
         lossPct = prng.int32(gen, 5, 30)
         break
       case 'link-down':
+      case 'disk-full':
       case 'kill9-restart':
       case 'sigstop':
         nodes = shuffled.slice(0, prng.int32(gen, 1, Math.max(1, Math.floor((n - 1) / 2)))).sort()

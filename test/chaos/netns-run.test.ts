@@ -1,16 +1,19 @@
 import { describe, expect, it } from 'vitest'
+import { tmpfsUnavailable } from '../../scripts/chaos/disks.ts'
 import { netnsUnavailable } from '../../scripts/chaos/netns.ts'
 import { runChaos, summarize } from '../../scripts/chaos/run.ts'
 
 /**
  * The CI chaos run (issue 6): 5 real daemons, each in its own network namespace on one bridge,
  * about 3 minutes of workload under a seeded schedule of mixed faults (partitions, one-way cuts,
- * majority rings, packet loss, link down, kill -9, SIGSTOP, restart of every node), then heal,
- * convergence and the checker. Fails on any lost write, divergence or crash. Needs root (network
- * namespaces, nftables); skipped with the reason otherwise.
+ * majority rings, packet loss, link down, a full data disk (each node's data dir is a small tmpfs),
+ * kill -9, SIGSTOP, restart of every node), then heal, convergence and the checker. Fails on any
+ * lost write, divergence or crash. Needs root (network namespaces, nftables, tmpfs mounts);
+ * skipped with the reason otherwise. Seed 6 schedules 24 faults of all 10 kinds, 2 of them full
+ * disks (a seed given in MESHSYNC_CHAOS_SEED must schedule a full disk too).
  */
 
-const skip = netnsUnavailable()
+const skip = netnsUnavailable() ?? tmpfsUnavailable()
 if (skip) console.warn(`chaos netns run: skipped: ${skip}`)
 const seed = Number(process.env.MESHSYNC_CHAOS_SEED ?? 6)
 
@@ -27,6 +30,10 @@ describe('chaos: 5 daemons in network namespaces', () => {
     expect(report.crashes).toEqual([])
     expect(report.faults.length).toBeGreaterThanOrEqual(15)
     expect(Object.keys(report.faultsByKind).length).toBeGreaterThanOrEqual(5)
+    // The full disk bit: writes were refused with STORAGE_FULL (not acknowledged), and the
+    // node went on afterwards (it converged with the others and lost nothing).
+    expect(report.faultsByKind['disk-full']).toBeGreaterThanOrEqual(1)
+    expect(Object.entries(report.workload.errors).filter(([k]) => k.endsWith(' fail STORAGE_FULL')).reduce((a, [, v]) => a + v, 0)).toBeGreaterThan(0)
     expect(report.workload.acknowledged).toBeGreaterThanOrEqual(2000)
     expect(report.ok).toBe(true)
   })
