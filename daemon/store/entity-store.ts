@@ -431,15 +431,18 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       }
       if (g.committed.length > 0 || g.touched) {
         const counts = countsAfter(this.#counts, g.working)
-        this.#nodeVv = g.nodeVv
-        this.#feedSeq = g.feedSeq
-        this.#logFloor = g.logFloor
         if (failpoints.ackBeforeCommitMs > 0) {
           // Failpoint (off in production): answer local writes first, commit later.
           for (const o of outcomes) if (o.job.kind === 'local' && o.result) o.job.resolve(o.result)
           await new Promise((resolve) => setTimeout(resolve, failpoints.ackBeforeCommitMs))
         }
         await this.#kv.batch(this.#batchOps(g, counts), { sync: true })
+        // Published only once durable: the vector, feed position and counts others read (status,
+        // HELLO, the change feed) never show a group whose batch could still fail, and always
+        // agree with each other.
+        this.#nodeVv = g.nodeVv
+        this.#feedSeq = g.feedSeq
+        this.#logFloor = g.logFloor
         this.#counts = counts
         this.#clientIdsDirty = false
       }
@@ -896,9 +899,9 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       ops.push({ type: 'put', key: feedKey(ns, meta.feedSeq), value: textEncoder.encode(JSON.stringify(entry)) })
     }
     for (const { change, bytes } of g.committed) ops.push({ type: 'put', key: changeLogKey(change.origin, change.seq), value: bytes })
-    ops.push({ type: 'put', key: META_LOG_FLOOR, value: textEncoder.encode(JSON.stringify(this.#logFloor)) })
-    ops.push({ type: 'put', key: META_NODE_VV, value: textEncoder.encode(JSON.stringify(this.#nodeVv)) })
-    ops.push({ type: 'put', key: META_FEED_SEQ, value: textEncoder.encode(String(this.#feedSeq)) })
+    ops.push({ type: 'put', key: META_LOG_FLOOR, value: textEncoder.encode(JSON.stringify(g.logFloor)) })
+    ops.push({ type: 'put', key: META_NODE_VV, value: textEncoder.encode(JSON.stringify(g.nodeVv)) })
+    ops.push({ type: 'put', key: META_FEED_SEQ, value: textEncoder.encode(String(g.feedSeq)) })
     ops.push({ type: 'put', key: META_COUNTS, value: textEncoder.encode(JSON.stringify(counts)) })
     if (this.#clientIdsDirty) ops.push({ type: 'put', key: META_CLIENT_IDS, value: this.#encodeClientIds() })
     return ops

@@ -43,3 +43,33 @@ describe('store queue: replication next to a burst of local writes', () => {
     expect((await store.get('ns', 'from-peer')).value).toEqual({ v: 1 })
   })
 })
+
+describe('store: what readers see of a commit in flight', () => {
+  it('the vector, feed position and counts move only once the batch is durable, together', async () => {
+    const kv = new MemoryKvStore()
+    const held: (() => void)[] = []
+    let hold = false
+    const batch = kv.batch.bind(kv)
+    kv.batch = async (ops, options) => {
+      if (hold) await new Promise<void>((resolve) => held.push(resolve))
+      return batch(ops, options)
+    }
+    const store = new EntityStore({ kv, nodeId: 'aaaa', logger }, {})
+    await store.open()
+    stores.push(store)
+    await store.write([{ op: 'put', ns: 'ns', id: 'a', value: { v: 1 } }])
+    hold = true
+    const writing = store.write([{ op: 'put', ns: 'ns', id: 'b', value: { v: 2 } }])
+    while (held.length === 0) await new Promise((r) => setTimeout(r, 1))
+    // The batch is written but not durable yet: nothing of it shows.
+    const seen = { vv: store.versionVector, counts: store.entityCounts, cursor: store.feedCursor }
+    hold = false
+    for (const release of held.splice(0)) release()
+    await writing
+    expect(seen).toEqual({ vv: { aaaa: 1 }, counts: { ns: 1 }, cursor: 1 })
+    const cursor = seen.cursor
+    expect(store.versionVector).toEqual({ aaaa: 2 })
+    expect(store.entityCounts).toEqual({ ns: 2 })
+    expect(store.feedCursor).toBe(cursor + 1)
+  })
+})
