@@ -596,7 +596,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       const change = this.#applyLocal(op, entity, g.nodeVv)
       if (change) {
         g.nodeVv = withCounter(g.nodeVv, this.nodeId, change.seq)
-        g.committed.push({ change, bytes: encodeChange(change), feedSeq: ++g.feedSeq, remote: false })
+        g.committed.push({ change, bytes: encodeChange(change), feedSeq: ++g.feedSeq, remote: false, applied: true })
         entity.meta = { ...(entity.meta as EntityMeta), feedSeq: g.feedSeq }
       }
       views.push(toView(entity))
@@ -623,7 +623,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         const verdict = classifyRemoteChange(entity.meta, change, own(this.#horizon, change.ns))
         if (this.#modeOf(change.ns) === 'push-only') {
           // Kept in the log (so it is relayed) but never applied here.
-          g.committed.push({ change, bytes: encodeChange(change), feedSeq: 0, remote: true })
+          g.committed.push({ change, bytes: encodeChange(change), feedSeq: 0, remote: true, applied: false })
         } else if (verdict === 'stale') {
           // Made on a superseded incarnation or a purged tombstone: every node records its dot
           // and applies nothing of it (docs/tombstone-gc.md).
@@ -634,11 +634,11 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
             entity.meta = { ...entity.meta, vv: withCounter(entity.meta.vv, change.origin, change.seq), feedSeq: ++g.feedSeq }
             entity.changed = true
           }
-          g.committed.push({ change, bytes: encodeChange(change), feedSeq: 0, remote: true })
+          g.committed.push({ change, bytes: encodeChange(change), feedSeq: 0, remote: true, applied: false })
         } else {
           if (verdict === 'reset') this.#startIncarnation(entity)
           this.#applyRemoteChange(change, entity)
-          g.committed.push({ change, bytes: encodeChange(change), feedSeq: ++g.feedSeq, remote: true })
+          g.committed.push({ change, bytes: encodeChange(change), feedSeq: ++g.feedSeq, remote: true, applied: true })
           entity.meta = { ...(entity.meta as EntityMeta), feedSeq: g.feedSeq }
         }
         applied++

@@ -49,6 +49,11 @@ export interface CommittedChange {
   readonly feedSeq: number
   /** True when the change came from another node. */
   readonly remote: boolean
+  /**
+   * False when the change is only recorded (its dot, its log record) and nothing of it was
+   * applied to the entity here: a push-only namespace, or a stale change (docs/tombstone-gc.md).
+   */
+  readonly applied: boolean
 }
 
 /** An entry of a namespace's change feed. */

@@ -3,7 +3,7 @@ import WebSocket from 'ws'
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
 import { joinArgs } from '../helpers/cluster.ts'
-import { startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon-process.ts'
+import { startDaemon, stopAllDaemons, writeConfig, type DaemonHandle } from '../helpers/daemon-process.ts'
 import { makeTempDir, removeTempDirs } from '../helpers/temp-dir.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
@@ -51,6 +51,27 @@ describe('y-websocket endpoint', () => {
     await a.sock('PATCH', '/v1/ns/notes/entities/n1', { status: 'done' })
     await waitFor(() => onB.doc.getMap('data').get('status') === 'done', { timeout: 15_000 })
     expect((await a.sock<{ value: unknown }>('GET', '/v1/ns/notes/entities/n1')).json.value).toEqual({ title: 'Shared note', tags: ['x', 'y'], status: 'done' })
+  })
+
+  it('a client bound to an entity that is recreated after its grace period is closed with 4410; a new doc then syncs the new incarnation', async () => {
+    const dataDir = await makeTempDir('msync-y-')
+    await writeConfig(dataDir, { gc: { tombstoneGraceMs: 200, intervalMs: 0, clockSkewMs: 0 } })
+    const a = await startDaemon({ dataDir })
+    expect((await a.sock('PUT', '/v1/ns/notes/entities/r1', { v: 'old' })).status).toBe(200)
+    const url = `${a.info.api.url.replace(/^http/, 'ws')}/v1/yjs/notes/r1?token=${a.token}`
+    const ws = new WebSocket(url)
+    const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)))
+    await new Promise<void>((resolve, reject) => {
+      ws.on('open', () => resolve())
+      ws.on('error', reject)
+    })
+    expect((await a.sock('DELETE', '/v1/ns/notes/entities/r1')).status).toBe(200)
+    await new Promise((r) => setTimeout(r, 300))
+    expect((await a.sock('PUT', '/v1/ns/notes/entities/r1', { v: 'new' })).status).toBe(200)
+    expect(await closed).toBe(4410)
+    const fresh = bind(a, 'notes', 'r1')
+    await waitFor(() => fresh.provider.synced && fresh.doc.getMap('data').get('v') === 'new', { timeout: 15_000 })
+    expect(fresh.doc.getMap('data').toJSON()).toEqual({ v: 'new' })
   })
 
   it('refuses a connection without the token over TCP', async () => {

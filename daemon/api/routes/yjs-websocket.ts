@@ -50,7 +50,16 @@ class Room {
   private constructor(store: EntityStore, ns: string, id: string) {
     this.#store = store
     this.#onChange = (c) => {
-      if (c.change.ns !== ns || c.change.id !== id || c.change.update.length === 0) return
+      // Recorded but not applied here (push-only, or stale): the entity did not change.
+      if (c.change.ns !== ns || c.change.id !== id || !c.applied) return
+      if (c.change.fresh === true) {
+        // The entity was deleted and written again as a new incarnation: the clients' documents
+        // (and this mirror) hold the old one, which nothing can merge into the new. Closing tells
+        // them to start a new Y.Doc; the room reopens on the new state (docs/tombstone-gc.md).
+        for (const ws of this.conns.keys()) ws.close(4410, 'ENTITY_RECREATED')
+        return
+      }
+      if (c.change.update.length === 0) return
       Y.applyUpdate(this.doc, c.change.update)
       const e = encoding.createEncoder()
       encoding.writeVarUint(e, MESSAGE_SYNC)
