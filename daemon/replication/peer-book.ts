@@ -1,6 +1,9 @@
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { counterOf, type VersionVector } from '../../crdt/index.ts'
 
+/** Longest wait between two dials of a remembered peer that is not connected (before jitter). */
+export const MAX_REDIAL_MS = 4000
+
 /** A peer as `/v1/peers` shows it. */
 export interface PeerView {
   readonly peerId: string
@@ -124,7 +127,9 @@ export class PeerBook {
   dialFailed(peerId: string, now = Date.now()): void {
     const e = this.#entry(peerId)
     e.failures++
-    const base = Math.min(60_000, 1000 * 2 ** Math.min(e.failures - 1, 6))
+    // Capped low: on a LAN or an edge cluster a dial is cheap, and after a partition heals the
+    // time to the next attempt is most of the time to converge.
+    const base = Math.min(MAX_REDIAL_MS, 1000 * 2 ** Math.min(e.failures - 1, 6))
     e.nextDialAt = now + base * (0.5 + Math.random() * 0.5)
   }
 

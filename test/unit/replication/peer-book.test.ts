@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest'
+import { MAX_REDIAL_MS, PeerBook } from '../../../daemon/replication/peer-book.ts'
+
+describe('PeerBook redial backoff', () => {
+  it('doubles from 1 s, with jitter, up to the cap; a connection resets it', () => {
+    const book = new PeerBook()
+    book.remember('p1', '/ip4/10.0.0.1/tcp/4718/p2p/p1')
+    const waits: number[] = []
+    let now = 0
+    for (let i = 0; i < 12; i++) {
+      expect(book.dueForDial(now).map((d) => d.peerId)).toEqual(['p1'])
+      book.dialFailed('p1', now)
+      // Not due again until its backoff has passed.
+      expect(book.dueForDial(now + 1)).toEqual([])
+      let next = now + 1
+      while (book.dueForDial(next).length === 0) next += 10
+      waits.push(next - now)
+      now = next
+    }
+    // Jitter keeps each wait in [base/2, base]; the base doubles from 1 s and stops at the cap.
+    const bases = waits.map((_, i) => Math.min(MAX_REDIAL_MS, 1000 * 2 ** i))
+    waits.forEach((w, i) => {
+      expect(w).toBeGreaterThanOrEqual((bases[i] as number) / 2)
+      expect(w).toBeLessThanOrEqual((bases[i] as number) + 10)
+    })
+    expect(Math.max(...waits)).toBeLessThanOrEqual(MAX_REDIAL_MS + 10)
+    book.connected('p1')
+    book.disconnected('p1')
+    expect(book.dueForDial(now).map((d) => d.peerId)).toEqual(['p1'])
+  })
+})
