@@ -119,6 +119,10 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
         denyOutboundEncryptedConnection: denied,
       },
       connectionManager: { dialTimeout: 10_000 },
+      // A link that went silent (a cut cable, a partition, a stopped peer) is found within ~8 s
+      // and the connection dropped, so the next dial opens a fresh TCP connection after the link
+      // heals, rather than waiting out the old one's retransmission backoff (libp2p: 10 s + 5 s).
+      connectionMonitor: { pingInterval: 5000, pingTimeout: { minTimeout: 3000, maxTimeout: 10_000 } },
       ...(init.metricsRegistry && { metrics: prometheusMetrics({ registry: init.metricsRegistry, collectDefaultMetrics: false }) }),
       peerDiscovery: discovery,
       services: {
