@@ -116,32 +116,25 @@ export class DaemonMetrics {
       ['gcHorizonRefusals', 'meshsync_gc_horizon_refusals_total', 'Sync sessions refused because the peer lacked tombstone purges made here.'],
       ['gcRebootstraps', 'meshsync_gc_rebootstraps_total', 'Namespaces reloaded from a peer because this node lacked its tombstone purges.'],
     ]
-    for (const [key, name, help] of counters) {
-      // Monotonic counters kept by the replicator, exposed as counters read at scrape time.
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          this.reset()
-          this.inc(stats[key])
-        },
-      })
-    }
     const gc = replicator.gcStats
     const gcCounters: [keyof typeof gc, string, string][] = [
       ['purged', 'meshsync_tombstones_purged_total', 'Tombstones purged by GC.'],
       ['staleChanges', 'meshsync_stale_changes_total', 'Remote changes made on a superseded incarnation or purged tombstone (recorded, not applied).'],
       ['incarnations', 'meshsync_entity_incarnations_total', 'Writes that started a new incarnation of a deleted entity.'],
     ]
-    for (const [key, name, help] of gcCounters) {
+    const read: [string, string, () => number][] = [
+      ...counters.map(([key, name, help]): [string, string, () => number] => [name, help, () => stats[key]]),
+      ...gcCounters.map(([key, name, help]): [string, string, () => number] => [name, help, () => gc[key]]),
+    ]
+    for (const [name, help, value] of read) {
+      // Monotonic counters kept by the replicator and the store, read at scrape time.
       new Counter({
         name,
         help,
         registers,
         collect() {
           this.reset()
-          this.inc(gc[key])
+          this.inc(value())
         },
       })
     }

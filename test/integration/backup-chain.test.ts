@@ -8,12 +8,13 @@ import { listManifests, readIndex, verifyChain } from '../../daemon/backup/read.
 import type { BackupRepository } from '../../daemon/backup/repository.ts'
 import { restoreIntoDir } from '../../daemon/backup/restore.ts'
 import { openSealer } from '../../daemon/backup/seal.ts'
-import type { ChangeRecord, EntitySnapshot } from '../../crdt/index.ts'
+import type { EntitySnapshot } from '../../crdt/index.ts'
 import { LevelKvStore } from '../../daemon/storage/level-kv-store.ts'
 import { MemoryKvStore } from '../../daemon/storage/memory-kv-store.ts'
 import { EntityStore } from '../../daemon/store/entity-store.ts'
 import { capturingSource, quietLogger, randomWrites, restoredState, seededRandom, type EntityState } from '../helpers/backup.ts'
 import { repositoryKinds } from '../helpers/s3.ts'
+import { replicate } from '../helpers/store-replication.ts'
 import { useTempDirs } from '../helpers/temp-dir.ts'
 
 const tempDir = useTempDirs('all')
@@ -29,19 +30,6 @@ async function memoryStore(nodeId: string): Promise<EntityStore> {
   return store
 }
 
-/** Hands every change `from` has and `to` lacks to `to`, as replication would (causal order). */
-async function replicate(from: EntityStore, to: EntityStore): Promise<void> {
-  for (let round = 0; round < 5; round++) {
-    let deferred = 0
-    for (const origin of Object.keys(from.versionVector)) {
-      const changes: ChangeRecord[] = []
-      for await (const c of from.changeLog(origin, to.versionVector[origin] ?? 0)) changes.push(c)
-      if (changes.length > 0) deferred += (await to.applyRemote(changes)).deferred.length
-    }
-    if (deferred === 0) return
-  }
-  throw new Error('changes stayed deferred')
-}
 
 async function openStore(): Promise<EntityStore> {
   const dir = await tempDir('meshsync-store-')

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import type { ChangeRecord } from '../../../crdt/index.ts'
 import { MemoryKvStore } from '../../../daemon/storage/index.ts'
 import { BulkLoader } from '../../../daemon/store/bulk-load.ts'
 import { decodeMeta } from '../../../daemon/store/entity-meta.ts'
 import { EntityStore, splitEntityKey } from '../../../daemon/store/entity-store.ts'
 import { quietLogger, randomWrites, seededRandom } from '../../helpers/backup.ts'
+import { replicate } from '../../helpers/store-replication.ts'
 
 async function open(nodeId: string, kv = new MemoryKvStore()): Promise<EntityStore> {
   const store = new EntityStore({ kv, nodeId, logger: quietLogger })
@@ -12,18 +12,6 @@ async function open(nodeId: string, kv = new MemoryKvStore()): Promise<EntitySto
   return store
 }
 
-async function replicate(from: EntityStore, to: EntityStore): Promise<void> {
-  for (let round = 0; round < 5; round++) {
-    let deferred = 0
-    for (const origin of Object.keys(from.versionVector)) {
-      const changes: ChangeRecord[] = []
-      for await (const c of from.changeLog(origin, to.versionVector[origin] ?? 0)) changes.push(c)
-      if (changes.length > 0) deferred += (await to.applyRemote(changes)).deferred.length
-    }
-    if (deferred === 0) return
-  }
-  throw new Error('changes stayed deferred')
-}
 
 /** Every key and value of a store outside the change log and the node metadata. */
 async function derived(kv: MemoryKvStore): Promise<Record<string, string>> {

@@ -6,6 +6,7 @@ import { createEntityDoc, hasPendingUpdates, readRecord, type ChangeRecord } fro
 import { staleNamespaces, TombstoneCollector } from '../../../daemon/replication/tombstone-gc.ts'
 import { MemoryKvStore } from '../../../daemon/storage/index.ts'
 import { EntityStore } from '../../../daemon/store/entity-store.ts'
+import { replicate } from '../../helpers/store-replication.ts'
 
 const logger = pino({ level: 'silent' })
 const GRACE = 10_000
@@ -19,25 +20,6 @@ async function node(nodeId: string): Promise<EntityStore> {
   await store.open()
   stores.push(store)
   return store
-}
-
-/** Every change `from` has that `to` lacks, in per-origin order. */
-async function missing(from: EntityStore, to: EntityStore): Promise<ChangeRecord[]> {
-  const out: ChangeRecord[] = []
-  for (const origin of Object.keys(from.versionVector)) {
-    for await (const c of from.changeLog(origin, to.versionVector[origin] ?? 0)) out.push(c)
-  }
-  return out
-}
-
-/** Delivers everything `from` has to `to` (retrying deferred changes until none apply). */
-async function ship(from: EntityStore, to: EntityStore): Promise<void> {
-  let todo = await missing(from, to)
-  while (todo.length > 0) {
-    const result = await to.applyRemote(todo)
-    if (result.applied === 0) break
-    todo = [...result.deferred]
-  }
 }
 
 async function lastChange(store: EntityStore): Promise<ChangeRecord> {
@@ -101,19 +83,19 @@ describe('incarnations: writes to a tombstone past its grace period', () => {
     const b = await node('bbbb')
     const c = await node('cccc')
     await a.write([{ op: 'put', ns: 'ns', id: 'x', value: { v: 1, t: 'base' } }])
-    await ship(a, b)
-    await ship(a, c)
+    await replicate(a, b)
+    await replicate(a, c)
     // C writes on the first incarnation without seeing the delete.
     await c.write([{ op: 'patch', ns: 'ns', id: 'x', value: { late: true } }])
     await a.write([{ op: 'delete', ns: 'ns', id: 'x' }])
-    await ship(a, b)
+    await replicate(a, b)
     now += GRACE
     await a.write([{ op: 'put', ns: 'ns', id: 'x', value: { v: 2 } }])
     // B gets C's write first, then A's fresh one; A gets C's write after its own fresh one.
-    await ship(c, b)
-    await ship(a, b)
-    await ship(c, a)
-    await ship(a, c)
+    await replicate(c, b)
+    await replicate(a, b)
+    await replicate(c, a)
+    await replicate(a, c)
     const states = await Promise.all([a, b, c].map((s) => replicaState(s, 'ns', 'x')))
     expect(states[1]).toEqual(states[0])
     expect(states[2]).toEqual(states[0])
@@ -127,12 +109,12 @@ describe('incarnations: writes to a tombstone past its grace period', () => {
     const b = await node('bbbb')
     await a.write([{ op: 'put', ns: 'ns', id: 'x', value: { v: 1 } }])
     await a.write([{ op: 'delete', ns: 'ns', id: 'x' }])
-    await ship(a, b)
+    await replicate(a, b)
     now += GRACE
     await a.write([{ op: 'put', ns: 'ns', id: 'x', value: { from: 'a' } }])
     await b.write([{ op: 'put', ns: 'ns', id: 'x', value: { from: 'b' } }])
-    await ship(a, b)
-    await ship(b, a)
+    await replicate(a, b)
+    await replicate(b, a)
     expect(await replicaState(b, 'ns', 'x')).toEqual(await replicaState(a, 'ns', 'x'))
     // Dots (aaaa, 3) and (bbbb, 1): origins order first, so B's incarnation wins.
     expect((await a.get('ns', 'x')).value).toEqual({ from: 'b' })
@@ -150,8 +132,8 @@ describe('tombstone purge', () => {
 
   /** A sync session's effect on the collectors: both see each other's vector now. */
   async function session(x: EntityStore, y: EntityStore, gx: TombstoneCollector, gy: TombstoneCollector): Promise<void> {
-    await ship(x, y)
-    await ship(y, x)
+    await replicate(x, y)
+    await replicate(y, x)
     gx.fromHello(y.nodeId, y.versionVector, gy.hello())
     gy.fromHello(x.nodeId, x.versionVector, gx.hello())
   }
@@ -191,13 +173,13 @@ describe('tombstone purge', () => {
     await a.write([{ op: 'delete', ns: 'ns', id: 'x' }])
     const c = await node('cccc')
     await c.write([{ op: 'put', ns: 'other', id: 'z', value: {} }])
-    await ship(c, a) // C is now an origin A knows, but A never saw C's vector
+    await replicate(c, a) // C is now an origin A knows, but A never saw C's vector
     now += GRACE + SKEW
     await session(a, b, gcA, gcB)
     expect(await gcA.sweep()).toBe(0)
     gcA.fromHello('cccc', c.versionVector, undefined)
     expect(await gcA.sweep()).toBe(0) // C lacks the tombstone
-    await ship(a, c)
+    await replicate(a, c)
     gcA.fromHello('cccc', c.versionVector, undefined)
     expect(await gcA.sweep()).toBe(1)
   })
@@ -237,29 +219,29 @@ describe('tombstone purge', () => {
     const { a, b, gcA, gcB } = await cluster()
     const c = await node('cccc')
     await a.write([{ op: 'put', ns: 'ns', id: 'x', value: { v: 1, t: 'old' } }])
-    await ship(a, b)
-    await ship(a, c)
+    await replicate(a, b)
+    await replicate(a, c)
     await a.write([{ op: 'delete', ns: 'ns', id: 'x' }])
-    await ship(a, b)
+    await replicate(a, b)
     now += GRACE + SKEW
     await session(a, b, gcA, gcB)
     expect(await gcA.sweep()).toBe(1)
     // B still holds the tombstone: its write starts a fresh incarnation, which A can apply.
     await b.write([{ op: 'put', ns: 'ns', id: 'x', value: { v: 'again' } }])
-    await ship(b, a)
+    await replicate(b, a)
     expect((await a.get('ns', 'x')).value).toEqual({ v: 'again' })
     expect(await replicaState(a, 'ns', 'x')).toEqual(await replicaState(b, 'ns', 'x'))
 
     // y: deleted and purged on A; C (not a member A waited for, never saw the delete) then writes on its old copy.
     await a.write([{ op: 'put', ns: 'ns', id: 'y', value: { v: 1 } }])
-    await ship(a, c)
+    await replicate(a, c)
     await c.write([{ op: 'patch', ns: 'ns', id: 'y', value: { zombie: true } }])
     await a.write([{ op: 'delete', ns: 'ns', id: 'y' }])
     now += GRACE + SKEW
     await session(a, b, gcA, gcB)
     expect(await gcA.sweep()).toBe(1)
     const stale = a.gcStats.staleChanges
-    await ship(c, a)
+    await replicate(c, a)
     await expect(a.get('ns', 'y')).rejects.toMatchObject({ code: 'ENTITY_NOT_FOUND' })
     expect(await a.entityState('ns', 'y')).toBeUndefined()
     expect(a.gcStats.staleChanges).toBe(stale + 1)
@@ -272,7 +254,7 @@ describe('tombstone purge', () => {
     await a.write([{ op: 'delete', ns: 'ns', id: 'x' }])
     await a.purgeTombstones([{ ns: 'ns', id: 'x', deletedAt: 0, vv: { aaaa: 2 } }])
     await fresh.adoptPurgeHorizon('ns', a.purgeHorizon.ns ?? {})
-    await ship(a, fresh)
+    await replicate(a, fresh)
     expect(fresh.versionVector).toEqual({ aaaa: 2 })
     expect(await fresh.entityState('ns', 'x')).toBeUndefined()
   })
@@ -315,8 +297,8 @@ describe('randomized: deletes, recreates, partial syncs and GC sweeps on 4 nodes
           // schedule just skips it, as the session would.
           if (staleNamespaces(x.purgeHorizon, y.versionVector, y.purgeHorizon).length > 0) return
           if (staleNamespaces(y.purgeHorizon, x.versionVector, x.purgeHorizon).length > 0) return
-          await ship(x, y)
-          await ship(y, x)
+          await replicate(x, y)
+          await replicate(y, x)
           gx.fromHello(y.nodeId, y.versionVector, gy.hello())
           gy.fromHello(x.nodeId, x.versionVector, gx.hello())
         }
