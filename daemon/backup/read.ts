@@ -1,6 +1,6 @@
 import * as Y from 'yjs'
 import { CodecError, createEntityDoc } from '../../crdt/index.ts'
-import { compareKeys } from '../storage/key-order.ts'
+import { compareKeys, lowerBound } from '../storage/key-order.ts'
 import type { EntityMeta } from '../store/entity-meta.ts'
 import { BackupError, corrupt } from './errors.ts'
 import {
@@ -577,18 +577,6 @@ export function assertVerified(result: VerifyResult): void {
   if (!first) return
   const more = result.problems.length > 1 ? ` (and ${result.problems.length - 1} more problems)` : ''
   throw new BackupError('BACKUP_CORRUPT', `${first.message}${more}`, { set: first.set, object: first.object })
-}
-
-/** First index whose key is >= `key` (key order). */
-function lowerBound(keys: readonly string[], key: string): number {
-  let lo = 0
-  let hi = keys.length
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if (compareKeys(keys[mid] as string, key) < 0) lo = mid + 1
-    else hi = mid
-  }
-  return lo
 }
 
 /** First index whose number is > `n`. */

@@ -37,3 +37,15 @@ export function compareKeys(a: string, b: string): number {
   }
   return a.length < b.length ? -1 : 1
 }
+
+/** First index of `keys` (sorted in key order) whose key is >= `key`. */
+export function lowerBound(keys: readonly string[], key: string): number {
+  let lo = 0
+  let hi = keys.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (compareKeys(keys[mid] as string, key) < 0) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}

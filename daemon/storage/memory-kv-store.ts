@@ -1,5 +1,5 @@
 import { StorageError } from './errors.ts'
-import { compareKeys, toStoredKey } from './key-order.ts'
+import { compareKeys, lowerBound, toStoredKey } from './key-order.ts'
 import type { KvBatchOp, KvBatchOptions, KvRange, KvSnapshot, KvStore, KvWriteOptions } from './kv-store.ts'
 
 const DEFAULT_BATCH_ENTRIES = 1000
@@ -212,18 +212,6 @@ async function* iterateVersion(begin: () => Version, alive: () => boolean, range
 
 function copyOut(value: Uint8Array | undefined): Uint8Array | undefined {
   return value === undefined ? undefined : new Uint8Array(value)
-}
-
-/** First index whose key is >= `key`. */
-function lowerBound(keys: readonly string[], key: string): number {
-  let lo = 0
-  let hi = keys.length
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if (compareKeys(keys[mid] as string, key) < 0) lo = mid + 1
-    else hi = mid
-  }
-  return lo
 }
 
 /** First index whose key is > `key`. */
