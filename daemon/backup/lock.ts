@@ -3,6 +3,7 @@ import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import { BackupError } from './errors.ts'
 import type { BackupRepository } from './repository.ts'
+import { isProcessAlive } from '../process-alive.ts'
 
 /**
  * Exclusive: the holder may change the repository (create, synthesize, prune); no other lock
@@ -148,19 +149,10 @@ export async function readLocks(repo: BackupRepository): Promise<{ key: string; 
 /** A lock whose holder is gone: a dead pid on this host, or a heartbeat older than the timeout. */
 export function isStale(info: LockInfo, now: number, staleAfterMs: number): boolean {
   if (now - info.heartbeatAt > staleAfterMs) return true
-  if (info.host === hostname() && !pidAlive(info.pid)) return true
+  if (info.host === hostname() && !isProcessAlive(info.pid)) return true
   return false
 }
 
-function pidAlive(pid: number): boolean {
-  if (pid === process.pid) return true
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 /** Two locks may not be held together unless both are shared. */
 function conflicts(a: LockInfo, b: LockInfo): boolean {

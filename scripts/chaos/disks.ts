@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, renameSync, rmdirSync, rmSync, statfsSync } 
 import { open, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { isAlive } from './netns.ts'
+import { isProcessAlive } from '../../daemon/process-alive.ts'
 
 /**
  * Small disks for a chaos run (netns mode, root): every node's data dir is its own tmpfs mount,
@@ -67,7 +67,7 @@ function chaosMounts(): { dir: string; pid: number }[] {
 export function removeDiskLeftovers(): string[] {
   const removed: string[] = []
   for (const { dir, pid } of chaosMounts()) {
-    if (isAlive(pid)) continue
+    if (isProcessAlive(pid)) continue
     unmount(dir)
     removed.push(dir)
   }

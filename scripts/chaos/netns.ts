@@ -1,4 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process'
+import { isProcessAlive } from '../../daemon/process-alive.ts'
 
 /**
  * Network namespaces for a chaos run: one per node (`<prefix><pid>-n<i>`, its `eth0` a veth into
@@ -27,16 +28,6 @@ function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] })
 }
 
-/** Whether a process (a chaos run) still exists. */
-export function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 function deleteNamespace(name: string): void {
   const pids = spawnSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).stdout ?? ''
@@ -57,7 +48,7 @@ export function removeLeftovers(): string[] {
   for (const line of list.split('\n')) {
     const name = line.split(' ')[0] ?? ''
     const match = new RegExp(`^${NETNS_PREFIX}(\\d+)-(?:s\\d+-)?(n\\d+|br)$`).exec(name)
-    if (!match || isAlive(Number(match[1]))) continue
+    if (!match || isProcessAlive(Number(match[1]))) continue
     deleteNamespace(name)
     removed.push(name)
   }

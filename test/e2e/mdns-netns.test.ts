@@ -5,6 +5,7 @@ import { peersOf, put, statusOf, valueOf, waitPeerSynced } from '../helpers/clus
 import { startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon-process.ts'
 import { makeTempDir, removeTempDirs } from '../helpers/temp-dir.ts'
 import { waitFor } from '../helpers/wait-for.ts'
+import { isProcessAlive } from '../../daemon/process-alive.ts'
 
 /**
  * mDNS discovery between two daemons in two network namespaces joined by a bridge (DESIGN §5:
@@ -40,7 +41,7 @@ function removeLeftovers(): void {
   for (const line of list.split('\n')) {
     const name = line.split(' ')[0] ?? ''
     const match = /^msync-(\d+)-(a|b|br)$/.exec(name)
-    if (!match || isAlive(Number(match[1]))) continue
+    if (!match || isProcessAlive(Number(match[1]))) continue
     // Daemons a crashed run left in it first, then the namespace.
     const pids = spawnSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).stdout ?? ''
     for (const pid of pids.split(/\s+/).filter(Boolean)) {
@@ -54,15 +55,6 @@ function removeLeftovers(): void {
   }
 }
 
-function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 function teardown(): void {
   for (const name of [ns.a, ns.b, ns.bridge]) spawnSync('ip', ['netns', 'del', name])

@@ -5,19 +5,11 @@ import { LevelKvStore } from '../../daemon/storage/level-kv-store.ts'
 import { EntityStore, type LocalOp, type StoredEntity } from '../../daemon/store/entity-store.ts'
 import { dataDirLayout } from '../../daemon/data-dir.ts'
 
+/** A small seeded PRNG (mulberry32): the same seed, the same run. */
+export { prng as seededRandom } from '../unit/crdt/arbitraries.ts'
+
 export const quietLogger = pino({ level: process.env.MESHSYNC_TEST_LOG ?? 'silent' })
 
-/** A small seeded PRNG (mulberry32): the same seed, the same run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** What an entity is, independent of how its state is encoded. */
 export interface EntityState {
