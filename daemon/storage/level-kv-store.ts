@@ -155,12 +155,17 @@ export class LevelKvStore implements KvStore {
   async #batch(ops: readonly KvBatchOp[], options: KvWriteOptions): Promise<void> {
     if (this.#failure) await this.#reopenAfterFailure(this.#failure)
     const db = this.#openDb()
+    // A chained batch: about half the main-thread cost per op of an array batch, which
+    // abstract-level copies and normalizes op by op before the binding reads each object.
+    const batch = db.batch()
     try {
-      await db.batch(
-        ops.map((op) => (op.type === 'put' ? { type: 'put' as const, key: op.key, value: op.value } : { type: 'del' as const, key: op.key })),
-        { sync: options.sync },
-      )
+      for (const op of ops) {
+        if (op.type === 'put') batch.put(op.key, op.value)
+        else batch.del(op.key)
+      }
+      await batch.write({ sync: options.sync })
     } catch (err) {
+      await batch.close()
       const wrapped = wrapLevelError(err, 'batch')
       // An I/O error may have left a torn record in the log: no more writes until reopened.
       if (isWriteFailure(err) && !failpoints.writeAfterFailure) this.#failure = wrapped

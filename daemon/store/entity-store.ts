@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { failpoints } from '../failpoints.ts'
-import * as Y from 'yjs'
+import type * as Y from 'yjs'
 import {
   advanceHeads,
   advanceFieldHeads,
@@ -18,9 +18,11 @@ import {
   counterOf,
   createEntityDoc,
   decodeChange,
+  decodeFreshRecord,
   dominates,
   emptyVector,
   encodeChange,
+  freshRecordEdit,
   hasPendingUpdates,
   isDeletedByHeads,
   merge,
@@ -81,11 +83,14 @@ import {
   mergeEdits,
   RedoGroupWithout,
   RefusedBeforeEdit,
+  type GroupOutcome,
   type GroupState,
   type Job,
   type JobInput,
   type JobResult,
-  type WorkingEntity,
+  type NodeState,
+  type PreparedGroup,
+  WorkingEntity,
 } from './jobs.ts'
 import { SnapshotView } from './snapshot-view.ts'
 import type {
@@ -148,6 +153,8 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   #open = false
   #closing = false
   #idle: PromiseWithResolvers<void> | undefined
+  /** Set while the committer waits on a batch with nothing queued: a new job wakes it. */
+  #wake: PromiseWithResolvers<void> | undefined
   /** Entities with uncommitted edits in their cached Y.Doc (a commit is in flight). */
   readonly #dirty = new Set<string>()
   #commitDone: PromiseWithResolvers<void> | undefined
@@ -159,7 +166,11 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   #clientIds: number[] = []
   #clientIdsDirty = false
   /** Live entities per namespace (persisted with every batch). */
-  #counts: Record<string, number> = {}
+  #counts: Readonly<Record<string, number>> = {}
+  /** The node state after the last group applied in memory (written or being written). */
+  #tip: NodeState = { nodeVv: emptyVector(), feedSeq: 0, logFloor: emptyVector(), counts: {} }
+  /** Rollbacks so far: a group prepared before a rollback is applied again, not written. */
+  #epoch = 0
 
   constructor(components: EntityStoreComponents, options: EntityStoreOptions = {}) {
     super()
@@ -206,6 +217,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     this.#nodeVv = vv ? (JSON.parse(textDecoder.decode(vv)) as VersionVector) : emptyVector()
     this.#feedSeq = feed ? Number(textDecoder.decode(feed)) : 0
     this.#clientIds = ids ? (JSON.parse(textDecoder.decode(ids)) as number[]) : []
+    this.#tip = this.#publishedState()
     this.#clientId = this.#freshClientId()
     // Persist the id before any edit is made with it: a restart after a crash can never reuse
     // a clientID whose Yjs clock may have gone backwards.
@@ -344,43 +356,82 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       this.#queuedOps += size
     }
     if (!this.#running) void this.#run()
+    else this.#wake?.resolve()
     return promise
   }
 
+  /**
+   * The committer. Group commits are pipelined two deep: while one group's batch is being
+   * written and fsynced, the next group is loaded and applied on top of it (its node vector,
+   * feed position and counts continue from the tip), so the CPU work of a group overlaps the
+   * previous group's fsync. Batches are still written one at a time and in order, and a group
+   * that touches an entity of the group being written waits for it: every entity it loads from
+   * storage is then committed there. Nothing is answered before its own batch is durable.
+   */
   async #run(): Promise<void> {
     this.#running = true
+    let writing: { done: Promise<void>; keys: ReadonlySet<string>; finished: boolean } | undefined
+    const drain = async (): Promise<void> => {
+      await writing?.done
+      writing = undefined
+    }
     try {
-      while (this.#queue.length > 0 || this.#replicationQueue.length > 0) {
-        if (this.#replicationQueue.length > 0) {
-          await this.#commitGroup(this.#takeMixedGroup())
+      for (;;) {
+        if (writing?.finished) writing = undefined
+        if (this.#queue.length === 0 && this.#replicationQueue.length === 0) {
+          if (writing === undefined) break
+          // Wait for the batch being written, or for new jobs to apply meanwhile.
+          this.#wake = Promise.withResolvers()
+          await Promise.race([writing.done, this.#wake.promise])
+          this.#wake = undefined
           continue
         }
-        const first = this.#queue[0] as Job
-        if (first.kind === 'wipe' || first.kind === 'purge') {
+        const first = this.#replicationQueue.length > 0 ? undefined : (this.#queue[0] as Job)
+        if (first?.kind === 'wipe' || first?.kind === 'purge') {
+          await drain()
           this.#queue.shift()
           this.#queuedOps -= jobSize(first)
           if (first.kind === 'wipe') await this.#commitWipe(first)
           else await this.#commitPurge(first)
+          this.#tip = this.#publishedState()
           continue
         }
-        const group: Job[] = []
-        let ops = 0
-        while (this.#queue.length > 0) {
-          const next = this.#queue[0] as Job
-          const size = jobSize(next)
-          if (next.kind === 'wipe' || next.kind === 'purge' || (group.length > 0 && ops + size > this.#maxGroupOps)) break
-          group.push(next)
-          this.#queue.shift()
-          ops += size
+        const group = first === undefined ? this.#takeMixedGroup() : this.#takeLocalGroup()
+        const keys = new Set(group.flatMap((job) => jobEntities(job).map(({ ns, id }) => entityMetaKey(ns, id))))
+        if (writing && [...keys].some((key) => writing?.keys.has(key))) await drain()
+        const prepared = await this.#prepareGroup(group)
+        if (prepared === undefined) continue
+        const previous = writing?.done
+        const next = { done: this.#writeGroup(prepared, previous), keys, finished: false }
+        const finish = (): void => {
+          next.finished = true
         }
-        this.#queuedOps -= ops
-        await this.#commitGroup(group)
+        next.done.then(finish, finish)
+        writing = next
+        // At most one batch waits behind the one being written.
+        if (previous) await previous
       }
     } finally {
       this.#running = false
       this.#idle?.resolve()
       this.#idle = undefined
     }
+  }
+
+  /** Local writes from the head of the queue, up to maxGroupOps (at least one job). */
+  #takeLocalGroup(): Job[] {
+    const group: Job[] = []
+    let ops = 0
+    while (this.#queue.length > 0) {
+      const next = this.#queue[0] as Job
+      const size = jobSize(next)
+      if (next.kind === 'wipe' || next.kind === 'purge' || (group.length > 0 && ops + size > this.#maxGroupOps)) break
+      group.push(next)
+      this.#queue.shift()
+      ops += size
+    }
+    this.#queuedOps -= ops
+    return group
   }
 
   /**
@@ -410,12 +461,49 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     return group
   }
 
-  async #commitGroup(group: Job[]): Promise<void> {
-    const start = { nodeVv: this.#nodeVv, feedSeq: this.#feedSeq, logFloor: this.#logFloor }
-    const g: GroupState = { working: new Map(), ...start, committed: [], touched: false }
-    const outcomes: { job: Job; result?: JobResult; error?: unknown }[] = []
+  /** The node state readers see: that of the last durable batch. */
+  #publishedState(): NodeState {
+    return { nodeVv: this.#nodeVv, feedSeq: this.#feedSeq, logFloor: this.#logFloor, counts: this.#counts }
+  }
+
+  /** Puts jobs back at the head of their queues, in order (to be done again). */
+  #requeue(jobs: readonly Job[]): void {
+    const local = jobs.filter((j) => !isReplicationJob(j))
+    this.#replicationQueue.unshift(...jobs.filter(isReplicationJob))
+    this.#queue.unshift(...local)
+    this.#queuedOps += local.reduce((n, j) => n + jobSize(j), 0)
+  }
+
+  /**
+   * Forgets the in-memory edits of groups that will not be written: their documents leave the
+   * cache, and the Yjs clientID changes, since the clocks those edits used are now unused.
+   */
+  #discardEdits(working: ReadonlyMap<string, WorkingEntity>): void {
+    for (const key of working.keys()) {
+      this.#docs.delete(key)
+      this.#dirty.delete(key)
+    }
+    this.#rotateClientId()
+  }
+
+  /**
+   * Loads a group's entities and applies its jobs on top of the tip (the state after the groups
+   * before it, durable or being written). Returns what to write, or undefined when the group was
+   * put back (a job refused halfway, or a failure of the batch before it while loading).
+   */
+  async #prepareGroup(group: Job[]): Promise<PreparedGroup | undefined> {
+    const start = this.#tip
+    const epoch = this.#epoch
+    const g: GroupState = { working: new Map(), nodeVv: start.nodeVv, feedSeq: start.feedSeq, logFloor: start.logFloor, committed: [], touched: false }
+    const outcomes: GroupOutcome[] = []
     try {
       await this.#loadWorking(group, g.working)
+      if (epoch !== this.#epoch) {
+        // The batch being written failed meanwhile: the tip this group started from is gone.
+        this.#discardEdits(g.working)
+        this.#requeue(group)
+        return undefined
+      }
       for (const job of group) {
         // Each local job is validated in full before it touches a document, so a refused job
         // leaves no trace and the other jobs of the group go on.
@@ -429,44 +517,69 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
           } else throw error
         }
       }
-      if (g.committed.length > 0 || g.touched) {
-        const counts = countsAfter(this.#counts, g.working)
+    } catch (error) {
+      this.#discardEdits(g.working)
+      if (error instanceof RedoGroupWithout) {
+        error.job.reject(error.cause)
+        this.#requeue(group.filter((j) => j !== error.job))
+        return undefined
+      }
+      this.#log.error({ err: error }, 'applying a group of writes failed; the group was refused')
+      for (const job of group) job.reject(error)
+      return undefined
+    }
+    const write = g.committed.length > 0 || g.touched
+    const counts = write ? countsAfter(start.counts, g.working) : start.counts
+    const ops = write ? this.#batchOps(g, counts) : undefined
+    const end: NodeState = { nodeVv: g.nodeVv, feedSeq: g.feedSeq, logFloor: g.logFloor, counts }
+    this.#tip = end
+    return { group, g, outcomes, ops, end, epoch, clientIds: this.#clientIds.length }
+  }
+
+  /**
+   * Writes a prepared group once the batch before it is done, publishes its state and answers its
+   * jobs. When the batch before it failed, the group was built on edits that are gone: it is put
+   * back to be done again. When its own batch fails, its jobs are refused and the tip goes back
+   * to the last durable state.
+   */
+  async #writeGroup(p: PreparedGroup, previous: Promise<void> | undefined): Promise<void> {
+    const { group, g, outcomes, ops, end } = p
+    try {
+      await previous
+      if (p.epoch !== this.#epoch) {
+        this.#discardEdits(g.working)
+        this.#requeue(group)
+        return
+      }
+      if (ops !== undefined) {
         if (failpoints.ackBeforeCommitMs > 0) {
           // Failpoint (off in production): answer local writes first, commit later.
           for (const o of outcomes) if (o.job.kind === 'local' && o.result) o.job.resolve(o.result)
           await new Promise((resolve) => setTimeout(resolve, failpoints.ackBeforeCommitMs))
         }
-        await this.#kv.batch(this.#batchOps(g, counts), { sync: true })
+        try {
+          await this.#kv.batch(ops, { sync: true })
+        } catch (error) {
+          // Nothing of this group is durable, nor of a group built on it: back to the last
+          // durable state, and every group prepared on top of this one is put back.
+          this.#epoch++
+          this.#tip = this.#publishedState()
+          this.#discardEdits(g.working)
+          this.#log.error({ err: error }, 'commit failed; the group of writes was refused')
+          for (const job of group) job.reject(error)
+          return
+        }
         // Published only once durable: the vector, feed position and counts others read (status,
         // HELLO, the change feed) never show a group whose batch could still fail, and always
         // agree with each other.
-        this.#nodeVv = g.nodeVv
-        this.#feedSeq = g.feedSeq
-        this.#logFloor = g.logFloor
-        this.#counts = counts
-        this.#clientIdsDirty = false
+        this.#nodeVv = end.nodeVv
+        this.#feedSeq = end.feedSeq
+        this.#logFloor = end.logFloor
+        this.#counts = end.counts
+        if (p.clientIds === this.#clientIds.length) this.#clientIdsDirty = false
       }
-    } catch (error) {
-      // Nothing of this group is durable: forget its in-memory edits.
-      this.#nodeVv = start.nodeVv
-      this.#feedSeq = start.feedSeq
-      this.#logFloor = start.logFloor
-      for (const key of g.working.keys()) this.#docs.delete(key)
-      this.#rotateClientId()
-      if (error instanceof RedoGroupWithout) {
-        error.job.reject(error.cause)
-        const others = group.filter((j) => j !== error.job)
-        const local = others.filter((j) => !isReplicationJob(j))
-        this.#replicationQueue.unshift(...others.filter(isReplicationJob))
-        this.#queue.unshift(...local)
-        this.#queuedOps += local.reduce((n, j) => n + jobSize(j), 0)
-        return
-      }
-      this.#log.error({ err: error }, 'commit failed; the group of writes was refused')
-      for (const job of group) job.reject(error)
-      return
     } finally {
-      this.#dirty.clear()
+      for (const key of g.working.keys()) this.#dirty.delete(key)
       this.#commitDone?.resolve()
       this.#commitDone = undefined
     }
@@ -475,8 +588,13 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       else job.resolve(result as JobResult)
     }
     if (g.committed.length === 0) return
-    this.emit('commit', g.committed)
-    for (const c of g.committed) this.emit('change', c)
+    try {
+      this.emit('commit', g.committed)
+      for (const c of g.committed) this.emit('change', c)
+    } catch (error) {
+      // A listener's bug must not stop the committer: the group is durable and answered.
+      this.#log.error({ err: error }, 'a commit listener failed')
+    }
   }
 
   async #commitWipe(job: Job & { kind: 'wipe' }): Promise<void> {
@@ -712,12 +830,12 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     missing.forEach(({ key, ns, id }, i) => {
       const metaBytes = values[2 * i]
       const committed = metaBytes ? decodeMeta(metaBytes) : undefined
-      let doc = this.#docs.get(key)
-      if (!doc) {
-        doc = createEntityDoc(values[2 * i + 1], this.#clientId)
+      const open = (state: Uint8Array | undefined): Y.Doc => {
+        const doc = createEntityDoc(state, this.#clientId)
         this.#docs.set(key, doc)
+        return doc
       }
-      working.set(key, { ns, id, doc, committed, meta: committed, changed: false })
+      working.set(key, new WorkingEntity(ns, id, committed, { doc: this.#docs.get(key), state: values[2 * i + 1] }, open))
       this.#dirty.add(key)
     })
   }
@@ -768,6 +886,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     const live = meta !== undefined && !meta.deleted
     let fresh = false
     let edit: EntityEdit
+    let record: JsonRecord | undefined
     if (op.op === 'delete') {
       edit = { update: null, fields: [], texts: [] }
     } else if (op.op === 'resolve') {
@@ -776,6 +895,12 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     } else if (op.op === 'yjs') {
       edit = applyClientUpdate(entity.doc, op.update)
       if (edit.update === null) return undefined
+    } else if ((op.op === 'put' || op.op === 'patch') && entity.isNew) {
+      // The commonest write, an insert: encoded without building a document (same bytes).
+      const fresh = freshRecordEdit(this.#clientId, op.value, op.op)
+      entity.setState(fresh.state)
+      edit = fresh.edit
+      record = fresh.value
     } else {
       // Past its grace period a tombstone may be purged anywhere: the write starts a new
       // incarnation on an empty document, which depends on nothing of the old one.
@@ -807,7 +932,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       time: this.#now(),
       ...(fresh && { fresh: true as const }),
     }
-    this.#advanceMeta(entity, change)
+    this.#advanceMeta(entity, change, undefined, record)
     return change
   }
 
@@ -831,6 +956,16 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   }
 
   #applyRemoteChange(change: ChangeRecord, entity: WorkingEntity): void {
+    if (entity.isNew && change.texts.length === 0) {
+      // A new entity's first write, as another node's fast path made it: the update is the
+      // whole state and the record is read off it, with no Y.Doc (decodeFreshRecord).
+      const fresh = decodeFreshRecord(change.update)
+      if (fresh !== undefined) {
+        entity.setState(change.update)
+        this.#advanceMeta(entity, change, undefined, fresh.value)
+        return
+      }
+    }
     // The fields' values before this change: a concurrent write that stays a head keeps its value.
     const data = entity.doc.getMap(DATA_ROOT)
     const before: Record<string, JsonValue | null> = {}
@@ -843,7 +978,8 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     this.#advanceMeta(entity, change, (f) => before[f] ?? null)
   }
 
-  #advanceMeta(entity: WorkingEntity, change: ChangeRecord, before: (field: string) => JsonValue | null = () => null): void {
+  /** `record`: the entity's record after the change, when it has no document (a fresh write). */
+  #advanceMeta(entity: WorkingEntity, change: ChangeRecord, before: (field: string) => JsonValue | null = () => null, record?: JsonRecord): void {
     const meta = entity.meta
     let written: Record<string, JsonValue | null> | undefined
     const fieldHeads = advanceFieldHeads(meta?.fieldHeads ?? {}, change, before, (f) => {
@@ -870,8 +1006,8 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       deleted,
       updatedAt: Math.max(meta?.updatedAt ?? 0, change.time),
       feedSeq: meta?.feedSeq ?? 0,
-      value: readRecord(entity.doc),
-      texts: textNames(entity.doc),
+      value: record ?? readRecord(entity.doc),
+      texts: record ? [] : textNames(entity.doc),
       ...(deletedAt !== undefined && { deletedAt }),
       ...(incarnation && { incarnation }),
     }
@@ -884,7 +1020,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       if (!entity.changed || !entity.meta) continue
       const { ns, id, meta, committed: before } = entity
       ops.push({ type: 'put', key: entityMetaKey(ns, id), value: encodeMeta(meta) })
-      ops.push({ type: 'put', key: entityStateKey(ns, id), value: Y.encodeStateAsUpdate(entity.doc) })
+      ops.push({ type: 'put', key: entityStateKey(ns, id), value: entity.encodeState() })
       if (before && before.feedSeq > 0) ops.push({ type: 'del', key: feedKey(ns, before.feedSeq) })
       const conflicted = conflictViews(meta).length > 0
       if (conflicted !== (before !== undefined && conflictViews(before).length > 0)) {

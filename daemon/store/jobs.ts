@@ -3,6 +3,7 @@
  */
 import * as Y from 'yjs'
 import type { ChangeRecord, EntityEdit, EntitySnapshot, VersionVector } from '../../crdt/index.ts'
+import type { KvBatchOp } from '../storage/index.ts'
 import type { EntityMeta } from './entity-meta.ts'
 import type { CommittedChange, EntityView, LocalOp, RemoteApplyResult, SnapshotApplyResult, TombstoneInfo } from './types.ts'
 
@@ -52,6 +53,37 @@ export interface GroupState {
   touched: boolean
 }
 
+/** The node-level state a group continues from and leaves behind. */
+export interface NodeState {
+  readonly nodeVv: VersionVector
+  readonly feedSeq: number
+  readonly logFloor: VersionVector
+  /** Live entities per namespace. */
+  readonly counts: Readonly<Record<string, number>>
+}
+
+/** What became of one job of a group: its result, or why it was refused. */
+export interface GroupOutcome {
+  readonly job: Job
+  readonly result?: JobResult
+  readonly error?: unknown
+}
+
+/** A group applied in memory, waiting for its batch to be written. */
+export interface PreparedGroup {
+  readonly group: readonly Job[]
+  readonly g: GroupState
+  readonly outcomes: readonly GroupOutcome[]
+  /** The batch; undefined when the group changed nothing. */
+  readonly ops: readonly KvBatchOp[] | undefined
+  /** The node state once the batch is durable. */
+  readonly end: NodeState
+  /** The store's rollback count when the group was prepared (a rollback since voids it). */
+  readonly epoch: number
+  /** How many Yjs clientIDs the batch records. */
+  readonly clientIds: number
+}
+
 export function jobSize(job: JobInput): number {
   switch (job.kind) {
     case 'local':
@@ -89,16 +121,68 @@ export interface JobResult {
   readonly snapshot?: SnapshotApplyResult
 }
 
-/** Working state of one entity during a group commit. */
-export interface WorkingEntity {
+/**
+ * Working state of one entity during a group commit. Its Y.Doc is built only when something
+ * needs it: a new entity's first write is encoded without one (`freshRecordEdit`), and an entity
+ * whose document nothing touched keeps its stored state as it is.
+ */
+export class WorkingEntity {
   readonly ns: string
   readonly id: string
-  /** Replaced by a fresh document when a change starts a new incarnation. */
-  doc: Y.Doc
   /** Committed meta at the start of the group (undefined: new entity). */
   readonly committed: EntityMeta | undefined
   meta: EntityMeta | undefined
-  changed: boolean
+  changed = false
+  #doc: Y.Doc | undefined
+  /** The encoded state while no document is built (stored, or written by the fast path). */
+  #state: Uint8Array | undefined
+  readonly #open: (state: Uint8Array | undefined) => Y.Doc
+
+  constructor(
+    ns: string,
+    id: string,
+    committed: EntityMeta | undefined,
+    loaded: { readonly doc: Y.Doc | undefined; readonly state: Uint8Array | undefined },
+    open: (state: Uint8Array | undefined) => Y.Doc,
+  ) {
+    this.ns = ns
+    this.id = id
+    this.committed = committed
+    this.meta = committed
+    this.#doc = loaded.doc
+    this.#state = loaded.state
+    this.#open = open
+  }
+
+  /** The entity's document, built from its state on first use. */
+  get doc(): Y.Doc {
+    if (this.#doc === undefined) {
+      this.#doc = this.#open(this.#state)
+      this.#state = undefined
+    }
+    return this.#doc
+  }
+
+  /** Replaced by a fresh document when a change starts a new incarnation. */
+  set doc(doc: Y.Doc) {
+    this.#doc = doc
+    this.#state = undefined
+  }
+
+  /** True when nothing of the entity exists yet: no meta, no stored state, no document. */
+  get isNew(): boolean {
+    return this.meta === undefined && this.#doc === undefined && this.#state === undefined
+  }
+
+  /** Takes the state a write made without a document (see {@link isNew}). */
+  setState(state: Uint8Array): void {
+    this.#state = state
+  }
+
+  /** The state to store: the document's, or the state as it was loaded or written. */
+  encodeState(): Uint8Array {
+    return this.#doc === undefined && this.#state !== undefined ? this.#state : Y.encodeStateAsUpdate(this.doc)
+  }
 }
 
 /** Live-entity counts after the group's changes. */

@@ -4,7 +4,7 @@
  * helpers the simulator needs to build contexts.
  */
 import fc from 'fast-check'
-import { canonical, merge, withCounter, type ChangeOp, type ChangeRecord, type Head, type VersionVector } from '../../../crdt/index.ts'
+import { MAX_FIELD_NAME_BYTES, canonical, merge, withCounter, type ChangeOp, type ChangeRecord, type Head, type JsonRecord, type JsonValue, type VersionVector } from '../../../crdt/index.ts'
 
 /**
  * Node ids that collide often, including names of Object.prototype members and integer-like
@@ -244,3 +244,37 @@ export function mutate(bytes: Uint8Array, m: Mutation): Uint8Array {
   }
 }
 
+// ---- records (entity-doc, fresh-record) ----
+
+const wellFormedText = (s: string): boolean => Buffer.from(s, 'utf8').toString('utf8') === s
+
+/** A record (or value) the data model accepts: well-formed strings, no `__proto__` keys. */
+export function isValidValue(v: JsonValue): boolean {
+  if (typeof v === 'string') return wellFormedText(v)
+  if (Array.isArray(v)) return v.every(isValidValue)
+  if (v !== null && typeof v === 'object') {
+    return Object.entries(v).every(([k, x]) => k !== '__proto__' && wellFormedText(k) && isValidValue(x))
+  }
+  return true
+}
+export const isValidRecord = (r: JsonRecord): boolean =>
+  isValidValue(r) && Object.keys(r).every((k) => Buffer.byteLength(k, 'utf8') <= MAX_FIELD_NAME_BYTES)
+
+/** Field names that share the pool (so edits collide) plus prototype names and odd ones. */
+export const recordFieldArb = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom('a', 'b', 'c', 'title') },
+  { weight: 1, arbitrary: fc.constantFrom('', 'constructor', 'toString', 'hasOwnProperty', '$deleted', 'data') },
+  { weight: 1, arbitrary: unicodeStringArb(6) },
+)
+export const valueArb: fc.Arbitrary<JsonValue> = fc
+  .oneof(
+    fc.jsonValue({ maxDepth: 2 }),
+    fc.jsonValue({ maxDepth: 2, stringUnit: 'binary' }),
+    fc.constantFrom<JsonValue>(0, 1, 'x', true, [], {}, { k: [1, 'y'] }),
+  )
+  .map((v) => v as JsonValue)
+  .filter(isValidValue)
+export const recordArb = (value: fc.Arbitrary<JsonValue>): fc.Arbitrary<JsonRecord> =>
+  fc.dictionary(recordFieldArb, value, { maxKeys: 4, noNullPrototype: true }).filter(isValidRecord)
+export const replaceArb = recordArb(valueArb)
+export const patchArb = recordArb(fc.oneof(valueArb, fc.constant(null)))

@@ -18,7 +18,7 @@ import {
   type JsonValue,
   type TextSplice,
 } from '../../../crdt/index.ts'
-import { codeUnitStringArb, prng, shuffle, unicodeStringArb } from './arbitraries.ts'
+import { codeUnitStringArb, patchArb, prng, recordFieldArb, replaceArb, shuffle, unicodeStringArb, valueArb } from './arbitraries.ts'
 
 const SEED = 42
 
@@ -48,36 +48,6 @@ function jsonCanon(v: JsonValue): string {
   return JSON.stringify(canon(v))
 }
 
-/** A record (or value) the data model accepts: well-formed strings, no `__proto__` keys. */
-function isValidValue(v: JsonValue): boolean {
-  if (typeof v === 'string') return wellFormed(v)
-  if (Array.isArray(v)) return v.every(isValidValue)
-  if (v !== null && typeof v === 'object') {
-    return Object.entries(v).every(([k, x]) => k !== '__proto__' && wellFormed(k) && isValidValue(x))
-  }
-  return true
-}
-const isValidRecord = (r: JsonRecord): boolean =>
-  isValidValue(r) && Object.keys(r).every((k) => Buffer.byteLength(k, 'utf8') <= MAX_FIELD_NAME_BYTES)
-
-/** Field names that share the pool (so edits collide) plus prototype names and odd ones. */
-const fieldArb = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom('a', 'b', 'c', 'title') },
-  { weight: 1, arbitrary: fc.constantFrom('', 'constructor', 'toString', 'hasOwnProperty', '$deleted', 'data') },
-  { weight: 1, arbitrary: unicodeStringArb(6) },
-)
-const valueArb: fc.Arbitrary<JsonValue> = fc
-  .oneof(
-    fc.jsonValue({ maxDepth: 2 }),
-    fc.jsonValue({ maxDepth: 2, stringUnit: 'binary' }),
-    fc.constantFrom<JsonValue>(0, 1, 'x', true, [], {}, { k: [1, 'y'] }),
-  )
-  .map((v) => v as JsonValue)
-  .filter(isValidValue)
-const recordArb = (value: fc.Arbitrary<JsonValue>): fc.Arbitrary<JsonRecord> =>
-  fc.dictionary(fieldArb, value, { maxKeys: 4, noNullPrototype: true }).filter(isValidRecord)
-const replaceArb = recordArb(valueArb)
-const patchArb = recordArb(fc.oneof(valueArb, fc.constant(null)))
 
 type RecordOp = { kind: 'replace'; record: JsonRecord } | { kind: 'patch'; patch: JsonRecord }
 const recordOpArb: fc.Arbitrary<RecordOp> = fc.oneof(
@@ -91,8 +61,8 @@ const rawValueArb: fc.Arbitrary<JsonValue> = fc.oneof(
   fc.dictionary(codeUnitStringArb(3), codeUnitStringArb(3), { maxKeys: 2, noNullPrototype: true }),
 )
 const rawRecordOpArb: fc.Arbitrary<RecordOp> = fc.oneof(
-  fc.record({ kind: fc.constant('replace' as const), record: fc.dictionary(fc.oneof(fieldArb, codeUnitStringArb(3)), rawValueArb, { maxKeys: 3, noNullPrototype: true }) }),
-  fc.record({ kind: fc.constant('patch' as const), patch: fc.dictionary(fc.oneof(fieldArb, codeUnitStringArb(3)), rawValueArb, { maxKeys: 3, noNullPrototype: true }) }),
+  fc.record({ kind: fc.constant('replace' as const), record: fc.dictionary(fc.oneof(recordFieldArb, codeUnitStringArb(3)), rawValueArb, { maxKeys: 3, noNullPrototype: true }) }),
+  fc.record({ kind: fc.constant('patch' as const), patch: fc.dictionary(fc.oneof(recordFieldArb, codeUnitStringArb(3)), rawValueArb, { maxKeys: 3, noNullPrototype: true }) }),
 )
 
 /** Applies a record op to the model; returns the fields whose value changed. */

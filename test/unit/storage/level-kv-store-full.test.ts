@@ -25,6 +25,15 @@ const put = (key: string): { type: 'put'; key: string; value: Uint8Array } => ({
 const SYNC = { sync: true }
 /** What classic-level rejects a batch with when the log append hits ENOSPC. */
 const enospc = (): Error => Object.assign(new Error('IO error: /data/db/000003.log: No space left on device'), { code: 'LEVEL_IO_ERROR' })
+/** Makes the next batch's write fail with `error` (the store writes chained batches); the spy counts every batch. */
+function failNextBatch(error: Error): ReturnType<typeof vi.spyOn> {
+  const original = Level.prototype.batch as (this: Level<string, Uint8Array>) => ReturnType<Level<string, Uint8Array>['batch']>
+  return vi.spyOn(Level.prototype, 'batch').mockImplementationOnce(function (this: Level<string, Uint8Array>) {
+    const chained = original.call(this)
+    vi.spyOn(chained, 'write').mockRejectedValueOnce(error)
+    return chained
+  } as never)
+}
 const codeOf = async (p: Promise<unknown>): Promise<string | undefined> =>
   p.then(
     () => undefined,
@@ -49,7 +58,7 @@ describe('LevelKvStore after a failed write', () => {
 
   it('refuses writes with STORAGE_FULL while the disk is full, keeps reads going, and reopens before the next write', async () => {
     await store.batch([put('a')], SYNC)
-    const batch = vi.spyOn(Level.prototype, 'batch').mockRejectedValueOnce(enospc())
+    const batch = failNextBatch(enospc())
     const open = vi.spyOn(Level.prototype, 'open')
     const close = vi.spyOn(Level.prototype, 'close')
 
@@ -79,7 +88,7 @@ describe('LevelKvStore after a failed write', () => {
 
   it('tries to reopen at most once per interval, and stays refused while reopening fails', async () => {
     vi.useFakeTimers({ toFake: ['Date'] })
-    vi.spyOn(Level.prototype, 'batch').mockRejectedValueOnce(enospc())
+    failNextBatch(enospc())
     expect(await codeOf(store.batch([put('x')], SYNC))).toBe('STORAGE_FULL')
     // The disk looks free, but LevelDB's recovery still hits ENOSPC.
     const open = vi.spyOn(Level.prototype, 'open').mockRejectedValueOnce(Object.assign(new Error('Database failed to open'), { code: 'LEVEL_DATABASE_NOT_OPEN', cause: enospc() }))
@@ -95,7 +104,7 @@ describe('LevelKvStore after a failed write', () => {
 
   it('lets reads issued during the reopen wait for it instead of failing', async () => {
     await store.batch([put('a')], SYNC)
-    vi.spyOn(Level.prototype, 'batch').mockRejectedValueOnce(enospc())
+    failNextBatch(enospc())
     expect(await codeOf(store.batch([put('b')], SYNC))).toBe('STORAGE_FULL')
     const closing = Promise.withResolvers<void>()
     const release = Promise.withResolvers<void>()
@@ -121,7 +130,7 @@ describe('LevelKvStore after a failed write', () => {
   })
 
   it('goes on writing after a refused argument (no I/O happened, no reopen)', async () => {
-    vi.spyOn(Level.prototype, 'batch').mockRejectedValueOnce(Object.assign(new Error('value cannot be null'), { code: 'LEVEL_INVALID_VALUE' }))
+    failNextBatch(Object.assign(new Error('value cannot be null'), { code: 'LEVEL_INVALID_VALUE' }))
     const close = vi.spyOn(Level.prototype, 'close')
     expect(await codeOf(store.batch([put('x')], SYNC))).toBe('STORAGE_FAILURE')
     expect(store.writeFailure).toBeUndefined()
@@ -130,7 +139,7 @@ describe('LevelKvStore after a failed write', () => {
   })
 
   it('reports other I/O errors as STORAGE_FAILURE, and reopens after them too', async () => {
-    vi.spyOn(Level.prototype, 'batch').mockRejectedValueOnce(Object.assign(new Error('IO error: /data/db/000003.log: Input/output error'), { code: 'LEVEL_IO_ERROR' }))
+    failNextBatch(Object.assign(new Error('IO error: /data/db/000003.log: Input/output error'), { code: 'LEVEL_IO_ERROR' }))
     const close = vi.spyOn(Level.prototype, 'close')
     expect(await codeOf(store.batch([put('x')], SYNC))).toBe('STORAGE_FAILURE')
     expect(store.writeFailure?.code).toBe('STORAGE_FAILURE')

@@ -219,6 +219,37 @@ describe('EntityStore reads', () => {
 })
 
 describe('EntityStore remote changes', () => {
+  it('a new entity written without a Y.Doc (here and on the receiving node) stores what the Y.Doc path stores', async () => {
+    const { store: a } = await openStore('aaaa')
+    const { store: b } = await openStore('bbbb')
+    const record = { s: 'x', n: 1.5, nested: { k: [1, null, 'y'] }, z: null }
+    await a.write([{ op: 'put', ns: 'n', id: 'fast', value: record }])
+    // The Y.Doc path, for comparison: the same record set on an empty document by the same client.
+    const doc = new Y.Doc()
+    doc.clientID = a.clientId
+    doc.transact(() => {
+      for (const [k, v] of Object.entries(record)) doc.getMap('data').set(k, v)
+    })
+    expect(await a.entityState('n', 'fast')).toEqual(Y.encodeStateAsUpdate(doc))
+    await b.applyRemote(await changesOf(a, 'aaaa'))
+    expect(await b.entityState('n', 'fast')).toEqual(Y.encodeStateAsUpdate(doc))
+    expect((await b.get('n', 'fast')).value).toEqual(record)
+    // Later edits on either side continue from that state and converge.
+    await b.write([{ op: 'patch', ns: 'n', id: 'fast', value: { s: 'from b' } }])
+    await a.write([{ op: 'text', ns: 'n', id: 'fast', name: 't', splices: [[0, 0, 'hi']] }])
+    await a.applyRemote(await changesOf(b, 'bbbb'))
+    await b.applyRemote((await changesOf(a, 'aaaa')).slice(1))
+    for (const s of [a, b]) {
+      expect((await s.get('n', 'fast')).value).toEqual({ ...record, s: 'from b' })
+      expect((await s.getText('n', 'fast', 't')).text).toBe('hi')
+    }
+    const sa = new Y.Doc()
+    Y.applyUpdate(sa, (await a.entityState('n', 'fast')) as Uint8Array)
+    const sb = new Y.Doc()
+    Y.applyUpdate(sb, (await b.entityState('n', 'fast')) as Uint8Array)
+    expect(Y.encodeStateVector(sa)).toEqual(Y.encodeStateVector(sb))
+  })
+
   it('converges two nodes that edit concurrently, idempotently and in causal order', async () => {
     const { store: a } = await openStore('aaaa')
     const { store: b } = await openStore('bbbb')
