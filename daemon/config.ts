@@ -3,6 +3,7 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { isValidNamespace, MeshsyncError } from '../crdt/index.ts'
 import type { ConflictPolicy, NamespaceMode } from './store/entity-store.ts'
+import { DEFAULT_GOSSIP_PACE_MS } from './replication/replicator.ts'
 
 /** Everything a daemon is started with. Config file < command-line flags. */
 export interface DaemonConfig {
@@ -26,6 +27,8 @@ export interface DaemonConfig {
     readonly gossip: boolean
     /** Mean anti-entropy period per peer, ms. */
     readonly antiEntropyIntervalMs: number
+    /** Least time between two gossip publishes, ms; a burst's commits share one message (0: one per commit). */
+    readonly gossipPaceMs: number
   }
   /** Per-namespace replication mode; namespaces not listed are two-way. */
   readonly namespaces: Readonly<Record<string, { readonly mode: NamespaceMode; readonly conflicts: ConflictPolicy }>>
@@ -93,7 +96,7 @@ export function defaultConfig(dataDir: string): DaemonConfig {
   return {
     dataDir,
     api: { host: '127.0.0.1', port: DEFAULT_API_PORT, bodyLimit: 8 * 1024 * 1024 },
-    p2p: { listen: [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`], bootstrap: [], mdns: true, allowPeers: [], gossip: true, antiEntropyIntervalMs: 10_000 },
+    p2p: { listen: [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`], bootstrap: [], mdns: true, allowPeers: [], gossip: true, antiEntropyIntervalMs: 10_000, gossipPaceMs: DEFAULT_GOSSIP_PACE_MS },
     namespaces: {},
     store: { docCacheSize: 1000, maxGroupOps: 2000, maxQueuedOps: 50_000 },
     log: { level: 'info' },
@@ -172,6 +175,7 @@ function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: str
       allowPeers: strList(p2p, 'allowPeers', base.p2p.allowPeers, where),
       gossip: bool(p2p, 'gossip', base.p2p.gossip, where),
       antiEntropyIntervalMs: num(p2p, 'antiEntropyIntervalMs', base.p2p.antiEntropyIntervalMs, where),
+      gossipPaceMs: num(p2p, 'gossipPaceMs', base.p2p.gossipPaceMs, where),
     },
     namespaces: namespaceModes(section(file, 'namespaces', where), where),
     store: {

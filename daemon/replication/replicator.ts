@@ -36,6 +36,11 @@ const MAX_APPLY_BATCH = 4000
 
 /** Most bytes of entity state one resync holds in memory before it replaces the namespace. */
 const MAX_RESYNC_BYTES = 512 * 1024 * 1024
+/**
+ * Default least time between two gossip publishes. Below the spacing of writes at moderate rates
+ * (50/s is 20 ms), so those go out at once; under a burst, one message per 5 ms per node.
+ */
+export const DEFAULT_GOSSIP_PACE_MS = 5
 
 /** A full refresh that could not run. */
 export class ResyncError extends MeshsyncError {
@@ -74,6 +79,8 @@ export interface ReplicatorOptions {
   readonly gcIntervalMs?: number
   /** Clock difference between nodes the tombstone GC allows for. */
   readonly gcClockSkewMs?: number
+  /** Least time between two gossip publishes: commits meanwhile share one message (0: one per commit). */
+  readonly gossipPaceMs?: number
 }
 
 /** Replication counters (also exported as metrics). */
@@ -148,6 +155,7 @@ export class Replicator implements SyncSource {
   readonly #banMs: number
   readonly #snapshotThreshold: number
   readonly #gcInterval: number
+  readonly #gossipPaceMs: number
   #gcTimer: NodeJS.Timeout | undefined
   #sweeping: Promise<number> | undefined
   /** Namespaces being reloaded because a peer purged tombstones this node still spreads. */
@@ -168,11 +176,30 @@ export class Replicator implements SyncSource {
   #redialTimer: NodeJS.Timeout | undefined
   #controller = new AbortController()
   #running = false
+  /** Local changes committed and not yet published. */
+  #outbox: CommittedChange[] = []
+  #publishTimer: NodeJS.Timeout | undefined
+  #lastPublish = -Infinity
   readonly #onCommit = (committed: readonly CommittedChange[]): void => {
     const local = committed.filter((c) => !c.remote)
     if (local.length === 0) return
     this.stats.gossipOut += local.length
-    void this.#transport.publishChanges(local).then(({ recipients, bytesTo }) => {
+    this.#outbox.push(...local)
+    if (this.#publishTimer !== undefined) return
+    // Paced: at most one publish per `gossipPaceMs`. A commit after a quiet spell goes out at
+    // once; under a write burst the commits of the interval share one signed message, so every
+    // peer verifies one signature for many changes instead of one per commit.
+    const wait = this.#lastPublish + this.#gossipPaceMs - performance.now()
+    if (wait <= 0) this.#publishOutbox()
+    else this.#publishTimer = setTimeout(() => this.#publishOutbox(), wait)
+  }
+  #publishOutbox(): void {
+    this.#publishTimer = undefined
+    this.#lastPublish = performance.now()
+    const changes = this.#outbox
+    this.#outbox = []
+    if (changes.length === 0) return
+    void this.#transport.publishChanges(changes).then(({ recipients, bytesTo }) => {
       for (const [peerId, bytes] of bytesTo) this.#peers.gossiped(peerId, 0, bytes)
       // Gossip is best-effort; a connected peer it did not reach gets the change by anti-entropy
       // now rather than at the next period.
@@ -206,6 +233,7 @@ export class Replicator implements SyncSource {
     this.#banMs = options.banMs ?? 10 * 60_000
     this.#snapshotThreshold = options.snapshotThreshold ?? 1000
     this.#gcInterval = options.gcIntervalMs ?? 60_000
+    this.#gossipPaceMs = options.gossipPaceMs ?? DEFAULT_GOSSIP_PACE_MS
     this.gc = new TombstoneCollector(
       this.#store,
       () => this.#peers.views(this.#store.versionVector).flatMap((p) => (p.nodeId ? [p.nodeId] : [])),
@@ -256,6 +284,10 @@ export class Replicator implements SyncSource {
     if (!this.#running) return
     this.#running = false
     clearTimeout(this.#timer)
+    // Changes not yet published reach peers by anti-entropy.
+    clearTimeout(this.#publishTimer)
+    this.#publishTimer = undefined
+    this.#outbox = []
     clearInterval(this.#redialTimer)
     clearInterval(this.#gcTimer)
     for (const t of this.#gapTimers.values()) clearTimeout(t)

@@ -1,0 +1,75 @@
+import { EventEmitter } from 'node:events'
+import { pino } from 'pino'
+import { afterEach, describe, expect, it } from 'vitest'
+import { PeerBook } from '../../../daemon/replication/peer-book.ts'
+import { Replicator } from '../../../daemon/replication/replicator.ts'
+import { MemoryKvStore } from '../../../daemon/storage/index.ts'
+import { EntityStore } from '../../../daemon/store/entity-store.ts'
+import type { MeshTransport } from '../../../transport/index.ts'
+
+/**
+ * Local commits go out on gossip paced: a commit after a quiet spell at once, the commits of a
+ * burst together in one message per pace interval (each peer then verifies one signature for
+ * many changes). A transport stand-in records what is published.
+ */
+
+const logger = pino({ level: 'silent' })
+const PACE_MS = 300
+
+class RecordingTransport extends EventEmitter {
+  readonly published: number[][] = []
+  readonly peerId = '12D3KooWStandIn'
+  connectedPeers(): string[] {
+    return []
+  }
+  handleSync(): void {}
+  handleResync(): void {}
+  async publishChanges(changes: readonly { change: { seq: number } }[]): Promise<{ recipients: string[]; bytesTo: Map<string, number> }> {
+    this.published.push(changes.map((c) => c.change.seq))
+    return { recipients: [], bytesTo: new Map() }
+  }
+}
+
+const running: { replicator: Replicator; store: EntityStore }[] = []
+afterEach(async () => {
+  for (const { replicator, store } of running.splice(0)) {
+    await replicator.stop()
+    await store.close()
+  }
+})
+
+async function start(gossipPaceMs: number): Promise<{ store: EntityStore; transport: RecordingTransport }> {
+  const store = new EntityStore({ kv: new MemoryKvStore(), nodeId: 'aaaa', logger })
+  await store.open()
+  const transport = new RecordingTransport()
+  const replicator = new Replicator({ store, transport: transport as unknown as MeshTransport, peers: new PeerBook(), logger }, { gossipPaceMs, gcIntervalMs: 0 })
+  replicator.start()
+  running.push({ replicator, store })
+  return { store, transport }
+}
+
+const put = (store: EntityStore, i: number): Promise<unknown> => store.write([{ op: 'put', ns: 'g', id: `e${i}`, value: { i } }])
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+describe('gossip publish pacing', () => {
+  it('publishes a commit after a quiet spell at once, and the commits of a burst together after the interval', async () => {
+    const { store, transport } = await start(PACE_MS)
+    await put(store, 1)
+    expect(transport.published).toEqual([[1]])
+    // Four commits within the interval: held, then published as one message.
+    for (let i = 2; i <= 5; i++) await put(store, i)
+    expect(transport.published).toEqual([[1]])
+    await sleep(PACE_MS + 100)
+    expect(transport.published).toEqual([[1], [2, 3, 4, 5]])
+    // Quiet for longer than the interval: the next commit goes out at once again.
+    await sleep(PACE_MS + 50)
+    await put(store, 6)
+    expect(transport.published).toEqual([[1], [2, 3, 4, 5], [6]])
+  })
+
+  it('with a pace of 0, publishes every commit on its own', async () => {
+    const { store, transport } = await start(0)
+    for (let i = 1; i <= 4; i++) await put(store, i)
+    expect(transport.published).toEqual([[1], [2], [3], [4]])
+  })
+})
