@@ -49,6 +49,10 @@ export interface CampaignRun {
   readonly maxRssMB: number
   readonly maxFds: number
   readonly maxDiskMB: number | null
+  /** The commit the daemons ran (absent in results from before it was recorded). */
+  readonly commit?: string
+  /** Daemon sources that differed from that commit when the run started. */
+  readonly dirty?: readonly string[]
 }
 
 export interface CampaignFile {

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util'
 import { campaignRow, campaignTable, CAMPAIGN_HEADER, loadCampaign, runFigures, saveCampaign, type CampaignConfig } from './campaign-file.ts'
+import { codeVersion, sameVersion } from './code-version.ts'
 import { runChaos, summarize } from './run.ts'
 
 /**
@@ -31,6 +32,7 @@ const { values } = parseArgs({
     parallel: { type: 'string', default: '1' },
     out: { type: 'string', default: 'tmp/chaos/campaign.json' },
     fresh: { type: 'boolean', default: false },
+    'allow-dirty': { type: 'boolean', default: false },
   },
 })
 
@@ -75,6 +77,15 @@ const file = await loadCampaign(out, config, values.fresh).catch((error: unknown
   console.error((error as Error).message)
   process.exit(2)
 })
+const startVersion = codeVersion()
+if (startVersion && startVersion.dirty.length > 0 && !values['allow-dirty']) {
+  console.error(
+    `the daemon's sources have uncommitted changes (${startVersion.dirty.join(', ')}): commit them, or pass --allow-dirty. ` +
+      'Daemons restarted by the faults load the code on disk, so keep this checkout unchanged while the campaign runs ' +
+      '(or run it from a worktree of its own: git worktree add).',
+  )
+  process.exit(2)
+}
 const done = new Set(file.runs.map((r) => r.seed))
 const todo = seeds.filter((s) => !done.has(s))
 console.log(
@@ -88,6 +99,7 @@ const queue = [...todo]
 const worker = async (): Promise<void> => {
   for (let seed = queue.shift(); seed !== undefined; seed = queue.shift()) {
     console.error(`seed ${seed}: started ${new Date().toISOString()}`)
+    const before = codeVersion()
     const report = await runChaos({
       ...config,
       seed,
@@ -95,7 +107,14 @@ const worker = async (): Promise<void> => {
       evidence: 'on-failure',
       log: () => undefined,
     })
-    const run = runFigures(report)
+    const after = codeVersion()
+    let run = runFigures(report)
+    if (before) run = { ...run, commit: before.commit, ...(before.dirty.length > 0 && { dirty: before.dirty }) }
+    if (!sameVersion(before, after)) {
+      // Daemons restarted during the run may have loaded either version: the run proves nothing.
+      console.log(`seed ${seed}: the daemon code changed during the run (${before?.commit} -> ${after?.commit}); not recorded, run it again`)
+      continue
+    }
     file.runs.push(run)
     saving = saving.then(() => saveCampaign(out, file))
     await saving
