@@ -486,6 +486,12 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     this.#rotateClientId()
   }
 
+  /** Forgets a group's edits and puts its jobs back, to be applied again from the durable state. */
+  #redo(working: ReadonlyMap<string, WorkingEntity>, jobs: readonly Job[]): void {
+    this.#discardEdits(working)
+    this.#requeue(jobs)
+  }
+
   /**
    * Loads a group's entities and applies its jobs on top of the tip (the state after the groups
    * before it, durable or being written). Returns what to write, or undefined when the group was
@@ -500,8 +506,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       await this.#loadWorking(group, g.working)
       if (epoch !== this.#epoch) {
         // The batch being written failed meanwhile: the tip this group started from is gone.
-        this.#discardEdits(g.working)
-        this.#requeue(group)
+        this.#redo(g.working, group)
         return undefined
       }
       for (const job of group) {
@@ -518,12 +523,12 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         }
       }
     } catch (error) {
-      this.#discardEdits(g.working)
       if (error instanceof RedoGroupWithout) {
         error.job.reject(error.cause)
-        this.#requeue(group.filter((j) => j !== error.job))
+        this.#redo(g.working, group.filter((j) => j !== error.job))
         return undefined
       }
+      this.#discardEdits(g.working)
       this.#log.error({ err: error }, 'applying a group of writes failed; the group was refused')
       for (const job of group) job.reject(error)
       return undefined
@@ -547,8 +552,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     try {
       await previous
       if (p.epoch !== this.#epoch) {
-        this.#discardEdits(g.working)
-        this.#requeue(group)
+        this.#redo(g.working, group)
         return
       }
       if (ops !== undefined) {
@@ -897,10 +901,10 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       if (edit.update === null) return undefined
     } else if ((op.op === 'put' || op.op === 'patch') && entity.isNew) {
       // The commonest write, an insert: encoded without building a document (same bytes).
-      const fresh = freshRecordEdit(this.#clientId, op.value, op.op)
-      entity.setState(fresh.state)
-      edit = fresh.edit
-      record = fresh.value
+      const created = freshRecordEdit(this.#clientId, op.value, op.op)
+      entity.setState(created.state)
+      edit = created.edit
+      record = created.value
     } else {
       // Past its grace period a tombstone may be purged anywhere: the write starts a new
       // incarnation on an empty document, which depends on nothing of the old one.
@@ -959,10 +963,10 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     if (entity.isNew && change.texts.length === 0) {
       // A new entity's first write, as another node's fast path made it: the update is the
       // whole state and the record is read off it, with no Y.Doc (decodeFreshRecord).
-      const fresh = decodeFreshRecord(change.update)
-      if (fresh !== undefined) {
+      const created = decodeFreshRecord(change.update)
+      if (created !== undefined) {
         entity.setState(change.update)
-        this.#advanceMeta(entity, change, undefined, fresh.value)
+        this.#advanceMeta(entity, change, undefined, created.value)
         return
       }
     }
