@@ -29,6 +29,8 @@ export interface DaemonConfig {
     readonly antiEntropyIntervalMs: number
     /** Least time between two gossip publishes, ms; a burst's commits share one message (0: one per commit). */
     readonly gossipPaceMs: number
+    /** Sign gossip messages, on the topic of nodes before 0.2 (for a rolling upgrade); off by default. */
+    readonly signGossip: boolean
   }
   /** Per-namespace replication mode; namespaces not listed are two-way. */
   readonly namespaces: Readonly<Record<string, { readonly mode: NamespaceMode; readonly conflicts: ConflictPolicy }>>
@@ -96,7 +98,7 @@ export function defaultConfig(dataDir: string): DaemonConfig {
   return {
     dataDir,
     api: { host: '127.0.0.1', port: DEFAULT_API_PORT, bodyLimit: 8 * 1024 * 1024 },
-    p2p: { listen: [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`], bootstrap: [], mdns: true, allowPeers: [], gossip: true, antiEntropyIntervalMs: 10_000, gossipPaceMs: DEFAULT_GOSSIP_PACE_MS },
+    p2p: { listen: [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`], bootstrap: [], mdns: true, allowPeers: [], gossip: true, antiEntropyIntervalMs: 10_000, gossipPaceMs: DEFAULT_GOSSIP_PACE_MS, signGossip: false },
     namespaces: {},
     store: { docCacheSize: 1000, maxGroupOps: 2000, maxQueuedOps: 50_000 },
     log: { level: 'info' },
@@ -176,6 +178,7 @@ function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: str
       gossip: bool(p2p, 'gossip', base.p2p.gossip, where),
       antiEntropyIntervalMs: num(p2p, 'antiEntropyIntervalMs', base.p2p.antiEntropyIntervalMs, where),
       gossipPaceMs: num(p2p, 'gossipPaceMs', base.p2p.gossipPaceMs, where),
+      signGossip: bool(p2p, 'signGossip', base.p2p.signGossip, where),
     },
     namespaces: namespaceModes(section(file, 'namespaces', where), where),
     store: {

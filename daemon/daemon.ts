@@ -84,6 +84,7 @@ export class Daemon {
       mdns: config.p2p.mdns,
       allowPeers: config.p2p.allowPeers,
       gossip: config.p2p.gossip,
+      signGossip: config.p2p.signGossip,
       denyPeer: (peerId) => peers.isBanned(peerId),
       metricsRegistry: metrics.registry,
     })
@@ -112,6 +113,7 @@ export class Daemon {
       startedAt: Date.now(),
       listen: () => transport.listenAddrs(),
       peers: () => replicator.peerViews(),
+      gossip: () => ({ topic: transport.gossipTopic, signed: config.p2p.signGossip, peers: transport.gossipPeers().length }),
       metrics: () => metrics.render(),
       resync: (ns, from) => replicator.resyncNamespace(ns, from !== undefined ? { from } : {}),
       dial: async (addr) => {

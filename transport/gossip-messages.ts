@@ -2,8 +2,21 @@ import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import { CodecError, isValidNodeId, readBoundedUint, readBytes, readString, type Dot } from '../crdt/index.ts'
 
-/** The gossipsub topic every node publishes its changes on. */
-export const CHANGES_TOPIC = 'meshsync/changes/1'
+/**
+ * The gossipsub topic every node publishes its changes on: messages unsigned (StrictNoSign), the
+ * sender authenticated per hop by Noise. See docs/sync-protocol.md.
+ */
+export const CHANGES_TOPIC = 'meshsync/changes/2'
+/**
+ * The topic of nodes before 0.2: every message signed by its publisher (StrictSign). A node with
+ * `p2p.signGossip` on speaks this one instead, to gossip with such nodes during an upgrade.
+ */
+export const SIGNED_CHANGES_TOPIC = 'meshsync/changes/1'
+
+/** The changes topic for a signature policy. */
+export function changesTopic(signed: boolean): string {
+  return signed ? SIGNED_CHANGES_TOPIC : CHANGES_TOPIC
+}
 /** Largest gossip message; a change record larger than this is announced instead of carried. */
 export const MAX_GOSSIP_BYTES = 256 * 1024
 

@@ -1,7 +1,7 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
-import { gossipsub, TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub'
+import { gossipsub, StrictNoSign, StrictSign, TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import type { PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events'
 import type { Registry } from 'prom-client'
 import { CodecError, decodeChange, type ChangeRecord, type Dot } from '../crdt/index.ts'
 import {
-  CHANGES_TOPIC,
+  changesTopic,
   decodeGossip,
   encodeGossip,
   GOSSIP_ANNOUNCE,
@@ -42,6 +42,12 @@ export interface MeshTransportInit {
   readonly allowPeers?: readonly string[]
   /** Gossip on (default). Off: anti-entropy alone carries changes. */
   readonly gossip?: boolean
+  /**
+   * Sign every gossip message and use the signed topic of nodes before 0.2 (default off: unsigned
+   * messages on `meshsync/changes/2`). Nodes on different settings do not gossip with each other;
+   * anti-entropy still carries everything between them.
+   */
+  readonly signGossip?: boolean
   /** Registry for libp2p's own metrics (connections, streams, protocol traffic). */
   readonly metricsRegistry?: Registry
   /** Peers refused for now (e.g. banned for invalid input), besides the allowlist. */
@@ -54,6 +60,8 @@ export interface MeshTransportInit {
 export type InboundGossip =
   | { readonly kind: 'changes'; readonly changes: readonly ChangeRecord[]; readonly from: string; readonly via: string; readonly bytes: number }
   | { readonly kind: 'announce'; readonly dot: Dot; readonly from: string; readonly via: string; readonly bytes: number }
+// `from`: the peer id of the changes' origin when known (the signer on the signed topic; a peer
+// connected here with that node id otherwise), else `via`. `via`: the peer that sent the message.
 
 /** Why a peer's message was refused. */
 export interface InvalidInput {
@@ -88,10 +96,15 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
   #node: Libp2p<{ pubsub: GossipSub }> | undefined
   #syncHandler: SyncStreamHandler | undefined
   #resyncHandler: SyncStreamHandler | undefined
+  /** The changes topic this node gossips on (by its signature policy). */
+  readonly gossipTopic: string
+  /** Node id -> peer id of peers seen connected (ids are derived, so entries never go stale). */
+  readonly #peerOfNode = new Map<string, string>()
 
   constructor(init: MeshTransportInit) {
     super()
     this.#init = init
+    this.gossipTopic = changesTopic(init.signGossip ?? false)
     this.peerId = peerIdFromPrivateKey(init.privateKey)
     this.nodeId = nodeIdOf(this.peerId)
   }
@@ -136,11 +149,18 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
           // Small meshes: publish to every subscribed peer, not only the mesh.
           floodPublish: true,
           heartbeatInterval: 500,
+          // Unsigned by default: Noise already authenticates every hop, and a member holding the
+          // cluster key is trusted to relay honestly on the sync protocol too, so a signature per
+          // message (an Ed25519 sign and a verify at each receiver) bought no protection.
+          globalSignaturePolicy: (init.signGossip ?? false) ? StrictSign : StrictNoSign,
         }),
       },
     })
     this.#node = node
-    node.addEventListener('peer:connect', (e) => this.emit('peer:connect', e.detail.toString()))
+    node.addEventListener('peer:connect', (e) => {
+      this.#peerOfNode.set(nodeIdOf(e.detail), e.detail.toString())
+      this.emit('peer:connect', e.detail.toString())
+    })
     node.addEventListener('peer:disconnect', (e) => this.emit('peer:disconnect', e.detail.toString()))
     node.addEventListener('peer:discovery', (e) => {
       const peer = e.detail.id
@@ -196,6 +216,11 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
     return (this.#node?.getPeers() ?? []).map((p) => p.toString())
   }
 
+  /** Peers subscribed to this node's changes topic: the ones its gossip reaches. */
+  gossipPeers(): string[] {
+    return (this.#node?.services.pubsub.getSubscribers(this.gossipTopic) ?? []).map((p) => p.toString())
+  }
+
   /** Addresses a peer listens on (from identify), each ending in `/p2p/<peerId>`. */
   async dialableAddrs(peerId: string): Promise<string[]> {
     const node = this.#node
@@ -247,7 +272,7 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
   }
 
   /**
-   * Publishes the local changes of one commit at once, as few signed messages as the size limit
+   * Publishes the local changes of one commit at once, as few messages as the size limit
    * allows. A record over the limit is announced (origin, seq) and peers pull it over the sync
    * protocol. Resolves with the peers every message reached, and the bytes sent to each peer.
    */
@@ -255,8 +280,8 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
     const node = this.#node
     const bytesTo = new Map<string, number>()
     if (!node || !(this.#init.gossip ?? true) || changes.length === 0) return { recipients: [], bytesTo }
-    // Nobody listens yet: skip the signing. A peer that subscribes later is synced at once.
-    if (node.services.pubsub.getSubscribers(CHANGES_TOPIC).length === 0) return { recipients: [], bytesTo }
+    // Nobody listens yet: skip the encoding (and signing). A peer that subscribes later is synced at once.
+    if (node.services.pubsub.getSubscribers(this.gossipTopic).length === 0) return { recipients: [], bytesTo }
     const messages: Uint8Array[] = []
     let batch: Uint8Array[] = []
     let size = 16
@@ -279,7 +304,7 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
     let reached: Set<string> | undefined
     for (const message of messages) {
       try {
-        const result = await node.services.pubsub.publish(CHANGES_TOPIC, message)
+        const result = await node.services.pubsub.publish(this.gossipTopic, message)
         const to = new Set(result.recipients.map((p) => p.toString()))
         for (const peer of to) bytesTo.set(peer, (bytesTo.get(peer) ?? 0) + message.length)
         reached = reached === undefined ? to : new Set([...reached].filter((p) => to.has(p)))
@@ -293,22 +318,26 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
   #setupGossip(node: Libp2p<{ pubsub: GossipSub }>): void {
     const pubsub = node.services.pubsub
     const accepted = new WeakMap<Uint8Array, InboundGossip>()
-    pubsub.topicValidators.set(CHANGES_TOPIC, (peer, message) => {
+    const topic = this.gossipTopic
+    pubsub.topicValidators.set(topic, (peer, message) => {
       if (this.#init.dropInboundGossip?.()) return TopicValidatorResult.Ignore
-      const from = message.type === 'signed' ? message.from : undefined
+      const via = peer.toString()
       try {
-        if (!from) throw new CodecError('unsigned gossip')
+        // gossipsub has already refused a message that breaks the topic's signature policy.
+        const signer = message.type === 'signed' ? message.from : undefined
         const decoded = decodeGossip(message.data)
-        const origin = nodeIdOf(from)
-        if (decoded.type === GOSSIP_CHANGES) {
-          const changes = decoded.records.map((record) => decodeChange(record))
-          // Only a change's origin publishes it on gossip; relays go through the mesh.
-          if (changes.some((c) => c.origin !== origin)) throw new CodecError('gossip change from a node that is not its origin')
-          accepted.set(message.data, { kind: 'changes', changes, from: from.toString(), via: peer.toString(), bytes: message.data.length })
-        } else {
-          if (decoded.dot.origin !== origin) throw new CodecError('announce from a node that is not the origin')
-          accepted.set(message.data, { kind: 'announce', dot: decoded.dot, from: from.toString(), via: peer.toString(), bytes: message.data.length })
-        }
+        const changes = decoded.type === GOSSIP_CHANGES ? decoded.records.map((record) => decodeChange(record)) : []
+        const origin = decoded.type === GOSSIP_CHANGES ? changes[0]?.origin : decoded.dot.origin
+        // A node publishes only its own changes (relaying is the mesh's forwarding), so every
+        // record of a message has one origin, and on the signed topic it is the signer.
+        if (changes.some((c) => c.origin !== origin)) throw new CodecError('gossip message mixes the changes of several origins')
+        if (signer && origin !== undefined && origin !== nodeIdOf(signer)) throw new CodecError('gossip change from a node that is not its origin')
+        const from = signer?.toString() ?? (origin !== undefined ? this.#peerOfNode.get(origin) : undefined) ?? via
+        const bytes = message.data.length
+        accepted.set(
+          message.data,
+          decoded.type === GOSSIP_CHANGES ? { kind: 'changes', changes, from, via, bytes } : { kind: 'announce', dot: decoded.dot, from, via, bytes },
+        )
         return TopicValidatorResult.Accept
       } catch (error) {
         this.emit('invalid', { peerId: peer.toString(), surface: 'gossip', reason: error instanceof Error ? error.message : String(error) })
@@ -316,16 +345,16 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
       }
     })
     pubsub.addEventListener('message', (e) => {
-      if (e.detail.topic !== CHANGES_TOPIC) return
+      if (e.detail.topic !== topic) return
       const inbound = accepted.get(e.detail.data)
       if (inbound) this.emit('gossip', inbound)
     })
     pubsub.addEventListener('subscription-change', (e) => {
-      if (e.detail.subscriptions.some((sub) => sub.topic === CHANGES_TOPIC && sub.subscribe)) {
+      if (e.detail.subscriptions.some((sub) => sub.topic === topic && sub.subscribe)) {
         this.emit('peer:subscribed', e.detail.peerId.toString())
       }
     })
-    pubsub.subscribe(CHANGES_TOPIC)
+    pubsub.subscribe(topic)
   }
 
   #requireNode(): Libp2p<{ pubsub: GossipSub }> {

@@ -11,6 +11,8 @@ export interface ApiContext {
   /** Full multiaddrs this node listens on. */
   listen(): readonly string[]
   peers(): readonly PeerView[]
+  /** The gossip topic this node speaks (by its signature policy) and how many peers listen on it. */
+  gossip(): { readonly topic: string; readonly signed: boolean; readonly peers: number }
   /** Dials a peer by multiaddr (ending in `/p2p/<peerId>`); resolves with its peer id. */
   dial(multiaddr: string): Promise<string>
   /** Prometheus exposition of the daemon's metrics. */

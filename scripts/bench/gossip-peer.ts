@@ -7,7 +7,7 @@
  */
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { gossipsub, StrictNoSign, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
@@ -42,6 +42,8 @@ async function main(): Promise<void> {
         fallbackToFloodsub: false,
         floodPublish: true,
         heartbeatInterval: 500,
+        // The daemon's settings, its signature policy included: the ratio is meshsync's own cost.
+        globalSignaturePolicy: StrictNoSign,
       }),
     },
   })

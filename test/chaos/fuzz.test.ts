@@ -6,7 +6,7 @@ import type { Libp2p } from 'libp2p'
 import { afterAll, describe, expect, it } from 'vitest'
 import { SocketApi } from '../../scripts/chaos/api.ts'
 import { fuzzGossip, fuzzRest, fuzzSyncSession } from '../../scripts/chaos/fuzz.ts'
-import { CHANGES_TOPIC, SYNC_PROTOCOL } from '../../transport/index.ts'
+import { SYNC_PROTOCOL } from '../../transport/index.ts'
 import { put } from '../helpers/cluster.ts'
 import { startDaemon, stopAllDaemons } from '../helpers/daemon-process.ts'
 import { newClusterKey, replicaState, startMeshNode, type MeshNode } from '../helpers/mesh-node.ts'
@@ -49,7 +49,7 @@ async function victimWithEvilPeer(): Promise<{ victim: MeshNode; evil: Libp2p<{ 
   ])
   const { node: evil, nodeId: evilNodeId } = await rawPeer(key)
   await evil.dial(multiaddr(victim.addr()))
-  await waitFor(() => evil.services.pubsub.getSubscribers(CHANGES_TOPIC).some((p) => p.equals(victim.transport.peerId)), { timeout: 10_000 })
+  await waitFor(() => evil.services.pubsub.getSubscribers(victim.transport.gossipTopic).some((p) => p.equals(victim.transport.peerId)), { timeout: 10_000 })
   return { victim, evil, evilNodeId }
 }
 
@@ -109,7 +109,7 @@ describe('fuzzing inbound surfaces', () => {
     const gen = prng.create(SEED + 1)
     let published = 0
     for (let i = 0; i < INPUTS; i++) {
-      await evil.services.pubsub.publish(CHANGES_TOPIC, fuzzGossip(gen, evilNodeId)).catch(() => undefined)
+      await evil.services.pubsub.publish(victim.transport.gossipTopic, fuzzGossip(gen, evilNodeId)).catch(() => undefined)
       published++
       if (i % 200 === 0) await new Promise((r) => setTimeout(r, 5))
     }

@@ -213,4 +213,18 @@ describe('replication between daemon processes', () => {
     expect(codeOf(await p.tcp('PATCH', '/v1/ns/reports/entities/r1', { total: 0 }))).toBe('READ_ONLY_NAMESPACE')
     expect(await assertConverged([a, p], new Map([['reports/r1', { total: 42, currency: 'EUR' }]]))).toEqual(vv)
   })
+
+  it('p2p.signGossip: signing daemons gossip on the signed topic; a daemon on the default converges with them by anti-entropy', { timeout: 60_000 }, async () => {
+    const config = (signGossip: boolean): object => ({ p2p: { signGossip, antiEntropyIntervalMs: 500 } })
+    const dirs = await Promise.all([0, 1, 2].map(() => makeTempDir('msync-r-')))
+    await Promise.all(dirs.map((dir, i) => writeConfig(dir, config(i < 2))))
+    const { d: a } = await start({ dataDir: dirs[0] as string })
+    const [{ d: b }, { d: c }] = await Promise.all([start({ dataDir: dirs[1] as string, args: joinArgs(a) }), start({ dataDir: dirs[2] as string, args: joinArgs(a) })])
+    await waitFor(async () => (await statusOf(a)).gossip.peers === 1 && (await statusOf(b)).gossip.peers === 1, { timeout: 20_000 })
+    expect((await statusOf(a)).gossip).toEqual({ topic: 'meshsync/changes/1', signed: true, peers: 1 })
+    expect((await statusOf(c)).gossip).toEqual({ topic: 'meshsync/changes/2', signed: false, peers: 0 })
+    await put(a, 'items', 'from-a', { by: 'a' })
+    await put(c, 'items', 'from-c', { by: 'c' })
+    await waitConverged([a, b, c], new Map([['items/from-a', { by: 'a' }], ['items/from-c', { by: 'c' }]]))
+  })
 })

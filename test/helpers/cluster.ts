@@ -25,6 +25,7 @@ export interface Status {
   readonly peerId: string
   readonly listen: readonly string[]
   readonly peers: number
+  readonly gossip: { readonly topic: string; readonly signed: boolean; readonly peers: number }
   readonly versionVector: VersionVector
   readonly entities: number
   readonly namespaces: Record<string, number>

@@ -26,6 +26,7 @@ export interface MeshNodeOptions {
   identityKey?: Uint8Array
   kv?: KvStore
   gossip?: boolean
+  signGossip?: boolean
   dropInboundGossip?: () => boolean
   allowPeers?: string[]
   modes?: Record<string, NamespaceMode>
@@ -56,6 +57,7 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
     listen: options.listen ?? ['/ip4/127.0.0.1/tcp/0'],
     mdns: false,
     gossip: options.gossip ?? true,
+    ...(options.signGossip !== undefined && { signGossip: options.signGossip }),
     ...(options.allowPeers && { allowPeers: options.allowPeers }),
     ...(options.dropInboundGossip && { dropInboundGossip: options.dropInboundGossip }),
     denyPeer: (p) => peers.isBanned(p),

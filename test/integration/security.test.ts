@@ -5,7 +5,6 @@ import * as prng from 'lib0/prng'
 import { afterEach, describe, expect, it } from 'vitest'
 import { encodeChange, type ChangeRecord } from '../../crdt/index.ts'
 import {
-  CHANGES_TOPIC,
   encodeFrame,
   encodeGossip,
   FRAME_CHANGES,
@@ -80,10 +79,12 @@ describe('bad input from a peer holding the key', () => {
     const { node: evil, nodeId: evilNodeId } = await rawPeer(key)
     await evil.dial(multiaddr(victim.addr()))
     const victimPeer = victim.transport.peerId
-    await waitFor(() => evil.services.pubsub.getSubscribers(CHANGES_TOPIC).some((p) => p.equals(victimPeer)), { timeout: 10_000 })
+    await waitFor(() => evil.services.pubsub.getSubscribers(victim.transport.gossipTopic).some((p) => p.equals(victimPeer)), { timeout: 10_000 })
 
     const gen = prng.create(99)
-    // Gossip: random bytes, a change claiming another origin, a change with a broken Yjs update.
+    // Gossip: random bytes; a change of another origin with a broken Yjs update (unsigned gossip
+    // cannot tell a relay from a forger, so this one is refused when it fails to apply); a
+    // message mixing two origins' changes (refused by validation: a node publishes only its own).
     const forged: ChangeRecord = {
       origin: victim.store.nodeId,
       seq: 2,
@@ -96,17 +97,19 @@ describe('bad input from a peer holding the key', () => {
       update: new Uint8Array([1, 2, 3]),
       time: 1,
     }
+    const mixed: ChangeRecord = { ...forged, origin: evilNodeId, seq: 1, update: new Uint8Array([0, 0]) }
     const gossips = [
       prng.uint8Array(gen, 50),
       new Uint8Array([9, 9, 9]),
       encodeGossip({ type: GOSSIP_CHANGES, records: [encodeChange(forged)] }),
+      encodeGossip({ type: GOSSIP_CHANGES, records: [encodeChange(mixed), encodeChange(forged)] }),
       encodeGossip({ type: GOSSIP_CHANGES, records: [prng.uint8Array(gen, 200)] }),
     ]
     for (let i = 0; i < 50; i++) gossips.push(prng.uint8Array(gen, prng.uint32(gen, 1, 300)))
-    for (const g of gossips) await evil.services.pubsub.publish(CHANGES_TOPIC, g)
+    for (const g of gossips) await evil.services.pubsub.publish(victim.transport.gossipTopic, g)
     // A change from the raw peer's own origin whose Yjs update does not parse.
     const badUpdate: ChangeRecord = { ...forged, origin: evilNodeId, seq: 1, update: new Uint8Array([255, 255, 255, 255, 1]) }
-    await evil.services.pubsub.publish(CHANGES_TOPIC, encodeGossip({ type: GOSSIP_CHANGES, records: [encodeChange(badUpdate)] }))
+    await evil.services.pubsub.publish(victim.transport.gossipTopic, encodeGossip({ type: GOSSIP_CHANGES, records: [encodeChange(badUpdate)] }))
 
     // Sync streams: garbage frames, an oversized frame, a valid HELLO followed by junk records.
     const attempts: ((lp: ReturnType<typeof lpStream>) => Promise<void>)[] = [
@@ -150,8 +153,8 @@ describe('bad input from a peer holding the key', () => {
     const { node: evil } = await rawPeer(key)
     await evil.dial(multiaddr(victim.addr()))
     const victimPeer = victim.transport.peerId
-    await waitFor(() => evil.services.pubsub.getSubscribers(CHANGES_TOPIC).some((p) => p.equals(victimPeer)), { timeout: 10_000 })
-    for (let i = 0; i < 10; i++) await evil.services.pubsub.publish(CHANGES_TOPIC, new Uint8Array([7, i]))
+    await waitFor(() => evil.services.pubsub.getSubscribers(victim.transport.gossipTopic).some((p) => p.equals(victimPeer)), { timeout: 10_000 })
+    for (let i = 0; i < 10; i++) await evil.services.pubsub.publish(victim.transport.gossipTopic, new Uint8Array([7, i]))
     await waitFor(() => victim.transport.connectedPeers().length === 0, { timeout: 10_000 })
     // Banned: a new connection does not survive the handshake.
     await evil.dial(multiaddr(victim.addr())).catch(() => undefined)

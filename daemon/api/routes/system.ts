@@ -13,6 +13,7 @@ export function systemRoutes(app: FastifyInstance, ctx: ApiContext): void {
       peerId: ctx.peerId,
       listen: ctx.listen(),
       peers: ctx.peers().filter((p) => p.connected).length,
+      gossip: ctx.gossip(),
       versionVector: ctx.store.versionVector,
       entities: Object.values(counts).reduce((a, b) => a + b, 0),
       namespaces: counts,
