@@ -828,20 +828,37 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     for (const job of group) {
       for (const { ns, id } of jobEntities(job)) wanted.set(entityMetaKey(ns, id), { ns, id })
     }
-    const missing = [...wanted].map(([key, { ns, id }]) => ({ key, ns, id }))
-    const keys = missing.flatMap(({ ns, id }) => [entityMetaKey(ns, id), entityStateKey(ns, id)])
-    const values = await this.#kv.getMany(keys)
-    missing.forEach(({ key, ns, id }, i) => {
-      const metaBytes = values[2 * i]
+    // The state of an entity whose document is cached is not read: the document is its state (a
+    // large text's state can be hundreds of KB, read and copied for nothing on every commit).
+    const entities = [...wanted].map(([key, { ns, id }]) => ({ key, ns, id, readState: !this.#docs.has(key) }))
+    const values = await this.#kv.getMany(entities.flatMap(({ ns, id, readState }) => (readState ? [entityMetaKey(ns, id), entityStateKey(ns, id)] : [entityMetaKey(ns, id)])))
+    const metas = new Map<string, Uint8Array | undefined>()
+    const states = new Map<string, Uint8Array | undefined>()
+    // The cached documents as of the reads (taken before any other await).
+    const docs = new Map<string, Y.Doc | undefined>()
+    let at = 0
+    for (const { key, readState } of entities) {
+      metas.set(key, values[at++])
+      if (readState) states.set(key, values[at++])
+      docs.set(key, this.#docs.get(key))
+    }
+    // A document evicted from the cache while the reads ran: its state is read now.
+    const evicted = entities.filter(({ key, readState }) => !readState && docs.get(key) === undefined)
+    if (evicted.length > 0) {
+      const late = await this.#kv.getMany(evicted.map(({ ns, id }) => entityStateKey(ns, id)))
+      evicted.forEach(({ key }, i) => states.set(key, late[i]))
+    }
+    for (const { key, ns, id } of entities) {
+      const metaBytes = metas.get(key)
       const committed = metaBytes ? decodeMeta(metaBytes) : undefined
       const open = (state: Uint8Array | undefined): Y.Doc => {
         const doc = createEntityDoc(state, this.#clientId)
         this.#docs.set(key, doc)
         return doc
       }
-      working.set(key, new WorkingEntity(ns, id, committed, { doc: this.#docs.get(key), state: values[2 * i + 1] }, open))
+      working.set(key, new WorkingEntity(ns, id, committed, { doc: docs.get(key), state: states.get(key) }, open))
       this.#dirty.add(key)
-    })
+    }
   }
 
   #validateLocal(ops: readonly LocalOp[], working: Map<string, WorkingEntity>): void {

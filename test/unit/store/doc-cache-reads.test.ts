@@ -1,0 +1,98 @@
+import { pino } from 'pino'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createEntityDoc, readText } from '../../../crdt/index.ts'
+import { MemoryKvStore } from '../../../daemon/storage/index.ts'
+import { EntityStore } from '../../../daemon/store/entity-store.ts'
+import { entityStateKey } from '../../../daemon/store/keys.ts'
+
+/**
+ * A write loads the entities it touches. The state of an entity whose document is in the cache is
+ * not read (the document is its state); a document evicted while the reads run is read then.
+ */
+
+const logger = pino({ level: 'silent' })
+
+/** A memory store that records the keys of every getMany, and can hold the next one. */
+class ReadTrackingKv extends MemoryKvStore {
+  readonly reads: string[][] = []
+  #held: PromiseWithResolvers<void> | undefined
+  #holdNext = false
+
+  holdNextGetMany(): void {
+    this.#holdNext = true
+  }
+
+  /** Resolves once a held getMany is waiting; `release` lets it go on. */
+  async held(): Promise<{ release: () => void }> {
+    while (this.#held === undefined) await new Promise((r) => setTimeout(r, 1))
+    const held = this.#held
+    return { release: () => held.resolve() }
+  }
+
+  override async getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
+    this.reads.push([...keys])
+    const result = await super.getMany(keys)
+    if (this.#holdNext) {
+      this.#holdNext = false
+      this.#held = Promise.withResolvers<void>()
+      await this.#held.promise
+    }
+    return result
+  }
+}
+
+const stores: EntityStore[] = []
+async function openStore(kv: ReadTrackingKv, docCacheSize = 1000): Promise<EntityStore> {
+  const store = new EntityStore({ kv, nodeId: 'aaaa', logger }, { docCacheSize })
+  await store.open()
+  stores.push(store)
+  return store
+}
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close()
+})
+
+describe('loading entities for a write', () => {
+  it("does not read a cached document's state, and stores the document's state after the write", async () => {
+    const kv = new ReadTrackingKv()
+    const store = await openStore(kv)
+    await store.write([{ op: 'text', ns: 'n', id: 'doc', name: 'body', splices: [[0, 0, 'hello']] }])
+    kv.reads.length = 0
+    await store.write([{ op: 'text', ns: 'n', id: 'doc', name: 'body', splices: [[5, 0, ' world']] }])
+    expect(kv.reads.flat()).not.toContain(entityStateKey('n', 'doc'))
+    expect((await store.getText('n', 'doc', 'body')).text).toBe('hello world')
+    // What is stored is the whole document, as a fresh reader of the state sees it.
+    const state = (await kv.get(entityStateKey('n', 'doc'))) as Uint8Array
+    expect(readText(createEntityDoc(state), 'body')).toBe('hello world')
+  })
+
+  it('reads the state of an entity not cached', async () => {
+    const kv = new ReadTrackingKv()
+    const store = await openStore(kv, 1)
+    await store.write([{ op: 'text', ns: 'n', id: 'a', name: 'body', splices: [[0, 0, 'a1']] }])
+    await store.write([{ op: 'text', ns: 'n', id: 'b', name: 'body', splices: [[0, 0, 'b1']] }])
+    kv.reads.length = 0
+    await store.write([{ op: 'text', ns: 'n', id: 'a', name: 'body', splices: [[2, 0, '+']] }])
+    expect(kv.reads.flat()).toContain(entityStateKey('n', 'a'))
+    expect((await store.getText('n', 'a', 'body')).text).toBe('a1+')
+  })
+
+  it('reads the state of a document evicted from the cache while the reads ran', async () => {
+    const kv = new ReadTrackingKv()
+    const store = await openStore(kv, 1)
+    await store.write([{ op: 'text', ns: 'n', id: 'b', name: 'body', splices: [[0, 0, 'other']] }])
+    await store.write([{ op: 'text', ns: 'n', id: 'a', name: 'body', splices: [[0, 0, 'hello']] }])
+    // 'a' is cached (cache of one), so the write plans to read its meta only; hold that read.
+    kv.holdNextGetMany()
+    const writing = store.write([{ op: 'text', ns: 'n', id: 'a', name: 'body', splices: [[5, 0, ' world']] }])
+    const gate = await kv.held()
+    expect(gate).toBeDefined()
+    expect(kv.reads.at(-1)).not.toContain(entityStateKey('n', 'a'))
+    // Meanwhile a read of 'b' caches its document and evicts 'a'.
+    expect((await store.getText('n', 'b', 'body')).text).toBe('other')
+    gate.release()
+    await writing
+    expect(kv.reads.some((keys) => keys.length === 1 && keys[0] === entityStateKey('n', 'a'))).toBe(true)
+    expect((await store.getText('n', 'a', 'body')).text).toBe('hello world')
+  })
+})
