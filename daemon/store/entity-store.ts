@@ -100,6 +100,7 @@ import type {
   EntityStoreComponents,
   EntityStoreOptions,
   EntityView,
+  FeedBatch,
   FeedEntry,
   GcStats,
   LocalOp,
@@ -109,7 +110,7 @@ import type {
   StoredEntity,
   TombstoneInfo,
 } from './types.ts'
-import { conflictViews, toView, viewOf } from './views.ts'
+import { conflictViews, feedBatchOf, toView, viewOf } from './views.ts'
 
 export type * from './types.ts'
 export { SnapshotView, splitEntityKey, type RawEntity } from './snapshot-view.ts'
@@ -126,7 +127,7 @@ const textEncoder = new TextEncoder()
  * durable. Reads see committed state only. After each batch it emits `commit` (all its changes,
  * once) and `change` (each change).
  */
-export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commit: [readonly CommittedChange[]] }> {
+export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commit: [readonly CommittedChange[]]; feed: [FeedBatch] }> {
   readonly nodeId: string
   readonly #kv: KvStore
   readonly #log: Logger
@@ -538,7 +539,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     const ops = write ? this.#batchOps(g, counts) : undefined
     const end: NodeState = { nodeVv: g.nodeVv, feedSeq: g.feedSeq, logFloor: g.logFloor, counts }
     this.#tip = end
-    return { group, g, outcomes, ops, end, epoch, clientIds: this.#clientIds.length }
+    return { group, g, outcomes, ops, end, feedFrom: start.feedSeq, epoch, clientIds: this.#clientIds.length }
   }
 
   /**
@@ -591,10 +592,13 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       if (error !== undefined) job.reject(error)
       else job.resolve(result as JobResult)
     }
-    if (g.committed.length === 0) return
+    if (ops === undefined) return
     try {
-      this.emit('commit', g.committed)
-      for (const c of g.committed) this.emit('change', c)
+      if (this.listenerCount('feed') > 0) this.emit('feed', feedBatchOf(g, p.feedFrom))
+      if (g.committed.length > 0) {
+        this.emit('commit', g.committed)
+        for (const c of g.committed) this.emit('change', c)
+      }
     } catch (error) {
       // A listener's bug must not stop the committer: the group is durable and answered.
       this.#log.error({ err: error }, 'a commit listener failed')

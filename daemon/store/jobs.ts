@@ -78,6 +78,8 @@ export interface PreparedGroup {
   readonly ops: readonly KvBatchOp[] | undefined
   /** The node state once the batch is durable. */
   readonly end: NodeState
+  /** The feed position the group started from (its entries come after it). */
+  readonly feedFrom: number
   /** The store's rollback count when the group was prepared (a rollback since voids it). */
   readonly epoch: number
   /** How many Yjs clientIDs the batch records. */

@@ -66,6 +66,18 @@ export interface FeedEntry {
   readonly conflicts?: readonly ConflictView[]
 }
 
+/**
+ * The change-feed entries one durable group commit wrote, of every namespace: feed positions
+ * `from` (exclusive) to `to` (inclusive) are this group's, and `entries` are the ones it kept (an
+ * entity changed twice in the group keeps its last). A reader that had everything up to `from`
+ * has everything up to `to` with these.
+ */
+export interface FeedBatch {
+  readonly from: number
+  readonly to: number
+  readonly entries: readonly (FeedEntry & { readonly ns: string })[]
+}
+
 /** An entity as stored: committed meta and Yjs state. */
 export interface StoredEntity {
   readonly ns: string

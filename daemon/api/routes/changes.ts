@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { assertNamespace } from '../../../crdt/index.ts'
 import { RequestError } from '../../errors.ts'
-import type { CommittedChange, EntityStore } from '../../store/entity-store.ts'
+import type { EntityStore, FeedBatch, FeedEntry } from '../../store/entity-store.ts'
 import type { ApiContext } from '../context.ts'
 import { changesQuery, nsParams } from '../schemas.ts'
 
@@ -45,51 +45,77 @@ function parseCursor(value: string | undefined, now: number): number {
   return Number(value)
 }
 
+/**
+ * Streams the feed of `ns` from `since`: first what the store holds, then each durable commit's
+ * entries as the store announces them, without reading them back. Whenever the stream cannot
+ * tell it has everything up to a commit's first position (it was reading, or positions were
+ * taken without entries: a wipe, a purge), it reads from its cursor again.
+ */
 async function streamChanges(store: EntityStore, ns: string, since: number, reply: FastifyReply): Promise<void> {
   reply.hijack()
   const res = reply.raw
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' })
+  /** The last entry sent (what `Last-Event-ID` resumes from). */
   let cursor = since
+  /** Every entry of `ns` up to this feed position has been sent; undefined: not known. */
+  let position: number | undefined
   let pumping = false
   let again = false
   let closed = false
+  const send = (entry: FeedEntry): void => {
+    const { cursor: at, ...change } = entry
+    res.write(`id: ${at}\nevent: change\ndata: ${JSON.stringify(change)}\n\n`)
+    cursor = at
+  }
   const pump = async (): Promise<void> => {
     if (pumping) {
       again = true
       return
     }
     pumping = true
+    position = undefined
     try {
+      let upTo: number
       do {
         again = false
+        // Everything up to this position is durable and announced: the reads below see it all.
+        upTo = store.feedCursor
         for (;;) {
           const page = await store.changes(ns, cursor, 1000)
-          for (const { cursor: at, ...change } of page.changes) {
+          for (const entry of page.changes) {
             if (closed) return
-            res.write(`id: ${at}\nevent: change\ndata: ${JSON.stringify(change)}\n\n`)
+            send(entry)
           }
-          cursor = page.cursor
           if (page.changes.length < 1000) break
         }
       } while (again && !closed)
+      // An entry past `upTo` was read before its commit was announced: the announcement is still
+      // to come, and sending its entries again must not happen, so stay unsure until it has.
+      position = cursor <= upTo ? upTo : undefined
     } catch {
       close()
     } finally {
       pumping = false
     }
   }
-  const onChange = (c: CommittedChange): void => {
-    if (c.change.ns === ns) void pump()
+  const onFeed = (batch: FeedBatch): void => {
+    if (closed) return
+    if (pumping || position !== batch.from) {
+      void pump()
+      return
+    }
+    for (const { ns: of, ...entry } of batch.entries) if (of === ns && entry.cursor > cursor) send(entry)
+    position = batch.to
   }
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS)
   const close = (): void => {
     if (closed) return
     closed = true
     clearInterval(heartbeat)
-    store.off('change', onChange)
+    store.off('feed', onFeed)
     res.end()
   }
-  store.on('change', onChange)
+  store.on('feed', onFeed)
   res.on('close', close)
   res.write(': meshsync change feed\n\n')
   await pump()
