@@ -178,23 +178,31 @@ export class Replicator implements SyncSource {
   #running = false
   /** Local changes committed and not yet published. */
   #outbox: CommittedChange[] = []
-  #publishTimer: NodeJS.Timeout | undefined
+  /** Cancels the publish scheduled for the outbox (undefined: none scheduled). */
+  #cancelPublish: (() => void) | undefined
   #lastPublish = -Infinity
   readonly #onCommit = (committed: readonly CommittedChange[]): void => {
     const local = committed.filter((c) => !c.remote)
     if (local.length === 0) return
     this.stats.gossipOut += local.length
     this.#outbox.push(...local)
-    if (this.#publishTimer !== undefined) return
+    if (this.#cancelPublish !== undefined) return
     // Paced: at most one publish per `gossipPaceMs`. A commit after a quiet spell goes out at
-    // once; under a write burst the commits of the interval share one signed message, so every
-    // peer verifies one signature for many changes instead of one per commit.
+    // once (on the next turn of the event loop, so that the writers' replies, already resolved,
+    // are written first rather than behind the publish's encoding and encryption); under a write
+    // burst the commits of the interval share one message, so every peer handles one message for
+    // many changes instead of one per commit.
     const wait = this.#lastPublish + this.#gossipPaceMs - performance.now()
-    if (wait <= 0) this.#publishOutbox()
-    else this.#publishTimer = setTimeout(() => this.#publishOutbox(), wait)
+    if (wait <= 0) {
+      const immediate = setImmediate(() => this.#publishOutbox())
+      this.#cancelPublish = () => clearImmediate(immediate)
+    } else {
+      const timer = setTimeout(() => this.#publishOutbox(), wait)
+      this.#cancelPublish = () => clearTimeout(timer)
+    }
   }
   #publishOutbox(): void {
-    this.#publishTimer = undefined
+    this.#cancelPublish = undefined
     this.#lastPublish = performance.now()
     const changes = this.#outbox
     this.#outbox = []
@@ -285,8 +293,8 @@ export class Replicator implements SyncSource {
     this.#running = false
     clearTimeout(this.#timer)
     // Changes not yet published reach peers by anti-entropy.
-    clearTimeout(this.#publishTimer)
-    this.#publishTimer = undefined
+    this.#cancelPublish?.()
+    this.#cancelPublish = undefined
     this.#outbox = []
     clearInterval(this.#redialTimer)
     clearInterval(this.#gcTimer)

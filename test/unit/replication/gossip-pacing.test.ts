@@ -8,9 +8,10 @@ import { EntityStore } from '../../../daemon/store/entity-store.ts'
 import type { MeshTransport } from '../../../transport/index.ts'
 
 /**
- * Local commits go out on gossip paced: a commit after a quiet spell at once, the commits of a
- * burst together in one message per pace interval (each peer then verifies one signature for
- * many changes). A transport stand-in records what is published.
+ * Local commits go out on gossip paced: a commit after a quiet spell at once (on the next turn of
+ * the event loop, after the writer has its answer), the commits of a burst together in one
+ * message per pace interval (each peer then handles one message for many changes). A transport
+ * stand-in records what is published.
  */
 
 const logger = pino({ level: 'silent' })
@@ -48,8 +49,13 @@ async function start(gossipPaceMs: number): Promise<{ store: EntityStore; transp
   return { store, transport }
 }
 
-const put = (store: EntityStore, i: number): Promise<unknown> => store.write([{ op: 'put', ns: 'g', id: `e${i}`, value: { i } }])
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+/** One turn of the event loop (what the publish of a commit after a quiet spell waits for). */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+const put = async (store: EntityStore, i: number): Promise<void> => {
+  await store.write([{ op: 'put', ns: 'g', id: `e${i}`, value: { i } }])
+  await turn()
+}
 
 describe('gossip publish pacing', () => {
   it('publishes a commit after a quiet spell at once, and the commits of a burst together after the interval', async () => {
@@ -65,6 +71,14 @@ describe('gossip publish pacing', () => {
     await sleep(PACE_MS + 50)
     await put(store, 6)
     expect(transport.published).toEqual([[1], [2, 3, 4, 5], [6]])
+  })
+
+  it("answers the writer before it publishes: the publish waits for the event loop's next turn", async () => {
+    const { store, transport } = await start(PACE_MS)
+    await store.write([{ op: 'put', ns: 'g', id: 'first', value: { i: 1 } }])
+    expect(transport.published).toEqual([])
+    await turn()
+    expect(transport.published).toEqual([[1]])
   })
 
   it('with a pace of 0, publishes every commit on its own', async () => {
