@@ -164,8 +164,10 @@ export class Replicator implements SyncSource {
   readonly #seen: Record<string, number> = {}
   /** Per peer, changes its current session brought that no other path had delivered. */
   readonly #novelFrom = new Map<string, number>()
-  /** Serializes ingestion so that passes over the pending buffer never interleave. */
-  #ingestChain: Promise<void> = Promise.resolve()
+  /** The pass over the pending buffer in progress (one at a time: passes never interleave). */
+  #draining: Promise<void> | undefined
+  /** Changes were handed over since the running pass last looked. */
+  #ingestMore = false
   /** Outbound sessions per peer (one at a time; a request meanwhile reruns it once after). */
   readonly #sessions = new Map<string, { rerun: boolean }>()
   /** Inbound sessions per peer, and peers whose outbound session waits for them to end. */
@@ -307,7 +309,7 @@ export class Replicator implements SyncSource {
     this.#transport.off('peer:connect', this.#onConnect)
     this.#transport.off('peer:disconnect', this.#onDisconnect)
     this.#transport.off('peer:subscribed', this.#onSubscribed)
-    await this.#ingestChain
+    await this.#draining?.catch(() => undefined)
     await this.#sweeping
   }
 
@@ -469,30 +471,46 @@ export class Replicator implements SyncSource {
 
   /**
    * The one path every remote change takes: buffer, then apply everything deliverable in causal
-   * order, pass after pass, until nothing more applies.
+   * order, pass after pass, until nothing more applies. Changes that arrive while a pass is being
+   * committed join the next pass (one group commit for all of them) rather than each waiting for
+   * its own; the promise resolves once the changes given have been applied or found waiting.
    */
   ingest(changes: readonly ChangeRecord[]): Promise<void> {
     for (const c of changes) if (c.seq > counterOf(this.#seen, c.origin)) this.#seen[c.origin] = c.seq
-    const run = this.#ingestChain.then(async () => {
-      this.stats.pendingDropped += this.#pending.add(failpoints.dropRemoteOneIn > 0 ? changes.map(blankSometimes) : changes, this.#store.versionVector)
-      // Only what can apply now goes to the store, in bounded batches: changes waiting for
-      // predecessors cost nothing per pass, however many there are.
-      for (;;) {
-        const ready = this.#pending.deliverable(this.#store.versionVector, MAX_APPLY_BATCH)
-        if (ready.length === 0) break
-        const result = await this.#store.applyRemote(ready)
-        this.#pending.prune(this.#store.versionVector)
-        for (const bad of result.invalid) {
-          this.#log.warn({ origin: bad.origin, seq: bad.seq }, 'change with a malformed Yjs update refused')
+    this.stats.pendingDropped += this.#pending.add(failpoints.dropRemoteOneIn > 0 ? changes.map(blankSometimes) : changes, this.#store.versionVector)
+    this.#ingestMore = true
+    this.#draining ??= this.#drain()
+    return this.#draining
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      // Yield once, so that the changes handed over in this same turn share the first pass.
+      await Promise.resolve()
+      while (this.#ingestMore) {
+        this.#ingestMore = false
+        // Only what can apply now goes to the store, in bounded batches: changes waiting for
+        // predecessors cost nothing per pass, however many there are.
+        for (;;) {
+          const ready = this.#pending.deliverable(this.#store.versionVector, MAX_APPLY_BATCH)
+          if (ready.length === 0) break
+          const result = await this.#store.applyRemote(ready)
+          this.#pending.prune(this.#store.versionVector)
+          for (const bad of result.invalid) {
+            this.#log.warn({ origin: bad.origin, seq: bad.seq }, 'change with a malformed Yjs update refused')
+          }
+          if (result.invalid.length > 0) this.#dropInvalid(result.invalid)
+          if (result.applied === 0) break
         }
-        if (result.invalid.length > 0) this.#dropInvalid(result.invalid)
-        if (result.applied === 0) break
       }
-    })
-    this.#ingestChain = run.catch((error: unknown) => {
+    } catch (error) {
+      // What is still buffered is tried again by the next ingest.
       this.#log.error({ err: error }, 'applying remote changes failed')
-    })
-    return run
+      throw error
+    } finally {
+      // Synchronously after the last check of #ingestMore: an ingest from here on starts a new pass.
+      this.#draining = undefined
+    }
   }
 
   #dropInvalid(invalid: readonly ChangeRecord[]): void {
@@ -572,7 +590,7 @@ export class Replicator implements SyncSource {
   /** Resolves when no session is running and nothing is being ingested (for tests and shutdown). */
   async idle(): Promise<void> {
     while (this.#sessions.size > 0 || this.#inbound.size > 0 || this.#gapTimers.size > 0) await new Promise((r) => setTimeout(r, 20))
-    await this.#ingestChain
+    await this.#draining?.catch(() => undefined)
   }
 
   async #serve(stream: Stream, peer: { peerId: string; nodeId: string }): Promise<void> {

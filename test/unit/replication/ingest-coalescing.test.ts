@@ -1,0 +1,120 @@
+import { EventEmitter } from 'node:events'
+import { pino } from 'pino'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { ChangeRecord } from '../../../crdt/index.ts'
+import { PeerBook } from '../../../daemon/replication/peer-book.ts'
+import { Replicator } from '../../../daemon/replication/replicator.ts'
+import { MemoryKvStore, type KvBatchOp, type KvWriteOptions } from '../../../daemon/storage/index.ts'
+import { EntityStore } from '../../../daemon/store/entity-store.ts'
+import type { MeshTransport } from '../../../transport/index.ts'
+
+/**
+ * Remote changes that arrive while a pass of ingestion is being committed join the next pass: one
+ * group commit for all of them, rather than one commit each, one after the other.
+ */
+
+const logger = pino({ level: 'silent' })
+
+class StandInTransport extends EventEmitter {
+  readonly peerId = '12D3KooWStandIn'
+  connectedPeers(): string[] {
+    return []
+  }
+  handleSync(): void {}
+  handleResync(): void {}
+  async publishChanges(): Promise<{ recipients: string[]; bytesTo: Map<string, number> }> {
+    return { recipients: [], bytesTo: new Map() }
+  }
+}
+
+/** A memory store whose next batch waits until released. */
+class HeldBatchKv extends MemoryKvStore {
+  #gate: PromiseWithResolvers<void> | undefined
+  #holdNext = false
+  holdNextBatch(): void {
+    this.#holdNext = true
+  }
+  async held(): Promise<() => void> {
+    while (this.#gate === undefined) await new Promise((r) => setTimeout(r, 1))
+    const gate = this.#gate
+    return () => gate.resolve()
+  }
+  override async batch(ops: readonly KvBatchOp[], options: KvWriteOptions): Promise<void> {
+    if (this.#holdNext) {
+      this.#holdNext = false
+      this.#gate = Promise.withResolvers<void>()
+      await this.#gate.promise
+    }
+    return super.batch(ops, options)
+  }
+}
+
+const closers: (() => Promise<void>)[] = []
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close()
+})
+
+/** Changes 1..n of origin `bbbb`, each a put of its own entity. */
+async function remoteChanges(n: number): Promise<ChangeRecord[]> {
+  const other = new EntityStore({ kv: new MemoryKvStore(), nodeId: 'bbbb', logger })
+  await other.open()
+  for (let i = 1; i <= n; i++) await other.write([{ op: 'put', ns: 'r', id: `e${i}`, value: { i } }])
+  const out: ChangeRecord[] = []
+  for await (const c of other.changeLog('bbbb', 0)) out.push(c)
+  await other.close()
+  return out
+}
+
+describe('ingestion of remote changes', () => {
+  it('changes handed over while a pass is committed are applied together in the next pass', async () => {
+    const kv = new HeldBatchKv()
+    const store = new EntityStore({ kv, nodeId: 'aaaa', logger })
+    await store.open()
+    const passes: number[] = []
+    const applyRemote = store.applyRemote.bind(store)
+    store.applyRemote = async (changes) => {
+      passes.push(changes.length)
+      return applyRemote(changes)
+    }
+    const replicator = new Replicator({ store, transport: new StandInTransport() as unknown as MeshTransport, peers: new PeerBook(), logger }, { gcIntervalMs: 0 })
+    replicator.start()
+    closers.push(async () => {
+      await replicator.stop()
+      await store.close()
+    })
+    const [c1, c2, c3, c4, c5] = (await remoteChanges(5)) as [ChangeRecord, ChangeRecord, ChangeRecord, ChangeRecord, ChangeRecord]
+
+    kv.holdNextBatch()
+    const first = replicator.ingest([c1])
+    const release = await kv.held()
+    // While the first pass's batch is held: four more arrive, one by one.
+    const later = [replicator.ingest([c2]), replicator.ingest([c3]), replicator.ingest([c5]), replicator.ingest([c4])]
+    release()
+    await first
+    await Promise.all(later)
+    expect(passes).toEqual([1, 4])
+    expect(store.versionVector).toEqual({ bbbb: 5 })
+    for (let i = 1; i <= 5; i++) expect((await store.get('r', `e${i}`)).value).toEqual({ i })
+    expect(replicator.pendingCount).toBe(0)
+  })
+
+  it("an ingest's promise resolves once its changes are applied, or waiting for predecessors", async () => {
+    const store = new EntityStore({ kv: new MemoryKvStore(), nodeId: 'aaaa', logger })
+    await store.open()
+    const replicator = new Replicator({ store, transport: new StandInTransport() as unknown as MeshTransport, peers: new PeerBook(), logger }, { gcIntervalMs: 0 })
+    replicator.start()
+    closers.push(async () => {
+      await replicator.stop()
+      await store.close()
+    })
+    const [c1, c2, c3] = (await remoteChanges(3)) as [ChangeRecord, ChangeRecord, ChangeRecord]
+    await replicator.ingest([c3])
+    expect(store.versionVector).toEqual({})
+    expect(replicator.pendingCount).toBe(1)
+    await replicator.ingest([c1])
+    expect(store.versionVector).toEqual({ bbbb: 1 })
+    await replicator.ingest([c2])
+    expect(store.versionVector).toEqual({ bbbb: 3 })
+    expect(replicator.pendingCount).toBe(0)
+  })
+})
