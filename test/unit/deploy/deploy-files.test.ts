@@ -43,4 +43,11 @@ describe('deploy/meshsync.service', () => {
     expect(unit).toMatch(/^NoNewPrivileges=yes$/m)
     expect(unit).not.toMatch(/^MemoryDenyWriteExecute=yes/m) // V8's JIT needs it off
   })
+
+  it('tunes glibc malloc to hand freed memory back (arenas, mmap and trim thresholds)', async () => {
+    const unit = await readFile(join(repoRoot, 'deploy', 'meshsync.service'), 'utf8')
+    expect(unit).toMatch(/^Environment=MALLOC_ARENA_MAX=2$/m)
+    expect(unit).toMatch(/^Environment=MALLOC_MMAP_THRESHOLD_=131072$/m)
+    expect(unit).toMatch(/^Environment=MALLOC_TRIM_THRESHOLD_=1048576$/m)
+  })
 })
