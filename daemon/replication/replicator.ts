@@ -164,10 +164,13 @@ export class Replicator implements SyncSource {
   readonly #seen: Record<string, number> = {}
   /** Per peer, changes its current session brought that no other path had delivered. */
   readonly #novelFrom = new Map<string, number>()
-  /** The pass over the pending buffer in progress (one at a time: passes never interleave). */
+  /** The rounds over the pending buffer in progress (one at a time: rounds never interleave). */
   #draining: Promise<void> | undefined
-  /** Changes were handed over since the running pass last looked. */
+  /** Changes were handed over since the running round last looked. */
   #ingestMore = false
+  /** Rounds of ingestion started so far, and the callers waiting for a round to end. */
+  #roundsStarted = 0
+  readonly #roundWaiters = new Map<number, PromiseWithResolvers<void>>()
   /** Outbound sessions per peer (one at a time; a request meanwhile reruns it once after). */
   readonly #sessions = new Map<string, { rerun: boolean }>()
   /** Inbound sessions per peer, and peers whose outbound session waits for them to end. */
@@ -471,44 +474,65 @@ export class Replicator implements SyncSource {
 
   /**
    * The one path every remote change takes: buffer, then apply everything deliverable in causal
-   * order, pass after pass, until nothing more applies. Changes that arrive while a pass is being
-   * committed join the next pass (one group commit for all of them) rather than each waiting for
-   * its own; the promise resolves once the changes given have been applied or found waiting.
+   * order, round after round, until nothing more applies. Changes that arrive while a round is
+   * being committed are taken by the next round (one group commit for all of them) rather than
+   * each waiting for its own. The promise resolves once a round that began after the changes were
+   * handed over is done (they are applied, or wait for predecessors), however long the rounds go
+   * on after it.
    */
   ingest(changes: readonly ChangeRecord[]): Promise<void> {
     for (const c of changes) if (c.seq > counterOf(this.#seen, c.origin)) this.#seen[c.origin] = c.seq
     this.stats.pendingDropped += this.#pending.add(failpoints.dropRemoteOneIn > 0 ? changes.map(blankSometimes) : changes, this.#store.versionVector)
     this.#ingestMore = true
+    const round = this.#roundsStarted + 1
+    let done = this.#roundWaiters.get(round)
+    if (done === undefined) {
+      done = Promise.withResolvers<void>()
+      this.#roundWaiters.set(round, done)
+    }
     this.#draining ??= this.#drain()
-    return this.#draining
+    return done.promise
   }
 
   async #drain(): Promise<void> {
     try {
-      // Yield once, so that the changes handed over in this same turn share the first pass.
+      // Yield once, so that the changes handed over in this same turn share the first round.
       await Promise.resolve()
-      while (this.#ingestMore) {
+      for (;;) {
         this.#ingestMore = false
-        // Only what can apply now goes to the store, in bounded batches: changes waiting for
-        // predecessors cost nothing per pass, however many there are.
-        for (;;) {
-          const ready = this.#pending.deliverable(this.#store.versionVector, MAX_APPLY_BATCH)
-          if (ready.length === 0) break
+        const round = ++this.#roundsStarted
+        // Only what can apply now goes to the store (the whole causal closure of the buffer, up to
+        // a bound): changes waiting for predecessors cost nothing per round, however many.
+        const ready = this.#pending.deliverable(this.#store.versionVector, MAX_APPLY_BATCH)
+        let applied = 0
+        if (ready.length > 0) {
           const result = await this.#store.applyRemote(ready)
           this.#pending.prune(this.#store.versionVector)
           for (const bad of result.invalid) {
             this.#log.warn({ origin: bad.origin, seq: bad.seq }, 'change with a malformed Yjs update refused')
           }
           if (result.invalid.length > 0) this.#dropInvalid(result.invalid)
-          if (result.applied === 0) break
+          applied = result.applied + result.invalid.length
         }
+        // A round under the bound took everything deliverable when it began: whoever handed changes
+        // over before that has them applied or waiting for predecessors.
+        if (ready.length < MAX_APPLY_BATCH || applied === 0) {
+          for (const [r, waiter] of this.#roundWaiters) {
+            if (r > round) continue
+            waiter.resolve()
+            this.#roundWaiters.delete(r)
+          }
+        }
+        // Go on while rounds make progress, or while changes came in meanwhile.
+        if (applied === 0 && !this.#ingestMore) break
       }
     } catch (error) {
       // What is still buffered is tried again by the next ingest.
       this.#log.error({ err: error }, 'applying remote changes failed')
-      throw error
+      for (const waiter of this.#roundWaiters.values()) waiter.reject(error)
+      this.#roundWaiters.clear()
     } finally {
-      // Synchronously after the last check of #ingestMore: an ingest from here on starts a new pass.
+      // Synchronously after the last check of #ingestMore: an ingest from here on starts a new round.
       this.#draining = undefined
     }
   }
