@@ -68,7 +68,7 @@ export class BulkLoader {
       }
       this.#feedSeqs.add(seq)
       this.#maxFeedSeq = Math.max(this.#maxFeedSeq, seq)
-      this.#entityOps(ops, e, e.metaBytes ?? encodeMeta(meta), seq)
+      this.#entityOps(ops, e, meta.stateParts === undefined ? (e.metaBytes ?? encodeMeta(meta)) : encodeMeta(wholeState(meta)), seq)
     }
     if (ops.length > 0) await this.#kv.batch(ops, { sync: false })
   }
@@ -81,7 +81,7 @@ export class BulkLoader {
     const ops: KvBatchOp[] = []
     let next = Math.max(this.#maxFeedSeq, node.feedSeq ?? 0)
     for (const e of this.#renumber) {
-      const meta = { ...e.meta, feedSeq: ++next }
+      const meta = { ...wholeState(e.meta), feedSeq: ++next }
       this.#entityOps(ops, { ...e, meta }, encodeMeta(meta), meta.feedSeq)
     }
     this.#renumber.length = 0
@@ -108,4 +108,10 @@ export class BulkLoader {
     if (meta.deleted) this.#deleted++
     else this.#counts[ns] = (this.#counts[ns] ?? 0) + 1
   }
+}
+
+/** The meta without where the source stored its state: a load writes each state whole. */
+function wholeState(meta: EntityMeta): EntityMeta {
+  const { stateParts: _parts, ...rest } = meta
+  return rest
 }

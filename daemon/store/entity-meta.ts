@@ -25,6 +25,24 @@ export interface EntityMeta {
   readonly deletedAt?: number
   /** The fresh change that started the current incarnation (absent: the first one). */
   readonly incarnation?: Dot
+  /**
+   * Where the Yjs state is stored when the entity is large: base and deltas (state-parts.ts).
+   * Absent for a small entity, and where the state is one whole value (a bulk load, older versions).
+   */
+  readonly stateParts?: StateParts
+}
+
+/**
+ * Where a large entity's Yjs state is stored (state-parts.ts): the size of its base state, and the
+ * deltas stored after it, each numbered by the feed position of the commit that wrote it.
+ */
+export interface StateParts {
+  /** Bytes of the base state. */
+  readonly base: number
+  /** The deltas, oldest first (absent: none). */
+  readonly deltas?: readonly number[]
+  /** Bytes of the deltas. */
+  readonly bytes?: number
 }
 
 const encoder = new TextEncoder()

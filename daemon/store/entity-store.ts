@@ -54,6 +54,7 @@ import {
   changeLogRange,
   conflictKey,
   conflictRange,
+  entityDeltaRange,
   entityMetaKey,
   entityMetaRange,
   entityStateKey,
@@ -93,9 +94,11 @@ import {
   WorkingEntity,
 } from './jobs.ts'
 import { SnapshotView } from './snapshot-view.ts'
+import { DEFAULT_DELTA_LIMITS, deltaKeysOf, readStates, stateWriteOps } from './state-parts.ts'
 import type {
   CommittedChange,
   ConflictPolicy,
+  DeltaLimits,
   EntityConflictView,
   EntityStoreComponents,
   EntityStoreOptions,
@@ -158,6 +161,9 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   #wake: PromiseWithResolvers<void> | undefined
   /** Entities with uncommitted edits in their cached Y.Doc (a commit is in flight). */
   readonly #dirty = new Set<string>()
+  /** Groups loaded so far: a reader that saw it change knows a commit may have run meanwhile. */
+  #loads = 0
+  readonly #deltaLimits: DeltaLimits
   #commitDone: PromiseWithResolvers<void> | undefined
 
   #nodeVv: VersionVector = emptyVector()
@@ -185,6 +191,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     this.#modeOf = options.modeOf ?? (() => 'two-way')
     this.#policyOf = options.conflictPolicyOf ?? (() => 'auto')
     this.#graceMs = options.tombstoneGraceMs ?? 24 * 3600_000
+    this.#deltaLimits = { ...DEFAULT_DELTA_LIMITS, ...options.stateDeltas }
     this.setMaxListeners(0) // one listener per change-feed stream and per replication peer
   }
 
@@ -606,10 +613,11 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   }
 
   async #commitWipe(job: Job & { kind: 'wipe' }): Promise<void> {
+    this.#loads++
     try {
       const ops: KvBatchOp[] = []
       const removed: EntityView[] = []
-      for (const range of [entityMetaRange(job.ns), entityStateRange(job.ns), feedRange(job.ns, 0), conflictRange(job.ns), tombstoneRange(job.ns)]) {
+      for (const range of [entityMetaRange(job.ns), entityStateRange(job.ns), entityDeltaRange(job.ns), feedRange(job.ns, 0), conflictRange(job.ns), tombstoneRange(job.ns)]) {
         for await (const [key, value] of this.#kv.iterate(range)) {
           ops.push({ type: 'del', key })
           if (key.startsWith('e')) {
@@ -643,6 +651,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   }
 
   async #commitPurge(job: Job & { kind: 'purge' }): Promise<void> {
+    this.#loads++
     try {
       const ops: KvBatchOp[] = []
       const purged: EntityView[] = []
@@ -656,6 +665,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         if (!meta || !meta.deleted || !dominates(t.vv, meta.vv)) return
         const key = entityMetaKey(t.ns, t.id)
         ops.push({ type: 'del', key }, { type: 'del', key: entityStateKey(t.ns, t.id) }, { type: 'del', key: tombstoneKey(t.ns, t.id) })
+        for (const delta of deltaKeysOf(t.ns, t.id, meta.stateParts)) ops.push({ type: 'del', key: delta })
         ops.push({ type: 'del', key: conflictKey(t.ns, t.id) })
         if (meta.feedSeq > 0) ops.push({ type: 'del', key: feedKey(t.ns, meta.feedSeq) })
         horizon[t.ns] = merge(own(horizon, t.ns) ?? emptyVector(), meta.vv)
@@ -808,6 +818,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         (f) => (incoming ??= readRecord(createEntityDoc(snap.state)))[f] ?? null,
       )
       applyEntityUpdate(entity.doc, snap.state)
+      entity.replaced()
       entity.meta = {
         vv: meta.vv,
         heads: meta.heads,
@@ -828,6 +839,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   }
 
   async #loadWorking(group: readonly Job[], working: Map<string, WorkingEntity>): Promise<void> {
+    this.#loads++
     const wanted = new Map<string, { ns: string; id: string }>()
     for (const job of group) {
       for (const { ns, id } of jobEntities(job)) wanted.set(entityMetaKey(ns, id), { ns, id })
@@ -836,31 +848,38 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     // large text's state can be hundreds of KB, read and copied for nothing on every commit).
     const entities = [...wanted].map(([key, { ns, id }]) => ({ key, ns, id, readState: !this.#docs.has(key) }))
     const values = await this.#kv.getMany(entities.flatMap(({ ns, id, readState }) => (readState ? [entityMetaKey(ns, id), entityStateKey(ns, id)] : [entityMetaKey(ns, id)])))
-    const metas = new Map<string, Uint8Array | undefined>()
-    const states = new Map<string, Uint8Array | undefined>()
+    const metas = new Map<string, EntityMeta | undefined>()
+    const bases = new Map<string, Uint8Array | undefined>()
     // The cached documents as of the reads (taken before any other await).
     const docs = new Map<string, Y.Doc | undefined>()
     let at = 0
     for (const { key, readState } of entities) {
-      metas.set(key, values[at++])
-      if (readState) states.set(key, values[at++])
+      const metaBytes = values[at++]
+      metas.set(key, metaBytes ? decodeMeta(metaBytes) : undefined)
+      if (readState) bases.set(key, values[at++])
       docs.set(key, this.#docs.get(key))
     }
     // A document evicted from the cache while the reads ran: its state is read now.
     const evicted = entities.filter(({ key, readState }) => !readState && docs.get(key) === undefined)
     if (evicted.length > 0) {
       const late = await this.#kv.getMany(evicted.map(({ ns, id }) => entityStateKey(ns, id)))
-      evicted.forEach(({ key }, i) => states.set(key, late[i]))
+      evicted.forEach(({ key }, i) => bases.set(key, late[i]))
     }
+    // The deltas stored after the bases read (none of these entities is being committed now).
+    const reads = entities.filter(({ key }) => docs.get(key) === undefined)
+    const { states } = await readStates(
+      this.#kv,
+      reads.map(({ key, ns, id }) => ({ ns, id, meta: metas.get(key), base: bases.get(key) })),
+    )
+    const stateOf = new Map(reads.map(({ key }, i) => [key, states[i]]))
     for (const { key, ns, id } of entities) {
-      const metaBytes = metas.get(key)
-      const committed = metaBytes ? decodeMeta(metaBytes) : undefined
+      const committed = metas.get(key)
       const open = (state: Uint8Array | undefined): Y.Doc => {
         const doc = createEntityDoc(state, this.#clientId)
         this.#docs.set(key, doc)
         return doc
       }
-      working.set(key, new WorkingEntity(ns, id, committed, { doc: docs.get(key), state: states.get(key) }, open))
+      working.set(key, new WorkingEntity(ns, id, committed, { doc: docs.get(key), state: stateOf.get(key) }, open))
       this.#dirty.add(key)
     }
   }
@@ -943,6 +962,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       // makes one (it (re)creates the entity, even when the record is empty).
       if (edit.update === null && live) return undefined
     }
+    if (record === undefined) entity.applied(edit.update)
     const seq = counterOf(nodeVv, this.nodeId) + 1
     const change: ChangeRecord = {
       origin: this.nodeId,
@@ -996,6 +1016,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     const before: Record<string, JsonValue | null> = {}
     for (const f of change.fields) before[f] = (data.get(f) as JsonValue | undefined) ?? null
     applyEntityUpdate(entity.doc, change.update)
+    entity.applied(change.update)
     if (hasPendingUpdates(entity.doc)) {
       // Causal delivery makes this impossible; if it happens anyway, say so loudly.
       this.#log.error({ ns: change.ns, id: change.id, origin: change.origin, seq: change.seq }, 'Yjs update left pending')
@@ -1043,9 +1064,11 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     const ops: KvBatchOp[] = []
     for (const entity of g.working.values()) {
       if (!entity.changed || !entity.meta) continue
-      const { ns, id, meta, committed: before } = entity
+      const { ns, id, committed: before } = entity
+      const stateParts = stateWriteOps(ns, id, before?.stateParts, before !== undefined, entity.meta.feedSeq, { updates: entity.updates, encodeWhole: () => entity.encodeState() }, ops, this.#deltaLimits)
+      const { stateParts: _stale, ...rest } = entity.meta
+      const meta: EntityMeta = stateParts ? { ...rest, stateParts } : rest
       ops.push({ type: 'put', key: entityMetaKey(ns, id), value: encodeMeta(meta) })
-      ops.push({ type: 'put', key: entityStateKey(ns, id), value: entity.encodeState() })
       if (before && before.feedSeq > 0) ops.push({ type: 'del', key: feedKey(ns, before.feedSeq) })
       const conflicted = conflictViews(meta).length > 0
       if (conflicted !== (before !== undefined && conflictViews(before).length > 0)) {
@@ -1124,7 +1147,9 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   async entityState(ns: string, id: string): Promise<Uint8Array | undefined> {
     assertNamespace(ns)
     assertEntityId(id)
-    return this.#kv.get(entityStateKey(ns, id))
+    const [meta, base] = await this.#kv.getMany([entityMetaKey(ns, id), entityStateKey(ns, id)])
+    const { states } = await readStates(this.#kv, [{ ns, id, meta: meta ? decodeMeta(meta) : undefined, base }])
+    return states[0]
   }
 
   /** A text root of an entity, with the entity's version. */
@@ -1136,13 +1161,19 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       this.#commitDone ??= Promise.withResolvers()
       await this.#commitDone.promise
     }
-    const [metaBytes, state] = await this.#kv.getMany([key, entityStateKey(ns, id)])
-    const meta = metaBytes ? decodeMeta(metaBytes) : undefined
+    const loads = this.#loads
+    const [metaBytes, base] = await this.#kv.getMany([key, entityStateKey(ns, id)])
+    let meta = metaBytes ? decodeMeta(metaBytes) : undefined
     if (!meta || meta.deleted) throw new EntityNotFoundError(ns, id)
     let doc = this.#docs.get(key)
     if (!doc || this.#dirty.has(key)) {
-      doc = createEntityDoc(state, this.#clientId)
-      if (!this.#dirty.has(key)) this.#docs.set(key, doc)
+      const read = await readStates(this.#kv, [{ ns, id, meta, base }])
+      meta = read.metas[0]
+      if (!meta || meta.deleted) throw new EntityNotFoundError(ns, id)
+      doc = createEntityDoc(read.states[0], this.#clientId)
+      // Cached only when no group began meanwhile: one could have committed (and cached) a newer
+      // document, which this one, built from the earlier reads, must not replace.
+      if (loads === this.#loads && !this.#dirty.has(key)) this.#docs.set(key, doc)
     }
     return { text: readText(doc, name), version: meta.vv }
   }

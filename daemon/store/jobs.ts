@@ -138,6 +138,8 @@ export class WorkingEntity {
   #doc: Y.Doc | undefined
   /** The encoded state while no document is built (stored, or written by the fast path). */
   #state: Uint8Array | undefined
+  /** The Yjs updates applied to the document in this group; null once the state was replaced. */
+  #updates: Uint8Array[] | null = []
   readonly #open: (state: Uint8Array | undefined) => Y.Doc
 
   constructor(
@@ -169,6 +171,7 @@ export class WorkingEntity {
   set doc(doc: Y.Doc) {
     this.#doc = doc
     this.#state = undefined
+    this.#updates = null
   }
 
   /** True when nothing of the entity exists yet: no meta, no stored state, no document. */
@@ -179,6 +182,25 @@ export class WorkingEntity {
   /** Takes the state a write made without a document (see {@link isNew}). */
   setState(state: Uint8Array): void {
     this.#state = state
+    this.#updates = null
+  }
+
+  /**
+   * Records a Yjs update just applied to the document, so that the commit may store it alone
+   * (state-parts.ts). Every edit of the document must be recorded here or by {@link replaced}.
+   */
+  applied(update: Uint8Array | null): void {
+    if (update !== null && update.length > 0) this.#updates?.push(update)
+  }
+
+  /** The document took more than recorded updates (a merged snapshot): the commit stores it whole. */
+  replaced(): void {
+    this.#updates = null
+  }
+
+  /** The updates applied in this group, in order; null when the state must be stored whole. */
+  get updates(): readonly Uint8Array[] | null {
+    return this.#updates
   }
 
   /** The state to store: the document's, or the state as it was loaded or written. */

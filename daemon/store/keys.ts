@@ -6,7 +6,8 @@
  * | key                                 | value                                   |
  * |-------------------------------------|-----------------------------------------|
  * | `e\0<ns>\0<id>`                     | entity meta (JSON: vv, heads, value...) |
- * | `y\0<ns>\0<id>`                     | entity Yjs state (V1 update)            |
+ * | `y\0<ns>\0<id>`                     | entity Yjs state (V1 update): the base  |
+ * | `d\0<ns>\0<id>\0<feedSeq:16 hex>`    | Yjs update committed after the base     |
  * | `l\0<origin>\0<seq:16 hex>`         | change record (per-origin change log)   |
  * | `f\0<ns>\0<feedSeq:16 hex>`         | change-feed entry (latest per entity)   |
  * | `c\0<ns>\0<id>`                     | (empty) entity has unresolved conflicts |
@@ -44,6 +45,19 @@ export function entityStateKey(ns: string, id: string): string {
 export function entityMetaRange(ns: string, prefix = ''): { gte: string; lt: string } {
   const base = `e${SEP}${ns}${SEP}${prefix}`
   return { gte: base, lt: prefix === '' ? `e${SEP}${ns}${AFTER_SEP}` : prefixEnd(base) }
+}
+
+/**
+ * A Yjs update stored after an entity's base state by the commit at feed position `feedSeq`
+ * (state-parts.ts): the entity's state is the base with its deltas applied in feed order.
+ */
+export function entityDeltaKey(ns: string, id: string, feedSeq: number): string {
+  return `d${SEP}${ns}${SEP}${id}${SEP}${hex16(feedSeq)}`
+}
+
+/** Range of the delta keys of every entity of `ns`, or of all namespaces. */
+export function entityDeltaRange(ns?: string): { gte: string; lt: string } {
+  return ns === undefined ? { gte: `d${SEP}`, lt: `d${AFTER_SEP}` } : { gte: `d${SEP}${ns}${SEP}`, lt: `d${SEP}${ns}${AFTER_SEP}` }
 }
 
 /** Range of every entity state key of `ns`. */

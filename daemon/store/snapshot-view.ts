@@ -18,7 +18,9 @@ import {
   META_NODE_VV,
   META_REMOVED,
 } from './keys.ts'
+import { decodeMeta } from './entity-meta.ts'
 import { readEntities } from './read-entities.ts'
+import { joinState, readStates } from './state-parts.ts'
 import type { StoredEntity, StoreSnapshot } from './types.ts'
 
 const SEP = '\u0000'
@@ -136,11 +138,32 @@ export class SnapshotView implements StoreSnapshot {
             mi++
           } else si++ // a state without a meta: not an entity
         }
-        if (out.length > 0) yield out
+        if (out.length > 0) yield await this.#withDeltas(out)
       }
     } finally {
       await Promise.allSettled([metas.return?.(), states.return?.()])
     }
+  }
+
+  /**
+   * The batch with each state joined to the deltas stored after it (state-parts.ts), read with
+   * one range scan over the batch's keys: the metas need no decoding, and most entities have none.
+   */
+  async #withDeltas(batch: RawEntity[]): Promise<RawEntity[]> {
+    const first = batch[0] as RawEntity
+    const last = batch.at(-1) as RawEntity
+    const deltas = new Map<string, Uint8Array[]>()
+    for await (const [key, value] of this.#kv.iterate({ gte: `d${SEP}${first.key}${SEP}`, lt: `d${SEP}${last.key}\u0001` })) {
+      const entity = key.slice(2, key.lastIndexOf(SEP))
+      const list = deltas.get(entity)
+      if (list) list.push(value)
+      else deltas.set(entity, [value])
+    }
+    if (deltas.size === 0) return batch
+    return batch.map((e) => {
+      const list = deltas.get(e.key)
+      return list ? { ...e, state: joinState(e.state, list) ?? new Uint8Array(0) } : e
+    })
   }
 
   /** The entities of `keys` (`ns \0 id`) raw, undefined where there is none. */
@@ -150,9 +173,16 @@ export class SnapshotView implements StoreSnapshot {
       const part = keys.slice(i, i + 1000)
       const names = part.map(splitEntityKey)
       const values = await this.#kv.getMany(names.flatMap(({ ns, id }) => [entityMetaKey(ns, id), entityStateKey(ns, id)]))
+      const { states } = await readStates(
+        this.#kv,
+        names.map(({ ns, id }, j) => {
+          const meta = values[2 * j]
+          return { ns, id, meta: meta ? decodeMeta(meta) : undefined, base: values[2 * j + 1] }
+        }),
+      )
       part.forEach((key, j) => {
         const meta = values[2 * j]
-        out.push(meta === undefined ? undefined : { key, meta, state: values[2 * j + 1] ?? new Uint8Array(0) })
+        out.push(meta === undefined ? undefined : { key, meta, state: states[j] ?? new Uint8Array(0) })
       })
     }
     return out

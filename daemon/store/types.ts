@@ -123,6 +123,17 @@ export interface EntityStoreOptions {
    * incarnation, and only then may the tombstone be purged (docs/tombstone-gc.md). Default 24 h.
    */
   readonly tombstoneGraceMs?: number
+  /**
+   * When a large entity's commits store only their Yjs update (state-parts.ts): from a base of
+   * `minBaseBytes` (default 4096), up to `maxDeltas` (default 64) before the base is rewritten.
+   */
+  readonly stateDeltas?: Partial<DeltaLimits>
+}
+
+/** See {@link EntityStoreOptions.stateDeltas}. */
+export interface DeltaLimits {
+  readonly minBaseBytes: number
+  readonly maxDeltas: number
 }
 
 /** A tombstone as the GC sees it. */

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --runs N] [--full] [--only a,b] [--records N] [--puts N] [--duration S] [--writes N] [--sizes A,B] [--entities N] [--backup-entities N] [--dir DIR] [--cpu-prof]`
+ * `npm run bench [-- --runs N] [--full] [--only a,b] [--records N] [--puts N] [--duration S] [--writes N] [--sizes A,B] [--entities N] [--backup-entities N] [--edits N] [--dir DIR] [--cpu-prof]`
  *
  * Every figure is measured against a baseline taken in the same run (raw classic-level, raw
  * gossipsub, OrbitDB, the changed Yjs updates themselves), reported as the median over the runs with
@@ -16,6 +16,7 @@ import { ackedPuts } from './acked-puts.ts'
 import { backupBench } from './backup.ts'
 import { batchWrites } from './batch-writes.ts'
 import { killChildren } from './children.ts'
+import { largeTextEdits } from './large-text-edits.ts'
 import { collectEnvironment } from './env.ts'
 import { propagation } from './propagation.ts'
 import { replicatedWrites } from './replicated-writes.ts'
@@ -32,7 +33,7 @@ const USAGE = `usage: npm run bench -- [options]
   --full         bigger runs (500,000 batched records, 50,000 PUTs, 10 s propagation windows and 7 nodes,
                  10,000 replicated writes, catch-up at 300,000 entities too, start-up with 1,000,000 entities)
   --only LIST    comma-separated benchmarks: batch-writes, acked-puts, propagation, replicated-writes, catch-up,
-                 text-trace, startup-memory, backup
+                 text-trace, large-text-edits, startup-memory, backup
   --records N    records of batch-writes (a multiple of 1000)
   --puts N       PUTs of acked-puts
   --duration S   seconds of writes (at 50/s) per propagation window (default 5)
@@ -40,6 +41,7 @@ const USAGE = `usage: npm run bench -- [options]
   --sizes LIST   entity counts of catch-up, comma-separated (default 1000,100000)
   --entities N   entities in the data dir of startup-memory (default 100,000; 1,000,000 with --full)
   --backup-entities N  entities of the backup benchmark (default 100,000; 300,000 with --full)
+  --edits N      single-splice commits of large-text-edits (default 2,000; 10,000 with --full)
   --dir DIR      where temporary databases go (default: the OS temp dir; not a tmpfs, fsync must cost)
   --out DIR      where result JSON goes (default bench/results)
   --cpu-prof     one extra unmeasured pass per benchmark with the daemon(s) under --cpu-prof; prints top self time`
@@ -64,6 +66,7 @@ async function main(): Promise<number> {
       sizes: { type: 'string' },
       entities: { type: 'string' },
       'backup-entities': { type: 'string' },
+      edits: { type: 'string' },
       dir: { type: 'string' },
       out: { type: 'string' },
       'cpu-prof': { type: 'boolean', default: false },
@@ -84,6 +87,7 @@ async function main(): Promise<number> {
     catchUpBench(values.sizes?.split(',').map((n) => positiveInt(n.trim(), '--sizes') as number)),
     backupBench(positiveInt(values['backup-entities'], '--backup-entities')),
     textTrace(),
+    largeTextEdits(positiveInt(values.edits, '--edits')),
     startupMemory(positiveInt(values.entities, '--entities')),
   ]
   const only = values.only?.split(',').map((s) => s.trim())
