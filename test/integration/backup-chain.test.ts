@@ -33,7 +33,9 @@ async function memoryStore(nodeId: string): Promise<EntityStore> {
 
 async function openStore(): Promise<EntityStore> {
   const dir = await tempDir('meshsync-store-')
-  const store = new EntityStore({ kv: new LevelKvStore(join(dir, 'db')), nodeId: NODE, logger: quietLogger })
+  // Small delta limits: most entities keep deltas after their base (state-parts.ts), which every
+  // backup reader must join.
+  const store = new EntityStore({ kv: new LevelKvStore(join(dir, 'db')), nodeId: NODE, logger: quietLogger }, { stateDeltas: { minBaseBytes: 64, maxDeltas: 3 } })
   await store.open()
   return store
 }
