@@ -26,6 +26,10 @@ export function createEntityDoc(state?: Uint8Array, clientID?: number): Y.Doc {
   // A fixed guid: Yjs would otherwise draw a random uuid per document (its guid only matters
   // for subdocuments, which entities do not use), the largest single cost of creating one.
   const doc = new Y.Doc({ gc: true, guid: 'meshsync-entity' })
+  transactions.set(doc, 0)
+  doc.on('afterTransaction', () => {
+    transactions.set(doc, (transactions.get(doc) ?? 0) + 1)
+  })
   if (state && state.length > 0) Y.applyUpdate(doc, state)
   // Set after loading: Yjs replaces a clientID that shows up in a remote (non-local) update,
   // and our own earlier edits are in the state.
@@ -46,7 +50,38 @@ export function textNames(doc: Y.Doc): string[] {
 /** Current content of a text root ('' when it does not exist). */
 export function readText(doc: Y.Doc, name: string): string {
   assertTextRoot(name)
-  return doc.getText(name).toString()
+  return textView(doc, name).text
+}
+
+/**
+ * Transactions of each document made by {@link createEntityDoc} so far: a text root's string is
+ * built once per transaction ({@link textView}) rather than on every read of a large text.
+ */
+const transactions = new WeakMap<Y.Doc, number>()
+
+/** A text root as a string, as of one transaction of its document. */
+interface TextView {
+  readonly tx: number
+  readonly text: string
+  /** True when the text may hold a surrogate (false: it holds none). */
+  readonly surrogates: boolean
+}
+
+const textViews = new WeakMap<Y.Text, TextView>()
+
+/**
+ * The text of a root as a string, reused until the document's next transaction (documents made by
+ * {@link createEntityDoc}; any other document's text is built on every call).
+ */
+function textView(doc: Y.Doc, name: string): TextView {
+  const root = doc.getText(name)
+  const tx = transactions.get(doc)
+  const cached = textViews.get(root)
+  if (tx !== undefined && cached !== undefined && cached.tx === tx) return cached
+  const text = root.toString()
+  const view = { tx: tx ?? -1, text, surrogates: SURROGATE_RE.test(text) }
+  if (tx !== undefined) textViews.set(root, view)
+  return view
 }
 
 /**
@@ -174,7 +209,7 @@ export function resolveRecord(doc: Y.Doc, values: JsonRecord): EntityEdit {
  * `INVALID_TEXT`.
  */
 export function spliceString(text: string, splices: readonly TextSplice[]): string {
-  if (checkedWithoutSurrogates(text, splices)) return applySplices(text, splices)
+  if (checkedWithoutSurrogates(text, SURROGATE_RE.test(text), splices)) return applySplices(text, splices)
   let s = text
   for (const [pos, del, ins] of splices) {
     if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(del) || pos < 0 || del < 0 || pos + del > s.length) {
@@ -202,7 +237,7 @@ function applySplices(text: string, splices: readonly TextSplice[]): string {
 
 /** Checks `splices` against `text` as {@link spliceString} does, without building the result. */
 export function checkSplices(text: string, splices: readonly TextSplice[]): void {
-  if (!checkedWithoutSurrogates(text, splices)) spliceString(text, splices)
+  if (!checkedWithoutSurrogates(text, SURROGATE_RE.test(text), splices)) spliceString(text, splices)
 }
 
 /**
@@ -210,8 +245,8 @@ export function checkSplices(text: string, splices: readonly TextSplice[]): void
  * no intermediate string is built, so long edit batches on long texts stay linear. Returns false
  * (having checked nothing) when a surrogate is present; throws `TEXT_RANGE` like spliceString.
  */
-function checkedWithoutSurrogates(text: string, splices: readonly TextSplice[]): boolean {
-  if (SURROGATE_RE.test(text) || !splices.every(([, , ins]) => typeof ins === 'string' && !SURROGATE_RE.test(ins))) return false
+function checkedWithoutSurrogates(text: string, surrogates: boolean, splices: readonly TextSplice[]): boolean {
+  if (surrogates || !splices.every(([, , ins]) => typeof ins === 'string' && !SURROGATE_RE.test(ins))) return false
   let length = text.length
   for (const [pos, del, ins] of splices) {
     if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(del) || pos < 0 || del < 0 || pos + del > length) {
@@ -236,8 +271,9 @@ function splitsSurrogatePair(s: string, i: number): boolean {
  */
 export function spliceText(doc: Y.Doc, name: string, splices: readonly TextSplice[]): EntityEdit {
   assertTextRoot(name)
-  checkSplices(doc.getText(name).toString(), splices)
-  return edit(doc, (_fields, texts) => {
+  const before = textView(doc, name)
+  if (!checkedWithoutSurrogates(before.text, before.surrogates, splices)) spliceString(before.text, splices)
+  const result = edit(doc, (_fields, texts) => {
     const text = doc.getText(name)
     for (const [pos, del, ins] of splices) {
       if (del > 0) text.delete(pos, del)
@@ -245,6 +281,16 @@ export function spliceText(doc: Y.Doc, name: string, splices: readonly TextSplic
     }
     texts.add(name)
   })
+  // The text after the splices, without walking the document again (a long text takes one small
+  // splice per commit): kept only when this edit was the document's latest transaction, and the
+  // root holds nothing but characters (an embed counts in Yjs positions, not in the string).
+  const tx = transactions.get(doc)
+  const root = doc.getText(name)
+  if (tx !== undefined && tx === before.tx + 1) {
+    const text = applySplices(before.text, splices)
+    if (root.length === text.length) textViews.set(root, { tx, text, surrogates: before.surrogates || splices.some(([, , ins]) => SURROGATE_RE.test(ins)) })
+  }
+  return result
 }
 
 /**

@@ -331,6 +331,52 @@ describe('spliceText', () => {
     expect(outcomes.INVALID_TEXT).toBeGreaterThan(5)
   })
 
+  it("reads back the document's string after any mix of local splices, remote updates, embeds and formatting (the cached string)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            { weight: 4, arbitrary: fc.record({ kind: fc.constant('splice' as const), specs: fc.array(okSpliceArb, { minLength: 1, maxLength: 3 }) }) },
+            { weight: 2, arbitrary: fc.record({ kind: fc.constant('remote' as const), specs: fc.array(okSpliceArb, { minLength: 1, maxLength: 3 }) }) },
+            { weight: 1, arbitrary: fc.record({ kind: fc.constantFrom('embed' as const, 'format' as const, 'read' as const), at: fc.double({ min: 0, max: 1, noNaN: true }) }) },
+          ),
+          { minLength: 1, maxLength: 25 },
+        ),
+        (steps) => {
+          const doc = createEntityDoc(undefined, 1)
+          const peer = createEntityDoc(undefined, 2)
+          for (const step of steps) {
+            const text = doc.getText('t').toString()
+            if (step.kind === 'splice' || step.kind === 'remote') {
+              const target = step.kind === 'splice' ? doc : peer
+              const splices = materialize(target.getText('t').toString(), step.specs, false)
+              let edit: EntityEdit | undefined
+              try {
+                edit = spliceText(target, 't', splices)
+              } catch (error) {
+                if (!(error instanceof ValidationError)) throw error // a split surrogate pair: refused
+              }
+              if (edit?.update) applyEntityUpdate(step.kind === 'splice' ? peer : doc, edit.update)
+            } else if (step.kind === 'embed') {
+              const update = (() => {
+                let captured: Uint8Array | undefined
+                peer.once('update', (u: Uint8Array) => (captured = u))
+                peer.getText('t').insertEmbed(Math.floor(step.at * peer.getText('t').length), { image: 'x' })
+                return captured as Uint8Array
+              })()
+              applyEntityUpdate(doc, update)
+            } else if (step.kind === 'format' && text.length > 0) {
+              doc.getText('t').format(Math.floor(step.at * (doc.getText('t').length - 1)), 1, { bold: true })
+            }
+            expect(readText(doc, 't')).toBe(doc.getText('t').toString())
+            expect(readText(peer, 't')).toBe(peer.getText('t').toString())
+          }
+        },
+      ),
+      { seed: SEED, numRuns: 300 },
+    )
+  })
+
   it('refuses a position inside a surrogate pair instead of mangling the character', () => {
     const doc = createEntityDoc(undefined, 1)
     spliceText(doc, 't', [[0, 0, 'a😀b']])
