@@ -96,6 +96,8 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
   #node: Libp2p<{ pubsub: GossipSub }> | undefined
   #syncHandler: SyncStreamHandler | undefined
   #resyncHandler: SyncStreamHandler | undefined
+  /** True when this node signs its gossip (`p2p.signGossip`, the older topic). */
+  readonly #signed: boolean
   /** The changes topic this node gossips on (by its signature policy). */
   readonly gossipTopic: string
   /** Node id -> peer id of peers seen connected (ids are derived, so entries never go stale). */
@@ -104,7 +106,8 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
   constructor(init: MeshTransportInit) {
     super()
     this.#init = init
-    this.gossipTopic = changesTopic(init.signGossip ?? false)
+    this.#signed = init.signGossip ?? false
+    this.gossipTopic = changesTopic(this.#signed)
     this.peerId = peerIdFromPrivateKey(init.privateKey)
     this.nodeId = nodeIdOf(this.peerId)
   }
@@ -152,7 +155,7 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
           // Unsigned by default: Noise already authenticates every hop, and a member holding the
           // cluster key is trusted to relay honestly on the sync protocol too, so a signature per
           // message (an Ed25519 sign and a verify at each receiver) bought no protection.
-          globalSignaturePolicy: (init.signGossip ?? false) ? StrictSign : StrictNoSign,
+          globalSignaturePolicy: this.#signed ? StrictSign : StrictNoSign,
         }),
       },
     })
