@@ -68,6 +68,8 @@ interface TextView {
 }
 
 const textViews = new WeakMap<Y.Text, TextView>()
+/** Most splices of one edit applied to a cached string rather than leaving it to be rebuilt. */
+const INCREMENTAL_SPLICES = 8
 
 /**
  * The text of a root as a string, reused until the document's next transaction (documents made by
@@ -283,10 +285,11 @@ export function spliceText(doc: Y.Doc, name: string, splices: readonly TextSplic
   })
   // The text after the splices, without walking the document again (a long text takes one small
   // splice per commit): kept only when this edit was the document's latest transaction, and the
-  // root holds nothing but characters (an embed counts in Yjs positions, not in the string).
+  // root holds nothing but characters (an embed counts in Yjs positions, not in the string). Each
+  // splice copies the string, so a long batch leaves it to be built once by the next read.
   const tx = transactions.get(doc)
   const root = doc.getText(name)
-  if (tx !== undefined && tx === before.tx + 1) {
+  if (tx !== undefined && tx === before.tx + 1 && splices.length <= INCREMENTAL_SPLICES) {
     const text = applySplices(before.text, splices)
     if (root.length === text.length) textViews.set(root, { tx, text, surrogates: before.surrogates || splices.some(([, , ins]) => SURROGATE_RE.test(ins)) })
   }
