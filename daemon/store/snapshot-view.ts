@@ -1,11 +1,13 @@
 /**
  * A point-in-time view of the store (one LevelDB snapshot) as backups read it: every entity raw
- * (stored meta JSON and Yjs state, no decoding) in batches, one entity by key, the change feed
+ * (stored meta JSON and Yjs state, no decoding; a large entity's base state merged with the updates
+ * stored after it, state-parts.ts) in batches, one entity by key, the change feed
  * and the per-origin change log after a position, and the node metadata of that same moment.
  */
 import { decodeChange, emptyVector, type ChangeRecord, type VersionVector } from '../../crdt/index.ts'
 import { compareKeys } from '../storage/key-order.ts'
 import type { KvSnapshot } from '../storage/kv-store.ts'
+import { decodeMeta } from './entity-meta.ts'
 import {
   changeLogRange,
   entityMetaKey,
@@ -18,7 +20,6 @@ import {
   META_NODE_VV,
   META_REMOVED,
 } from './keys.ts'
-import { decodeMeta } from './entity-meta.ts'
 import { readEntities } from './read-entities.ts'
 import { joinState, readStates } from './state-parts.ts'
 import type { StoredEntity, StoreSnapshot } from './types.ts'
@@ -32,7 +33,7 @@ export interface RawEntity {
   readonly key: string
   /** The stored entity meta (JSON, see entity-meta.ts). */
   readonly meta: Uint8Array
-  /** The stored Yjs state (V1 update; empty when the entity has none). */
+  /** The stored Yjs state (V1 update, base and later updates merged; empty when the entity has none). */
   readonly state: Uint8Array
 }
 
