@@ -15,6 +15,7 @@
  * deltas of another moment.
  */
 import * as Y from 'yjs'
+import { StorageError } from '../storage/errors.ts'
 import type { KvBatchOp, KvReader } from '../storage/kv-store.ts'
 import { decodeMeta, type EntityMeta, type StateParts } from './entity-meta.ts'
 import { entityDeltaKey, entityMetaKey, entityStateKey } from './keys.ts'
@@ -91,7 +92,8 @@ export interface StateRead {
 /**
  * The states of entities whose meta and base were read (`read`): each base with the deltas its
  * meta names. When a delta is missing (a compaction committed after the meta was read), that
- * entity's meta and base are read again, until they agree. On a snapshot nothing moves.
+ * entity's meta and base are read again, until they agree. On a snapshot nothing moves. A delta
+ * missing while the meta still names it is damage: `STORAGE_CORRUPT`, rather than a wrong state.
  */
 export async function readStates(reader: KvReader, read: readonly StateRead[]): Promise<{ metas: (EntityMeta | undefined)[]; states: (Uint8Array | undefined)[] }> {
   const metas = read.map((r) => r.meta)
@@ -114,7 +116,14 @@ export async function readStates(reader: KvReader, read: readonly StateRead[]): 
     const fresh = await reader.getMany(again.flatMap((i) => [entityMetaKey((read[i] as StateRead).ns, (read[i] as StateRead).id), entityStateKey((read[i] as StateRead).ns, (read[i] as StateRead).id)]))
     again.forEach((i, k) => {
       const bytes = fresh[2 * k]
-      metas[i] = bytes ? decodeMeta(bytes) : undefined
+      const meta = bytes ? decodeMeta(bytes) : undefined
+      // Still naming the same deltas: they are not gone by a rewrite since, they are missing.
+      const named = (m: EntityMeta | undefined): string => JSON.stringify(m?.stateParts?.deltas ?? [])
+      if (meta !== undefined && named(meta) === named(metas[i])) {
+        const { ns, id } = read[i] as StateRead
+        throw new StorageError('STORAGE_CORRUPT', `${ns}/${id}: a stored update its metadata names is missing`)
+      }
+      metas[i] = meta
       states[i] = fresh[2 * k + 1]
     })
     todo = again.filter(hasDeltas)

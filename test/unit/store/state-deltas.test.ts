@@ -111,6 +111,20 @@ describe('state deltas of large entities', () => {
     expect(createEntityDoc(joined.states[0]).getText('body').toString()).toBe('ab')
   })
 
+  it('a delta that the stored meta still names but that is gone is STORAGE_CORRUPT, not a wrong state or a endless re-read', async () => {
+    const kv = new MemoryKvStore()
+    await kv.open()
+    const meta: EntityMeta = { vv: {}, heads: [], fieldHeads: {}, deleted: false, updatedAt: 0, feedSeq: 9, value: {}, texts: ['body'], stateParts: { base: 10, deltas: [7], bytes: 2 } }
+    await kv.batch(
+      [
+        { type: 'put', key: entityMetaKey('docs', 'big'), value: encodeMeta(meta) },
+        { type: 'put', key: entityStateKey('docs', 'big'), value: new Uint8Array([0, 0]) },
+      ],
+      { sync: false },
+    )
+    await expect(readStates(kv, [{ ns: 'docs', id: 'big', meta, base: new Uint8Array([0, 0]) }])).rejects.toMatchObject({ code: 'STORAGE_CORRUPT' })
+  })
+
   it('every reader sees what a store without deltas holds, through restarts, evictions and replication (seeded property)', async () => {
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 31 - 1 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 5 }), async (seed, cacheSize, maxDeltas) => {
