@@ -161,8 +161,14 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   #wake: PromiseWithResolvers<void> | undefined
   /** Entities with uncommitted edits in their cached Y.Doc (a commit is in flight). */
   readonly #dirty = new Set<string>()
-  /** Groups loaded so far: a reader that saw it change knows a commit may have run meanwhile. */
+  /** Groups written so far (and wipes and purges): numbers {@link #loadedIn}. */
   #loads = 0
+  /**
+   * Per bucket of entity keys (a hash), the number of the last group written (or failed) that
+   * held one of them, or of the last wipe or purge (every bucket): a reader that finds its
+   * entity's bucket unchanged across its reads knows no commit touched the entity meanwhile.
+   */
+  readonly #loadedIn = new Float64Array(LOAD_BUCKETS)
   readonly #deltaLimits: DeltaLimits
   #commitDone: PromiseWithResolvers<void> | undefined
 
@@ -591,7 +597,11 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         if (p.clientIds === this.#clientIds.length) this.#clientIdsDirty = false
       }
     } finally {
-      for (const key of g.working.keys()) this.#dirty.delete(key)
+      const done = ++this.#loads
+      for (const key of g.working.keys()) {
+        this.#dirty.delete(key)
+        this.#loadedIn[loadBucket(key)] = done
+      }
       this.#commitDone?.resolve()
       this.#commitDone = undefined
     }
@@ -613,7 +623,6 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   }
 
   async #commitWipe(job: Job & { kind: 'wipe' }): Promise<void> {
-    this.#loads++
     try {
       const ops: KvBatchOp[] = []
       const removed: EntityView[] = []
@@ -647,11 +656,12 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     } catch (error) {
       this.#log.error({ err: error, ns: job.ns }, 'wiping a namespace failed')
       job.reject(error)
+    } finally {
+      this.#loadedIn.fill(++this.#loads)
     }
   }
 
   async #commitPurge(job: Job & { kind: 'purge' }): Promise<void> {
-    this.#loads++
     try {
       const ops: KvBatchOp[] = []
       const purged: EntityView[] = []
@@ -698,6 +708,8 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     } catch (error) {
       this.#log.error({ err: error }, 'purging tombstones failed')
       job.reject(error)
+    } finally {
+      this.#loadedIn.fill(++this.#loads)
     }
   }
 
@@ -839,7 +851,6 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   }
 
   async #loadWorking(group: readonly Job[], working: Map<string, WorkingEntity>): Promise<void> {
-    this.#loads++
     const wanted = new Map<string, { ns: string; id: string }>()
     for (const job of group) {
       for (const { ns, id } of jobEntities(job)) wanted.set(entityMetaKey(ns, id), { ns, id })
@@ -1161,7 +1172,8 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       this.#commitDone ??= Promise.withResolvers()
       await this.#commitDone.promise
     }
-    const loads = this.#loads
+    const bucket = loadBucket(key)
+    const loadedBefore = this.#loadedIn[bucket]
     const [metaBytes, base] = await this.#kv.getMany([key, entityStateKey(ns, id)])
     let meta = metaBytes ? decodeMeta(metaBytes) : undefined
     if (!meta || meta.deleted) throw new EntityNotFoundError(ns, id)
@@ -1171,9 +1183,9 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       meta = read.metas[0]
       if (!meta || meta.deleted) throw new EntityNotFoundError(ns, id)
       doc = createEntityDoc(read.states[0], this.#clientId)
-      // Cached only when no group began meanwhile: one could have committed (and cached) a newer
-      // document, which this one, built from the earlier reads, must not replace.
-      if (loads === this.#loads && !this.#dirty.has(key)) this.#docs.set(key, doc)
+      // Cached only when no group holding the entity ended meanwhile: it could have committed (and
+      // cached) a newer document, which this one, built from the earlier reads, must not replace.
+      if (this.#loadedIn[bucket] === loadedBefore && !this.#dirty.has(key)) this.#docs.set(key, doc)
     }
     return { text: readText(doc, name), version: meta.vv }
   }
@@ -1279,4 +1291,14 @@ function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined
 /** Remote changes and snapshot merges (as opposed to local writes, wipes and purges). */
 function isReplicationJob(job: JobInput): boolean {
   return job.kind === 'remote' || job.kind === 'snapshot' || job.kind === 'snapshot-end'
+}
+
+/** Buckets of {@link EntityStore}'s load numbers (a power of two). */
+const LOAD_BUCKETS = 4096
+
+/** The bucket of an entity key (FNV-1a). */
+function loadBucket(key: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
+  return (h >>> 0) & (LOAD_BUCKETS - 1)
 }

@@ -96,3 +96,38 @@ describe('loading entities for a write', () => {
     expect((await store.getText('n', 'a', 'body')).text).toBe('hello world')
   })
 })
+
+describe('a text read that builds a document from storage', () => {
+  const splice = (id: string, pos: number, text: string) => ({ op: 'text' as const, ns: 'n', id, name: 'body', splices: [[pos, 0, text]] as [number, number, string][] })
+
+  it('caches it when only other entities were written meanwhile: the next write of it reads no state', async () => {
+    const kv = new ReadTrackingKv()
+    await (await openStore(kv)).write([splice('a', 0, 'a1'), splice('b', 0, 'b1')])
+    const store = await openStore(kv) // a second store on the same data: nothing cached
+    kv.holdNextGetMany()
+    const reading = store.getText('n', 'a', 'body')
+    const gate = await kv.held()
+    await store.write([splice('b', 2, '+')])
+    gate.release()
+    expect((await reading).text).toBe('a1')
+    kv.reads.length = 0
+    await store.write([splice('a', 2, '+')])
+    expect(kv.reads.flat()).not.toContain(entityStateKey('n', 'a'))
+    expect((await store.getText('n', 'a', 'body')).text).toBe('a1+')
+  })
+
+  it('does not cache it when the entity was committed meanwhile (its newer document since evicted): the next write builds on the committed state', async () => {
+    const kv = new ReadTrackingKv()
+    await (await openStore(kv)).write([splice('a', 0, 'a1'), splice('b', 0, 'b1')])
+    const store = await openStore(kv, 1)
+    kv.holdNextGetMany()
+    const reading = store.getText('n', 'a', 'body')
+    const gate = await kv.held()
+    await store.write([splice('a', 2, '+')]) // commits 'a1+' and caches its document...
+    await store.write([splice('b', 2, '+')]) // ...which this evicts (a cache of one)
+    gate.release()
+    expect((await reading).text).toBe('a1') // as of the read's start
+    await store.write([splice('a', 0, '!')])
+    expect((await store.getText('n', 'a', 'body')).text).toBe('!a1+')
+  })
+})
