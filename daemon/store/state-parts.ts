@@ -24,7 +24,7 @@ import type { DeltaLimits } from './types.ts'
 /** Bases smaller than this are written whole on every commit. */
 export const DELTA_MIN_BASE_BYTES = 4096
 /** Most deltas an entity keeps before the next commit writes its base again. */
-export const MAX_DELTAS = 64
+export const MAX_DELTAS = 256
 export const DEFAULT_DELTA_LIMITS: DeltaLimits = { minBaseBytes: DELTA_MIN_BASE_BYTES, maxDeltas: MAX_DELTAS }
 
 /** What a group did to an entity's document, for {@link stateWriteOps}. */

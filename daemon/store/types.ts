@@ -125,7 +125,7 @@ export interface EntityStoreOptions {
   readonly tombstoneGraceMs?: number
   /**
    * When a large entity's commits store only their Yjs update (state-parts.ts): from a base of
-   * `minBaseBytes` (default 4096), up to `maxDeltas` (default 64) before the base is rewritten.
+   * `minBaseBytes` (default 4096), up to `maxDeltas` (default 256) before the base is rewritten.
    */
   readonly stateDeltas?: Partial<DeltaLimits>
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, describe, expect, it } from 'vitest'
+import { MAX_DELTAS } from '../../daemon/store/state-parts.ts'
 import { startDaemon, stopAllDaemons, type ApiCall, type DaemonHandle } from '../helpers/daemon-process.ts'
 import { useTempDirs } from '../helpers/temp-dir.ts'
 import { waitFor } from '../helpers/wait-for.ts'
@@ -178,8 +179,8 @@ describe('crash safety', () => {
       const started = Date.now()
       const killAfterMs = 1000 + Math.floor(Math.random() * 1000)
       const writers = Array.from({ length: 8 }, (_, w) => writer(w))
-      // More than 64 commits each cycle: the base is rewritten at least once before the kill.
-      await waitFor(() => Date.now() - started >= killAfterMs && ackedThisCycle > 70, { timeout: 30_000, interval: 10, message: 'splices under way' })
+      // More than MAX_DELTAS commits each cycle: the base is rewritten at least once before the kill.
+      await waitFor(() => Date.now() - started >= killAfterMs && ackedThisCycle > MAX_DELTAS + 10, { timeout: 30_000, interval: 10, message: 'splices under way' })
       killed = true
       d.kill('SIGKILL')
       expect(await d.exited).toEqual({ code: null, signal: 'SIGKILL' })

@@ -6,7 +6,7 @@ import { MemoryKvStore } from '../../../daemon/storage/index.ts'
 import { encodeMeta, type EntityMeta } from '../../../daemon/store/entity-meta.ts'
 import { EntityStore, type EntityStoreOptions, type LocalOp } from '../../../daemon/store/entity-store.ts'
 import { entityDeltaKey, entityMetaKey, entityStateKey } from '../../../daemon/store/keys.ts'
-import { readStates } from '../../../daemon/store/state-parts.ts'
+import { MAX_DELTAS, readStates } from '../../../daemon/store/state-parts.ts'
 import { quietLogger, randomOp, seededRandom, stateOf } from '../../helpers/backup.ts'
 import { replicate } from '../../helpers/store-replication.ts'
 
@@ -32,7 +32,7 @@ async function keysOf(kv: MemoryKvStore, prefix: string): Promise<Map<string, Ui
 const splice = (pos: number, text: string): LocalOp => ({ op: 'text', ns: 'docs', id: 'big', name: 'body', splices: [[pos, 0, text]] })
 
 describe('state deltas of large entities', () => {
-  it('a small edit to a large text writes its update, not the whole state; the base is rewritten after maxDeltas', async () => {
+  it('a small edit to a large text writes its update, not the whole state; the base is rewritten after MAX_DELTAS', async () => {
     const kv = new MemoryKvStore()
     const store = await open('a1a2a3a4a5a6a7a8', kv)
     const start = 'x'.repeat(20_000)
@@ -43,9 +43,9 @@ describe('state deltas of large entities', () => {
 
     let expected = start
     const sizes: number[] = []
-    for (let i = 0; i < 64; i++) {
-      await store.write([splice(i * 100, `<${i}>`)])
-      expected = `${expected.slice(0, i * 100)}<${i}>${expected.slice(i * 100)}`
+    for (let i = 0; i < MAX_DELTAS; i++) {
+      await store.write([splice(i * 70, `<${i}>`)])
+      expected = `${expected.slice(0, i * 70)}<${i}>${expected.slice(i * 70)}`
       const deltas = await keysOf(kv, 'd')
       expect(deltas.size).toBe(i + 1)
       sizes.push(Math.max(...[...deltas.values()].map((d) => d.length)))
@@ -55,7 +55,7 @@ describe('state deltas of large entities', () => {
     expect(Math.max(...sizes)).toBeLessThan(100)
     expect((await store.getText('docs', 'big', 'body')).text).toBe(expected)
 
-    // The 65th commit writes the base again and drops the deltas.
+    // The next commit writes the base again and drops the deltas.
     await store.write([splice(0, '!')])
     expected = `!${expected}`
     expect((await keysOf(kv, 'd')).size).toBe(0)
