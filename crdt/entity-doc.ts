@@ -237,9 +237,12 @@ function applySplices(text: string, splices: readonly TextSplice[]): string {
   return s
 }
 
-/** Checks `splices` against `text` as {@link spliceString} does, without building the result. */
-export function checkSplices(text: string, splices: readonly TextSplice[]): void {
-  if (!checkedWithoutSurrogates(text, SURROGATE_RE.test(text), splices)) spliceString(text, splices)
+/**
+ * Checks `splices` against `text` as {@link spliceString} does, without building the result
+ * (`surrogates`: whether the text may hold one, when already known).
+ */
+function checkSplices(text: string, splices: readonly TextSplice[], surrogates = SURROGATE_RE.test(text)): void {
+  if (!checkedWithoutSurrogates(text, surrogates, splices)) spliceString(text, splices)
 }
 
 /**
@@ -274,7 +277,7 @@ function splitsSurrogatePair(s: string, i: number): boolean {
 export function spliceText(doc: Y.Doc, name: string, splices: readonly TextSplice[]): EntityEdit {
   assertTextRoot(name)
   const before = textView(doc, name)
-  if (!checkedWithoutSurrogates(before.text, before.surrogates, splices)) spliceString(before.text, splices)
+  checkSplices(before.text, splices, before.surrogates)
   const result = edit(doc, (_fields, texts) => {
     const text = doc.getText(name)
     for (const [pos, del, ins] of splices) {
