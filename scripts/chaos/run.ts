@@ -64,6 +64,14 @@ export interface ChaosReport {
   readonly convergence: {
     /** Per heal and node: ms until the node held everything the cluster held at the heal. */
     readonly afterHeal: Percentiles
+    /**
+     * The same samples split: by the kind of the fault healed, and into those that ended before
+     * the next fault was injected (`beforeNextFault`) and those that ran into it (`intoNextFault`:
+     * they measure the next fault too, since a node cut off again cannot catch up).
+     */
+    readonly afterHealBy?: { readonly kind: Record<string, Percentiles>; readonly beforeNextFault: Percentiles; readonly intoNextFault: Percentiles }
+    /** Every sample of `afterHeal`. */
+    readonly healSamples?: readonly HealSample[]
     /** ms from the end of the workload (everything healed) until every node vector was equal. */
     readonly finalMs: number | undefined
     /** Per node: ms after the final heal until its vector reached the final one. */
@@ -94,6 +102,36 @@ export function percentiles(samples: readonly number[]): Percentiles {
   const s = [...samples].sort((a, b) => a - b)
   const at = (q: number): number => s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? 0
   return { n: s.length, p50: at(0.5), p99: at(0.99), max: s.at(-1) ?? 0 }
+}
+
+/** One node's catch-up after one heal: the fault kind healed, when (ms from the start), how long. */
+export interface HealSample {
+  readonly kind: string
+  /** Index of the fault in the schedule. */
+  readonly fault: number
+  readonly node: number
+  readonly healedAt: number
+  readonly ms: number
+}
+
+/** {@link ChaosReport.convergence}'s `afterHealBy`: heal samples by fault kind and by whether the next fault cut into them. */
+export function splitHealSamples(samples: readonly HealSample[], events: readonly FaultEvent[]): NonNullable<ChaosReport['convergence']['afterHealBy']> {
+  const injections = events.map((e) => e.injectedAt).sort((a, b) => a - b)
+  const byKind = new Map<string, number[]>()
+  const before: number[] = []
+  const into: number[] = []
+  for (const h of samples) {
+    const list = byKind.get(h.kind) ?? []
+    list.push(h.ms)
+    byKind.set(h.kind, list)
+    const next = injections.find((at) => at > h.healedAt)
+    ;(next !== undefined && h.healedAt + h.ms > next ? into : before).push(h.ms)
+  }
+  return {
+    kind: Object.fromEntries([...byKind].sort(([a], [b]) => a.localeCompare(b)).map(([kind, ms]) => [kind, percentiles(ms)])),
+    beforeNextFault: percentiles(before),
+    intoNextFault: percentiles(into),
+  }
 }
 
 const dominates = (a: VersionVector, b: VersionVector): boolean => Object.entries(b).every(([k, v]) => (a[k] ?? 0) >= v)
@@ -144,7 +182,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const resources = new Map<number, { maxRss: number; maxFds: number; rss: number; fds: number; maxDisk: number; disk: number }>()
   let checkResult: CheckResult | undefined
   let finalMs: number | undefined
-  const healSamples: number[] = []
+  const healSamples: HealSample[] = []
   const finalPerNode: number[] = []
   let nemesis: Nemesis | undefined
   let workload: Workload | undefined
@@ -191,7 +229,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       log(`  ${(event.injectedAt / 1000).toFixed(1)}s  #${fault.index} ${fault.kind}: ${event.detail} (${fault.duration} ms)`)
       await sleep(fault.duration)
       await nemesis.healAll(event)
-      catchUps.push(measureCatchUp(c, 60_000).then((samples) => void healSamples.push(...samples)))
+      const healedAt = Date.now() - t0
+      catchUps.push(measureCatchUp(c, 60_000).then((samples) => void healSamples.push(...samples.map(([node, ms]) => ({ kind: fault.kind, fault: fault.index, node, healedAt, ms })))))
     }
     const rest = t0 + durationMs - Date.now()
     if (rest > 0) await sleep(rest)
@@ -251,7 +290,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       faultsByKind: nemesis?.countsByKind() ?? {},
       workload: workload?.stats ?? { attempted: 0, acknowledged: 0, failed: 0, unknown: 0, reads: 0, staleReads: 0, byKind: {}, errors: {} },
       check: checkResult,
-      convergence: { afterHeal: percentiles(healSamples), finalMs, finalPerNode: percentiles(finalPerNode) },
+      convergence: {
+        afterHeal: percentiles(healSamples.map((h) => h.ms)),
+        afterHealBy: splitHealSamples(healSamples, nemesis?.events ?? []),
+        healSamples,
+        finalMs,
+        finalPerNode: percentiles(finalPerNode),
+      },
       resources: (cluster?.nodes ?? []).map((n) => {
         const r = resources.get(n.spec.index)
         return {
@@ -306,7 +351,7 @@ async function vectors(c: ChaosCluster): Promise<(VersionVector | undefined)[]> 
 }
 
 /** Per node, ms until its vector covers what the whole cluster held when this was called. */
-async function measureCatchUp(c: ChaosCluster, timeoutMs: number): Promise<number[]> {
+async function measureCatchUp(c: ChaosCluster, timeoutMs: number): Promise<[node: number, ms: number][]> {
   const start = Date.now()
   const target = union((await vectors(c)).filter((v): v is VersionVector => v !== undefined))
   const done = new Map<number, number>()
@@ -317,7 +362,7 @@ async function measureCatchUp(c: ChaosCluster, timeoutMs: number): Promise<numbe
     })
     await sleep(100)
   }
-  return [...done.values()]
+  return [...done]
 }
 
 /** Polls until every node reports the same vector twice in a row; undefined on timeout. */
@@ -355,6 +400,12 @@ export function summarize(r: ChaosReport): string {
   const a = r.convergence.afterHeal
   const f = r.convergence.finalPerNode
   lines.push(`  converge       after each heal p50 ${a.p50} / p99 ${a.p99} / max ${a.max} ms (n=${a.n}); final ${r.convergence.finalMs ?? 'NEVER'} ms (per node p50 ${f.p50} / p99 ${f.p99} / max ${f.max})`)
+  const by = r.convergence.afterHealBy
+  if (by) {
+    const p = (x: Percentiles): string => `${x.p50}/${x.p99}/${x.max} ms (n=${x.n})`
+    lines.push(`  heal split     before the next fault ${p(by.beforeNextFault)}; into the next fault ${p(by.intoNextFault)}`)
+    lines.push(`  heal by kind   ${Object.entries(by.kind).map(([k, x]) => `${k} ${p(x)}`).join('; ')}`)
+  }
   lines.push(`  state          ${ch ? (ch.divergent ? 'DIVERGENT' : 'identical') : '?'} on all nodes; conflicts ${ch?.conflicts ?? '?'} (${ch?.conflictsIdentical ? 'identical' : 'DIFFER'}); fingerprints ${r.fingerprints.join(' ')}`)
   lines.push(`  resources      ${r.resources.map((x) => `n${x.node}: ${x.maxRssMB} MB max rss, ${x.maxFds} fds max, ${x.starts} starts${x.maxDiskMB !== undefined ? `, ${x.maxDiskMB} MB max on disk` : ''}`).join('; ')}${r.diskMiB ? ` (tmpfs data disks of ${r.diskMiB} MiB)` : ''}`)
   for (const f2 of r.failures) lines.push(`  FAILURE        ${f2.split('\n')[0]}`)
