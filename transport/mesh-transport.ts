@@ -3,7 +3,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub, StrictNoSign, StrictSign, TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
-import type { PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
@@ -80,6 +80,9 @@ export interface MeshTransportEvents {
   'peer:subscribed': [peerId: string]
   invalid: [InvalidInput]
 }
+
+/** How much older than a new connection to the same peer a connection must be to be closed for it (see {@link supersedeOlderConnections}). */
+export const SUPERSEDE_AFTER_MS = 2000
 
 /** Handler of inbound sync streams. */
 export type SyncStreamHandler = (stream: Stream, peer: { peerId: string; nodeId: string }) => Promise<void>
@@ -165,6 +168,7 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
       this.emit('peer:connect', e.detail.toString())
     })
     node.addEventListener('peer:disconnect', (e) => this.emit('peer:disconnect', e.detail.toString()))
+    node.addEventListener('connection:open', (e) => supersedeOlderConnections(node, e.detail))
     node.addEventListener('peer:discovery', (e) => {
       const peer = e.detail.id
       if (peer.equals(this.peerId) || denied(peer)) return
@@ -217,6 +221,11 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
   /** Peers with an open connection. */
   connectedPeers(): string[] {
     return (this.#node?.getPeers() ?? []).map((p) => p.toString())
+  }
+
+  /** This node's connections to a peer, oldest first (`opened`: ms since the epoch, when its socket opened). */
+  connectionsTo(peerId: string): { id: string; status: string; opened: number }[] {
+    return (this.#node?.getConnections(peerIdFromString(peerId)) ?? []).map((c) => ({ id: c.id, status: c.status, opened: c.timeline.open }))
   }
 
   /** Peers subscribed to this node's changes topic: the ones its gossip reaches. */
@@ -363,5 +372,24 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
   #requireNode(): Libp2p<{ pubsub: GossipSub }> {
     if (!this.#node) throw new Error('transport is not started')
     return this.#node
+  }
+}
+
+/**
+ * A connection to a peer opened while an older one is still open: the older one is closed.
+ *
+ * libp2p dials a peer only when it holds no connection to it, so a second connection means the
+ * peer gave up on the first: its side timed out during a partition or a link outage, and the
+ * reset it sent was lost. Ours may not notice for up to a ping interval plus a ping timeout (5 s
+ * plus 3-10 s), and meanwhile libp2p opens our streams (sync sessions, gossip) on the older,
+ * dead connection, the first in its list, so the heal would wait on that. Connections opened
+ * within {@link SUPERSEDE_AFTER_MS} of each other are left alone: two nodes that dial each other
+ * at once both keep both, rather than each closing a different one.
+ */
+export function supersedeOlderConnections(node: Pick<Libp2p, 'getConnections'>, fresh: Connection): void {
+  const opened = fresh.timeline.open
+  for (const old of node.getConnections(fresh.remotePeer)) {
+    if (old.id === fresh.id || old.status !== 'open' || old.timeline.open > opened - SUPERSEDE_AFTER_MS) continue
+    old.abort(new Error('superseded by a newer connection to the same peer'))
   }
 }
