@@ -1,8 +1,10 @@
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { counterOf, type VersionVector } from '../../crdt/index.ts'
 
+/** Wait before the second dial of a remembered peer that is not connected (before jitter); doubles per failure. */
+export const FIRST_REDIAL_MS = 500
 /** Longest wait between two dials of a remembered peer that is not connected (before jitter). */
-export const MAX_REDIAL_MS = 4000
+export const MAX_REDIAL_MS = 2000
 
 /** A peer as `/v1/peers` shows it. */
 export interface PeerView {
@@ -70,6 +72,14 @@ export class PeerBook {
     e.nextDialAt = 0
   }
 
+  /**
+   * Makes every disconnected peer due for a dial now, whatever its backoff: a connection just
+   * came up, so the network that kept the others away may be back too.
+   */
+  dialAllSoon(): void {
+    for (const e of this.#peers.values()) if (!e.connected) e.nextDialAt = 0
+  }
+
   disconnected(peerId: string): void {
     this.#entry(peerId).connected = false
   }
@@ -123,13 +133,13 @@ export class PeerBook {
     return out
   }
 
-  /** A dial failed: back off exponentially (1 s doubling to 60 s, with jitter). */
+  /** A dial failed: back off exponentially (0.5 s doubling to 2 s, with jitter). */
   dialFailed(peerId: string, now = Date.now()): void {
     const e = this.#entry(peerId)
     e.failures++
     // Capped low: on a LAN or an edge cluster a dial is cheap, and after a partition heals the
     // time to the next attempt is most of the time to converge.
-    const base = Math.min(MAX_REDIAL_MS, 1000 * 2 ** Math.min(e.failures - 1, 6))
+    const base = Math.min(MAX_REDIAL_MS, FIRST_REDIAL_MS * 2 ** Math.min(e.failures - 1, 6))
     e.nextDialAt = now + base * (0.5 + Math.random() * 0.5)
   }
 

@@ -31,6 +31,8 @@ import { PendingChanges } from './pending-changes.ts'
 import { behindBy, type PeerBook, type PeerView } from './peer-book.ts'
 import { staleNamespaces, TombstoneCollector, type StaleNamespace } from './tombstone-gc.ts'
 
+/** How often remembered, disconnected peers whose backoff ran out are dialed. */
+const REDIAL_TICK_MS = 500
 /** Most remote changes handed to the store in one call (a few group commits). */
 const MAX_APPLY_BATCH = 4000
 
@@ -228,10 +230,18 @@ export class Replicator implements SyncSource {
   readonly #onGossip = (g: InboundGossip): void => void this.#handleGossip(g)
   readonly #onInvalid = (i: InvalidInput): void => this.#strike(i.peerId, i.surface, i.reason)
   readonly #onConnect = (peerId: string): void => {
+    this.#log.debug({ peerId }, 'peer connected')
     this.#peers.connected(peerId)
     this.#syncIfInitiator(peerId)
+    // A peer came (back): the partition or link that kept the others away may have healed too.
+    // Dial them now rather than when their backoff runs out.
+    this.#peers.dialAllSoon()
+    if (this.#running) this.#redial()
   }
-  readonly #onDisconnect = (peerId: string): void => this.#peers.disconnected(peerId)
+  readonly #onDisconnect = (peerId: string): void => {
+    this.#log.debug({ peerId }, 'peer disconnected')
+    this.#peers.disconnected(peerId)
+  }
 
   constructor(components: ReplicatorComponents, options: ReplicatorOptions = {}) {
     this.#store = components.store
@@ -270,7 +280,7 @@ export class Replicator implements SyncSource {
     this.#transport.handleResync((stream, peer) => this.#serveResync(stream, peer.peerId))
     for (const peerId of this.#transport.connectedPeers()) this.#onConnect(peerId)
     this.#scheduleAntiEntropy()
-    this.#redialTimer = setInterval(() => this.#redial(), 2000)
+    this.#redialTimer = setInterval(() => this.#redial(), REDIAL_TICK_MS)
     this.#redialTimer.unref()
     if (this.#gcInterval > 0) {
       this.#gcTimer = setInterval(() => void this.collectTombstones().catch(() => undefined), this.#gcInterval)
@@ -689,6 +699,7 @@ export class Replicator implements SyncSource {
 
   async #session(stream: Stream, peerId: string): Promise<void> {
     this.#novelFrom.delete(peerId)
+    const started = performance.now()
     const result = await runSyncSession(stream, this, {
       expectedNodeId: nodeIdOfPeerId(peerId),
       remotePeerId: peerId,
@@ -696,6 +707,7 @@ export class Replicator implements SyncSource {
       idleTimeoutMs: this.#streamTimeout,
     })
     this.stats.sessions++
+    this.#log.debug({ peerId, ms: Math.round(performance.now() - started), bytesIn: result.bytesIn, bytesOut: result.bytesOut }, 'sync session done')
     this.stats.bytesIn += result.bytesIn
     this.stats.bytesOut += result.bytesOut
     if (result.invalidRecords > 0) this.#strike(peerId, 'sync', `${result.invalidRecords} malformed change records`)

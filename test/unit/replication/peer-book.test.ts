@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { MAX_REDIAL_MS, PeerBook } from '../../../daemon/replication/peer-book.ts'
+import { FIRST_REDIAL_MS, MAX_REDIAL_MS, PeerBook } from '../../../daemon/replication/peer-book.ts'
 
 describe('PeerBook redial backoff', () => {
-  it('doubles from 1 s, with jitter, up to the cap; a connection resets it', () => {
+  it('doubles from 0.5 s, with jitter, up to the cap; a connection resets it', () => {
     const book = new PeerBook()
     book.remember('p1', '/ip4/10.0.0.1/tcp/4718/p2p/p1')
     const waits: number[] = []
@@ -17,8 +17,8 @@ describe('PeerBook redial backoff', () => {
       waits.push(next - now)
       now = next
     }
-    // Jitter keeps each wait in [base/2, base]; the base doubles from 1 s and stops at the cap.
-    const bases = waits.map((_, i) => Math.min(MAX_REDIAL_MS, 1000 * 2 ** i))
+    // Jitter keeps each wait in [base/2, base]; the base doubles from 0.5 s and stops at the cap.
+    const bases = waits.map((_, i) => Math.min(MAX_REDIAL_MS, FIRST_REDIAL_MS * 2 ** i))
     waits.forEach((w, i) => {
       expect(w).toBeGreaterThanOrEqual((bases[i] as number) / 2)
       expect(w).toBeLessThanOrEqual((bases[i] as number) + 10)
@@ -27,5 +27,20 @@ describe('PeerBook redial backoff', () => {
     book.connected('p1')
     book.disconnected('p1')
     expect(book.dueForDial(now).map((d) => d.peerId)).toEqual(['p1'])
+  })
+
+  it('makes every disconnected peer due at once when a connection comes up, and leaves connected ones alone', () => {
+    const book = new PeerBook()
+    book.remember('p1', '/ip4/10.0.0.1/tcp/4718/p2p/p1')
+    book.remember('p2', '/ip4/10.0.0.2/tcp/4718/p2p/p2')
+    book.remember('p3', '/ip4/10.0.0.3/tcp/4718/p2p/p3')
+    for (let i = 0; i < 5; i++) {
+      book.dialFailed('p1', 0)
+      book.dialFailed('p2', 0)
+    }
+    book.connected('p3')
+    expect(book.dueForDial(1)).toEqual([])
+    book.dialAllSoon()
+    expect(book.dueForDial(1).map((d) => d.peerId)).toEqual(['p1', 'p2'])
   })
 })
