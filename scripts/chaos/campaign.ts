@@ -1,7 +1,10 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFile, rm } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { campaignRow, campaignTable, CAMPAIGN_HEADER, loadCampaign, runFigures, saveCampaign, type CampaignConfig } from './campaign-file.ts'
 import { codeVersion, sameVersion } from './code-version.ts'
-import { runChaos, summarize } from './run.ts'
+import { summarize, type ChaosOptions, type ChaosReport } from './run.ts'
 
 /**
  * The long campaign (not run in CI):
@@ -71,7 +74,30 @@ try {
   process.exit(2)
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
+/** The runs in flight: each in a process of its own (scripts/chaos/run-seed.ts), stopped with the campaign. */
+const children = new Set<ChildProcess>()
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const child of children) child.kill('SIGTERM')
+    // Each run tears its cluster down on the way out; the campaign exits when they have.
+    const exits = [...children].map((child) => new Promise((resolve) => child.once('exit', resolve)))
+    void Promise.all(exits).then(() => process.exit(130))
+  })
+}
+
+/** One run in a child process (see run-seed.ts for why); resolves with its report. */
+async function runSeed(options: ChaosOptions & { reportPath: string }): Promise<ChaosReport> {
+  await rm(options.reportPath, { force: true })
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./run-seed.ts', import.meta.url)), JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit'] })
+  children.add(child)
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  children.delete(child)
+  try {
+    return JSON.parse(await readFile(options.reportPath, 'utf8')) as ChaosReport
+  } catch (error) {
+    throw new Error(`seed ${options.seed}: the run exited with ${code} and left no report (${(error as Error).message})`, { cause: error })
+  }
+}
 const out = values.out
 const file = await loadCampaign(out, config, values.fresh).catch((error: unknown) => {
   console.error((error as Error).message)
@@ -100,13 +126,13 @@ const worker = async (): Promise<void> => {
   for (let seed = queue.shift(); seed !== undefined; seed = queue.shift()) {
     console.error(`seed ${seed}: started ${new Date().toISOString()}`)
     const before = codeVersion()
-    const report = await runChaos({
-      ...config,
-      seed,
-      reportPath: `tmp/chaos/campaign/seed${seed}.json`,
-      evidence: 'on-failure',
-      log: () => undefined,
-    })
+    let report: ChaosReport
+    try {
+      report = await runSeed({ ...config, seed, reportPath: `tmp/chaos/campaign/seed${seed}.json`, evidence: 'on-failure' })
+    } catch (error) {
+      console.log(`${(error as Error).message}; not recorded, run it again`)
+      continue
+    }
     const after = codeVersion()
     let run = runFigures(report)
     if (before) run = { ...run, commit: before.commit, ...(before.dirty.length > 0 && { dirty: before.dirty }) }
