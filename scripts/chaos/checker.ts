@@ -158,6 +158,21 @@ export function check(history: readonly OpRecord[], states: readonly NodeState[]
     if (op.kind === 'batch') for (const it of op.items ?? []) uniqueIds.set(`${op.ns}/${it.id}`, { op, value: it.value })
   }
 
+  // Per shared entity, its deletes and its writes by origin, in history order (what the loops
+  // below filter `byEntity` for, without scanning every write of the entity each time).
+  const deletesOf = new Map<string, OpRecord[]>()
+  const byOrigin = new Map<string, Map<string, OpRecord[]>>()
+  for (const [id, ops] of byEntity) {
+    deletesOf.set(id, ops.filter((o) => o.kind === 'delete'))
+    const origins = new Map<string, OpRecord[]>()
+    for (const o of ops) {
+      const list = origins.get(o.nodeId) ?? []
+      list.push(o)
+      origins.set(o.nodeId, list)
+    }
+    byOrigin.set(id, origins)
+  }
+
   /** Could w2 be causally after w (w2 made on a state that included w)? */
   const couldFollow = (w2: OpRecord, w: OpRecord): boolean => {
     if (w2 === w || w2.outcome === 'fail') return false
@@ -177,6 +192,15 @@ export function check(history: readonly OpRecord[], states: readonly NodeState[]
   for (const state of states) {
     const where = `node ${state.node}`
     const shared = state.entities[NS.shared] ?? {}
+    const tokenCounts = new Map<string, Map<string, number>>()
+    const countOf = (id: string, token: string): number => {
+      let counts = tokenCounts.get(id)
+      if (!counts) {
+        counts = bracketedCounts(state.texts[id] ?? '')
+        tokenCounts.set(id, counts)
+      }
+      return counts.get(token) ?? 0
+    }
     for (const w of history) {
       if (w.outcome !== 'ok') continue
       if (w.kind === 'insert' || w.kind === 'batch') {
@@ -189,16 +213,19 @@ export function check(history: readonly OpRecord[], states: readonly NodeState[]
           else if ((e.version[w.nodeId] ?? 0) < dotOf(w, version)) lose(`${where}: ${w.ns}/${it.id} version ${JSON.stringify(e.version)} lacks the acknowledged change ${w.nodeId}:${dotOf(w, version)}`)
         })
       } else if (w.kind === 'text') {
-        const text = state.texts[w.id]
-        const count = text === undefined ? 0 : text.split(w.token as string).length - 1
+        // Tokens are `[n<node>.<k>]`, with no bracket inside: counted in one pass over the text
+        // (splitting the whole text once per token made the check quadratic in the text ops).
+        const count = countOf(w.id, w.token as string)
         const e = state.entities[NS.text]?.[w.id]
         if (count !== 1) lose(`${where}: text ${w.id} holds acknowledged token ${w.token} ${count} times`)
         else if (e && (e.version[w.nodeId] ?? 0) < dotOf(w, w.version)) lose(`${where}: text ${w.id} version lacks ${w.nodeId}:${dotOf(w, w.version)}`)
       } else if (w.kind === 'patch' || w.kind === 'put') {
         const e = shared[w.id]
         const others = byEntity.get(w.id) ?? []
+        const deletes = deletesOf.get(w.id) ?? []
+        const origins = byOrigin.get(w.id)
         if (!e) {
-          if (!others.some((d) => d.kind === 'delete' && couldFollow(d, w))) lose(`${where}: ${w.kind} ${JSON.stringify(w.fields)} of ${w.id} (node ${w.node}, ${w.t1} ms) acknowledged, entity gone with no delete after it`)
+          if (!deletes.some((d) => couldFollow(d, w))) lose(`${where}: ${w.kind} ${JSON.stringify(w.fields)} of ${w.id} (node ${w.node}, ${w.t1} ms) acknowledged, entity gone with no delete after it`)
           continue
         }
         if ((e.version[w.nodeId] ?? 0) < dotOf(w, w.version)) {
@@ -218,9 +245,9 @@ export function check(history: readonly OpRecord[], states: readonly NodeState[]
             // A head that removed the field, named by its dot: the acknowledged write with that
             // dot (a delete, a put without f, or the first write after a delete, which starts
             // from an empty record), or a write of unknown outcome from that node.
-            if (dot) return others.filter((o) => o.nodeId === dot.origin && (o.outcome === 'ok' ? dotOf(o, o.version) === dot.seq : o.outcome === 'unknown'))
+            if (dot) return (origins?.get(dot.origin) ?? []).filter((o) => (o.outcome === 'ok' ? dotOf(o, o.version) === dot.seq : o.outcome === 'unknown'))
             // No dot (a single head): a removal, or a write made after some delete.
-            return others.filter((o) => removesF(o) || (!(f in (o.fields ?? {})) && others.some((d) => d.kind === 'delete' && d.outcome !== 'fail' && (o.outcome !== 'ok' || d.outcome !== 'ok' || (o.version?.[d.nodeId] ?? 0) >= dotOf(d, d.version)))))
+            return others.filter((o) => removesF(o) || (!(f in (o.fields ?? {})) && deletes.some((d) => d.outcome !== 'fail' && (o.outcome !== 'ok' || d.outcome !== 'ok' || (o.version?.[d.nodeId] ?? 0) >= dotOf(d, d.version)))))
           }
           const heads =
             siblings.length > 0
@@ -232,7 +259,7 @@ export function check(history: readonly OpRecord[], states: readonly NodeState[]
           // saw both: that write cleared their conflict and kept the winner (README: conflicts).
           const winner = typeof cur === 'string' ? writerOf.get(cur) : undefined
           const resolved = winner !== undefined && winner !== w && notBefore(winner, w) && others.some((o) => o !== winner && couldFollow(o, w) && couldFollow(o, winner))
-          const excused = resolved || heads.some((h) => couldFollow(h, w)) || others.some((o) => o.kind === 'delete' && couldFollow(o, w))
+          const excused = resolved || heads.some((h) => couldFollow(h, w)) || deletes.some((o) => couldFollow(o, w))
           if (!excused) lose(`${where}: ${w.id}.${f} = ${JSON.stringify(cur)}; acknowledged ${w.kind} of ${JSON.stringify(v)} (node ${w.node}, ${w.t0}-${w.t1} ms, dot ${w.nodeId}:${dotOf(w, w.version)}) neither there nor superseded by a later write`)
         }
       } else if (w.kind === 'delete') {
@@ -322,4 +349,20 @@ export function check(history: readonly OpRecord[], states: readonly NodeState[]
     fingerprints,
     supersededByUnknown,
   }
+}
+
+/**
+ * How often each `[...]` substring (a `[` up to the first `]` after it) occurs in `text`. For a
+ * token that starts with `[`, ends with `]` and holds no other bracket, this is exactly how many
+ * times it occurs, overlaps included.
+ */
+export function bracketedCounts(text: string): Map<string, number> {
+  const counts = new Map<string, number>()
+  for (let at = text.indexOf('['); at !== -1; at = text.indexOf('[', at + 1)) {
+    const end = text.indexOf(']', at + 1)
+    if (end === -1) break
+    const token = text.slice(at, end + 1)
+    counts.set(token, (counts.get(token) ?? 0) + 1)
+  }
+  return counts
 }
