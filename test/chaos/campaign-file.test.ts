@@ -66,18 +66,21 @@ describe('campaign results file', () => {
   })
 
   it('marks failed runs and runs with too few faults in the table, and totals every run', () => {
+    const split = { kind: {}, beforeNextFault: { n: 6, p50: 80, p99: 400, max: 500 }, intoNextFault: { n: 4, p50: 900, p99: 1200, max: 1200 } }
     const runs: CampaignRun[] = [
-      runFigures(report(1)),
+      runFigures(report(1, { convergence: { ...report(1).convergence, afterHealBy: split } })),
       runFigures(report(2, { ok: false, failures: ['3 acknowledged writes lost'], check: { ...report(2).check!, lost: 3 }, convergence: { ...report(2).convergence, finalMs: undefined } })),
       runFigures(report(3, { faults: [], faultsByKind: {} })),
     ]
     const table = campaignTable(runs, 30).split('\n')
     expect(table).toHaveLength(5)
-    expect(table[1]).toMatch(/^\s+1 PASS\s+900\s+0\s+42\s+31 disk11 kill20\s+100\/900\/1200\s+150\s+350\s+42\s+25\s+700$/)
-    expect(table[2]).toMatch(/^\s+2 FAIL\s+900\s+3 .* never /)
+    expect(table[1]).toMatch(/^\s+1 PASS\s+900\s+0\s+42\s+31 disk11 kill20\s+100\/900\/1200\s+80\/400\s+150\s+350\s+42\s+25\s+700$/)
+    // A run from before the split was recorded shows a dash.
+    expect(table[2]).toMatch(/^\s+2 FAIL\s+900\s+3 .*100\/900\/1200\s+-\s+never /)
     expect(table[3]).toMatch(/^\s+3 SHORT /)
     expect(table[4]).toContain('3 runs, 1 failed [2], 1 with fewer than 30 faults [3]')
     expect(table[4]).toContain('2700 acknowledged writes, 3 lost, 126 refused for a full disk; 62 faults (disk22 kill40)')
     expect(table[4]).toContain('never converged: [2]')
+    expect(table[4]).toContain('worst max 1200 ms (catch-ups that ended before the next fault: worst p99 400 ms)')
   })
 })
