@@ -8,5 +8,11 @@ if (major < 22 || (major === 22 && minor < 18) || !process.features?.typescript)
   )
   process.exit(1)
 }
+// V8's compiled code of every module (meshsync's and its dependencies') is cached on disk (in
+// os.tmpdir()/node-compile-cache, or NODE_COMPILE_CACHE; NODE_DISABLE_COMPILE_CACHE=1 turns it
+// off): loading them takes about half the CPU on later starts, which a restart after a crash or
+// an upgrade waits on.
+const { enableCompileCache } = await import('node:module')
+enableCompileCache?.()
 const { main } = await import('../daemon/cli/main.ts')
 await main(process.argv)
