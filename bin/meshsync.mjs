@@ -12,7 +12,9 @@ if (major < 22 || (major === 22 && minor < 18) || !process.features?.typescript)
 // os.tmpdir()/node-compile-cache, or NODE_COMPILE_CACHE; NODE_DISABLE_COMPILE_CACHE=1 turns it
 // off): loading them takes about half the CPU on later starts, which a restart after a crash or
 // an upgrade waits on.
-const { enableCompileCache } = await import('node:module')
+const { enableCompileCache, flushCompileCache } = await import('node:module')
 enableCompileCache?.()
 const { main } = await import('../daemon/cli/main.ts')
+// Written now rather than at exit: a daemon usually ends by a signal, or by kill -9.
+flushCompileCache?.()
 await main(process.argv)
