@@ -29,7 +29,9 @@ function cli(args: readonly string[], options: { input?: string; node?: string }
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    // A guard against a hang, not a speed check: 8 CLI processes start at once in one test, and
+    // on a loaded 2-core machine one took more than 20 s.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
     child.once('error', reject)
     child.once('close', (code, signal) => {
       clearTimeout(timer)
@@ -196,7 +198,7 @@ describe('CLI', () => {
     // The refused second `start` left the running daemon alone.
     expect((await d.sock('GET', '/v1/health')).status).toBe(200)
     expect((await d.tcp('GET', '/v1/status')).status).toBe(200)
-  })
+  }, 120_000)
 
   it('init creates node.key, cluster.key and api-token with mode 0600', async () => {
     const root = join(await tempDir('meshsync-init-'), 'fresh')
