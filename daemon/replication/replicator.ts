@@ -31,6 +31,8 @@ import { PendingChanges } from './pending-changes.ts'
 import { behindBy, type PeerBook, type PeerView } from './peer-book.ts'
 import { staleNamespaces, TombstoneCollector, type StaleNamespace } from './tombstone-gc.ts'
 
+/** Wait before a failed sync session that was asked for again meanwhile is retried. */
+const SYNC_RETRY_MS = 1000
 /** How often remembered, disconnected peers whose backoff ran out are dialed. */
 const REDIAL_TICK_MS = 500
 /** Most remote changes handed to the store in one call (a few group commits). */
@@ -559,7 +561,7 @@ export class Replicator implements SyncSource {
     this.#peers.gossiped(g.via, g.bytes, 0)
     if (g.kind === 'announce') {
       this.stats.gossipIn++
-      if (g.dot.seq > counterOf(this.#store.versionVector, g.dot.origin)) this.#syncSoon(g.from)
+      if (g.dot.seq > counterOf(this.#store.versionVector, g.dot.origin)) this.#syncSoon(g.via)
       else this.stats.gossipDuplicates++
       return
     }
@@ -569,9 +571,12 @@ export class Replicator implements SyncSource {
     this.stats.gossipDuplicates += g.changes.length - fresh.length
     if (fresh.length === 0) return
     await this.ingest(fresh).catch(() => undefined)
-    // Still not applied: predecessors are missing. Pull them from the publisher.
+    // Still not applied: predecessors are missing. Pull them from the peer that sent the message:
+    // its connection just worked, and it held the changes to relay them. The origin may be
+    // connected on paper only (a partition both sides have not noticed yet), and a session with it
+    // would wait out its stream timeout.
     const after = this.#store.versionVector
-    if (fresh.some((c) => counterOf(after, c.origin) < c.seq)) this.#syncSoon(g.from)
+    if (fresh.some((c) => counterOf(after, c.origin) < c.seq)) this.#syncSoon(g.via)
   }
 
   /**
@@ -615,6 +620,8 @@ export class Replicator implements SyncSource {
         } while (state.rerun && this.#running)
       } catch (error) {
         this.#sessionFailed(peerId, error)
+        // Syncs asked for while this one was failing would be lost: try again while connected.
+        if (state.rerun && this.#transport.connectedPeers().includes(peerId)) setTimeout(() => this.#syncSoon(peerId), SYNC_RETRY_MS).unref()
       } finally {
         this.#sessions.delete(peerId)
       }

@@ -50,4 +50,40 @@ describe('a connection the peer gave up on', () => {
     await waitFor(async () => (await a.store.get('ns', 'after')).id === 'after', { timeout: 20_000, message: 'the write after the heal on A' })
     expect(b.transport.connectionsTo(aId).map((c) => c.id)).toEqual([fresh.id])
   }, 40_000)
+
+  it('a gap seen in relayed gossip is filled from the relaying peer, not from an origin cut off on a connection that looks open', async () => {
+    const clusterKey = newClusterKey()
+    let dropNext = false
+    const a = await startMeshNode({ clusterKey })
+    const b = await startMeshNode({ clusterKey })
+    const c = await startMeshNode({
+      clusterKey,
+      dropInboundGossip: () => {
+        const drop = dropNext
+        dropNext = false
+        return drop
+      },
+    })
+    nodes = [a, b, c]
+    const [aId, bId, cId] = [a, b, c].map((n) => n.transport.peerId.toString()) as [string, string, string]
+    proxy = await BlackholeProxy.start(Number(c.addr().split('/')[4]))
+    await a.transport.dial(b.addr())
+    await b.transport.dial(c.addr())
+    await a.transport.dial(`/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${cId}`)
+    await waitFor(() => a.transport.gossipPeers().includes(cId) && c.transport.gossipPeers().includes(aId) && c.transport.gossipPeers().includes(bId), { message: 'gossip mesh' })
+    await a.store.write([{ op: 'put', ns: 'ns', id: 'warm', value: { v: 0 } }])
+    await waitFor(async () => (await c.store.get('ns', 'warm')).id === 'warm', { message: 'the first write on C' })
+
+    // A partition between A and C that neither has noticed: their connection passes nothing.
+    proxy.blackholeOpen()
+    dropNext = true
+    await a.store.write([{ op: 'put', ns: 'ns', id: 'lost-gossip', value: { v: 1 } }])
+    await waitFor(() => !dropNext, { message: 'C dropping the gossip of the first write' })
+    await a.store.write([{ op: 'put', ns: 'ns', id: 'relayed', value: { v: 2 } }])
+    // The second write reaches C through B and shows the gap; C pulls the first one from B. A
+    // session with A would wait out its 10 s stream timeout, and the connection its ping timeout.
+    const seen = await waitFor(async () => (await c.store.get('ns', 'lost-gossip')).id === 'lost-gossip' && (await c.store.get('ns', 'relayed')).id === 'relayed', { timeout: 6_000, message: 'both writes on C' })
+    expect(seen).toBe(true)
+    expect(c.transport.connectionsTo(aId).map((x) => x.status)).toContain('open')
+  }, 40_000)
 })
