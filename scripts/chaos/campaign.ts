@@ -76,8 +76,11 @@ try {
 
 /** The runs in flight: each in a process of its own (scripts/chaos/run-seed.ts), stopped with the campaign. */
 const children = new Set<ChildProcess>()
+/** Set by SIGINT/SIGTERM: no run starts after it, and the runs cut short are not recorded. */
+let stopping = false
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
+    stopping = true
     for (const child of children) child.kill('SIGTERM')
     // Each run tears its cluster down on the way out; the campaign exits when they have.
     const exits = [...children].map((child) => new Promise((resolve) => child.once('exit', resolve)))
@@ -123,7 +126,7 @@ console.log(CAMPAIGN_HEADER)
 let saving = Promise.resolve()
 const queue = [...todo]
 const worker = async (): Promise<void> => {
-  for (let seed = queue.shift(); seed !== undefined; seed = queue.shift()) {
+  for (let seed = queue.shift(); seed !== undefined && !stopping; seed = queue.shift()) {
     console.error(`seed ${seed}: started ${new Date().toISOString()}`)
     const before = codeVersion()
     let report: ChaosReport
@@ -133,6 +136,7 @@ const worker = async (): Promise<void> => {
       console.log(`${(error as Error).message}; not recorded, run it again`)
       continue
     }
+    if (stopping) return // cut short by the stop: not recorded
     const after = codeVersion()
     let run = runFigures(report)
     if (before) run = { ...run, commit: before.commit, ...(before.dirty.length > 0 && { dirty: before.dirty }) }
