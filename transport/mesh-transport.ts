@@ -58,10 +58,9 @@ export interface MeshTransportInit {
 
 /** A validated inbound gossip message. */
 export type InboundGossip =
-  | { readonly kind: 'changes'; readonly changes: readonly ChangeRecord[]; readonly from: string; readonly via: string; readonly bytes: number }
-  | { readonly kind: 'announce'; readonly dot: Dot; readonly from: string; readonly via: string; readonly bytes: number }
-// `from`: the peer id of the changes' origin when known (the signer on the signed topic; a peer
-// connected here with that node id otherwise), else `via`. `via`: the peer that sent the message.
+  | { readonly kind: 'changes'; readonly changes: readonly ChangeRecord[]; readonly via: string; readonly bytes: number }
+  | { readonly kind: 'announce'; readonly dot: Dot; readonly via: string; readonly bytes: number }
+// `via`: the peer that sent the message (the origin, or a peer relaying it).
 
 /** Why a peer's message was refused. */
 export interface InvalidInput {
@@ -103,8 +102,6 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
   readonly #signed: boolean
   /** The changes topic this node gossips on (by its signature policy). */
   readonly gossipTopic: string
-  /** Node id -> peer id of peers seen connected (ids are derived, so entries never go stale). */
-  readonly #peerOfNode = new Map<string, string>()
 
   constructor(init: MeshTransportInit) {
     super()
@@ -163,10 +160,7 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
       },
     })
     this.#node = node
-    node.addEventListener('peer:connect', (e) => {
-      this.#peerOfNode.set(nodeIdOf(e.detail), e.detail.toString())
-      this.emit('peer:connect', e.detail.toString())
-    })
+    node.addEventListener('peer:connect', (e) => this.emit('peer:connect', e.detail.toString()))
     node.addEventListener('peer:disconnect', (e) => this.emit('peer:disconnect', e.detail.toString()))
     node.addEventListener('connection:open', (e) => supersedeOlderConnections(node, e.detail))
     node.addEventListener('peer:discovery', (e) => {
@@ -344,11 +338,10 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
         // record of a message has one origin, and on the signed topic it is the signer.
         if (changes.some((c) => c.origin !== origin)) throw new CodecError('gossip message mixes the changes of several origins')
         if (signer && origin !== undefined && origin !== nodeIdOf(signer)) throw new CodecError('gossip change from a node that is not its origin')
-        const from = signer?.toString() ?? (origin !== undefined ? this.#peerOfNode.get(origin) : undefined) ?? via
         const bytes = message.data.length
         accepted.set(
           message.data,
-          decoded.type === GOSSIP_CHANGES ? { kind: 'changes', changes, from, via, bytes } : { kind: 'announce', dot: decoded.dot, from, via, bytes },
+          decoded.type === GOSSIP_CHANGES ? { kind: 'changes', changes, via, bytes } : { kind: 'announce', dot: decoded.dot, via, bytes },
         )
         return TopicValidatorResult.Accept
       } catch (error) {
