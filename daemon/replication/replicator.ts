@@ -181,6 +181,8 @@ export class Replicator implements SyncSource {
   readonly #inbound = new Map<string, number>()
   readonly #afterInbound = new Set<string>()
   readonly #gapTimers = new Map<string, NodeJS.Timeout>()
+  /** Peers being dialed by {@link #redial}: a connect makes every other peer due at once, and a burst of connects would dial each again. */
+  readonly #dialing = new Set<string>()
   #timer: NodeJS.Timeout | undefined
   #redialTimer: NodeJS.Timeout | undefined
   #controller = new AbortController()
@@ -758,16 +760,21 @@ export class Replicator implements SyncSource {
   #redial(): void {
     const connected = new Set(this.#transport.connectedPeers())
     for (const { peerId, addrs } of this.#peers.dueForDial()) {
-      if (connected.has(peerId)) continue
+      if (connected.has(peerId) || this.#dialing.has(peerId)) continue
       this.#peers.dialFailed(peerId) // pushes the next attempt out now; a success resets it
+      this.#dialing.add(peerId)
       void (async () => {
-        for (const addr of addrs) {
-          try {
-            await this.#transport.dial(addr, { signal: AbortSignal.any([this.#controller.signal, AbortSignal.timeout(5000)]) })
-            return
-          } catch {
-            // next address
+        try {
+          for (const addr of addrs) {
+            try {
+              await this.#transport.dial(addr, { signal: AbortSignal.any([this.#controller.signal, AbortSignal.timeout(5000)]) })
+              return
+            } catch {
+              // next address
+            }
           }
+        } finally {
+          this.#dialing.delete(peerId)
         }
       })()
     }
