@@ -1,11 +1,10 @@
-import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
 import { check, sameRecord, verifyDaemon, verifyLevel } from './checks.ts'
 import { cpuUsPerOp, monotonicUs, processCpuMs, selfCpuMs } from './cpu.ts'
 import { withDaemon } from './daemon.ts'
 import { RawLevel } from './level-baseline.ts'
 import { closedLoop } from './load.ts'
-import { summarizeProfileDir, type ProfileSummary } from './profile.ts'
+import { pairedPasses } from './paired.ts'
+import { profilingPass } from './profile.ts'
 import { makeRecord, recordId, sampleIndexes } from './records.ts'
 import { SocketClient } from './socket-client.ts'
 import { percentile, rate, summarize } from './stats.ts'
@@ -114,15 +113,7 @@ export function ackedPuts(putsOverride?: number): Benchmark {
       const base: PassResult[] = []
       const ratios: number[] = []
       for (let run = 0; run < options.runs; run++) {
-        let o: PassResult
-        let b: PassResult
-        if (run % 2 === 0) {
-          b = await levelPass(options, w)
-          o = await daemonPass(options, w)
-        } else {
-          o = await daemonPass(options, w)
-          b = await levelPass(options, w)
-        }
+        const { o, b } = await pairedPasses(run, () => daemonPass(options, w), () => levelPass(options, w))
         ours.push(o)
         base.push(b)
         ratios.push(o.opsPerSec / b.opsPerSec)
@@ -131,14 +122,7 @@ export function ackedPuts(putsOverride?: number): Benchmark {
             `classic-level ${Math.round(b.opsPerSec)} ops/s, ratio ${(o.opsPerSec / b.opsPerSec).toFixed(3)}`,
         )
       }
-      let profile: ProfileSummary | undefined
-      if (options.cpuProfDir !== undefined) {
-        const dir = join(options.cpuProfDir, 'acked-puts')
-        await mkdir(dir, { recursive: true })
-        options.log('  profiling pass (not measured)')
-        const pass = await daemonPass(options, w, dir)
-        profile = await summarizeProfileDir(dir, pass.window)
-      }
+      const profile = await profilingPass(options, 'acked-puts', (dir) => daemonPass(options, w, dir))
       return {
         name: 'acked-puts',
         title: this.title,

@@ -1,4 +1,4 @@
-import { readdir, readFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 
 /** A function's share of a CPU profile. */
@@ -114,4 +114,22 @@ function shortUrl(url: string): string {
 
 function round(n: number): number {
   return Math.round(n * 10) / 10
+}
+
+/**
+ * The unmeasured profiling pass of a one-daemon benchmark when `--cpu-prof` asked for it: `pass`
+ * runs with the daemon writing its profile into `<cpuProfDir>/<name>`; the summary counts the
+ * samples of the pass's measured window only.
+ */
+export async function profilingPass(
+  options: { readonly cpuProfDir?: string | undefined; log(line: string): void },
+  name: string,
+  pass: (dir: string) => Promise<{ readonly window: TimeWindow }>,
+): Promise<ProfileSummary | undefined> {
+  if (options.cpuProfDir === undefined) return undefined
+  const dir = join(options.cpuProfDir, name)
+  await mkdir(dir, { recursive: true })
+  options.log('  profiling pass (not measured)')
+  const { window } = await pass(dir)
+  return summarizeProfileDir(dir, window)
 }

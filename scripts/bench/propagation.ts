@@ -9,6 +9,7 @@ import { cpus } from 'node:os'
 import { machineBusyPct, machineCpuTicks, monotonicUs, processesCpuMs } from './cpu.ts'
 import { GossipMesh } from './gossip-baseline.ts'
 import { AllReceiversTracker, paced } from './latency-tracker.ts'
+import { pairedPasses } from './paired.ts'
 import { profilesIn, summarizeProfiles, type ProfileSummary, type TimeWindow } from './profile.ts'
 import { percentile, summarize } from './stats.ts'
 import { optionalFigure, ratioAtMostFigure, type Benchmark, type BenchOptions, type BenchResult, type Figure } from './types.ts'
@@ -222,20 +223,15 @@ async function measureTopology(n: number, writes: number, options: BenchOptions)
     const ours: WindowStats[] = []
     const base: WindowStats[] = []
     for (let run = 0; run < options.runs; run++) {
-      // Alternate which side goes first, so neither always runs on a quieter machine.
       const d = daemons
       const g = gossip
-      const oursWindow = (): Promise<WindowStats> => measured(d.pids, writes, () => d.window(`n${n}r${run}`, writes))
-      const baseWindow = (): Promise<WindowStats> => measured(g.pids, writes, () => g.window(writes))
-      if (run % 2 === 0) {
-        ours.push(await oursWindow())
-        base.push(await baseWindow())
-      } else {
-        base.push(await baseWindow())
-        ours.push(await oursWindow())
-      }
-      const o = ours.at(-1) as WindowStats
-      const b = base.at(-1) as WindowStats
+      const { o, b } = await pairedPasses(
+        run,
+        () => measured(d.pids, writes, () => d.window(`n${n}r${run}`, writes)),
+        () => measured(g.pids, writes, () => g.window(writes)),
+      )
+      ours.push(o)
+      base.push(b)
       options.log(
         `  ${n} nodes, run ${run + 1}/${options.runs}: meshsync p50 ${o.p50.toFixed(1)} ms p99 ${o.p99.toFixed(1)} ms (max ${o.max.toFixed(1)}; ${pct(o.nodesCpuPct)} of the CPUs, machine ${pct(o.machineBusyPct)} busy), ` +
           `gossipsub p50 ${b.p50.toFixed(1)} ms p99 ${b.p99.toFixed(1)} ms (${pct(b.nodesCpuPct)}, machine ${pct(b.machineBusyPct)}), p99 ratio ${(o.p99 / b.p99).toFixed(2)}`,

@@ -6,6 +6,7 @@ import { withCluster, type BenchCluster } from './cluster.ts'
 import { cpuUsPerOp, machineBusyPct, machineCpuTicks, monotonicUs, processesCpuMs } from './cpu.ts'
 import { closedLoop } from './load.ts'
 import { ensureOrbitDB, OrbitCluster, ORBITDB_DIR } from './orbitdb.ts'
+import { pairedPasses } from './paired.ts'
 import { profilesIn, summarizeProfiles, type ProfileSummary, type TimeWindow } from './profile.ts'
 import { makeRecord, recordId, sampleIndexes } from './records.ts'
 import { rate, summarize } from './stats.ts'
@@ -157,14 +158,8 @@ export function replicatedWrites(writesOverride?: number): Benchmark {
             options.log(`  ${orbitUnavailable}`)
           }
         }
-        if (run % 2 === 0) {
-          ours.push(await meshsyncPass(options, w))
-          await tryOrbit()
-        } else {
-          await tryOrbit()
-          ours.push(await meshsyncPass(options, w))
-        }
-        const o = ours.at(-1) as Pass
+        const { o } = await pairedPasses(run, () => meshsyncPass(options, w), tryOrbit)
+        ours.push(o)
         const b = orbitUnavailable === undefined ? base.at(-1) : undefined
         options.log(
           `  run ${run + 1}/${options.runs}: meshsync ${Math.round(o.convergedPerSec)} writes/s converged (acked ${Math.round(o.ackedPerSec)}/s, all nodes ${(o.convergeMs / 1000).toFixed(2)} s), ` +
