@@ -4,16 +4,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { trackChild } from './children.ts'
+import type { DaemonInfo as DaemonJson } from '../../daemon/daemon.ts'
 
-/** `<data-dir>/daemon.json` as far as the benchmarks need it. */
-export interface DaemonJson {
-  readonly pid: number
-  readonly peerId: string
-  readonly nodeId: string
-  readonly api: { readonly url: string; readonly socket: string }
-  /** libp2p listen multiaddrs, each ending in `/p2p/<peerId>`. */
-  readonly listen: readonly string[]
-}
+/** `<data-dir>/daemon.json` (what the daemon writes once it is ready). */
+export type { DaemonJson }
 
 /** Options of one daemon started for a benchmark. */
 export interface SpawnOptions {

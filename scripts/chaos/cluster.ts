@@ -222,6 +222,7 @@ export class ChaosCluster {
   }
 }
 
+/** A TCP port that was free a moment ago (bound to 0 on 127.0.0.1, then released). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()

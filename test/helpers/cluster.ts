@@ -1,4 +1,3 @@
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
 import type { ApiResponse, DaemonHandle } from './daemon-process.ts'
@@ -55,18 +54,8 @@ export function ok<T>(res: ApiResponse<T>, what = 'request'): T {
   return res.json
 }
 
-/** A TCP port that was free a moment ago (bound to 0 on 127.0.0.1, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-}
+/** A TCP port that was free a moment ago (the chaos launcher's). */
+export { freePort } from '../../scripts/chaos/cluster.ts'
 
 /** `meshsync start` flags that join `first`'s cluster: its cluster key, and it as bootstrap peer. */
 export function joinArgs(first: DaemonHandle): string[] {

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { makeTempDir } from './temp-dir.ts'
 import { abortWait, waitFor } from './wait-for.ts'
 import { SseParser } from '../../daemon/cli/client.ts'
+import type { DaemonInfo as DaemonJson } from '../../daemon/daemon.ts'
 
 /** The repository root (where `bin/meshsync.mjs` lives). */
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
@@ -13,14 +14,8 @@ export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
 /** `bin/meshsync.mjs`, the CLI entry. */
 export const meshsyncBin = join(repoRoot, 'bin', 'meshsync.mjs')
 
-/** Contents of `<data-dir>/daemon.json`. */
-export interface DaemonJson {
-  readonly pid: number
-  readonly peerId: string
-  readonly nodeId: string
-  readonly api: { readonly url: string; readonly socket: string }
-  readonly listen: readonly string[]
-}
+/** Contents of `<data-dir>/daemon.json` (what the daemon writes once it is ready). */
+export type { DaemonJson }
 
 /** An HTTP answer, body read in full. */
 export interface ApiResponse<T = unknown> {
