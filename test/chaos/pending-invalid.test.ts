@@ -1,12 +1,8 @@
-import { afterEach, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import type { ChangeRecord } from '../../crdt/index.ts'
-import { newClusterKey, startMeshNode, type MeshNode } from '../helpers/mesh-node.ts'
+import { newClusterKey, startMeshNode, stoppedAfterEach } from '../helpers/mesh-node.ts'
 
-let nodes: MeshNode[] = []
-afterEach(async () => {
-  await Promise.all(nodes.map((n) => n.stop()))
-  nodes = []
-})
+const { nodes } = stoppedAfterEach()
 
 /**
  * Found by fuzzing the sync protocol (scripts/chaos/fuzz.ts): a change record whose Yjs update is

@@ -2,12 +2,27 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
+import { afterEach } from 'vitest'
 import * as Y from 'yjs'
 import { PeerBook } from '../../daemon/replication/peer-book.ts'
 import { Replicator, type ReplicatorOptions } from '../../daemon/replication/replicator.ts'
 import { LevelKvStore, MemoryKvStore, type KvStore } from '../../daemon/storage/index.ts'
 import { EntityStore, type ConflictPolicy, type EntityStoreOptions, type NamespaceMode } from '../../daemon/store/entity-store.ts'
 import { generateClusterKey, generateIdentityKey, identityFromKey, MeshTransport, type NodeIdentity } from '../../transport/index.ts'
+
+/**
+ * What a test file's tests start, stopped after each test: call once at the top of the file and
+ * push every node (and raw libp2p peer) a test starts. Raw peers stop first.
+ */
+export function stoppedAfterEach(): { readonly nodes: MeshNode[]; readonly raws: { stop(): void | Promise<void> }[] } {
+  const nodes: MeshNode[] = []
+  const raws: { stop(): void | Promise<void> }[] = []
+  afterEach(async () => {
+    await Promise.all(raws.splice(0).map((r) => r.stop()))
+    await Promise.all(nodes.splice(0).map((n) => n.stop()))
+  })
+  return { nodes, raws }
+}
 
 /** One in-process meshsync node: store + libp2p transport (real TCP, pnet, Noise) + replicator. */
 export interface MeshNode {

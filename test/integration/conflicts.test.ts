@@ -1,15 +1,11 @@
 import * as prng from 'lib0/prng'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { counterOf, happenedBefore, type ChangeRecord, type Dot } from '../../crdt/index.ts'
 import type { EntityConflictView, LocalOp } from '../../daemon/store/entity-store.ts'
-import { cut, newClusterKey, rejoin, replicaState, startMeshNode, type MeshNode } from '../helpers/mesh-node.ts'
+import { cut, newClusterKey, rejoin, replicaState, startMeshNode, type MeshNode, stoppedAfterEach } from '../helpers/mesh-node.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
-let nodes: MeshNode[] = []
-afterEach(async () => {
-  await Promise.all(nodes.map((n) => n.stop()))
-  nodes = []
-})
+const { nodes } = stoppedAfterEach()
 
 const peerIdOf = (n: MeshNode): string => n.transport.peerId.toString()
 const sameVectors = (all: MeshNode[]): boolean => all.every((n) => JSON.stringify(n.store.versionVector) === JSON.stringify(all[0]?.store.versionVector))
@@ -122,7 +118,7 @@ describe('conflicts', () => {
 
   it('randomized: 4 nodes, seeded concurrent edits; reported conflicts are exactly the model\'s, identical on every node', async () => {
     const key = newClusterKey()
-    nodes = await Promise.all([0, 1, 2, 3].map(() => startMeshNode({ clusterKey: key, gossip: false })))
+    nodes.push(...(await Promise.all([0, 1, 2, 3].map(() => startMeshNode({ clusterKey: key, gossip: false })))))
     const gen = prng.create(4242)
     const ids = ['p', 'q', 'r']
     const fields = ['f0', 'f1', 'f2']

@@ -1,17 +1,12 @@
 import * as prng from 'lib0/prng'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { JsonRecord } from '../../crdt/index.ts'
 import type { LocalOp } from '../../daemon/store/entity-store.ts'
-import { newClusterKey, replicaState, startMeshNode, type MeshNode } from '../helpers/mesh-node.ts'
+import { newClusterKey, replicaState, startMeshNode, type MeshNode, stoppedAfterEach } from '../helpers/mesh-node.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
 const SEED = Number(process.env.MESHSYNC_SEED ?? 1337)
-let nodes: MeshNode[] = []
-
-afterEach(async () => {
-  await Promise.all(nodes.map((n) => n.stop()))
-  nodes = []
-})
+const { nodes } = stoppedAfterEach()
 
 async function connect(a: MeshNode, b: MeshNode): Promise<void> {
   await a.transport.dial(b.addr())
@@ -86,9 +81,7 @@ describe('replication convergence (in-process nodes over TCP + pnet + Noise)', (
     const key = newClusterKey()
     const gen = prng.create(SEED)
     const dropGens = Array.from({ length: 5 }, (_, i) => prng.create(SEED * 31 + i))
-    nodes = await Promise.all(
-      dropGens.map((g) => startMeshNode({ clusterKey: key, dropInboundGossip: () => prng.real53(g) < 0.25 })),
-    )
+    nodes.push(...(await Promise.all(dropGens.map((g) => startMeshNode({ clusterKey: key, dropInboundGossip: () => prng.real53(g) < 0.25 })))))
     for (let i = 0; i < nodes.length; i++) for (let j = i + 1; j < nodes.length; j++) await connect(nodes[i] as MeshNode, nodes[j] as MeshNode)
 
     for (let round = 0; round < 40; round++) {
@@ -110,9 +103,7 @@ describe('replication convergence (in-process nodes over TCP + pnet + Noise)', (
 
   it('with gossip switched off, anti-entropy alone converges', async () => {
     const key = newClusterKey()
-    nodes = await Promise.all(
-      [0, 1, 2].map(() => startMeshNode({ clusterKey: key, gossip: false, replicator: { antiEntropyIntervalMs: 300 } })),
-    )
+    nodes.push(...(await Promise.all([0, 1, 2].map(() => startMeshNode({ clusterKey: key, gossip: false, replicator: { antiEntropyIntervalMs: 300 } })))))
     await connect(nodes[0] as MeshNode, nodes[1] as MeshNode)
     await connect(nodes[1] as MeshNode, nodes[2] as MeshNode)
     await connect(nodes[0] as MeshNode, nodes[2] as MeshNode)

@@ -1,22 +1,13 @@
 import { multiaddr } from '@multiformats/multiaddr'
-import type { Libp2p } from 'libp2p'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { MemoryKvStore } from '../../daemon/storage/index.ts'
 import { EntityStore } from '../../daemon/store/entity-store.ts'
 import { CHANGES_TOPIC, encodeGossip, GOSSIP_CHANGES, SIGNED_CHANGES_TOPIC } from '../../transport/index.ts'
-import { newClusterKey, replicaState, silentLogger, startMeshNode, type MeshNode } from '../helpers/mesh-node.ts'
+import { newClusterKey, replicaState, silentLogger, startMeshNode, type MeshNode, stoppedAfterEach } from '../helpers/mesh-node.ts'
 import { startRawPeer } from '../helpers/raw-peer.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
-let nodes: MeshNode[] = []
-let raws: Libp2p[] = []
-
-afterEach(async () => {
-  await Promise.all(raws.map((r) => r.stop()))
-  await Promise.all(nodes.map((n) => n.stop()))
-  nodes = []
-  raws = []
-})
+const { nodes, raws } = stoppedAfterEach()
 
 /** The encoded change record of one put made by a scratch store with node id `origin`. */
 async function changeOf(origin: string, id: string): Promise<Uint8Array> {

@@ -1,13 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { LocalOp } from '../../daemon/store/entity-store.ts'
-import { newClusterKey, replicaState, startMeshNode, type MeshNode } from '../helpers/mesh-node.ts'
+import { newClusterKey, replicaState, startMeshNode, stoppedAfterEach } from '../helpers/mesh-node.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
-let nodes: MeshNode[] = []
-afterEach(async () => {
-  await Promise.all(nodes.map((n) => n.stop()))
-  nodes = []
-})
+const { nodes } = stoppedAfterEach()
 
 describe('full refresh of a namespace from a peer (resync)', () => {
   it('restores a namespace that anti-entropy cannot (the node believes it has everything), and leaves others alone', async () => {

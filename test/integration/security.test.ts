@@ -1,8 +1,7 @@
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { Libp2p } from 'libp2p'
 import * as prng from 'lib0/prng'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { encodeChange, type ChangeRecord } from '../../crdt/index.ts'
 import {
   encodeFrame,
@@ -14,19 +13,11 @@ import {
   SYNC_PROTOCOL,
   SYNC_PROTOCOL_VERSION,
 } from '../../transport/index.ts'
-import { newClusterKey, replicaState, startMeshNode, type MeshNode } from '../helpers/mesh-node.ts'
+import { newClusterKey, replicaState, startMeshNode, stoppedAfterEach } from '../helpers/mesh-node.ts'
 import { startRawPeer } from '../helpers/raw-peer.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
-let nodes: MeshNode[] = []
-let raws: Libp2p[] = []
-
-afterEach(async () => {
-  await Promise.all(raws.map((r) => r.stop()))
-  await Promise.all(nodes.map((n) => n.stop()))
-  nodes = []
-  raws = []
-})
+const { nodes, raws } = stoppedAfterEach()
 
 async function rawPeer(clusterKey: Uint8Array): Promise<Awaited<ReturnType<typeof startRawPeer>>> {
   const peer = await startRawPeer(clusterKey)

@@ -1,14 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { LocalOp } from '../../daemon/store/entity-store.ts'
 import { generateIdentityKey } from '../../transport/index.ts'
-import { newClusterKey, replicaState, startMeshNode, type MeshNode } from '../helpers/mesh-node.ts'
+import { newClusterKey, replicaState, startMeshNode, type MeshNode, stoppedAfterEach } from '../helpers/mesh-node.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
-let nodes: MeshNode[] = []
-afterEach(async () => {
-  await Promise.all(nodes.map((n) => n.stop()))
-  nodes = []
-})
+const { nodes } = stoppedAfterEach()
 
 const sameVector = (a: MeshNode, b: MeshNode): boolean => JSON.stringify(a.store.versionVector) === JSON.stringify(b.store.versionVector)
 

@@ -1,17 +1,15 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { SUPERSEDE_AFTER_MS } from '../../transport/mesh-transport.ts'
 import { BlackholeProxy } from '../helpers/blackhole-proxy.ts'
-import { newClusterKey, startMeshNode, type MeshNode } from '../helpers/mesh-node.ts'
+import { newClusterKey, startMeshNode, stoppedAfterEach } from '../helpers/mesh-node.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
-let nodes: MeshNode[] = []
+const { nodes } = stoppedAfterEach()
 let proxy: BlackholeProxy | undefined
 
 afterEach(async () => {
   await proxy?.close()
   proxy = undefined
-  await Promise.all(nodes.map((n) => n.stop()))
-  nodes = []
 })
 
 describe('a connection the peer gave up on', () => {
@@ -19,7 +17,7 @@ describe('a connection the peer gave up on', () => {
     const clusterKey = newClusterKey()
     const a = await startMeshNode({ clusterKey })
     const b = await startMeshNode({ clusterKey })
-    nodes = [a, b]
+    nodes.push(a, b)
     const aId = a.transport.peerId.toString()
     const bId = b.transport.peerId.toString()
     const bPort = Number(b.addr().split('/')[4])
@@ -64,7 +62,7 @@ describe('a connection the peer gave up on', () => {
         return drop
       },
     })
-    nodes = [a, b, c]
+    nodes.push(a, b, c)
     const [aId, bId, cId] = [a, b, c].map((n) => n.transport.peerId.toString()) as [string, string, string]
     proxy = await BlackholeProxy.start(Number(c.addr().split('/')[4]))
     await a.transport.dial(b.addr())
