@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path'
 import { isValidNamespace, MeshsyncError } from '../crdt/index.ts'
 import type { ConflictPolicy, NamespaceMode } from './store/entity-store.ts'
 import { DEFAULT_GOSSIP_PACE_MS } from './replication/replicator.ts'
+import { bootstrapAddressProblem } from '../transport/addresses.ts'
 
 /** Everything a daemon is started with. Config file < command-line flags. */
 export interface DaemonConfig {
@@ -127,12 +128,21 @@ export async function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.Pr
     p2p: {
       ...merged.p2p,
       ...(overrides.listen?.length && { listen: overrides.listen }),
-      ...(overrides.bootstrap?.length && { bootstrap: overrides.bootstrap }),
+      ...(overrides.bootstrap?.length && { bootstrap: checkBootstrap(overrides.bootstrap, '--bootstrap') }),
       ...(overrides.mdns !== undefined && { mdns: overrides.mdns }),
       ...(overrides.clusterKey !== undefined && { clusterKeyFile: resolve(overrides.clusterKey) }),
     },
     log: { level: overrides.logLevel ?? merged.log.level },
   }
+}
+
+/** `list` when every address can be dialed as a bootstrap peer; a ConfigError naming the first that cannot. */
+function checkBootstrap(list: readonly string[], where: string): string[] {
+  for (const addr of list) {
+    const problem = bootstrapAddressProblem(addr)
+    if (problem !== undefined) throw new ConfigError(`${where}: ${addr} ${problem}`)
+  }
+  return [...list]
 }
 
 async function readConfigFile(file: string, required: boolean): Promise<Record<string, unknown>> {
@@ -171,7 +181,7 @@ function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: str
     },
     p2p: {
       listen: strList(p2p, 'listen', base.p2p.listen, where),
-      bootstrap: strList(p2p, 'bootstrap', base.p2p.bootstrap, where),
+      bootstrap: checkBootstrap(strList(p2p, 'bootstrap', base.p2p.bootstrap, where), `${where}: p2p.bootstrap`),
       mdns: bool(p2p, 'mdns', base.p2p.mdns, where),
       ...(typeof p2p.clusterKeyFile === 'string' && { clusterKeyFile: resolve(p2p.clusterKeyFile) }),
       allowPeers: strList(p2p, 'allowPeers', base.p2p.allowPeers, where),

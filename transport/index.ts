@@ -3,6 +3,7 @@
  * gossip), and the sync protocol's frames and sessions. Moves bytes and typed messages; knows
  * nothing of storage.
  */
+export * from './addresses.ts'
 export * from './identity.ts'
 export * from './gossip-messages.ts'
 export * from './sync-frames.ts'

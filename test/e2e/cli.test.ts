@@ -176,6 +176,8 @@ describe('CLI', () => {
       cli(['del', 'cli', 'no-such-entity', ...dir]),
       cli(['watch', 'cli', '--data-dir', emptyDir]),
       cli(['start', ...dir, '--api-port', '0', '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0']),
+      // libp2p would drop it silently and the node would never connect.
+      cli(['start', '--data-dir', emptyDir, '--bootstrap', '/ip4/127.0.0.1/tcp/4911']),
     ])
     const codes = [
       'ENTITY_NOT_FOUND',
@@ -186,6 +188,7 @@ describe('CLI', () => {
       'ENTITY_NOT_FOUND',
       'DAEMON_NOT_RUNNING',
       'ALREADY_RUNNING',
+      'CONFIG_INVALID',
     ]
     results.forEach((r, i) => {
       expect(r.code, r.stderr).not.toBe(0)
