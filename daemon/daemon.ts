@@ -3,7 +3,7 @@ import { connect } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { MeshsyncError } from '../crdt/index.ts'
-import { MeshTransport } from '../transport/index.ts'
+import { MeshTransport, peerIdOfAddress } from '../transport/index.ts'
 import type { ApiContext } from './api/context.ts'
 import { createApiServer } from './api/server.ts'
 import { registerBackupMetrics } from './backup/metrics.ts'
@@ -72,15 +72,23 @@ export class Daemon {
     const metrics = await lifecycle.start('metrics', async () => new DaemonMetrics({ store, dbDir: layout.db }), async (m) => m.close())
     const peers = new PeerBook(layout.peers)
     await peers.load()
+    // Addresses that name their peer go to libp2p's bootstrap discovery (and the peer book); the
+    // others the replicator dials until they answer.
+    const named: string[] = []
+    const seedAddrs: string[] = []
     for (const addr of config.p2p.bootstrap) {
-      const peerId = addr.split('/p2p/')[1]
-      if (peerId) peers.remember(peerId, addr)
+      const peerId = peerIdOfAddress(addr)
+      if (peerId === undefined) seedAddrs.push(addr)
+      else {
+        named.push(addr)
+        peers.remember(peerId, addr)
+      }
     }
     const transport = new MeshTransport({
       privateKey: identity.privateKey,
       clusterKey: await readFile(layout.clusterKey),
       listen: config.p2p.listen,
-      bootstrap: config.p2p.bootstrap,
+      bootstrap: named,
       mdns: config.p2p.mdns,
       allowPeers: config.p2p.allowPeers,
       gossip: config.p2p.gossip,
@@ -90,7 +98,7 @@ export class Daemon {
     })
     const replicator = new Replicator(
       { store, transport, peers, logger: log.child({ component: 'replicator' }) },
-      { antiEntropyIntervalMs: config.p2p.antiEntropyIntervalMs, gossipPaceMs: config.p2p.gossipPaceMs, gcIntervalMs: config.gc.intervalMs, gcClockSkewMs: config.gc.clockSkewMs },
+      { antiEntropyIntervalMs: config.p2p.antiEntropyIntervalMs, gossipPaceMs: config.p2p.gossipPaceMs, gcIntervalMs: config.gc.intervalMs, gcClockSkewMs: config.gc.clockSkewMs, seedAddrs },
     )
     await lifecycle.start('transport', () => transport.start(), () => transport.stop())
     await lifecycle.start('replicator', async () => replicator.start(), () => replicator.stop())

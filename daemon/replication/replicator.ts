@@ -28,7 +28,7 @@ import {
 import { failpoints, shouldDropRemote } from '../failpoints.ts'
 import type { CommittedChange, EntityStore, GcStats, StoredEntity } from '../store/entity-store.ts'
 import { PendingChanges } from './pending-changes.ts'
-import { behindBy, type PeerBook, type PeerView } from './peer-book.ts'
+import { behindBy, FIRST_REDIAL_MS, MAX_REDIAL_MS, type PeerBook, type PeerView } from './peer-book.ts'
 import { staleNamespaces, TombstoneCollector, type StaleNamespace } from './tombstone-gc.ts'
 
 /** Wait before a failed sync session that was asked for again meanwhile is retried. */
@@ -85,6 +85,12 @@ export interface ReplicatorOptions {
   readonly gcClockSkewMs?: number
   /** Least time between two gossip publishes: commits meanwhile share one message (0: one per commit). */
   readonly gossipPaceMs?: number
+  /**
+   * Addresses of peers whose id is not known yet (bootstrap addresses without `/p2p/<id>`):
+   * dialed until each has answered once, backing off like a remembered peer; the peer book
+   * remembers the peer from then on.
+   */
+  readonly seedAddrs?: readonly string[]
 }
 
 /** Replication counters (also exported as metrics). */
@@ -185,6 +191,8 @@ export class Replicator implements SyncSource {
   readonly #dialing = new Set<string>()
   #timer: NodeJS.Timeout | undefined
   #redialTimer: NodeJS.Timeout | undefined
+  /** Seed addresses not answered yet, with when each is due and how many dials failed. */
+  readonly #seeds = new Map<string, { due: number; failures: number; dialing: boolean }>()
   #controller = new AbortController()
   #running = false
   /** Local changes committed and not yet published. */
@@ -261,6 +269,7 @@ export class Replicator implements SyncSource {
     this.#snapshotThreshold = options.snapshotThreshold ?? 1000
     this.#gcInterval = options.gcIntervalMs ?? 60_000
     this.#gossipPaceMs = options.gossipPaceMs ?? DEFAULT_GOSSIP_PACE_MS
+    for (const addr of options.seedAddrs ?? []) this.#seeds.set(addr, { due: 0, failures: 0, dialing: false })
     this.gc = new TombstoneCollector(
       this.#store,
       () => this.#peers.views(this.#store.versionVector).flatMap((p) => (p.nodeId ? [p.nodeId] : [])),
@@ -756,8 +765,9 @@ export class Replicator implements SyncSource {
     }
   }
 
-  /** Dials remembered peers that are not connected, with exponential backoff per peer. */
+  /** Dials remembered peers that are not connected, with exponential backoff per peer, and the seed addresses not answered yet. */
   #redial(): void {
+    this.#dialSeeds()
     const connected = new Set(this.#transport.connectedPeers())
     for (const { peerId, addrs } of this.#peers.dueForDial()) {
       if (connected.has(peerId) || this.#dialing.has(peerId)) continue
@@ -777,6 +787,27 @@ export class Replicator implements SyncSource {
           this.#dialing.delete(peerId)
         }
       })()
+    }
+  }
+
+  #dialSeeds(now = Date.now()): void {
+    for (const [addr, seed] of this.#seeds) {
+      if (seed.dialing || seed.due > now) continue
+      seed.dialing = true
+      void this.#transport
+        .dial(addr, { signal: AbortSignal.any([this.#controller.signal, AbortSignal.timeout(5000)]) })
+        .then(
+          (peerId) => {
+            this.#seeds.delete(addr)
+            this.#log.info({ addr, peerId }, 'bootstrap address answered')
+          },
+          (err: unknown) => {
+            seed.failures++
+            seed.due = Date.now() + Math.min(MAX_REDIAL_MS, FIRST_REDIAL_MS * 2 ** Math.min(seed.failures - 1, 6))
+            this.#log.debug({ addr, err }, 'bootstrap address did not answer')
+          },
+        )
+        .finally(() => (seed.dialing = false))
     }
   }
 

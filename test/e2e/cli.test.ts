@@ -176,8 +176,7 @@ describe('CLI', () => {
       cli(['del', 'cli', 'no-such-entity', ...dir]),
       cli(['watch', 'cli', '--data-dir', emptyDir]),
       cli(['start', ...dir, '--api-port', '0', '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0']),
-      // libp2p would drop it silently and the node would never connect.
-      cli(['start', '--data-dir', emptyDir, '--bootstrap', '/ip4/127.0.0.1/tcp/4911']),
+      cli(['start', '--data-dir', emptyDir, '--bootstrap', '127.0.0.1:4911']),
     ])
     const codes = [
       'ENTITY_NOT_FOUND',

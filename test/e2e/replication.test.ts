@@ -146,6 +146,31 @@ describe('replication between daemon processes', () => {
     expect((await statusOf(e)).peers).toBe(1)
   })
 
+  it('--bootstrap with an address but no peer id: the daemon dials it until the peer answers, then syncs', { timeout: 60_000 }, async () => {
+    const port = await freePort()
+    const { d: first, options } = await start({ listen: [`/ip4/127.0.0.1/tcp/${port}`] })
+    const clusterKey = joinArgs(first).slice(0, 2)
+    await put(first, 'items', 'before', { n: 0 })
+    expect(await first.stop()).toEqual({ code: 0, signal: null })
+
+    // Nobody at the address yet: it keeps trying (libp2p's bootstrap discovery would drop it).
+    const { d: e } = await start({ args: [...clusterKey, '--bootstrap', `/ip4/127.0.0.1/tcp/${port}`] })
+    await new Promise((r) => setTimeout(r, 1500))
+    expect(await peersOf(e)).toEqual([])
+
+    const a = await startDaemon(options)
+    const row = await waitPeerSynced(e, a.info.peerId)
+    expect(row.nodeId).toBe(a.info.nodeId)
+    await put(a, 'items', 'after', { n: 1 })
+    await waitConverged(
+      [a, e],
+      new Map([
+        ['items/before', { n: 0 }],
+        ['items/after', { n: 1 }],
+      ]),
+    )
+  })
+
   it('a daemon with another cluster key never connects and receives nothing', { timeout: 60_000 }, async () => {
     const { d: a } = await start()
     const [{ d: b }, { d: x }] = await Promise.all([

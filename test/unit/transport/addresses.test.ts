@@ -3,29 +3,31 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../../daemon/config.ts'
-import { bootstrapAddressProblem } from '../../../transport/addresses.ts'
+import { bootstrapAddressProblem, peerIdOfAddress } from '../../../transport/addresses.ts'
 
 const PEER = '12D3KooWKP6VNyfoPGV6bgPR3yeCveAy8tyAFbjQ93XnL5sCRp4i'
 
 describe('bootstrap addresses', () => {
-  it('takes a multiaddr ending in a peer id, and says what is wrong with anything else', () => {
+  it('takes a multiaddr with or without a peer id at its end, and says what is wrong with anything else', () => {
     expect(bootstrapAddressProblem(`/ip4/127.0.0.1/tcp/4911/p2p/${PEER}`)).toBeUndefined()
     expect(bootstrapAddressProblem(`/dns4/node-a.lan/tcp/4718/p2p/${PEER}`)).toBeUndefined()
-    expect(bootstrapAddressProblem('/ip4/127.0.0.1/tcp/4911')).toMatch(/has no peer id: end it with \/p2p\/<peer id>/)
+    expect(bootstrapAddressProblem('/ip4/127.0.0.1/tcp/4911')).toBeUndefined()
+    expect(peerIdOfAddress(`/ip4/127.0.0.1/tcp/4911/p2p/${PEER}`)).toBe(PEER)
+    expect(peerIdOfAddress('/ip4/127.0.0.1/tcp/4911')).toBeUndefined()
     expect(bootstrapAddressProblem('127.0.0.1:4911')).toMatch(/is not a multiaddr/)
     expect(bootstrapAddressProblem('/ip4/127.0.0.1/tcp/4911/p2p/not-a-peer-id')).toMatch(/which is not a peer id/)
   })
 
-  it('a node is refused to start with one it could never dial (flag or config file), instead of starting unconnected', async () => {
+  it('a node is refused to start with one that is not an address (flag or config file)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'meshsync-config-'))
     try {
-      await expect(loadConfig({ dataDir: dir, bootstrap: ['/ip4/127.0.0.1/tcp/4911'] }, {})).rejects.toThrow(ConfigError)
-      await expect(loadConfig({ dataDir: dir, bootstrap: ['/ip4/127.0.0.1/tcp/4911'] }, {})).rejects.toThrow(/^--bootstrap: \/ip4\/127\.0\.0\.1\/tcp\/4911 has no peer id/)
-      const good = `/ip4/127.0.0.1/tcp/4911/p2p/${PEER}`
-      expect((await loadConfig({ dataDir: dir, bootstrap: [good] }, {})).p2p.bootstrap).toEqual([good])
+      await expect(loadConfig({ dataDir: dir, bootstrap: ['127.0.0.1:4911'] }, {})).rejects.toThrow(ConfigError)
+      await expect(loadConfig({ dataDir: dir, bootstrap: ['127.0.0.1:4911'] }, {})).rejects.toThrow(/^--bootstrap: 127\.0\.0\.1:4911 is not a multiaddr/)
+      const good = [`/ip4/127.0.0.1/tcp/4911/p2p/${PEER}`, '/ip4/127.0.0.1/tcp/4912']
+      expect((await loadConfig({ dataDir: dir, bootstrap: good }, {})).p2p.bootstrap).toEqual(good)
       const file = join(dir, 'config.json')
-      await writeFile(file, JSON.stringify({ p2p: { bootstrap: [good, '/ip4/10.0.0.2/tcp/4718'] } }))
-      await expect(loadConfig({ dataDir: dir }, {})).rejects.toThrow(`${file}: p2p.bootstrap: /ip4/10.0.0.2/tcp/4718 has no peer id`)
+      await writeFile(file, JSON.stringify({ p2p: { bootstrap: [...good, '/ip4/10.0.0.2/tcp/4718/p2p/nope'] } }))
+      await expect(loadConfig({ dataDir: dir }, {})).rejects.toThrow(`${file}: p2p.bootstrap: /ip4/10.0.0.2/tcp/4718/p2p/nope ends in "nope", which is not a peer id`)
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
