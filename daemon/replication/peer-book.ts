@@ -6,6 +6,16 @@ export const FIRST_REDIAL_MS = 500
 /** Longest wait between two dials of a remembered peer that is not connected (before jitter). */
 export const MAX_REDIAL_MS = 2000
 
+/**
+ * Wait before the next dial after `failures` failed ones in a row: 0.5 s doubling to 2 s, with
+ * jitter. Capped low: on a LAN or an edge cluster a dial is cheap, and after a partition heals the
+ * time to the next attempt is most of the time to converge.
+ */
+export function redialDelayMs(failures: number): number {
+  const base = Math.min(MAX_REDIAL_MS, FIRST_REDIAL_MS * 2 ** Math.min(failures - 1, 6))
+  return base * (0.5 + Math.random() * 0.5)
+}
+
 /** A peer as `/v1/peers` shows it. */
 export interface PeerView {
   readonly peerId: string
@@ -137,10 +147,7 @@ export class PeerBook {
   dialFailed(peerId: string, now = Date.now()): void {
     const e = this.#entry(peerId)
     e.failures++
-    // Capped low: on a LAN or an edge cluster a dial is cheap, and after a partition heals the
-    // time to the next attempt is most of the time to converge.
-    const base = Math.min(MAX_REDIAL_MS, FIRST_REDIAL_MS * 2 ** Math.min(e.failures - 1, 6))
-    e.nextDialAt = now + base * (0.5 + Math.random() * 0.5)
+    e.nextDialAt = now + redialDelayMs(e.failures)
   }
 
   views(mine: VersionVector): PeerView[] {

@@ -28,7 +28,7 @@ import {
 import { failpoints, shouldDropRemote } from '../failpoints.ts'
 import type { CommittedChange, EntityStore, GcStats, StoredEntity } from '../store/entity-store.ts'
 import { PendingChanges } from './pending-changes.ts'
-import { behindBy, FIRST_REDIAL_MS, MAX_REDIAL_MS, type PeerBook, type PeerView } from './peer-book.ts'
+import { behindBy, redialDelayMs, type PeerBook, type PeerView } from './peer-book.ts'
 import { staleNamespaces, TombstoneCollector, type StaleNamespace } from './tombstone-gc.ts'
 
 /** Wait before a failed sync session that was asked for again meanwhile is retried. */
@@ -803,7 +803,7 @@ export class Replicator implements SyncSource {
           },
           (err: unknown) => {
             seed.failures++
-            seed.due = Date.now() + Math.min(MAX_REDIAL_MS, FIRST_REDIAL_MS * 2 ** Math.min(seed.failures - 1, 6))
+            seed.due = Date.now() + redialDelayMs(seed.failures)
             this.#log.debug({ addr, err }, 'bootstrap address did not answer')
           },
         )
