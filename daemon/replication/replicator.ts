@@ -35,6 +35,8 @@ import { staleNamespaces, TombstoneCollector, type StaleNamespace } from './tomb
 const SYNC_RETRY_MS = 1000
 /** How often remembered, disconnected peers whose backoff ran out are dialed. */
 const REDIAL_TICK_MS = 500
+/** Longest a redial (of a remembered peer or a seed address) may take. */
+const DIAL_TIMEOUT_MS = 5000
 /** Most remote changes handed to the store in one call (a few group commits). */
 const MAX_APPLY_BATCH = 4000
 
@@ -777,7 +779,7 @@ export class Replicator implements SyncSource {
         try {
           for (const addr of addrs) {
             try {
-              await this.#transport.dial(addr, { signal: AbortSignal.any([this.#controller.signal, AbortSignal.timeout(5000)]) })
+              await this.#transport.dial(addr, { signal: this.#dialSignal() })
               return
             } catch {
               // next address
@@ -790,12 +792,17 @@ export class Replicator implements SyncSource {
     }
   }
 
+  /** Ends a redial when the replicator stops or after 5 s. */
+  #dialSignal(): AbortSignal {
+    return AbortSignal.any([this.#controller.signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)])
+  }
+
   #dialSeeds(now = Date.now()): void {
     for (const [addr, seed] of this.#seeds) {
       if (seed.dialing || seed.due > now) continue
       seed.dialing = true
       void this.#transport
-        .dial(addr, { signal: AbortSignal.any([this.#controller.signal, AbortSignal.timeout(5000)]) })
+        .dial(addr, { signal: this.#dialSignal() })
         .then(
           (peerId) => {
             this.#seeds.delete(addr)
