@@ -59,6 +59,13 @@ export interface KvWriteOptions {
 export interface KvStore extends KvReader {
   open(): Promise<void>
   close(): Promise<void>
+  /**
+   * The values of `keys` read on the calling thread, with no round trip through a worker thread:
+   * for a few keys on a hot path (the entities a commit touches), where handing the read to a
+   * thread and waiting for its callback costs more than the read. Undefined when the store cannot
+   * read this way now (not yet open, or reopening after a failed write): use {@link getMany}.
+   */
+  getManyNow(keys: readonly string[]): (Uint8Array | undefined)[] | undefined
   /** Applies every op or none. Resolves once committed (and synced when `sync`). */
   batch(ops: readonly KvBatchOp[], options: KvWriteOptions): Promise<void>
   /** A consistent view that later writes do not change. */

@@ -131,6 +131,17 @@ export class LevelKvStore implements KvStore {
     return levelGetMany(this.#openDb(), keys, undefined)
   }
 
+  getManyNow(keys: readonly string[]): (Uint8Array | undefined)[] | undefined {
+    const db = this.#db
+    if (this.#reopening || db?.status !== 'open') return undefined
+    try {
+      // classic-level's getSync: LevelDB's Get on this thread (memtable, block cache, mmap'd tables).
+      return keys.map((key) => db.getSync(key) as Uint8Array | undefined)
+    } catch (err) {
+      throw wrapLevelError(err, 'get')
+    }
+  }
+
   iterate(range: KvRange = {}): AsyncIterable<[string, Uint8Array]> {
     return levelIterate(async () => {
       if (this.#reopening) await this.#reopening.catch(() => undefined)

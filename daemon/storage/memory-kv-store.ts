@@ -52,6 +52,12 @@ export class MemoryKvStore implements KvStore {
     return keys.map((key) => copyOut(values.get(toStoredKey(key))))
   }
 
+  getManyNow(keys: readonly string[]): (Uint8Array | undefined)[] | undefined {
+    if (!this.#open) return undefined
+    const values = this.#version.values
+    return keys.map((key) => copyOut(values.get(toStoredKey(key))))
+  }
+
   iterate(range: KvRange = {}): AsyncIterable<[string, Uint8Array]> {
     const session = this.#session
     return iterateVersion(

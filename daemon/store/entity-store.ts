@@ -120,6 +120,11 @@ export { SnapshotView, splitEntityKey, type RawEntity } from './snapshot-view.ts
 export { conflictViews } from './views.ts'
 
 const EMPTY = new Uint8Array(0)
+/**
+ * Most keys one read does on the event loop's thread ({@link KvStore.getManyNow}); larger reads
+ * go to a worker thread, so the event loop serves requests meanwhile.
+ */
+const SYNC_READ_MAX_KEYS = 64
 const textDecoder = new TextDecoder()
 const textEncoder = new TextEncoder()
 
@@ -858,7 +863,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     // The state of an entity whose document is cached is not read: the document is its state (a
     // large text's state can be hundreds of KB, read and copied for nothing on every commit).
     const entities = [...wanted].map(([key, { ns, id }]) => ({ key, ns, id, readState: !this.#docs.has(key) }))
-    const values = await this.#kv.getMany(entities.flatMap(({ ns, id, readState }) => (readState ? [entityMetaKey(ns, id), entityStateKey(ns, id)] : [entityMetaKey(ns, id)])))
+    const values = await this.#read(entities.flatMap(({ ns, id, readState }) => (readState ? [entityMetaKey(ns, id), entityStateKey(ns, id)] : [entityMetaKey(ns, id)])))
     const metas = new Map<string, EntityMeta | undefined>()
     const bases = new Map<string, Uint8Array | undefined>()
     // The cached documents as of the reads (taken before any other await).
@@ -1123,11 +1128,20 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
 
   // ---- reads (committed state only) --------------------------------------------------------
 
+  /**
+   * Reads a few keys on this thread when the store can: a worker thread's round trip costs more
+   * than the reads, and under load the caller waits its turn for the callback (for a commit, a
+   * remote change's latency). More keys, or a store that cannot now, go to a worker thread.
+   */
+  #read(keys: readonly string[]): (Uint8Array | undefined)[] | Promise<(Uint8Array | undefined)[]> {
+    return (keys.length <= SYNC_READ_MAX_KEYS ? this.#kv.getManyNow(keys) : undefined) ?? this.#kv.getMany(keys)
+  }
+
   /** The entity, or ENTITY_NOT_FOUND when it does not exist or is deleted. */
   async get(ns: string, id: string): Promise<EntityView> {
     assertNamespace(ns)
     assertEntityId(id)
-    const bytes = await this.#kv.get(entityMetaKey(ns, id))
+    const [bytes] = await this.#read([entityMetaKey(ns, id)])
     const meta = bytes ? decodeMeta(bytes) : undefined
     if (!meta || meta.deleted) throw new EntityNotFoundError(ns, id)
     return viewOf(ns, id, meta)
@@ -1158,7 +1172,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   async entityState(ns: string, id: string): Promise<Uint8Array | undefined> {
     assertNamespace(ns)
     assertEntityId(id)
-    const [meta, base] = await this.#kv.getMany([entityMetaKey(ns, id), entityStateKey(ns, id)])
+    const [meta, base] = await this.#read([entityMetaKey(ns, id), entityStateKey(ns, id)])
     const { states } = await readStates(this.#kv, [{ ns, id, meta: meta ? decodeMeta(meta) : undefined, base }])
     return states[0]
   }
@@ -1174,7 +1188,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     }
     const bucket = loadBucket(key)
     const loadedBefore = this.#loadedIn[bucket]
-    const [metaBytes, base] = await this.#kv.getMany([key, entityStateKey(ns, id)])
+    const [metaBytes, base] = await this.#read([key, entityStateKey(ns, id)])
     let meta = metaBytes ? decodeMeta(metaBytes) : undefined
     if (!meta || meta.deleted) throw new EntityNotFoundError(ns, id)
     let doc = this.#docs.get(key)
@@ -1215,7 +1229,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       entries.push({ cursor: last, ...entry })
     }
     if (entries.length > 0) {
-      const metas = await this.#kv.getMany(entries.map((e) => entityMetaKey(ns, e.id)))
+      const metas = await this.#read(entries.map((e) => entityMetaKey(ns, e.id)))
       entries.forEach((e, i) => {
         const bytes = metas[i]
         if (e.op !== 'upsert' || !bytes) return

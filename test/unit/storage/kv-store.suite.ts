@@ -158,6 +158,16 @@ export function kvStoreSuite(name: string, create: () => Promise<KvStoreFixture>
         expect(await store.getMany([])).toEqual([])
       })
 
+      it('reads the same values with getManyNow, on this thread, as copies', async () => {
+        await store.batch([put('b', 'B'), put('a', 'A')], SYNC)
+        const values = store.getManyNow(['b', 'missing', 'a', 'b']) as (Uint8Array | undefined)[]
+        expect(values.map(plain)).toEqual([bytes('B'), undefined, bytes('A'), bytes('B')].map(plain))
+        ;(values[0] as Uint8Array).fill(0)
+        expect(plain(await store.get('b'))).toEqual(Array.from(bytes('B')))
+        await store.batch([put('a', 'A2'), del('b')], SYNC)
+        expect((store.getManyNow(['a', 'b']) as (Uint8Array | undefined)[]).map(plain)).toEqual([bytes('A2'), undefined].map(plain))
+      })
+
       it('applies the ops of one batch in order', async () => {
         await store.batch([put('k', 'first'), del('k'), put('j', 'x'), put('j', 'y'), put('m', 'z'), del('m')], SYNC)
         expect(await store.get('k')).toBeUndefined()
@@ -275,6 +285,7 @@ export function kvStoreSuite(name: string, create: () => Promise<KvStoreFixture>
             }
             for (const range of ranges) expect(await collect(store, range)).toEqual(modelRange(model, range))
             expect((await store.getMany(probes)).map(plain)).toEqual(probes.map((k) => plain(model.get(k))))
+            expect((store.getManyNow(probes) ?? []).map(plain)).toEqual(probes.map((k) => plain(model.get(k))))
           }),
           { seed: 20240601, numRuns: 150 },
         )
@@ -397,6 +408,8 @@ export function kvStoreSuite(name: string, create: () => Promise<KvStoreFixture>
         await store.close()
         expect(await rejectionCode(store.get('a'))).toBe('STORAGE_CLOSED')
         expect(await rejectionCode(store.getMany(['a']))).toBe('STORAGE_CLOSED')
+        // Not an error: the caller reads with getMany, which says why.
+        expect(store.getManyNow(['a'])).toBeUndefined()
         expect(await rejectionCode(keysOf(store))).toBe('STORAGE_CLOSED')
         expect(await rejectionCode(store.batch([put('b', '2')], SYNC))).toBe('STORAGE_CLOSED')
         expect(await rejectionCode(store.batch([], SYNC))).toBe('STORAGE_CLOSED')

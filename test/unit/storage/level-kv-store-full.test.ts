@@ -116,6 +116,8 @@ describe('LevelKvStore after a failed write', () => {
     })
     const write = store.batch([put('c')], SYNC)
     await closing.promise
+    // Nothing can be read on this thread while the database is being reopened.
+    expect(store.getManyNow(['a'])).toBeUndefined()
     const reads = Promise.all([store.get('a'), store.getMany(['a', 'c']), (async () => {
       const keys: string[] = []
       for await (const [k] of store.iterate()) keys.push(k)
@@ -127,6 +129,7 @@ describe('LevelKvStore after a failed write', () => {
     expect(str(a)).toBe('a')
     expect(str(many[0])).toBe('a')
     expect(keys).toContain('a')
+    expect(str(store.getManyNow(['a'])?.[0])).toBe('a')
   })
 
   it('goes on writing after a refused argument (no I/O happened, no reopen)', async () => {

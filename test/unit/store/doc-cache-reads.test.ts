@@ -12,9 +12,11 @@ import { entityStateKey } from '../../../daemon/store/keys.ts'
 
 const logger = pino({ level: 'silent' })
 
-/** A memory store that records the keys of every getMany, and can hold the next one. */
+/** A memory store that records the keys of every read, and can hold the next getMany. */
 class ReadTrackingKv extends MemoryKvStore {
   readonly reads: string[][] = []
+  /** Reads handed to getMany (a worker thread, for LevelDB) rather than done with getManyNow. */
+  workerReads = 0
   #held: PromiseWithResolvers<void> | undefined
   #holdNext = false
 
@@ -29,7 +31,16 @@ class ReadTrackingKv extends MemoryKvStore {
     return { release: () => held.resolve() }
   }
 
+  /** A read to be held cannot be done now: the store falls back to getMany, which holds it. */
+  override getManyNow(keys: readonly string[]): (Uint8Array | undefined)[] | undefined {
+    if (this.#holdNext) return undefined
+    const values = super.getManyNow(keys)
+    if (values !== undefined) this.reads.push([...keys])
+    return values
+  }
+
   override async getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
+    this.workerReads++
     this.reads.push([...keys])
     const result = await super.getMany(keys)
     if (this.#holdNext) {
@@ -64,6 +75,22 @@ describe('loading entities for a write', () => {
     // What is stored is the whole document, as a fresh reader of the state sees it.
     const state = (await kv.get(entityStateKey('n', 'doc'))) as Uint8Array
     expect(readText(createEntityDoc(state), 'body')).toBe('hello world')
+  })
+
+  it('reads the entities of a small group on this thread, and those of a large one with getMany', async () => {
+    const kv = new ReadTrackingKv()
+    const store = await openStore(kv)
+    const puts = (n: number, from: number) => Array.from({ length: n }, (_, i) => ({ op: 'put' as const, ns: 'n', id: `e${from + i}`, value: { i } }))
+    kv.workerReads = 0 // opening the store read its node metadata
+    await store.write(puts(1, 0))
+    await store.write(puts(32, 1)) // 64 keys: meta and state of each
+    expect(kv.workerReads).toBe(0)
+    expect((await store.get('n', 'e7')).value).toEqual({ i: 6 })
+    expect(kv.workerReads).toBe(0)
+    await store.write(puts(33, 100))
+    expect(kv.workerReads).toBe(1)
+    expect(kv.reads.at(-1)).toHaveLength(66)
+    expect(store.entityCounts).toEqual({ n: 66 })
   })
 
   it('reads the state of an entity not cached', async () => {
