@@ -121,10 +121,11 @@ export { conflictViews } from './views.ts'
 
 const EMPTY = new Uint8Array(0)
 /**
- * Most keys one read does on the event loop's thread ({@link KvStore.getManyNow}); larger reads
- * go to a worker thread, so the event loop serves requests meanwhile.
+ * Most keys one read does on the event loop's thread ({@link KvStore.getManyNow}): a group of up
+ * to 8 entities (meta and state each). Larger reads go to a worker thread, so the event loop
+ * serves requests meanwhile (a burst of 32 writers' group reads 64 keys).
  */
-const SYNC_READ_MAX_KEYS = 64
+const SYNC_READ_MAX_KEYS = 16
 const textDecoder = new TextDecoder()
 const textEncoder = new TextEncoder()
 

@@ -83,14 +83,14 @@ describe('loading entities for a write', () => {
     const puts = (n: number, from: number) => Array.from({ length: n }, (_, i) => ({ op: 'put' as const, ns: 'n', id: `e${from + i}`, value: { i } }))
     kv.workerReads = 0 // opening the store read its node metadata
     await store.write(puts(1, 0))
-    await store.write(puts(32, 1)) // 64 keys: meta and state of each
+    await store.write(puts(8, 1)) // 16 keys: meta and state of each
     expect(kv.workerReads).toBe(0)
     expect((await store.get('n', 'e7')).value).toEqual({ i: 6 })
     expect(kv.workerReads).toBe(0)
-    await store.write(puts(33, 100))
+    await store.write(puts(9, 100))
     expect(kv.workerReads).toBe(1)
-    expect(kv.reads.at(-1)).toHaveLength(66)
-    expect(store.entityCounts).toEqual({ n: 66 })
+    expect(kv.reads.at(-1)).toHaveLength(18)
+    expect(store.entityCounts).toEqual({ n: 18 })
   })
 
   it('reads the state of an entity not cached', async () => {
