@@ -5,7 +5,14 @@ import { CheckFailed } from './checks.ts'
 interface Pending {
   readonly sentAt: number
   readonly seenBy: Set<number>
+  firstAt: number
   lastAt: number
+}
+
+/** Per message, in key order: ms from send until the first receiver saw it, and until the last did. */
+export interface Latencies {
+  readonly first: number[]
+  readonly all: number[]
 }
 
 /**
@@ -23,7 +30,7 @@ export class AllReceiversTracker {
 
   /** Records that `key` was sent at `sentAt`. */
   sent(key: string, sentAt: number): void {
-    this.#pending.set(key, { sentAt, seenBy: new Set(), lastAt: 0 })
+    this.#pending.set(key, { sentAt, seenBy: new Set(), firstAt: Number.POSITIVE_INFINITY, lastAt: 0 })
   }
 
   /** Records that receiver `receiver` saw `key` at `at`; keys not sent (warm-up leftovers, other writers) are ignored. */
@@ -31,6 +38,7 @@ export class AllReceiversTracker {
     const p = this.#pending.get(key)
     if (!p || p.seenBy.has(receiver)) return
     p.seenBy.add(receiver)
+    if (at < p.firstAt) p.firstAt = at
     if (at > p.lastAt) p.lastAt = at
   }
 
@@ -43,7 +51,7 @@ export class AllReceiversTracker {
    * Waits (up to `timeoutMs`) until every one of `keys` was seen by every receiver and returns
    * their latencies in ms, in key order; a key missing anywhere after the timeout fails the check.
    */
-  async collect(keys: readonly string[], timeoutMs: number): Promise<number[]> {
+  async collect(keys: readonly string[], timeoutMs: number): Promise<Latencies> {
     const deadline = performance.now() + timeoutMs
     const complete = (k: string): boolean => (this.#pending.get(k)?.seenBy.size ?? 0) >= this.#receivers
     while (!keys.every(complete)) {
@@ -56,12 +64,9 @@ export class AllReceiversTracker {
       await sleep(20)
     }
     if (this.#problems.length > 0) throw new CheckFailed(`failed while measuring: ${this.#problems.join('; ')}`)
-    const latencies = keys.map((k) => {
-      const p = this.#pending.get(k) as Pending
-      return p.lastAt - p.sentAt
-    })
+    const pending = keys.map((k) => this.#pending.get(k) as Pending)
     for (const k of keys) this.#pending.delete(k)
-    return latencies
+    return { first: pending.map((p) => p.firstAt - p.sentAt), all: pending.map((p) => p.lastAt - p.sentAt) }
   }
 }
 

@@ -8,7 +8,7 @@ import { BenchCluster } from './cluster.ts'
 import { cpus } from 'node:os'
 import { machineBusyPct, machineCpuTicks, monotonicUs, processesCpuMs } from './cpu.ts'
 import { GossipMesh } from './gossip-baseline.ts'
-import { AllReceiversTracker, paced } from './latency-tracker.ts'
+import { AllReceiversTracker, paced, type Latencies } from './latency-tracker.ts'
 import { pairedPasses } from './paired.ts'
 import { profilesIn, summarizeProfiles, type ProfileSummary, type TimeWindow } from './profile.ts'
 import { percentile, summarize } from './stats.ts'
@@ -25,9 +25,16 @@ const DELIVERY_TIMEOUT_MS = 30_000
 const P99_TARGET = 3
 
 interface WindowStats {
+  /** Until every receiver had the message. */
   readonly p50: number
   readonly p99: number
   readonly max: number
+  /** Until the first receiver had it. */
+  readonly firstP50: number
+  readonly firstP99: number
+  /** meshsync only: until the writer acknowledged the PUT (its durable commit). */
+  readonly ackP50?: number
+  readonly ackP99?: number
   readonly count: number
   /** CPU of the nodes (every daemon, or every gossipsub process) per message, in µs. */
   readonly cpuUsPerMessage: number | null
@@ -37,17 +44,25 @@ interface WindowStats {
   readonly machineBusyPct: number | null
 }
 
+/** A window's latencies, per message (ms); `ack` for meshsync: until the writer's reply. */
+type WindowLatencies = Latencies & { readonly ack?: readonly number[] }
+
 /** Measures one window: `send` runs the messages; latencies come back from it. */
-async function measured(pids: readonly number[], count: number, send: () => Promise<number[]>): Promise<WindowStats> {
+async function measured(pids: readonly number[], count: number, send: () => Promise<WindowLatencies>): Promise<WindowStats> {
   const [cpu0, m0, t0] = [processesCpuMs(pids), machineCpuTicks(), performance.now()]
   const latencies = await send()
   const [cpu1, m1, t1] = [processesCpuMs(pids), machineCpuTicks(), performance.now()]
-  const sorted = [...latencies].sort((a, b) => a - b)
+  const sorted = [...latencies.all].sort((a, b) => a - b)
+  const first = [...latencies.first].sort((a, b) => a - b)
+  const ack = latencies.ack && [...latencies.ack].sort((a, b) => a - b)
   const cpuMs = cpu0 === null || cpu1 === null ? null : cpu1 - cpu0
   return {
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
     max: sorted.at(-1) as number,
+    firstP50: percentile(first, 50),
+    firstP99: percentile(first, 99),
+    ...(ack && { ackP50: percentile(ack, 50), ackP99: percentile(ack, 99) }),
     count: sorted.length,
     cpuUsPerMessage: cpuMs === null ? null : (cpuMs * 1000) / count,
     nodesCpuPct: cpuMs === null ? null : (100 * cpuMs) / ((t1 - t0) * cpus().length),
@@ -103,8 +118,8 @@ class DaemonSide {
     return side
   }
 
-  /** Writes `count` entities at RATE/s on node 0; latencies until each was visible on every other node. */
-  async window(tag: string, count: number): Promise<number[]> {
+  /** Writes `count` entities at RATE/s on node 0; latencies until each was acknowledged, and visible on the first and on every other node. */
+  async window(tag: string, count: number): Promise<WindowLatencies> {
     const writer = this.cluster.nodes[0]
     if (!writer) throw new Error('no writer node')
     const keys = Array.from({ length: count }, (_, i) => `${tag}-${String(i).padStart(6, '0')}`)
@@ -113,15 +128,18 @@ class DaemonSide {
       return { value, body: JSON.stringify(value) }
     })
     const acks: Promise<void>[] = []
+    const ackMs: number[] = []
     let failure: unknown
     await paced(count, RATE, (i) => {
       const id = keys[i] as string
       const { value, body } = bodies[i] as { value: { v: string }; body: string }
       this.#expected.set(id, value.v)
-      this.#tracker.sent(id, performance.now())
+      const sentAt = performance.now()
+      this.#tracker.sent(id, sentAt)
       acks.push(
         writer.client.send('PUT', `/v1/ns/${NS}/entities/${id}`, body).then(
           (res) => {
+            ackMs[i] = performance.now() - sentAt
             if (res.status !== 200) failure ??= new CheckFailed(`PUT ${id}: HTTP ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`)
           },
           (error: unknown) => {
@@ -135,7 +153,7 @@ class DaemonSide {
     const latencies = await this.#tracker.collect(keys, DELIVERY_TIMEOUT_MS)
     for (const k of keys) this.#expected.delete(k)
     this.#written += count
-    return latencies
+    return { ...latencies, ack: ackMs }
   }
 
   get pids(): number[] {
@@ -187,7 +205,7 @@ class GossipSide {
     return this.mesh.peers.map((p) => p.pid)
   }
 
-  async window(count: number): Promise<number[]> {
+  async window(count: number): Promise<Latencies> {
     const publisher = this.mesh.peers[0]
     if (!publisher) throw new Error('no publisher')
     const first = this.#seq
@@ -233,8 +251,8 @@ async function measureTopology(n: number, writes: number, options: BenchOptions)
       ours.push(o)
       base.push(b)
       options.log(
-        `  ${n} nodes, run ${run + 1}/${options.runs}: meshsync p50 ${o.p50.toFixed(1)} ms p99 ${o.p99.toFixed(1)} ms (max ${o.max.toFixed(1)}; ${pct(o.nodesCpuPct)} of the CPUs, machine ${pct(o.machineBusyPct)} busy), ` +
-          `gossipsub p50 ${b.p50.toFixed(1)} ms p99 ${b.p99.toFixed(1)} ms (${pct(b.nodesCpuPct)}, machine ${pct(b.machineBusyPct)}), p99 ratio ${(o.p99 / b.p99).toFixed(2)}`,
+        `  ${n} nodes, run ${run + 1}/${options.runs}: meshsync p50 ${o.p50.toFixed(1)} ms p99 ${o.p99.toFixed(1)} ms (max ${o.max.toFixed(1)}; first node p99 ${o.firstP99.toFixed(1)}, writer's ack p50 ${o.ackP50?.toFixed(1)} p99 ${o.ackP99?.toFixed(1)}; ${pct(o.nodesCpuPct)} of the CPUs, machine ${pct(o.machineBusyPct)} busy), ` +
+          `gossipsub p50 ${b.p50.toFixed(1)} ms p99 ${b.p99.toFixed(1)} ms (first node p99 ${b.firstP99.toFixed(1)}; ${pct(b.nodesCpuPct)}, machine ${pct(b.machineBusyPct)}), p99 ratio ${(o.p99 / b.p99).toFixed(2)}`,
       )
     }
     await daemons.verify()
@@ -292,6 +310,11 @@ export function propagation(durationOverrideS?: number): Benchmark {
           { label: `${r.nodes} nodes: raw gossipsub p99`, unit: 'ms', summary: summarize(r.base.map((w) => w.p99)) },
           { label: `${r.nodes} nodes: p50 ratio meshsync/gossipsub`, unit: 'x', summary: summarize(r.ours.map((o, i) => o.p50 / (r.base[i] as WindowStats).p50)) },
           ratioAtMostFigure(`${r.nodes} nodes: p99 ratio meshsync/gossipsub`, summarize(r.ours.map((o, i) => o.p99 / (r.base[i] as WindowStats).p99)), P99_TARGET),
+          // Where the time goes: the writer's own durable commit and reply, and the first receiver.
+          ...optionalFigure(`${r.nodes} nodes: meshsync writer's ack p50`, 'ms', r.ours.map((w) => w.ackP50)),
+          ...optionalFigure(`${r.nodes} nodes: meshsync writer's ack p99`, 'ms', r.ours.map((w) => w.ackP99)),
+          { label: `${r.nodes} nodes: meshsync first node p99`, unit: 'ms', summary: summarize(r.ours.map((w) => w.firstP99)) },
+          { label: `${r.nodes} nodes: raw gossipsub first node p99`, unit: 'ms', summary: summarize(r.base.map((w) => w.firstP99)) },
           ...optionalFigure(`${r.nodes} nodes: meshsync CPU per write (all daemons)`, 'µs/op', r.ours.map((w) => w.cpuUsPerMessage)),
           ...optionalFigure(`${r.nodes} nodes: gossipsub CPU per message (all nodes)`, 'µs/op', r.base.map((w) => w.cpuUsPerMessage)),
           ...optionalFigure(`${r.nodes} nodes: machine CPU busy in meshsync windows`, '%', r.ours.map((w) => w.machineBusyPct)),
@@ -313,7 +336,8 @@ export function propagation(durationOverrideS?: number): Benchmark {
           measures: {
             meshsync:
               'one daemon process per node, full mesh via --bootstrap; PUT over the Unix socket on node 0 (timestamp just before sending), ' +
-              'visible = the change arrives on the SSE change feed (since=now) of every other node, read by the bench; latency = last node minus send',
+              'visible = the change arrives on the SSE change feed (since=now) of every other node, read by the bench; latency = last node minus send ' +
+              "(first node: the first to see it; writer's ack: until the PUT's reply, sent once the write is durable on node 0)",
             baseline:
               'one process per node running libp2p with the stack of transport/mesh-transport.ts (TCP, pnet, Noise, Yamux, identify, gossipsub, same options), full mesh; ' +
               'the bench timestamps before telling node 0 (IPC) to publish, and when each other node reports (IPC) receipt; latency = last node minus send',
