@@ -75,15 +75,26 @@ export async function restoreIntoDir(
       const loader = new BulkLoader(kv)
       let batch: LoadEntity[] = []
       let entities = 0
-      const load = async (): Promise<void> => {
+      // One chunk is written while the next is read: LevelDB writes in a pool thread, so reading
+      // the chain (files, decompression, parsing the metas) and writing overlap. Chunks are still
+      // added one at a time and in order.
+      let writing: Promise<void> = Promise.resolve()
+      const add = async (chunk: LoadEntity[], done: number): Promise<void> => {
         try {
-          await loader.add(batch)
+          await loader.add(chunk)
         } catch (cause) {
           if (cause instanceof ValidationError) throw new BackupError('BACKUP_CORRUPT', `backup ${manifest.id}: ${cause.message}`, { set: manifest.id, cause })
           throw cause
         }
+        options.onProgress?.({ phase: 'restore', done, total: manifest.entities })
+      }
+      const load = async (): Promise<void> => {
+        await writing
+        writing = add(batch, entities)
+        // Awaited by the next load; handled now, so that a failure while the next chunk is read
+        // is not an unhandled rejection.
+        writing.catch(() => undefined)
         batch = []
-        options.onProgress?.({ phase: 'restore', done: entities, total: manifest.entities })
       }
       for await (const e of materialize(repo, sealer, chain, scope)) {
         batch.push({ ns: e.ns, id: e.id, meta: e.meta, ...(e.metaBytes && { metaBytes: e.metaBytes }), state: e.state })
@@ -91,6 +102,7 @@ export async function restoreIntoDir(
         if (batch.length >= LOAD_BATCH) await load()
       }
       await load()
+      await writing
       const whole = scope.ns === undefined
       const result = await loader.finish(whole ? { vv: manifest.vv, feedSeq: manifest.feedSeq } : { vv: {} })
       return { backup: manifest.id, into, nodeId: identity.nodeId, entities: result.entities, deleted: result.deleted }
