@@ -7,7 +7,7 @@ import { pairedPasses } from './paired.ts'
 import { profilingPass } from './profile.ts'
 import { makeRecord, recordId, sampleIndexes } from './records.ts'
 import { SocketClient } from './socket-client.ts'
-import { percentile, rate, summarize } from './stats.ts'
+import { p50p99, rate, summarize } from './stats.ts'
 import { optionalFigure, ratioFigure, type Benchmark, type BenchOptions, type BenchResult, type PassMeasure } from './types.ts'
 
 const NS = 'bench'
@@ -38,10 +38,6 @@ interface PassResult extends PassMeasure {
   readonly p99: number
 }
 
-function latencyPercentiles(load: { latencies: Float64Array }): { p50: number; p99: number } {
-  const sorted = Array.from(Float64Array.from(load.latencies).sort())
-  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) }
-}
 
 /** One pass through the daemon: 32 closed loops of acknowledged PUTs, then a read-back check. */
 async function daemonPass(options: BenchOptions, w: Workload, cpuProfDir?: string): Promise<PassResult> {
@@ -65,7 +61,7 @@ async function daemonPass(options: BenchOptions, w: Workload, cpuProfDir?: strin
       })
       return {
         opsPerSec: rate(w.total, load.elapsedMs),
-        ...latencyPercentiles(load),
+        ...p50p99(load.latencies),
         cpuUsPerOp: cpuUsPerOp(cpu0, cpu1, w.total),
         clientCpuUsPerOp: cpuUsPerOp(client0, client1, w.total),
         window: { fromUs: from, toUs: to },
@@ -92,7 +88,7 @@ async function levelPass(options: BenchOptions, w: Workload): Promise<PassResult
     )
     return {
       opsPerSec: rate(w.total, load.elapsedMs),
-      ...latencyPercentiles(load),
+      ...p50p99(load.latencies),
       cpuUsPerOp: cpuUsPerOp(cpu0, cpu1, w.total),
       window: { fromUs: from, toUs: to },
     }

@@ -11,7 +11,7 @@ import { GossipMesh } from './gossip-baseline.ts'
 import { AllReceiversTracker, paced, type Latencies } from './latency-tracker.ts'
 import { pairedPasses } from './paired.ts'
 import { profilesIn, summarizeProfiles, type ProfileSummary, type TimeWindow } from './profile.ts'
-import { percentile, summarize } from './stats.ts'
+import { p50p99, summarize } from './stats.ts'
 import { optionalFigure, ratioAtMostFigure, type Benchmark, type BenchOptions, type BenchResult, type Figure } from './types.ts'
 
 const NS = 'prop'
@@ -52,18 +52,16 @@ async function measured(pids: readonly number[], count: number, send: () => Prom
   const [cpu0, m0, t0] = [processesCpuMs(pids), machineCpuTicks(), performance.now()]
   const latencies = await send()
   const [cpu1, m1, t1] = [processesCpuMs(pids), machineCpuTicks(), performance.now()]
-  const sorted = [...latencies.all].sort((a, b) => a - b)
-  const first = [...latencies.first].sort((a, b) => a - b)
-  const ack = latencies.ack && [...latencies.ack].sort((a, b) => a - b)
+  const first = p50p99(latencies.first)
+  const ack = latencies.ack && p50p99(latencies.ack)
   const cpuMs = cpu0 === null || cpu1 === null ? null : cpu1 - cpu0
   return {
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    max: sorted.at(-1) as number,
-    firstP50: percentile(first, 50),
-    firstP99: percentile(first, 99),
-    ...(ack && { ackP50: percentile(ack, 50), ackP99: percentile(ack, 99) }),
-    count: sorted.length,
+    ...p50p99(latencies.all),
+    max: Math.max(...latencies.all),
+    firstP50: first.p50,
+    firstP99: first.p99,
+    ...(ack && { ackP50: ack.p50, ackP99: ack.p99 }),
+    count: latencies.all.length,
     cpuUsPerMessage: cpuMs === null ? null : (cpuMs * 1000) / count,
     nodesCpuPct: cpuMs === null ? null : (100 * cpuMs) / ((t1 - t0) * cpus().length),
     machineBusyPct: machineBusyPct(m0, m1),

@@ -19,10 +19,16 @@ export function summarize(values: readonly number[]): Summary {
 }
 
 /** The p-th percentile (0..100) by nearest rank; `sorted` must be ascending. */
-export function percentile(sorted: readonly number[], p: number): number {
+export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) throw new Error('percentile: no values')
   const rank = Math.ceil((p / 100) * sorted.length)
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] as number
+}
+
+/** Median and 99th percentile (nearest rank) of latencies in any order. */
+export function p50p99(values: ArrayLike<number>): { p50: number; p99: number } {
+  const sorted = Float64Array.from(values).sort()
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) }
 }
 
 /** Operations per second. */
