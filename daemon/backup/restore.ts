@@ -71,14 +71,14 @@ export async function restoreIntoDir(
     const { layout, identity } = await initDataDir(into, options.clusterKeyFile !== undefined ? { clusterKeyFile: options.clusterKeyFile } : {})
     const kv = new LevelKvStore(layout.db)
     await kv.open()
+    // One chunk is written while the next is read: LevelDB writes in a pool thread, so reading
+    // the chain (files, decompression, parsing the metas) and writing overlap. Chunks are still
+    // added one at a time and in order.
+    let writing: Promise<void> = Promise.resolve()
     try {
       const loader = new BulkLoader(kv)
       let batch: LoadEntity[] = []
       let entities = 0
-      // One chunk is written while the next is read: LevelDB writes in a pool thread, so reading
-      // the chain (files, decompression, parsing the metas) and writing overlap. Chunks are still
-      // added one at a time and in order.
-      let writing: Promise<void> = Promise.resolve()
       const add = async (chunk: LoadEntity[], done: number): Promise<void> => {
         try {
           await loader.add(chunk)
@@ -107,6 +107,9 @@ export async function restoreIntoDir(
       const result = await loader.finish(whole ? { vv: manifest.vv, feedSeq: manifest.feedSeq } : { vv: {} })
       return { backup: manifest.id, into, nodeId: identity.nodeId, entities: result.entities, deleted: result.deleted }
     } finally {
+      // A read that failed while a chunk was being written: that write ends before the database
+      // closes (and, on failure, before the directory is removed).
+      await writing.catch(() => undefined)
       await kv.close()
     }
   } catch (error) {

@@ -73,4 +73,32 @@ describe('a restore of several chunks', () => {
     expect(existsSync(into)).toBe(false)
     await store.close()
   })
+
+  it('fails on a damaged chunk read while a write is in flight, after that write ended, and leaves no directory', async () => {
+    const store = await sourceStore()
+    const repo = openRepository(await tempDir('meshsync-repo-'))
+    const m = await createBackup(repo, store, 'full', { chunkBytes: 64 * 1024 })
+    expect(m.chunks.length).toBeGreaterThan(3)
+    const last = m.chunks.at(-1)?.name as string
+    await repo.put(`sets/${m.id}/${last}`, new TextEncoder().encode('damaged'))
+    const { sealer } = await openSealer(repo, {})
+    const into = join(await tempDir('meshsync-restore-'), 'node')
+    const real = LevelKvStore.prototype.batch
+    let started = 0
+    let ended = 0
+    vi.spyOn(LevelKvStore.prototype, 'batch').mockImplementation(async function (this: LevelKvStore, ...args: Parameters<LevelKvStore['batch']>) {
+      started++
+      await new Promise((resolve) => setTimeout(resolve, 200)) // slow writes: the bad chunk is read meanwhile
+      try {
+        return await real.apply(this, args)
+      } finally {
+        ended++
+      }
+    })
+    await expect(restoreIntoDir(repo, sealer, m, into, { logger: quietLogger })).rejects.toMatchObject({ code: 'BACKUP_CORRUPT' })
+    expect(started).toBeGreaterThan(0)
+    expect(ended).toBe(started)
+    expect(existsSync(into)).toBe(false)
+    await store.close()
+  })
 })
