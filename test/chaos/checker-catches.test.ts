@@ -61,16 +61,24 @@ describe('the chaos checker', () => {
     expect((report.check?.lost ?? 0) + report.workload.staleReads).toBeGreaterThan(0)
   })
 
-  it.skipIf(noDisks !== undefined)(`fails a run whose daemons keep writing behind a torn log record after a full disk${noDisks ? ` (skipped: ${noDisks})` : ''}`, { timeout: 180_000 }, async () => {
+  it.skipIf(noDisks !== undefined)(`fails a run whose daemons keep writing behind a torn log record after a full disk${noDisks ? ` (skipped: ${noDisks})` : ''}`, { timeout: 300_000 }, async () => {
     // Seed 14: two disks fill up (writes refused, a torn record at the end of a log), then every
     // node is killed: the writes acknowledged after the disk was freed are in the torn log.
+    // Whether a refused write tears the log depends on where ENOSPC strikes (a log append, or a
+    // table file of a compaction, after which LevelDB refuses every write anyway), which timing
+    // decides: one run in three of the same seed lost nothing in CI. So the seed runs up to three
+    // times; the checker must fail the first run in which the bug lost writes, and some run must.
     const options = short(14, { netns: true, durationS: 20, faultMs: [2_000, 4_000], gapMs: [1_000, 2_000], failpoints: 'write-after-failure', kinds: ['disk-full', 'restart-all'], convergeTimeoutS: 15 })
-    const report = await runChaos(options)
-    console.log(summarize(report))
-    expect(report.faults.map((f) => f.kind).slice(0, 3)).toEqual(['disk-full', 'disk-full', 'restart-all'])
-    expect(Object.keys(report.workload.errors).some((k) => k.endsWith('STORAGE_FULL'))).toBe(true)
-    expect(report.ok).toBe(false)
-    expect(report.check?.lost).toBeGreaterThan(0)
+    let caught: Awaited<ReturnType<typeof runChaos>> | undefined
+    for (let attempt = 0; attempt < 3 && caught === undefined; attempt++) {
+      const report = await runChaos(options)
+      console.log(summarize(report))
+      expect(report.faults.map((f) => f.kind).slice(0, 3)).toEqual(['disk-full', 'disk-full', 'restart-all'])
+      expect(Object.keys(report.workload.errors).some((k) => k.endsWith('STORAGE_FULL'))).toBe(true)
+      if (!report.ok) caught = report
+    }
+    expect(caught?.ok).toBe(false)
+    expect(caught?.check?.lost).toBeGreaterThan(0)
   })
 
   it('fails a run whose daemons drop remote changes while advancing their vector', { timeout: 180_000 }, async () => {
