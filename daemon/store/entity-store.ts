@@ -167,6 +167,8 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   #wake: PromiseWithResolvers<void> | undefined
   /** Entities with uncommitted edits in their cached Y.Doc (a commit is in flight). */
   readonly #dirty = new Set<string>()
+  /** Commit batches being written ({@link #commitBatch}): reads go through the pool meanwhile. */
+  #batchesInFlight = 0
   /** Groups written so far (and wipes and purges): numbers {@link #loadedIn}. */
   #loads = 0
   /**
@@ -582,7 +584,15 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
           await new Promise((resolve) => setTimeout(resolve, failpoints.ackBeforeCommitMs))
         }
         try {
-          await this.#kv.batch(ops, { sync: true })
+          // Published only once durable: the vector, feed position and counts others read (status,
+          // HELLO, the change feed) never show a group whose batch could still fail, and always
+          // agree with each other.
+          await this.#commitBatch(ops, () => {
+            this.#nodeVv = end.nodeVv
+            this.#feedSeq = end.feedSeq
+            this.#logFloor = end.logFloor
+            this.#counts = end.counts
+          })
         } catch (error) {
           // Nothing of this group is durable, nor of a group built on it: back to the last
           // durable state, and every group prepared on top of this one is put back.
@@ -593,13 +603,6 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
           for (const job of group) job.reject(error)
           return
         }
-        // Published only once durable: the vector, feed position and counts others read (status,
-        // HELLO, the change feed) never show a group whose batch could still fail, and always
-        // agree with each other.
-        this.#nodeVv = end.nodeVv
-        this.#feedSeq = end.feedSeq
-        this.#logFloor = end.logFloor
-        this.#counts = end.counts
         if (p.clientIds === this.#clientIds.length) this.#clientIdsDirty = false
       }
     } finally {
@@ -628,6 +631,23 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
     }
   }
 
+  /**
+   * Writes a commit's batch (synced) and runs `publish`, which makes its state the node's, as soon
+   * as it is durable. Meanwhile no read is done on this thread ({@link #read}): LevelDB shows a
+   * batch as soon as it is written, before the code after the await has run, and a reader must
+   * not see an entity that the node's vector, feed position and counts do not include yet. A read
+   * through the pool is answered after the batch's own completion, so after `publish`.
+   */
+  async #commitBatch(ops: readonly KvBatchOp[], publish: () => void): Promise<void> {
+    this.#batchesInFlight++
+    try {
+      await this.#kv.batch(ops, { sync: true })
+      publish()
+    } finally {
+      this.#batchesInFlight--
+    }
+  }
+
   async #commitWipe(job: Job & { kind: 'wipe' }): Promise<void> {
     try {
       const ops: KvBatchOp[] = []
@@ -651,9 +671,10 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       const marks = { ...(removedAt ? (JSON.parse(textDecoder.decode(removedAt)) as Record<string, number>) : {}), [job.ns]: feedSeq }
       ops.push({ type: 'put', key: META_REMOVED, value: textEncoder.encode(JSON.stringify(marks)) })
       ops.push({ type: 'put', key: META_FEED_SEQ, value: textEncoder.encode(String(feedSeq)) })
-      await this.#kv.batch(ops, { sync: true })
-      this.#counts = counts
-      this.#feedSeq = feedSeq
+      await this.#commitBatch(ops, () => {
+        this.#counts = counts
+        this.#feedSeq = feedSeq
+      })
       // An entity written again after the wipe starts a new Y.Doc whose clock restarts at 0: with
       // the same clientID its items would collide with those of its earlier life (still held by
       // peers and backups). A fresh clientID keeps every (client, clock) pair unique.
@@ -704,10 +725,11 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       if (purged.length > 0 || job.adopt) {
         ops.push({ type: 'put', key: META_GC_HORIZON, value: textEncoder.encode(JSON.stringify(horizon)) })
         ops.push({ type: 'put', key: META_FEED_FLOOR, value: textEncoder.encode(JSON.stringify(feedFloor)) })
-        await this.#kv.batch(ops, { sync: true })
-        this.#horizon = horizon
-        this.#feedFloor = feedFloor
-        this.#feedSeq = feedSeq
+        await this.#commitBatch(ops, () => {
+          this.#horizon = horizon
+          this.#feedFloor = feedFloor
+          this.#feedSeq = feedSeq
+        })
         this.gcStats.purged += purged.length
       }
       job.resolve({ views: purged })
@@ -1132,10 +1154,12 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   /**
    * Reads a few keys on this thread when the store can: a worker thread's round trip costs more
    * than the reads, and under load the caller waits its turn for the callback (for a commit, a
-   * remote change's latency). More keys, or a store that cannot now, go to a worker thread.
+   * remote change's latency). More keys, a commit being written ({@link #commitBatch}), or a store
+   * that cannot now: through a worker thread.
    */
   #read(keys: readonly string[]): (Uint8Array | undefined)[] | Promise<(Uint8Array | undefined)[]> {
-    return (keys.length <= SYNC_READ_MAX_KEYS ? this.#kv.getManyNow(keys) : undefined) ?? this.#kv.getMany(keys)
+    const now = keys.length <= SYNC_READ_MAX_KEYS && this.#batchesInFlight === 0 ? this.#kv.getManyNow(keys) : undefined
+    return now ?? this.#kv.getMany(keys)
   }
 
   /** The entity, or ENTITY_NOT_FOUND when it does not exist or is deleted. */

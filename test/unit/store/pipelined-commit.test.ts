@@ -22,9 +22,12 @@ class GatedKv extends MemoryKvStore {
   batches = 0
   /** Reads of several keys, on this thread or not (a group's load is one). */
   reads = 0
+  /** Of those, the ones done on this thread. */
+  readsNow = 0
 
   override getManyNow(keys: readonly string[]): (Uint8Array | undefined)[] | undefined {
     this.reads++
+    this.readsNow++
     return super.getManyNow(keys)
   }
 
@@ -97,6 +100,25 @@ describe('pipelined group commit', () => {
       ['b', 2],
     ])
     expect(store.entityCounts).toEqual({ p: 2 })
+  })
+
+  it('reads through the pool while a batch is being written, on this thread again once it is published', async () => {
+    // LevelDB shows a batch before the store has published it (node vector, counts); a read
+    // through the pool is answered after the batch, one on this thread would not be.
+    const kv = new GatedKv()
+    const store = await openStore(kv)
+    await store.write([{ op: 'put', ns: 'p', id: 'a', value: { v: 1 } }])
+    kv.hold = true
+    const writing = store.write([{ op: 'put', ns: 'p', id: 'b', value: { v: 2 } }])
+    await settle()
+    expect(kv.waiting).toHaveLength(1)
+    const before = kv.readsNow
+    expect((await store.get('p', 'a')).value).toEqual({ v: 1 })
+    expect(kv.readsNow).toBe(before)
+    kv.waiting.shift()?.release()
+    await writing
+    expect((await store.get('p', 'b')).value).toEqual({ v: 2 })
+    expect(kv.readsNow).toBe(before + 1)
   })
 
   it('a group that touches an entity of the batch being written waits for that batch before loading', async () => {
