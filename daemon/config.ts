@@ -61,7 +61,7 @@ export interface BackupConfig {
   /** File holding the repository passphrase (first line); absent: no encryption. */
   readonly passphraseFile?: string
   /** Periodic backups taken by the daemon. */
-  readonly schedules: readonly { readonly type: 'full' | 'incremental' | 'differential'; readonly everyMs: number; readonly keep?: Readonly<Record<'last' | 'hourly' | 'daily' | 'weekly' | 'monthly', number>> }[]
+  readonly schedules: readonly { readonly type: 'full' | 'incremental' | 'differential'; readonly method?: 'entities' | 'files'; readonly everyMs: number; readonly keep?: Readonly<Record<'last' | 'hourly' | 'daily' | 'weekly' | 'monthly', number>> }[]
 }
 
 /** The flags of `meshsync start` that override the file. */
@@ -220,6 +220,9 @@ function backupSection(raw: Record<string, unknown>, where: string): BackupConfi
       const entry = (typeof s === 'object' && s !== null ? s : {}) as Record<string, unknown>
       const type = entry.type
       if (typeof type !== 'string' || !(BACKUP_TYPES as readonly string[]).includes(type)) throw new ConfigError(`${where}: backup.schedules[${i}].type must be one of ${BACKUP_TYPES.join(', ')}`)
+      const method = entry.method
+      if (method !== undefined && method !== 'entities' && method !== 'files') throw new ConfigError(`${where}: backup.schedules[${i}].method must be entities or files`)
+      if (method === 'files' && type !== 'full') throw new ConfigError(`${where}: backup.schedules[${i}]: a files backup is a full (type "full")`)
       const everyMs = num(entry, 'everyMs', 0, where)
       if (everyMs < 1000) throw new ConfigError(`${where}: backup.schedules[${i}].everyMs must be at least 1000`)
       const keepRaw = entry.keep
@@ -232,7 +235,7 @@ function backupSection(raw: Record<string, unknown>, where: string): BackupConfi
           keep[rule] = num(keepRaw as Record<string, unknown>, rule, 0, where)
         }
       }
-      return { type: type as (typeof BACKUP_TYPES)[number], everyMs, ...(keep && { keep: keep as Record<(typeof KEEP_RULES)[number], number> }) }
+      return { type: type as (typeof BACKUP_TYPES)[number], ...(method !== undefined && { method }), everyMs, ...(keep && { keep: keep as Record<(typeof KEEP_RULES)[number], number> }) }
     }),
   }
 }

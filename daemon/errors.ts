@@ -53,6 +53,8 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = {
   INVALID_TARGET: 400,
   RESTORE_TARGET_NOT_EMPTY: 409,
   RESTORE_TOO_LARGE: 413,
+  FILES_BACKUP_UNSUPPORTED: 501,
+  FILES_BACKUP_FULL_ONLY: 400,
 }
 
 /** An entity that does not exist (or is deleted). */

@@ -57,7 +57,8 @@ export async function createBackup(repo: BackupRepository, source: BackupSource,
     const { sealer } = await openSealer(repo, { passphrase: options.passphrase, create: true, now, ...(options.kdf && { kdf: options.kdf }) })
     await repo.removeDebris()
     const { sets } = await listManifests(repo)
-    const mine = sets.filter((m) => m.node === source.nodeId)
+    // Files sets hold no entity records to diff against: chains grow from entity sets only.
+    const mine = sets.filter((m) => m.node === source.nodeId && m.method === undefined)
     let parent: Manifest | undefined
     if (type === 'incremental') parent = mine.at(-1)
     else if (type === 'differential') parent = mine.filter((m) => m.type === 'full').at(-1)

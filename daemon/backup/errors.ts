@@ -16,6 +16,9 @@ import { MeshsyncError } from '../../crdt/index.ts'
  * - `RESTORE_TARGET_NOT_EMPTY`: restore into a data dir that already holds data.
  * - `RESTORE_TOO_LARGE`: a live restore needs more writes in its one atomic batch than the store
  *   takes at once (`store.maxQueuedOps`); nothing was written.
+ * - `FILES_BACKUP_UNSUPPORTED`: a files backup of a store that keeps no database files (the
+ *   memory store of tests).
+ * - `FILES_BACKUP_FULL_ONLY`: a files backup asked for as an incremental or differential.
  */
 export type BackupErrorCode =
   | 'BACKUP_NOT_FOUND'
@@ -32,6 +35,8 @@ export type BackupErrorCode =
   | 'INVALID_TARGET'
   | 'RESTORE_TARGET_NOT_EMPTY'
   | 'RESTORE_TOO_LARGE'
+  | 'FILES_BACKUP_UNSUPPORTED'
+  | 'FILES_BACKUP_FULL_ONLY'
 
 /** A backup operation refused or failed; nothing in the repository or the store was changed. */
 export class BackupError extends MeshsyncError {

@@ -31,6 +31,18 @@ export interface ChunkRef extends ObjectRef {
   readonly records: number
 }
 
+/**
+ * One file of a files set: its name in the database directory and its bytes. The set's chunks,
+ * in order, hold the files' bytes one after another, cut every `chunkBytes` regardless of where
+ * a file ends.
+ */
+export interface SetFile {
+  readonly name: string
+  readonly size: number
+  /** SHA-256 (hex) of the file's bytes. */
+  readonly sha256: string
+}
+
 /** Entities per namespace at a set's snapshot. */
 export type NamespaceCounts = Readonly<Record<string, { readonly live: number; readonly deleted: number }>>
 
@@ -66,6 +78,15 @@ export interface Manifest {
   /** The set's index: the keys of its records, the namespaces it resets (sealed like the chunks). */
   readonly index: ObjectRef
   readonly chunks: readonly ChunkRef[]
+  /**
+   * How the set holds the node's data. Absent: entity records in chunks, keyed by the index (every
+   * set a chain can hold). `files`: a full that holds the node's LevelDB files as of its snapshot,
+   * their bytes one after another in its chunks ({@link SetFile}; the index is empty); no
+   * incremental or differential is taken against it (create-files.ts, files-read.ts).
+   */
+  readonly method?: 'files'
+  /** A files set's files, in the order of their chunks. */
+  readonly files?: readonly SetFile[]
   /** Bytes of every object of the set (index and chunks). */
   readonly bytes: number
 }

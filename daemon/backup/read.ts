@@ -14,14 +14,17 @@ import {
   parseMeta,
   RECORD_DIFF,
   RECORD_FULL,
-  sha256Hex,
   type ChunkRecords,
   type Manifest,
-  type ObjectRef,
   type SetIndex,
 } from './format.ts'
+import { checkFileList, isFilesSet, materializeFiles, verifyFilesSet } from './files-read.ts'
+import type { RestoredEntity, Scope, VerifyProblem, VerifyResult } from './read-types.ts'
+import { readObject } from './objects.ts'
 import { MANIFEST, setKey, type BackupRepository } from './repository.ts'
 import type { Sealer } from './seal.ts'
+
+export type { RestoredEntity, Scope, VerifyProblem, VerifyResult } from './read-types.ts'
 
 /** A set's manifest, or BACKUP_NOT_FOUND / BACKUP_CORRUPT / UNSUPPORTED_FORMAT. */
 export async function loadManifest(repo: BackupRepository, id: string): Promise<Manifest> {
@@ -53,6 +56,10 @@ export async function loadManifest(repo: BackupRepository, id: string): Promise<
     manifest.chunks.reduce((n, c) => n + (typeof c?.records === 'number' ? c.records : Number.NaN), 0) !== manifest.records
   ) {
     throw corrupt(id, MANIFEST, 'malformed manifest')
+  }
+  if (manifest.method !== undefined) {
+    if (manifest.method !== 'files' || manifest.type !== 'full' || manifest.parent !== null) throw corrupt(id, MANIFEST, 'malformed manifest')
+    checkFileList(manifest)
   }
   return manifest
 }
@@ -117,20 +124,6 @@ export async function chainOf(repo: BackupRepository, manifest: Manifest): Promi
   return chain
 }
 
-/** Reads one object of a set, checks its size and SHA-256, decrypts and decompresses it. */
-export async function readObject(repo: BackupRepository, sealer: Sealer, set: string, ref: ObjectRef): Promise<Uint8Array> {
-  const stored = await repo.get(setKey(set, ref.name))
-  if (stored === undefined) throw corrupt(set, ref.name, 'missing')
-  if (stored.length !== ref.size) throw corrupt(set, ref.name, `size ${stored.length}, expected ${ref.size}`)
-  if (sha256Hex(stored) !== ref.sha256) throw corrupt(set, ref.name, 'SHA-256 mismatch')
-  try {
-    return await sealer.open(stored, `${set}/${ref.name}`)
-  } catch (cause) {
-    if (cause instanceof BackupError && cause.code === 'PASSPHRASE_REQUIRED') throw cause
-    throw corrupt(set, ref.name, 'does not decrypt or decompress', cause)
-  }
-}
-
 /** A set's index (the keys of its records, in key order), checked against its manifest. */
 export async function readIndex(repo: BackupRepository, sealer: Sealer, manifest: Manifest): Promise<SetIndex> {
   const plain = await readObject(repo, sealer, manifest.id, manifest.index)
@@ -180,13 +173,6 @@ function dropRemoved(keys: Set<string>, index: SetIndex): void {
 }
 
 // ---- walking a chain ----------------------------------------------------------------------
-
-/** Which entities a restore or walk covers. */
-export interface Scope {
-  readonly ns?: string | undefined
-  /** One entity (needs `ns`). */
-  readonly id?: string | undefined
-}
 
 /** One record of an entity in a set of the chain. */
 interface ChainRecord {
@@ -380,18 +366,6 @@ class DiffChecker {
   }
 }
 
-/** An entity as a set restores it: its meta, its Yjs state, and the document when one was built. */
-export interface RestoredEntity {
-  readonly ns: string
-  readonly id: string
-  readonly meta: EntityMeta
-  /** The meta exactly as the node stored it (when the entity's last record is whole). */
-  readonly metaBytes?: Uint8Array
-  readonly state: Uint8Array
-  /** Its document, when rebuilding it needed one (diffs merged). */
-  readonly doc?: Y.Doc
-}
-
 /**
  * The entities of the chain's last set in `scope`, in key order: an entity whose last record is
  * whole comes back as stored; one with diffs after its last whole record (or diffs only: created
@@ -404,6 +378,10 @@ export interface RestoredEntity {
  */
 export async function* materialize(repo: BackupRepository, sealer: Sealer, chain: readonly Manifest[], scope: Scope = {}): AsyncGenerator<RestoredEntity> {
   const target = chain.at(-1) as Manifest
+  if (isFilesSet(target)) {
+    yield* materializeFiles(repo, sealer, target, scope)
+    return
+  }
   const whole = scope.ns === undefined
   const checker = whole ? new DiffChecker(chain) : undefined
   const recorded = new Map<string, { digest: Uint8Array; diffs: number }>()
@@ -452,28 +430,6 @@ export async function* materialize(repo: BackupRepository, sealer: Sealer, chain
 
 // ---- verify -------------------------------------------------------------------------------
 
-/** One problem verify found. */
-export interface VerifyProblem {
-  readonly set: string
-  readonly object: string
-  readonly code: string
-  readonly message: string
-}
-
-/** What verify checked. */
-export interface VerifyResult {
-  readonly id: string
-  readonly ok: boolean
-  /** The sets checked: the set and every set of its chain. */
-  readonly chain: readonly string[]
-  readonly objects: number
-  readonly records: number
-  /** Diff records rebuilt from their chain and checked against the digests taken at backup time. */
-  readonly diffs: number
-  readonly bytes: number
-  readonly problems: readonly VerifyProblem[]
-}
-
 /**
  * Reads back every object of a set and of its chain: size, SHA-256, decryption, decompression,
  * the structure of the index and of every chunk; then rebuilds every diff record of the chain
@@ -486,6 +442,7 @@ export async function verifyChain(
   manifest: Manifest,
   options: { deep?: boolean; onProgress?: (p: { set: string; object: string; done: number; total: number }) => void } = {},
 ): Promise<VerifyResult> {
+  if (isFilesSet(manifest)) return verifyFilesSet(repo, sealer, manifest, options)
   const chain = await chainOf(repo, manifest)
   const problems: VerifyProblem[] = []
   let objects = 0

@@ -56,6 +56,11 @@ const TAG = 16
 const CHECK_AAD = 'meshsync-backup-key-check'
 /** Output buffer of zstd calls: node's 16 KiB default takes one thread-pool round trip per 16 KiB. */
 const ZSTD_CHUNK = 1024 * 1024
+/**
+ * Output buffer of a decompression: a files set's chunk (at most 4 MiB) in one buffer, with no
+ * copy to join pieces; pages of it that are not written are never touched.
+ */
+const ZSTD_OUT_CHUNK = 4 * 1024 * 1024 + 64 * 1024
 const CHECK_PLAIN = new TextEncoder().encode('meshsync backup repository key v1')
 
 function makeSealer(key: Buffer | undefined): Sealer {
@@ -90,7 +95,7 @@ function makeSealer(key: Buffer | undefined): Sealer {
         if (key) throw new Error('object is not encrypted in an encrypted repository')
         packed = stored.subarray(5)
       }
-      return await decompress(packed, { chunkSize: ZSTD_CHUNK })
+      return await decompress(packed, { chunkSize: ZSTD_OUT_CHUNK })
     },
   }
 }

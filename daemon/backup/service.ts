@@ -1,5 +1,6 @@
 import { resolve } from 'node:path'
 import type { Logger } from 'pino'
+import { createFilesBackup, type FilesSource } from './create-files.ts'
 import { createBackup, type BackupSource, type Progress, type WriteOptions } from './create.ts'
 import { BackupError } from './errors.ts'
 import type { BackupType, Manifest } from './format.ts'
@@ -12,12 +13,17 @@ import { openSealer, type KdfParams } from './seal.ts'
 import { openRepository, type OpenRepositoryOptions } from './target.ts'
 
 /** A set as list and create report it. */
+/** How a set holds the node's data (format.ts `method`). */
+export type BackupMethod = 'entities' | 'files'
+
 export interface BackupSummary {
   readonly id: string
   readonly type: BackupType
   readonly parent: string | null
   readonly base: string | null
   readonly synthetic: boolean
+  /** How the set holds the data: entity records, or the node's database files (a full). */
+  readonly method: BackupMethod
   readonly created: string
   readonly snapshotAt: string
   readonly node: string
@@ -39,6 +45,7 @@ export function summarize(m: Manifest): BackupSummary {
     parent: m.parent,
     base: m.base,
     synthetic: m.synthetic !== undefined,
+    method: m.method ?? 'entities',
     created: m.created,
     snapshotAt: m.snapshotAt,
     node: m.node,
@@ -56,6 +63,8 @@ export function summarize(m: Manifest): BackupSummary {
 /** A scheduled backup (config `backup.schedules`). */
 export interface BackupSchedule {
   readonly type: BackupType
+  /** `files`: a files backup (type full only; create-files.ts). Default: entities. */
+  readonly method?: BackupMethod
   /** Period in ms. */
   readonly everyMs: number
   /** Prune after each run with this policy (optional). */
@@ -89,7 +98,7 @@ export interface BackupStatus {
 
 /** What the service needs from the daemon. */
 export interface BackupServiceComponents {
-  readonly store: BackupSource & LiveStore
+  readonly store: BackupSource & FilesSource & LiveStore
   readonly logger: Logger
 }
 
@@ -106,7 +115,7 @@ export interface CallOptions {
  * repository's exclusive lock against other processes.
  */
 export class BackupService {
-  readonly #store: BackupSource & LiveStore
+  readonly #store: BackupSource & FilesSource & LiveStore
   readonly #log: Logger
   readonly #settings: BackupSettings
   #queue: Promise<unknown> = Promise.resolve()
@@ -129,7 +138,7 @@ export class BackupService {
       const timer = setInterval(() => {
         if (busy) return // the previous run is still going: skip this tick
         busy = true
-        this.create({ type: schedule.type })
+        this.create({ type: schedule.type, ...(schedule.method && { method: schedule.method }) })
           .then(async () => {
             if (schedule.keep) await this.prune(schedule.keep)
           })
@@ -159,12 +168,16 @@ export class BackupService {
     }
   }
 
-  /** Takes a backup of the node. */
-  async create(input: CallOptions & { type: BackupType }): Promise<BackupSummary & { target: string }> {
+  /** Takes a backup of the node: of its entities (any type), or of its database files (a full). */
+  async create(input: CallOptions & { type: BackupType; method?: BackupMethod }): Promise<BackupSummary & { target: string }> {
+    const files = input.method === 'files'
+    if (files && input.type !== 'full') throw new BackupError('FILES_BACKUP_FULL_ONLY', 'a files backup is a full: take it with type full')
     return this.#exclusive(async () => {
       const started = Date.now()
       try {
-        const manifest = await this.#withRepo(input.target, (repo) => createBackup(repo, this.#store, input.type, this.#writeOptions(input)))
+        const manifest = await this.#withRepo(input.target, (repo) =>
+          files ? createFilesBackup(repo, this.#store, this.#writeOptions(input)) : createBackup(repo, this.#store, input.type, this.#writeOptions(input)),
+        )
         this.#lastSuccess = { id: manifest.id, at: manifest.snapshotAt, type: manifest.type, bytes: manifest.bytes, entities: manifest.entities, durationMs: Date.now() - started }
         this.#log.info({ backup: manifest.id, type: manifest.type, entities: manifest.entities, bytes: manifest.bytes }, 'backup created')
         return { ...summarize(manifest), target: this.#targetOf(input.target) }

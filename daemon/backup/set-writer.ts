@@ -12,6 +12,7 @@ import {
   type Manifest,
   type NamespaceCounts,
   type ObjectRef,
+  type SetFile,
 } from './format.ts'
 import type { BackupRepository, SetWriter } from './repository.ts'
 import type { Sealer } from './seal.ts'
@@ -102,7 +103,7 @@ export class SetBuilder {
   async flush(): Promise<void> {
     if (this.#metas.length === 0) return
     const n = this.#chunks.length
-    const name = `c${String(n).padStart(6, '0')}`
+    const name = chunkName(n)
     const records = this.#metas.length
     const plain = encodeChunk({ kinds: Uint8Array.from(this.#kinds), metas: this.#metas, states: this.#states, ...(this.#digest.count > 0 && { diffDigest: this.#digest.digest() }) })
     this.#kinds = []
@@ -111,16 +112,44 @@ export class SetBuilder {
     this.#digest = new DiffDigest()
     this.#bytes = 0
     this.#chunks.push({ name, sha256: '', size: 0, records })
-    const stored = this.#put(name, plain).then((ref) => {
-      this.#chunks[n] = { ...ref, records }
-    })
-    stored.catch(() => undefined) // awaited below or by publish; never an unhandled rejection
-    this.#pending.push(stored)
+    this.#track(
+      this.#put(name, plain).then((ref) => {
+        this.#chunks[n] = { ...ref, records }
+      }),
+    )
     while (this.#pending.length > IN_FLIGHT) await this.#pending.shift()
   }
 
+  #track(stored: Promise<void>): void {
+    stored.catch(() => undefined) // awaited by the caller or by publish; never an unhandled rejection
+    this.#pending.push(stored)
+  }
+
+  /**
+   * Stores `plain` as the next chunk, as is (a files set's bytes: no records); waits while too
+   * many are in flight. Resolves with `stored`, which settles once the chunk is stored and `plain`
+   * is no longer read (the caller may then reuse it). Not mixed with {@link add} in one set.
+   */
+  async addBytes(plain: Uint8Array): Promise<{ stored: Promise<void> }> {
+    if (this.#metas.length > 0) throw new Error('a set holds records or bytes, not both')
+    const n = this.#chunks.length
+    const name = chunkName(n)
+    this.#chunks.push({ name, sha256: '', size: 0, records: 0 })
+    const stored = this.#put(name, plain).then((ref) => {
+      this.#chunks[n] = { ...ref, records: 0 }
+    })
+    this.#track(stored)
+    while (this.#pending.length > IN_FLIGHT) await this.#pending.shift()
+    return { stored }
+  }
+
   /** Stores the last chunk and the index, then the manifest; resolves with the manifest. */
-  async publish(head: SetHead, counts: SetCounts, index: { resets?: readonly string[]; removed?: readonly string[] } = {}): Promise<Manifest> {
+  async publish(
+    head: SetHead,
+    counts: SetCounts,
+    index: { resets?: readonly string[]; removed?: readonly string[] } = {},
+    files?: readonly SetFile[],
+  ): Promise<Manifest> {
     await this.flush()
     while (this.#pending.length > 0) await this.#pending.shift()
     const indexRef = await this.#put('index', this.#index.encode(index.resets ?? [], index.removed ?? []))
@@ -143,6 +172,7 @@ export class SetBuilder {
       encrypted: this.#sealer.encrypted,
       index: indexRef,
       chunks: this.#chunks,
+      ...(files && { method: 'files' as const, files }),
       bytes: indexRef.size + this.#chunks.reduce((n, c) => n + c.size, 0),
     }
     await this.#writer.publish(new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`))
@@ -160,6 +190,10 @@ export class SetBuilder {
     await this.#writer.put(name, stored)
     return { name, sha256: sha256Hex(stored), size: stored.length }
   }
+}
+
+function chunkName(n: number): string {
+  return `c${String(n).padStart(6, '0')}`
 }
 
 /** Set ids sort by time: `20261126T130512.345Z-1a2b3c4d`. */

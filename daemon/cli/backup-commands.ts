@@ -28,15 +28,18 @@ export function registerBackupCommands(program: Command): void {
   const backup = program.command('backup').description('snapshot backups of the node (full, incremental, differential) and their repository')
 
   common(backup.command('create').description('take a backup through the running daemon'))
-    .addOption(new Option('--type <type>', 'full | incremental | differential').choices(['full', 'incremental', 'differential']).default('incremental'))
+    .addOption(new Option('--type <type>', 'full | incremental | differential (default: incremental; full with --method files)').choices(['full', 'incremental', 'differential']))
+    .addOption(new Option('--method <method>', 'entities (any type) | files (the database files as of one moment; a full, faster to take and restore)').choices(['entities', 'files']).default('entities'))
     .option('--to <target>', 'repository: a directory or s3://bucket/prefix (default: backup.target of the config)')
-    .action(async (opts: Common & { type: string; to?: string }) => {
+    .action(async (opts: Common & { type?: string; method: string; to?: string }) => {
+      const type = opts.type ?? (opts.method === 'files' ? 'full' : 'incremental')
       const target = opts.to ?? opts.repo
       const passphrase = explicitPassphrase(opts)
       const done = spinner('backup')
       const result = await socket(opts)
         .call<BackupSummary & { target: string }>('POST', '/v1/backups', {
-          type: opts.type,
+          type,
+          ...(opts.method === 'files' && { method: 'files' }),
           ...(target !== undefined && { target: absoluteTarget(target) }),
           ...(passphrase !== undefined && { passphrase }),
         })
@@ -50,7 +53,7 @@ export function registerBackupCommands(program: Command): void {
     if (opts.json) return print(result)
     if (result.sets.length === 0) console.log(`no backups in ${result.target}`)
     for (const s of result.sets) {
-      const kind = s.synthetic ? 'full*' : s.type
+      const kind = s.method === 'files' ? 'full files' : s.synthetic ? 'full*' : s.type
       console.log(`${s.id}  ${kind.padEnd(12)} ${s.snapshotAt}  node ${s.node}  ${String(s.entities).padStart(7)} entities  ${formatBytes(s.bytes).padStart(9)}${s.parent ? `  <- ${s.parent}` : ''}`)
     }
     for (const b of result.broken) console.log(`${b.id}  UNREADABLE  ${b.code}: ${b.message}`)

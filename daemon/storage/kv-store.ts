@@ -55,6 +55,18 @@ export interface KvWriteOptions {
   readonly sync: boolean
 }
 
+/** The database's files as of one moment ({@link KvStore.checkpoint}). */
+export interface KvCheckpoint {
+  /** A new directory holding the files: a database that opens to the store as it was then. */
+  readonly dir: string
+  /** The file names in {@link dir}. */
+  readonly files: readonly string[]
+  /** A snapshot of the same moment, on the live store. Close it when done. */
+  readonly snapshot: KvSnapshot
+  /** Removes {@link dir}. */
+  remove(): Promise<void>
+}
+
 /** An ordered, durable key-value store. */
 export interface KvStore extends KvReader {
   open(): Promise<void>
@@ -72,4 +84,6 @@ export interface KvStore extends KvReader {
   snapshot(): KvSnapshot
   /** Approximate bytes on disk of the keys in [gte, lt) (0 where unknown). */
   approximateSize(gte: string, lt: string): Promise<number>
+  /** The database's files as of one moment, where the store keeps files (LevelDB); absent otherwise. */
+  checkpoint?(): Promise<KvCheckpoint>
 }

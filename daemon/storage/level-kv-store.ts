@@ -1,9 +1,11 @@
-import { mkdir, statfs } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { copyFile, link, mkdir, readdir, rm, statfs } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
 import { Level } from 'level'
 import type { Iterator as LevelIterator, IteratorOptions } from 'level'
 import { failpoints } from '../failpoints.ts'
 import { StorageError, type StorageErrorCode } from './errors.ts'
-import type { KvBatchOp, KvBatchOptions, KvRange, KvSnapshot, KvStore, KvWriteOptions } from './kv-store.ts'
+import type { KvBatchOp, KvBatchOptions, KvCheckpoint, KvRange, KvSnapshot, KvStore, KvWriteOptions } from './kv-store.ts'
 
 /** Options of {@link LevelKvStore}, passed on to LevelDB. */
 export interface LevelKvStoreOptions {
@@ -102,6 +104,7 @@ export class LevelKvStore implements KvStore {
       ...(this.#options.writeBufferSize !== undefined ? { writeBufferSize: this.#options.writeBufferSize } : {}),
     })
     this.#closed = false
+    await this.#removeCheckpoints()
     try {
       await this.#db.open()
     } catch (err) {
@@ -214,6 +217,71 @@ export class LevelKvStore implements KvStore {
     this.#failure = undefined
   }
 
+  /**
+   * The database's files as of one moment, in a new directory beside the database
+   * (`<location>.checkpoint-<random>`), with a snapshot of that same moment. LevelDB cannot copy
+   * itself while it runs (a compaction may replace and delete table files and rewrite its
+   * manifest at any time), so this waits for the write in flight, closes the database, hard-links
+   * its table files (immutable once written; copied where links fail) and copies the rest (the
+   * manifest, CURRENT and the write-ahead log), reopens it and takes the snapshot before any other
+   * write. Writes wait meanwhile and reads wait for the reopen; snapshots and iterators open at
+   * that moment are closed with the database (their reads fail with STORAGE_CLOSED). The caller
+   * removes the directory ({@link KvCheckpoint.remove}); {@link open} removes any a crash left.
+   */
+  checkpoint(): Promise<KvCheckpoint> {
+    const run = this.#writes.then(() => this.#checkpoint())
+    this.#writes = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    return run
+  }
+
+  async #checkpoint(): Promise<KvCheckpoint> {
+    if (this.#failure) await this.#reopenAfterFailure(this.#failure)
+    const db = this.#openDb()
+    const dir = `${this.#location}.checkpoint-${randomBytes(6).toString('hex')}`
+    let files: string[] = []
+    const copying = (async () => {
+      await db.close()
+      try {
+        await mkdir(dir)
+        files = await copyDbFiles(this.#location, dir)
+      } finally {
+        await db.open()
+      }
+    })()
+    this.#reopening = copying
+    try {
+      await copying
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true })
+      // Not open again (its recovery failed, say on a full disk): writes are refused until a
+      // reopen works, as after a failed write.
+      if (db.status !== 'open') this.#failure = wrapLevelError(err, 'reopen')
+      throw wrapLevelError(err, 'checkpoint')
+    } finally {
+      this.#reopening = undefined
+    }
+    let snapshot: KvSnapshot
+    try {
+      snapshot = this.snapshot()
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true })
+      throw err
+    }
+    return { dir, files, snapshot, remove: () => rm(dir, { recursive: true, force: true }) }
+  }
+
+  /** Removes the checkpoint directories a crash left beside the database. */
+  async #removeCheckpoints(): Promise<void> {
+    const prefix = `${basename(this.#location)}.checkpoint-`
+    const parent = dirname(this.#location)
+    for (const name of await readdir(parent).catch(() => [] as string[])) {
+      if (name.startsWith(prefix)) await rm(join(parent, name), { recursive: true, force: true })
+    }
+  }
+
   /** An explicit LevelDB snapshot. Throws STORAGE_CLOSED unless open (an opening store cannot take one yet). */
   snapshot(): KvSnapshot {
     const db = this.#db
@@ -242,6 +310,25 @@ export class LevelKvStore implements KvStore {
     if (db === undefined || db.status === 'closed' || db.status === 'closing') throw notOpen()
     return db
   }
+}
+
+/** LevelDB's files a copy needs: table files (hard-linked), the manifest, CURRENT and the logs. Not LOCK or the info log. */
+async function copyDbFiles(from: string, to: string): Promise<string[]> {
+  const names = (await readdir(from)).filter((n) => /^(\d+\.(ldb|sst|log)|MANIFEST-\d+|CURRENT)$/.test(n)).sort()
+  for (const name of names) {
+    const source = join(from, name)
+    const target = join(to, name)
+    if (/\.(ldb|sst)$/.test(name)) {
+      try {
+        await link(source, target)
+        continue
+      } catch {
+        // Another file system, or links not allowed: copy.
+      }
+    }
+    await copyFile(source, target)
+  }
+  return names
 }
 
 /** Free bytes for unprivileged users on the file system holding `path` (undefined if unknown). */

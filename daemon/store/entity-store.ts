@@ -94,6 +94,16 @@ import {
   WorkingEntity,
 } from './jobs.ts'
 import { SnapshotView } from './snapshot-view.ts'
+
+/** The store's files as of one moment ({@link EntityStore.openCheckpoint}). */
+export interface FilesCheckpoint {
+  readonly dir: string
+  readonly files: readonly string[]
+  /** The store at that moment. */
+  readonly view: SnapshotView
+  /** Removes {@link dir}. */
+  remove(): Promise<void>
+}
 import { DEFAULT_DELTA_LIMITS, deltaKeysOf, readStates, stateWriteOps } from './state-parts.ts'
 import type {
   CommittedChange,
@@ -1273,6 +1283,23 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
    */
   async openSnapshot(): Promise<SnapshotView> {
     return SnapshotView.open(this.#kv.snapshot())
+  }
+
+  /**
+   * The store's database files as of one moment, in a new directory, with a view of that same
+   * moment (files backups; see KvStore.checkpoint: writes wait while the database is closed,
+   * copied and reopened). Undefined where the store keeps no files (the memory store). The caller
+   * closes the view and removes the directory.
+   */
+  async openCheckpoint(): Promise<FilesCheckpoint | undefined> {
+    if (!this.#kv.checkpoint) return undefined
+    const checkpoint = await this.#kv.checkpoint()
+    try {
+      return { dir: checkpoint.dir, files: checkpoint.files, view: await SnapshotView.open(checkpoint.snapshot), remove: checkpoint.remove }
+    } catch (error) {
+      await checkpoint.remove()
+      throw error
+    }
   }
 
   /** Every entity with its committed meta and state, in key order (from a snapshot). */

@@ -19,6 +19,7 @@ import {
   META_LOG_FLOOR,
   META_NODE_VV,
   META_REMOVED,
+  tombstoneRange,
 } from './keys.ts'
 import { readEntities } from './read-entities.ts'
 import { joinState, readStates } from './state-parts.ts'
@@ -201,6 +202,18 @@ export class SnapshotView implements StoreSnapshot {
       out.push(ns)
       from = `e${SEP}${ns}\u0001`
     }
+  }
+
+  /** Deleted entities (tombstones not yet purged) per namespace. */
+  async tombstoneCounts(): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {}
+    for await (const batch of this.#kv.iterateBatches(tombstoneRange())) {
+      for (const [key] of batch) {
+        const ns = key.slice(2, key.indexOf(SEP, 2))
+        counts[ns] = (counts[ns] ?? 0) + 1
+      }
+    }
+    return counts
   }
 
   /** Ids of the entities of `ns` changed after feed position `after` (the latest change of each), in feed order. */

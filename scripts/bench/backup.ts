@@ -25,6 +25,7 @@ import { ClassicLevel } from 'classic-level'
 import { pino } from 'pino'
 import * as Y from 'yjs'
 import { createEntityDoc, readRecord } from '../../crdt/index.ts'
+import { createFilesBackup } from '../../daemon/backup/create-files.ts'
 import { createBackup } from '../../daemon/backup/create.ts'
 import { DirRepository } from '../../daemon/backup/dir-repository.ts'
 import { restoreIntoDir } from '../../daemon/backup/restore.ts'
@@ -67,6 +68,16 @@ interface Run {
   readonly restoreMs: number
   readonly untarMs: number
   readonly restored: number
+  /** The files backup of the same store (after the change), with tar | zstd of the same moment. */
+  readonly files: FilesRun
+}
+
+interface FilesRun {
+  readonly tarMs: number
+  readonly backupMs: number
+  readonly bytes: number
+  readonly restoreMs: number
+  readonly untarMs: number
 }
 
 /** Bytes of every file under `dir` (apparent sizes, as an object store bills them). */
@@ -204,6 +215,7 @@ async function oneRun(store: EntityStore, dirs: { root: string; node: string; db
     } finally {
       await back.close()
     }
+    const files = await filesRun(store, repo, dirs, runDir, source.hash, size)
     await repo.close()
     const run: Run = {
       tarMs,
@@ -219,17 +231,57 @@ async function oneRun(store: EntityStore, dirs: { root: string; node: string; db
       restoreMs,
       untarMs,
       restored: restored.entities,
+      files,
     }
     options.log(
       `  run ${round + 1}/${options.runs}: full ${fullMs.toFixed(0)} ms (tar+zstd ${tarMs.toFixed(0)} ms = ${(tarMs / fullMs).toFixed(3)}x), ` +
         `incremental ${incBytes.toLocaleString('en-US')} B in ${incMs.toFixed(0)} ms` +
         (resticBytes !== null ? ` (restic +${resticBytes.toLocaleString('en-US')} B = ${(incBytes / resticBytes).toFixed(3)}x; after compaction +${(resticCompactedBytes ?? 0).toLocaleString('en-US')} B)` : ' (restic not installed)') +
-        `, restore ${(size / (restoreMs / 1000)).toFixed(0)} entities/s (untar ${untarMs.toFixed(0)} ms)`,
+        `, restore ${(size / (restoreMs / 1000)).toFixed(0)} entities/s (untar ${untarMs.toFixed(0)} ms); ` +
+        `files backup ${files.backupMs.toFixed(0)} ms (tar+zstd ${files.tarMs.toFixed(0)} ms = ${(files.tarMs / files.backupMs).toFixed(3)}x), ` +
+        `its restore ${files.restoreMs.toFixed(0)} ms (untar ${files.untarMs.toFixed(0)} ms = ${(files.untarMs / files.restoreMs).toFixed(3)}x)`,
     )
     return run
   } finally {
     await rm(runDir, { recursive: true, force: true })
   }
+}
+
+/**
+ * A files backup of the store as it is (the node's LevelDB files as of one moment) and its restore
+ * into a new data dir, each right after its baseline on the same directory: tar | zstd -3 before
+ * the backup, zstd -d | tar -x after the restore. The restored store must hash to the node's.
+ */
+async function filesRun(store: EntityStore, repo: DirRepository, dirs: { node: string }, runDir: string, hash: string, size: number): Promise<FilesRun> {
+  const tarball = join(runDir, 'files-baseline.tar.zst')
+  let t = performance.now()
+  execFileSync('sh', ['-c', `tar -C ${JSON.stringify(dirs.node)} -cf - db | zstd -3 -q -o ${JSON.stringify(tarball)}`])
+  fsyncFile(tarball)
+  const tarMs = performance.now() - t
+  t = performance.now()
+  const m = await createFilesBackup(repo, store)
+  const backupMs = performance.now() - t
+  check(m.method === 'files' && m.entities === size, `the files backup holds ${m.entities} entities, expected ${size}`)
+  const { sealer } = await openSealer(repo, {})
+  const into = join(runDir, 'restored-files')
+  t = performance.now()
+  await restoreIntoDir(repo, sealer, m, into, { logger })
+  const restoreMs = performance.now() - t
+  const untarDir = join(runDir, 'untar-files')
+  execFileSync('mkdir', ['-p', untarDir])
+  t = performance.now()
+  execFileSync('sh', ['-c', `zstd -d -q -c ${JSON.stringify(tarball)} | tar -C ${JSON.stringify(untarDir)} -xf - && sync -f ${JSON.stringify(untarDir)}`])
+  const untarMs = performance.now() - t
+  const back = new EntityStore({ kv: new LevelKvStore(dataDirLayout(into).db), nodeId: '0000000000000000', logger })
+  await back.open()
+  try {
+    check(JSON.stringify(back.versionVector) === JSON.stringify(m.vv), `the restored node vector ${JSON.stringify(back.versionVector)} differs from the files backup's ${JSON.stringify(m.vv)}`)
+    const got = await entitiesHash(back)
+    check(got.count === size && got.hash === hash, `the store restored from files holds ${got.count} entities hashing to ${got.hash}, the node ${size} hashing to ${hash}`)
+  } finally {
+    await back.close()
+  }
+  return { tarMs, backupMs, bytes: m.bytes, restoreMs, untarMs }
 }
 
 export function backupBench(entitiesOverride?: number): Benchmark {
@@ -286,6 +338,13 @@ export function backupBench(entitiesOverride?: number): Benchmark {
         { label: 'restore time', unit: 'ms', summary: summarize(runs.map((r) => r.restoreMs)) },
         { label: 'zstd -d | tar -x of the tarball', unit: 'ms', summary: summarize(runs.map((r) => r.untarMs)) },
         ratioFigure('restore speed / zstd -d | tar -x speed', summarize(runs.map((r) => r.untarMs / r.restoreMs)), SPEED_TARGET),
+        { label: `files backup of ${label} entities`, unit: 'ms', summary: summarize(runs.map((r) => r.files.backupMs)) },
+        { label: 'tar | zstd -3 of the LevelDB dir, right before it', unit: 'ms', summary: summarize(runs.map((r) => r.files.tarMs)) },
+        ratioFigure('files backup speed / tar | zstd speed', summarize(runs.map((r) => r.files.tarMs / r.files.backupMs)), SPEED_TARGET),
+        { label: 'files backup bytes', unit: 'bytes', summary: summarize(runs.map((r) => r.files.bytes)) },
+        { label: 'restore of the files backup into a new data dir', unit: 'ms', summary: summarize(runs.map((r) => r.files.restoreMs)) },
+        { label: 'zstd -d | tar -x of its tarball', unit: 'ms', summary: summarize(runs.map((r) => r.files.untarMs)) },
+        ratioFigure('files restore speed / zstd -d | tar -x speed', summarize(runs.map((r) => r.files.untarMs / r.files.restoreMs)), SPEED_TARGET),
       )
       return {
         name: 'backup',
@@ -298,12 +357,16 @@ export function backupBench(entitiesOverride?: number): Benchmark {
           setup:
             `an EntityStore on LevelDB holding ${size} entities {sku, qty, site, note} in one namespace; each run: tar | zstd -3 of the LevelDB dir, a full backup into a new directory repository, ` +
             'restic init + backup of the LevelDB dir, 1% of the entities patched (qty; a different evenly spread set per run), an incremental backup, restic backup again, ' +
-            'then (for information) LevelDB compacted and restic backup once more, then a restore of the chain into a new data dir and zstd -d | tar -x of the tarball',
+            'then (for information) LevelDB compacted and restic backup once more, then a restore of the chain into a new data dir and zstd -d | tar -x of the tarball; ' +
+            'then tar | zstd -3 of the LevelDB dir again, a files backup (the LevelDB files as of one moment) into the same repository, its restore into a new data dir, and zstd -d | tar -x of that tarball',
           definitions: {
             speed: 'tar | zstd time / full backup time, same data, both outputs fsynced (a ratio of speeds); restore likewise: zstd -d | tar -x time (synced) / restore time',
             bytes: 'bytes added = total size of the files in the repository after minus before (apparent sizes; directory entries not counted), for the backup repository and for restic\'s',
             restic: 'restic\'s defaults (repository format 2, compression auto); its baseline snapshot is of a LevelDB dir with no compaction pending (compacted at set-up and after each run), and its second one is taken right after the change, which LevelDB then holds in its log; the "after compaction" row runs restic once more after LevelDB compacted the change into its tables (what restic adds on top when LevelDB gets to it)',
             restore: 'entities / time of restoreIntoDir of full + incremental (chain verified as read, entities bulk-loaded into LevelDB, synced)',
+            files:
+              'createFilesBackup: writes wait while LevelDB is closed, its table files hard-linked aside and the rest copied, and reopened; then every file is cut into chunks, zstd -3 compressed and stored (fsynced) like any set; ' +
+              'its restore: every file read back, checked against its SHA-256, written and fsynced into a new data dir, and the database opened once; both compared with tar | zstd of the same directory taken right before',
           },
           runsDetail: runs,
         },

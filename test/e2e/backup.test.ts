@@ -154,6 +154,37 @@ describe('backups through the API and the CLI', () => {
     expect(result.removed.length).toBeGreaterThanOrEqual(2)
     expect(await new DirRepository(repo).listSets()).toEqual([result.kept[0]?.id])
   })
+
+  it('files backups: API and CLI create, list, verify, and a node runs on a restore of one', async () => {
+    const refused = await d.sock<{ error: { code: string } }>('POST', '/v1/backups', { type: 'incremental', method: 'files' })
+    expect([refused.status, refused.json.error.code]).toEqual([400, 'FILES_BACKUP_FULL_ONLY'])
+    const api = await d.sock<{ id: string; type: string; method: string; entities: number }>('POST', '/v1/backups', { type: 'full', method: 'files' })
+    expect(api.status).toBe(201)
+    expect(api.json).toMatchObject({ type: 'full', method: 'files', entities: 3 })
+    // The node reopened its database for the checkpoint: it still reads and writes.
+    expect((await d.sock('PUT', '/v1/ns/items/entities/c', { id: 'c', v: 7 })).status).toBe(200)
+    const create = await cli(['backup', 'create', '--method', 'files', '--json', ...dir])
+    expect(create).toMatchObject({ code: 0, stderr: '' })
+    const files = JSON.parse(create.stdout) as { id: string; type: string; method: string }
+    expect(files).toMatchObject({ type: 'full', method: 'files' })
+    const list = await cli(['backup', 'list', ...dir])
+    expect(list.stdout).toMatch(new RegExp(`${files.id}\\s+full files`))
+    expect(await cli(['backup', 'verify', files.id, ...dir])).toMatchObject({ code: 0 })
+
+    const into = join(await tempDir('meshsync-dr-'), 'node')
+    const dr = await cli(['restore', files.id, '--into', into, '--repo', repo, '--cluster-key', join(d.dataDir, 'cluster.key'), '--json'])
+    expect(dr).toMatchObject({ code: 0 })
+    expect(JSON.parse(dr.stdout)).toMatchObject({ entities: 3 })
+    const restored = await startDaemon({ dataDir: into })
+    expect((await restored.sock<{ value: unknown }>('GET', '/v1/ns/items/entities/c')).json.value).toEqual({ id: 'c', v: 7 })
+    expect((await restored.sock<{ text: string }>('GET', '/v1/ns/items/entities/a/text/body')).json.text).toBe('first text')
+    expect(restored.info.nodeId).not.toBe(d.info.nodeId)
+    // The restored node writes as itself.
+    expect((await restored.sock('PUT', '/v1/ns/items/entities/d', { id: 'd' })).status).toBe(200)
+    const vv = (await restored.sock<{ versionVector: Record<string, number> }>('GET', '/v1/status')).json.versionVector
+    expect(vv[restored.info.nodeId]).toBe(1)
+    await restored.stop()
+  })
 })
 
 describe('SIGKILL during a backup', () => {

@@ -13,13 +13,13 @@ export function backupRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return ctx.backups
   }
 
-  app.post<{ Body: { type: 'full' | 'incremental' | 'differential'; target?: string; passphrase?: string } }>(
+  app.post<{ Body: { type: 'full' | 'incremental' | 'differential'; method?: 'entities' | 'files'; target?: string; passphrase?: string } }>(
     '/v1/backups',
     {
       schema: {
         body: {
           type: 'object',
-          properties: { type: { type: 'string', enum: ['full', 'incremental', 'differential'] }, target, passphrase },
+          properties: { type: { type: 'string', enum: ['full', 'incremental', 'differential'] }, method: { type: 'string', enum: ['entities', 'files'] }, target, passphrase },
           required: ['type'],
           additionalProperties: false,
         },

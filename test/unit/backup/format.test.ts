@@ -180,7 +180,15 @@ describe('config and schedules', () => {
     const config = await loadConfig({ dataDir })
     expect(config.backup).toMatchObject({ target: '/mnt/backups', schedules: [{ type: 'incremental', everyMs: 3_600_000, keep: { daily: 7 } }] })
     expect(config.backup.passphraseFile).toMatch(/pass\.txt$/)
-    for (const bad of [{ backup: { schedules: [{ type: 'hourly', everyMs: 5000 }] } }, { backup: { schedules: [{ type: 'full', everyMs: 5 }] } }, { backup: { colour: 1 } }]) {
+    await writeConfig(dataDir, { backup: { schedules: [{ type: 'full', method: 'files', everyMs: 86_400_000 }] } })
+    expect((await loadConfig({ dataDir })).backup.schedules).toEqual([{ type: 'full', method: 'files', everyMs: 86_400_000 }])
+    for (const bad of [
+      { backup: { schedules: [{ type: 'hourly', everyMs: 5000 }] } },
+      { backup: { schedules: [{ type: 'full', everyMs: 5 }] } },
+      { backup: { colour: 1 } },
+      { backup: { schedules: [{ type: 'incremental', method: 'files', everyMs: 5000 }] } },
+      { backup: { schedules: [{ type: 'full', method: 'tar', everyMs: 5000 }] } },
+    ]) {
       await writeConfig(dataDir, bad)
       await expect(loadConfig({ dataDir })).rejects.toMatchObject({ code: 'CONFIG_INVALID' })
     }
