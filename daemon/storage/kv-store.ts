@@ -82,6 +82,11 @@ export interface KvStore extends KvReader {
   batch(ops: readonly KvBatchOp[], options: KvWriteOptions): Promise<void>
   /** A consistent view that later writes do not change. */
   snapshot(): KvSnapshot
+  /**
+   * Resolves once the store can take a snapshot: at once, or when a reopen under way (after a
+   * failed write, or for a checkpoint) is over. Absent: always at once.
+   */
+  whenOpen?(): Promise<void>
   /** Approximate bytes on disk of the keys in [gte, lt) (0 where unknown). */
   approximateSize(gte: string, lt: string): Promise<number>
   /** The database's files as of one moment, where the store keeps files (LevelDB); absent otherwise. */

@@ -20,6 +20,11 @@ export interface LevelKvStoreOptions {
   readonly reopenMinFreeBytes?: number
   /** After a failed write, the least time between two attempts to reopen with room on the disk, ms (default 1000). */
   readonly reopenIntervalMs?: number
+  /**
+   * A checkpoint first waits this long at most, ms, for the snapshots and iterators open at that
+   * moment to be closed (default 2000); those still open then are closed with the database.
+   */
+  readonly checkpointDrainMs?: number
 }
 
 const DEFAULT_WRITE_BUFFER = 4 * 1024 * 1024
@@ -78,6 +83,12 @@ export class LevelKvStore implements KvStore {
   #reopening: Promise<void> | undefined
   /** Closed by {@link close} (not by a reopen). */
   #closed = false
+  /** Set while a checkpoint waits for readers and copies the files (new iterators and snapshots wait for it). */
+  #pausing: Promise<void> | undefined
+  /** Open snapshots and iterators (on the database, not on a snapshot). */
+  #readers = 0
+  /** Called each time {@link #readers} drops to 0. */
+  #onDrained: (() => void)[] = []
 
   constructor(location: string, options: LevelKvStoreOptions = {}) {
     this.#location = location
@@ -125,6 +136,7 @@ export class LevelKvStore implements KvStore {
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
+    // Point reads end quickly: they wait only for a reopen, not for a checkpoint's drain.
     if (this.#reopening) await this.#reopening.catch(() => undefined)
     return levelGet(this.#openDb(), key, undefined)
   }
@@ -146,10 +158,30 @@ export class LevelKvStore implements KvStore {
   }
 
   iterate(range: KvRange = {}): AsyncIterable<[string, Uint8Array]> {
-    return levelIterate(async () => {
-      if (this.#reopening) await this.#reopening.catch(() => undefined)
-      return this.#openDb()
-    }, range, undefined)
+    return levelIterate(
+      async () => {
+        await this.whenOpen()
+        return this.#openDb()
+      },
+      range,
+      undefined,
+      this.#readerTracker,
+    )
+  }
+
+  /** Counts the open iterators and snapshots, so that a checkpoint can wait for them. */
+  readonly #readerTracker: ReaderTracker = {
+    opened: () => {
+      this.#readers++
+    },
+    closed: () => this.#readerDone(),
+  }
+
+  #readerDone(): void {
+    if (--this.#readers > 0) return
+    const drained = this.#onDrained
+    this.#onDrained = []
+    for (const f of drained) f()
   }
 
   /** Whether writes are refused until a reopen succeeds (a write failed; see the class comment). */
@@ -221,20 +253,46 @@ export class LevelKvStore implements KvStore {
    * The database's files as of one moment, in a new directory beside the database
    * (`<location>.checkpoint-<random>`), with a snapshot of that same moment. LevelDB cannot copy
    * itself while it runs (a compaction may replace and delete table files and rewrite its
-   * manifest at any time), so this waits for the write in flight, closes the database, hard-links
-   * its table files (immutable once written; copied where links fail) and copies the rest (the
-   * manifest, CURRENT and the write-ahead log), reopens it and takes the snapshot before any other
-   * write. Writes wait meanwhile and reads wait for the reopen; snapshots and iterators open at
-   * that moment are closed with the database (their reads fail with STORAGE_CLOSED). The caller
-   * removes the directory ({@link KvCheckpoint.remove}); {@link open} removes any a crash left.
+   * manifest at any time). So this first lets the snapshots and iterators that are open end
+   * (new ones wait; at most `checkpointDrainMs`, after which those still open are closed with the
+   * database and fail with STORAGE_CLOSED), then waits for the write in flight, closes the
+   * database, hard-links its table files (immutable once written; copied where links fail) and
+   * copies the rest (the manifest, CURRENT and the write-ahead log), reopens it and takes the
+   * snapshot before any other write. Writes and reads wait for the reopen, a few milliseconds.
+   * The caller removes the directory ({@link KvCheckpoint.remove}); {@link open} removes any a
+   * crash left.
    */
   checkpoint(): Promise<KvCheckpoint> {
-    const run = this.#writes.then(() => this.#checkpoint())
-    this.#writes = run.then(
-      () => undefined,
-      () => undefined,
-    )
+    const run = (async () => {
+      // One checkpoint at a time: the next one waits for this one's pause to end.
+      while (this.#pausing) await this.#pausing.catch(() => undefined)
+      let resume!: () => void
+      this.#pausing = new Promise<void>((resolve) => (resume = resolve))
+      try {
+        await this.#drainReaders(this.#options.checkpointDrainMs ?? 2000)
+        const copy = this.#writes.then(() => this.#checkpoint())
+        this.#writes = copy.then(
+          () => undefined,
+          () => undefined,
+        )
+        return await copy
+      } finally {
+        this.#pausing = undefined
+        resume()
+      }
+    })()
     return run
+  }
+
+  /** Resolves once no snapshot or iterator is open, or after `ms`. */
+  async #drainReaders(ms: number): Promise<void> {
+    if (this.#readers === 0) return
+    let timer: NodeJS.Timeout | undefined
+    await new Promise<void>((resolve) => {
+      this.#onDrained.push(resolve)
+      timer = setTimeout(resolve, ms)
+    })
+    clearTimeout(timer)
   }
 
   async #checkpoint(): Promise<KvCheckpoint> {
@@ -282,6 +340,17 @@ export class LevelKvStore implements KvStore {
     }
   }
 
+  /**
+   * Resolves once the store can take a snapshot or open an iterator: at once, or when a reopen
+   * (after a failed write) or a checkpoint under way is over. Iterators wait for it themselves.
+   */
+  async whenOpen(): Promise<void> {
+    while (this.#pausing || this.#reopening) {
+      await this.#pausing?.catch(() => undefined)
+      await this.#reopening?.catch(() => undefined)
+    }
+  }
+
   /** An explicit LevelDB snapshot. Throws STORAGE_CLOSED unless open (an opening store cannot take one yet). */
   snapshot(): KvSnapshot {
     const db = this.#db
@@ -292,7 +361,7 @@ export class LevelKvStore implements KvStore {
     } catch (err) {
       throw wrapLevelError(err, 'snapshot')
     }
-    return new LevelSnapshot(db, snapshot)
+    return new LevelSnapshot(db, snapshot, this.#readerTracker)
   }
 
   async approximateSize(gte: string, lt: string): Promise<number> {
@@ -341,14 +410,24 @@ async function freeBytes(path: string): Promise<number | undefined> {
   }
 }
 
+/** Told when an iterator or snapshot of the database opens and when it closes. */
+interface ReaderTracker {
+  opened(): void
+  closed(): void
+}
+
 /** An explicit LevelDB snapshot; reads pass it as `{ snapshot }`. Closed with the database. */
 class LevelSnapshot implements KvSnapshot {
   readonly #db: Db
   readonly #snapshot: DbSnapshot
+  readonly #tracker: ReaderTracker | undefined
+  #closed = false
 
-  constructor(db: Db, snapshot: DbSnapshot) {
+  constructor(db: Db, snapshot: DbSnapshot, tracker?: ReaderTracker) {
     this.#db = db
     this.#snapshot = snapshot
+    this.#tracker = tracker
+    tracker?.opened()
   }
 
   get(key: string): Promise<Uint8Array | undefined> {
@@ -364,6 +443,10 @@ class LevelSnapshot implements KvSnapshot {
   }
 
   async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true
+      this.#tracker?.closed()
+    }
     try {
       await this.#snapshot.close()
     } catch (err) {
@@ -398,7 +481,7 @@ async function levelGetMany(db: Db, keys: readonly string[], snapshot: DbSnapsho
  * Iterates with `nextv` in growing chunks and always closes the level iterator: on the natural
  * end, on an error, and when the consumer leaves the loop early (the generator's `finally`).
  */
-async function* levelIterate(getDb: () => Promise<Db>, range: KvRange, snapshot: DbSnapshot | undefined): AsyncGenerator<[string, Uint8Array]> {
+async function* levelIterate(getDb: () => Promise<Db>, range: KvRange, snapshot: DbSnapshot | undefined, tracker?: ReaderTracker): AsyncGenerator<[string, Uint8Array]> {
   const db = await getDb()
   let iterator: LevelIterator<Db, string, Uint8Array>
   try {
@@ -406,6 +489,7 @@ async function* levelIterate(getDb: () => Promise<Db>, range: KvRange, snapshot:
   } catch (err) {
     throw wrapLevelError(err, 'iterator')
   }
+  tracker?.opened()
   let failed = false
   try {
     let size = FIRST_CHUNK
@@ -424,7 +508,11 @@ async function* levelIterate(getDb: () => Promise<Db>, range: KvRange, snapshot:
     failed = true
     throw err
   } finally {
-    await closeIterator(iterator, failed)
+    try {
+      await closeIterator(iterator, failed)
+    } finally {
+      tracker?.closed()
+    }
   }
 }
 

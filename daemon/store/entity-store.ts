@@ -1282,6 +1282,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
    * Close it when done.
    */
   async openSnapshot(): Promise<SnapshotView> {
+    await this.#kv.whenOpen?.() // not while the database is closed for a checkpoint
     return SnapshotView.open(this.#kv.snapshot())
   }
 
