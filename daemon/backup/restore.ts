@@ -1,8 +1,8 @@
-import { readdir, rm } from 'node:fs/promises'
+import { mkdir, readdir, rm } from 'node:fs/promises'
 import type { Logger } from 'pino'
 import type { Doc } from 'yjs'
 import { createEntityDoc, jsonEqual, readText, textNames, ValidationError, type JsonRecord, type TextSplice } from '../../crdt/index.ts'
-import { initDataDir } from '../data-dir.ts'
+import { dataDirLayout, initDataDir, type InitResult } from '../data-dir.ts'
 import { UnavailableError } from '../errors.ts'
 import { LevelKvStore } from '../storage/level-kv-store.ts'
 import { BulkLoader, type LoadEntity } from '../store/bulk-load.ts'
@@ -69,8 +69,9 @@ export async function restoreIntoDir(
   const existed = await dirExists(into)
   if (existed && (await readdir(into)).length > 0) throw new BackupError('RESTORE_TARGET_NOT_EMPTY', `${into} already holds data; restore into an empty or new directory`)
   try {
-    const { layout, identity } = await initDataDir(into, options.clusterKeyFile !== undefined ? { clusterKeyFile: options.clusterKeyFile } : {})
-    if (isFilesSet(manifest) && scope.ns === undefined) return await restoreFiles(repo, sealer, manifest, layout.db, identity.nodeId, into)
+    const init = (): Promise<InitResult> => initDataDir(into, options.clusterKeyFile !== undefined ? { clusterKeyFile: options.clusterKeyFile } : {})
+    if (isFilesSet(manifest) && scope.ns === undefined) return await restoreFiles(repo, sealer, manifest, into, init)
+    const { layout, identity } = await init()
     const kv = new LevelKvStore(layout.db)
     await kv.open()
     // One chunk is written while the next is read: LevelDB writes in a pool thread, so reading
@@ -128,10 +129,16 @@ export async function restoreIntoDir(
  * is there). The node's store comes back whole: its change log, feed and vector, and the Yjs
  * client ids it used, which the new identity's store never takes again.
  */
-async function restoreFiles(repo: BackupRepository, sealer: Sealer, manifest: Manifest, db: string, nodeId: string, into: string): Promise<RestoreDirResult> {
-  // Every chunk's SHA-256 is checked as it is read; each file's own (a second pass over every
-  // byte, a fifth of the time here) is left to verify.
-  await unpackFiles(repo, sealer, manifest, db, { sync: true, checkFiles: false })
+async function restoreFiles(repo: BackupRepository, sealer: Sealer, manifest: Manifest, into: string, init: () => Promise<InitResult>): Promise<RestoreDirResult> {
+  const db = dataDirLayout(into).db
+  await mkdir(into, { recursive: true, mode: 0o700 }) // before the files make it with a wider mode
+  // The data dir's keys are made while the files are written (each settles before a failure is
+  // passed on, so that nothing is still writing when the directory is removed). Every chunk's
+  // SHA-256 is checked as it is read; each file's own (a second pass over every byte, a fifth of
+  // the time here) is left to verify.
+  const [made, unpacked] = await Promise.allSettled([init(), unpackFiles(repo, sealer, manifest, db, { sync: true, checkFiles: false })])
+  if (unpacked.status === 'rejected') throw unpacked.reason
+  if (made.status === 'rejected') throw made.reason
   const kv = new LevelKvStore(db)
   try {
     await kv.open()
@@ -141,7 +148,7 @@ async function restoreFiles(repo: BackupRepository, sealer: Sealer, manifest: Ma
     await kv.close()
   }
   const deleted = Object.values(manifest.namespaces).reduce((n, c) => n + c.deleted, 0)
-  return { backup: manifest.id, into, nodeId, entities: manifest.entities, deleted }
+  return { backup: manifest.id, into, nodeId: made.value.identity.nodeId, entities: manifest.entities, deleted }
 }
 
 async function dirExists(dir: string): Promise<boolean> {

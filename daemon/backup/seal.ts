@@ -57,17 +57,36 @@ const CHECK_AAD = 'meshsync-backup-key-check'
 /** Output buffer of zstd calls: node's 16 KiB default takes one thread-pool round trip per 16 KiB. */
 const ZSTD_CHUNK = 1024 * 1024
 /**
- * Output buffer of a decompression: a files set's chunk (at most 4 MiB) in one buffer, with no
- * copy to join pieces; pages of it that are not written are never touched.
+ * Largest output a decompression allocates in one buffer of the size its frame header states
+ * (no copy to join pieces); above it, or with no size stated, it collects pieces of ZSTD_CHUNK.
  */
-const ZSTD_OUT_CHUNK = 4 * 1024 * 1024 + 64 * 1024
+const MAX_SIZED_OUTPUT = 64 * 1024 * 1024
 const CHECK_PLAIN = new TextEncoder().encode('meshsync backup repository key v1')
+
+/** The content size a zstd frame's header states (RFC 8878 §3.1.1.1), or undefined. */
+export function frameContentSize(frame: Uint8Array): number | undefined {
+  if (frame.length < 6 || frame[0] !== 0x28 || frame[1] !== 0xb5 || frame[2] !== 0x2f || frame[3] !== 0xfd) return undefined
+  const descriptor = frame[4] as number
+  const fcsFlag = descriptor >> 6
+  const singleSegment = (descriptor >> 5) & 1
+  const fcsBytes = [singleSegment ? 1 : 0, 2, 4, 8][fcsFlag] as number
+  if (fcsBytes === 0) return undefined
+  const at = 5 + (singleSegment ? 0 : 1) + ([0, 1, 2, 4][descriptor & 3] as number)
+  if (frame.length < at + fcsBytes) return undefined
+  const view = new DataView(frame.buffer, frame.byteOffset + at, fcsBytes)
+  if (fcsBytes === 1) return view.getUint8(0)
+  if (fcsBytes === 2) return view.getUint16(0, true) + 256
+  if (fcsBytes === 4) return view.getUint32(0, true)
+  const size = view.getBigUint64(0, true)
+  return size <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(size) : undefined
+}
 
 function makeSealer(key: Buffer | undefined): Sealer {
   return {
     encrypted: key !== undefined,
     async seal(plain, aad) {
-      const packed: Uint8Array = await compress(plain, { chunkSize: ZSTD_CHUNK, params: { [constants.ZSTD_c_compressionLevel]: 3 } })
+      // The pledged size goes into the frame header, so that opening it can size its output.
+      const packed: Uint8Array = await compress(plain, { chunkSize: ZSTD_CHUNK, pledgedSrcSize: plain.length, params: { [constants.ZSTD_c_compressionLevel]: 3 } })
       const header = Uint8Array.from([...MAGIC, OBJECT_VERSION, key ? FLAG_ENCRYPTED : 0])
       if (!key) return concat([header, packed])
       const nonce = randomBytes(NONCE)
@@ -95,7 +114,8 @@ function makeSealer(key: Buffer | undefined): Sealer {
         if (key) throw new Error('object is not encrypted in an encrypted repository')
         packed = stored.subarray(5)
       }
-      return await decompress(packed, { chunkSize: ZSTD_OUT_CHUNK })
+      const size = frameContentSize(packed)
+      return await decompress(packed, { chunkSize: size !== undefined && size <= MAX_SIZED_OUTPUT ? Math.max(size, 1024) : ZSTD_CHUNK })
     },
   }
 }

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { createFilesBackup, type FilesSource } from '../../daemon/backup/create-files.ts'
@@ -79,6 +79,7 @@ describe('a files backup', () => {
     const result = await restoreIntoDir(repo, sealer, await loadManifest(repo, m.id), into, { logger: quietLogger })
     expect(result.entities).toBe(m.entities)
     expect(result.nodeId).not.toBe(store.nodeId)
+    expect((await stat(into)).mode & 0o777).toBe(0o700)
     const restored = await restoredState(into)
     const captured = source.captured[0] as { state: Record<string, EntityState>; vv: Record<string, number> }
     expect(Object.keys(captured.state).length).toBe(m.entities)
