@@ -14,6 +14,7 @@ import { LevelKvStore } from '../../daemon/storage/level-kv-store.ts'
 import { MemoryKvStore } from '../../daemon/storage/memory-kv-store.ts'
 import { EntityStore } from '../../daemon/store/entity-store.ts'
 import { quietLogger, randomWrites, restoredState, seededRandom, stateOf, type EntityState } from '../helpers/backup.ts'
+import { repositoryKinds } from '../helpers/s3.ts'
 import { useTempDirs } from '../helpers/temp-dir.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
@@ -24,6 +25,7 @@ import { waitFor } from '../helpers/wait-for.ts'
  */
 
 const tempDir = useTempDirs('all')
+const kinds = repositoryKinds('files')
 
 async function levelStore(): Promise<{ store: EntityStore; db: string }> {
   const db = join(await tempDir('meshsync-node-'), 'db')
@@ -261,5 +263,25 @@ describe('a files backup', () => {
     await kv.open()
     expect(existsSync(stale)).toBe(false)
     await kv.close()
+  })
+})
+
+describe.each(kinds)('a files backup in a %s repository, encrypted', (_kind, make) => {
+  it('verifies and restores into a new data dir to the store as it was', async () => {
+    const { store } = await levelStore()
+    await fill(store, 13)
+    const repo = await make()
+    const source = capturing(store)
+    const options = { passphrase: 'correct horse', kdf: { N: 1024, r: 8, p: 1 } }
+    const m = await createFilesBackup(repo, source, { ...options, chunkBytes: 256 * 1024 })
+    expect(m.encrypted).toBe(true)
+    expect(await verifyBackup(repo, m, { passphrase: options.passphrase })).toMatchObject({ ok: true, records: m.entities })
+    await expect(openSealer(repo, {})).rejects.toMatchObject({ code: 'PASSPHRASE_REQUIRED' })
+    const { sealer } = await openSealer(repo, { passphrase: options.passphrase })
+    const into = join(await tempDir('meshsync-restore-'), 'node')
+    await restoreIntoDir(repo, sealer, m, into, { logger: quietLogger })
+    expect((await restoredState(into)).state).toEqual((source.captured[0] as { state: Record<string, EntityState> }).state)
+    await repo.close()
+    await store.close()
   })
 })
