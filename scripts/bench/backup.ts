@@ -68,7 +68,7 @@ interface Run {
   readonly restoreMs: number
   readonly untarMs: number
   readonly restored: number
-  /** The files backup of the same store (after the change), with tar | zstd of the same moment. */
+  /** The files backup of the store at the start of the run and its restore, each with its baseline. */
   readonly files: FilesRun
 }
 
@@ -139,6 +139,9 @@ async function settle(store: EntityStore, db: string): Promise<void> {
 async function oneRun(store: EntityStore, dirs: { root: string; node: string; db: string }, size: number, round: number, restic: boolean, options: BenchOptions): Promise<Run> {
   const runDir = await mkdtemp(join(dirs.root, `run${round}-`))
   try {
+    // First the files backup and its restore, each next to its baseline, on the node as the last
+    // run (or the set-up) left it; then the entity sets.
+    const files = await filesRun(store, new DirRepository(join(runDir, 'files-repo')), dirs, runDir, (await entitiesHash(store)).hash, size)
     // Baseline: the LevelDB directory through tar and zstd -3, written durably.
     const tarball = join(runDir, 'db.tar.zst')
     let t = performance.now()
@@ -215,7 +218,6 @@ async function oneRun(store: EntityStore, dirs: { root: string; node: string; db
     } finally {
       await back.close()
     }
-    const files = await filesRun(store, repo, dirs, runDir, source.hash, size)
     await repo.close()
     const run: Run = {
       tarMs,
@@ -249,8 +251,9 @@ async function oneRun(store: EntityStore, dirs: { root: string; node: string; db
 
 /**
  * A files backup of the store as it is (the node's LevelDB files as of one moment) and its restore
- * into a new data dir, each right after its baseline on the same directory: tar | zstd -3 before
- * the backup, zstd -d | tar -x after the restore. The restored store must hash to the node's.
+ * into a new data dir, each next to its baseline on the same directory: tar | zstd -3 right
+ * before the backup, zstd -d | tar -x right after the restore. The restored store must hash to
+ * the node's (`hash`).
  */
 async function filesRun(store: EntityStore, repo: DirRepository, dirs: { node: string }, runDir: string, hash: string, size: number): Promise<FilesRun> {
   const tarball = join(runDir, 'files-baseline.tar.zst')
@@ -355,10 +358,11 @@ export function backupBench(entitiesOverride?: number): Benchmark {
           runs: options.runs,
           restic: restic ? execFileSync('restic', ['version'], { encoding: 'utf8' }).trim() : null,
           setup:
-            `an EntityStore on LevelDB holding ${size} entities {sku, qty, site, note} in one namespace; each run: tar | zstd -3 of the LevelDB dir, a full backup into a new directory repository, ` +
+            `an EntityStore on LevelDB holding ${size} entities {sku, qty, site, note} in one namespace; each run: ` +
+            'tar | zstd -3 of the LevelDB dir, a files backup (the LevelDB files as of one moment) into a new directory repository, its restore into a new data dir, and zstd -d | tar -x of that tarball; ' +
+            'then tar | zstd -3 of the LevelDB dir again, a full backup into a new directory repository, ' +
             'restic init + backup of the LevelDB dir, 1% of the entities patched (qty; a different evenly spread set per run), an incremental backup, restic backup again, ' +
-            'then (for information) LevelDB compacted and restic backup once more, then a restore of the chain into a new data dir and zstd -d | tar -x of the tarball; ' +
-            'then tar | zstd -3 of the LevelDB dir again, a files backup (the LevelDB files as of one moment) into the same repository, its restore into a new data dir, and zstd -d | tar -x of that tarball',
+            'then (for information) LevelDB compacted and restic backup once more, then a restore of the chain into a new data dir and zstd -d | tar -x of the tarball',
           definitions: {
             speed: 'tar | zstd time / full backup time, same data, both outputs fsynced (a ratio of speeds); restore likewise: zstd -d | tar -x time (synced) / restore time',
             bytes: 'bytes added = total size of the files in the repository after minus before (apparent sizes; directory entries not counted), for the backup repository and for restic\'s',
