@@ -365,6 +365,7 @@ export class LevelKvStore implements KvStore {
   }
 
   async approximateSize(gte: string, lt: string): Promise<number> {
+    if (this.#reopening) await this.#reopening.catch(() => undefined)
     const db = this.#openDb()
     try {
       return await (db as unknown as ApproximateSize).approximateSize(gte, lt)
