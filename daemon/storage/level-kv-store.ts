@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { copyFile, link, mkdir, readdir, rm, statfs } from 'node:fs/promises'
+import { copyFile, link, mkdir, readdir, rm, stat, statfs } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { Level } from 'level'
 import type { Iterator as LevelIterator, IteratorOptions } from 'level'
@@ -219,10 +219,15 @@ export class LevelKvStore implements KvStore {
     }
   }
 
+  /** Free bytes the disk must have for LevelDB's recovery on a reopen. */
+  #reopenMinFree(): number {
+    return this.#options.reopenMinFreeBytes ?? 2 * (this.#options.writeBufferSize ?? DEFAULT_WRITE_BUFFER) + 1024 * 1024
+  }
+
   /** Closes and reopens LevelDB once that can work; throws (a copy of) `failure` until then. */
   async #reopenAfterFailure(failure: StorageError): Promise<void> {
     const refuse = (f = failure): StorageError => new StorageError(f.code as StorageErrorCode, f.message, { cause: f.cause })
-    const minFree = this.#options.reopenMinFreeBytes ?? 2 * (this.#options.writeBufferSize ?? DEFAULT_WRITE_BUFFER) + 1024 * 1024
+    const minFree = this.#reopenMinFree()
     const free = await freeBytes(this.#location)
     if (free !== undefined && free < minFree) throw refuse()
     const interval = this.#options.reopenIntervalMs ?? 1000
@@ -298,6 +303,13 @@ export class LevelKvStore implements KvStore {
   async #checkpoint(): Promise<KvCheckpoint> {
     if (this.#failure) await this.#reopenAfterFailure(this.#failure)
     const db = this.#openDb()
+    // The copy of the log and the reopen (LevelDB's recovery writes a table and a manifest) need
+    // room: without it the database could not be opened again until space is freed.
+    const free = await freeBytes(this.#location)
+    const needed = this.#reopenMinFree() + (await logBytes(this.#location))
+    if (free !== undefined && free < needed) {
+      throw new StorageError('STORAGE_FULL', `checkpoint: ${free} bytes free on the disk holding the database, ${needed} needed to copy its log and reopen it`)
+    }
     const dir = `${this.#location}.checkpoint-${randomBytes(6).toString('hex')}`
     let files: string[] = []
     const copying = (async () => {
@@ -380,6 +392,13 @@ export class LevelKvStore implements KvStore {
     if (db === undefined || db.status === 'closed' || db.status === 'closing') throw notOpen()
     return db
   }
+}
+
+/** Bytes of LevelDB's write-ahead logs in `dir`. */
+async function logBytes(dir: string): Promise<number> {
+  let total = 0
+  for (const name of await readdir(dir)) if (name.endsWith('.log')) total += (await stat(join(dir, name)).catch(() => ({ size: 0 }))).size
+  return total
 }
 
 /** LevelDB's files a copy needs: table files (hard-linked), the manifest, CURRENT and the logs. Not LOCK or the info log. */

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import type * as FsPromises from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -54,6 +54,22 @@ describe('LevelKvStore after a failed write', () => {
     vi.useRealTimers()
     await store.close()
     await rm(dir, { recursive: true, force: true })
+  })
+
+  it('refuses a checkpoint with STORAGE_FULL when the disk has no room to reopen, without closing the database', async () => {
+    await store.batch([put('a')], SYNC)
+    const close = vi.spyOn(Level.prototype, 'close')
+    disk.free = 1 << 20
+    expect(await codeOf(store.checkpoint())).toBe('STORAGE_FULL')
+    expect(close).not.toHaveBeenCalled()
+    expect((await readdir(dir)).filter((n) => n.includes('.checkpoint-'))).toEqual([])
+    await store.batch([put('b')], SYNC)
+    expect(str(await store.get('b'))).toBe('b')
+    disk.free = 1 << 30
+    const checkpoint = await store.checkpoint()
+    expect(close).toHaveBeenCalledTimes(1)
+    await checkpoint.snapshot.close()
+    await checkpoint.remove()
   })
 
   it('refuses writes with STORAGE_FULL while the disk is full, keeps reads going, and reopens before the next write', async () => {
