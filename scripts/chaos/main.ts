@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util'
 import { runChaos, summarize } from './run.ts'
 
 /**
- * `npm run chaos -- --nodes N --duration S --seed K [--netns] [--report FILE] [--failpoints LIST]`
+ * `npm run chaos -- --nodes N --duration S --seed K [--netns] [--report FILE] [--failpoints LIST] [--backups S]`
  * One chaos run (scripts/chaos/run.ts); prints the summary, writes the JSON report, exits 1 when
  * the checker fails the run.
  */
@@ -16,6 +16,7 @@ const { values } = parseArgs({
     failpoints: { type: 'string' },
     'keep-data': { type: 'boolean', default: false },
     'converge-timeout': { type: 'string', default: '120' },
+    backups: { type: 'string' },
   },
 })
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
@@ -29,6 +30,7 @@ const report = await runChaos({
   keepData: values['keep-data'],
   convergeTimeoutS: Number(values['converge-timeout']),
   ...(values.failpoints && { failpoints: values.failpoints }),
+  ...(values.backups && { backupEveryMs: Number(values.backups) * 1000 }),
 })
 console.log(summarize(report))
 console.log(`  report         ${values.report ?? `tmp/chaos/report-seed${seed}.json`}`)

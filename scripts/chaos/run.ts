@@ -2,6 +2,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { check, collectState, type CheckResult, type NodeState } from './checker.ts'
+import { ChaosBackups, type BackupStats } from './backups.ts'
 import { ChaosCluster, sampleProc, sleep } from './cluster.ts'
 import { ChaosDisks, tmpfsUnavailable } from './disks.ts'
 import { Nemesis, type FaultEvent } from './faults.ts'
@@ -37,6 +38,12 @@ export interface ChaosOptions {
   readonly gapMs?: readonly [number, number]
   /** Progress lines (default: console.log). */
   readonly log?: (line: string) => void
+  /**
+   * Take a backup through a daemon every this many ms while the workload runs (files and
+   * incremental entity backups in turn, scripts/chaos/backups.ts); every set must verify
+   * afterwards. Default: none.
+   */
+  readonly backupEveryMs?: number
 }
 
 export interface Percentiles {
@@ -83,6 +90,8 @@ export interface ChaosReport {
   readonly crashes: readonly string[]
   readonly pendingYjs: number
   readonly fingerprints: readonly string[]
+  /** Backups taken during the run ({@link ChaosOptions.backupEveryMs}). */
+  readonly backups?: BackupStats
   readonly dataDir: string
   readonly elapsedS: number
 }
@@ -186,6 +195,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const finalPerNode: number[] = []
   let nemesis: Nemesis | undefined
   let workload: Workload | undefined
+  let backups: ChaosBackups | undefined
   const finalStates: NodeState[] = []
   const diagnostics: unknown[] = []
   try {
@@ -221,6 +231,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       }
     })()
     workload.start()
+    if (options.backupEveryMs) {
+      backups = new ChaosBackups(c, join(root, 'backups'), options.seed, options.backupEveryMs)
+      backups.start()
+    }
     const catchUps: Promise<void>[] = []
     for (const fault of schedule) {
       const wait = t0 + fault.at - Date.now()
@@ -234,6 +248,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
     const rest = t0 + durationMs - Date.now()
     if (rest > 0) await sleep(rest)
+    await backups?.stop()
     await workload.stop()
     await nemesis.healAll()
     const healedAt = Date.now()
@@ -260,6 +275,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     if (checkResult.partialBatches > 0) failures.push(`${checkResult.partialBatches} batches partly applied`)
     if (checkResult.divergent) failures.push('nodes ended with different states')
     if (workload.stats.staleReads > 0) failures.push(`${workload.stats.staleReads} stale reads (an acknowledged insert not visible on its node)`)
+    if (backups) {
+      await backups.verify()
+      const corrupt = backups.stats.corrupt
+      if (corrupt.length > 0) failures.push(`${corrupt.length} backups do not verify: ${corrupt[0]}`)
+    }
   } catch (error) {
     failures.push(`harness error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
   } finally {
@@ -314,6 +334,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       crashes,
       pendingYjs,
       fingerprints: checkResult?.fingerprints ?? [],
+      ...(backups && { backups: backups.stats }),
       dataDir: ok && !options.keepData ? '(removed)' : root,
       elapsedS: Math.round((Date.now() - started) / 1000),
     }
@@ -405,6 +426,11 @@ export function summarize(r: ChaosReport): string {
     const p = (x: Percentiles): string => `${x.p50}/${x.p99}/${x.max} ms (n=${x.n})`
     lines.push(`  heal split     before the next fault ${p(by.beforeNextFault)}; into the next fault ${p(by.intoNextFault)}`)
     lines.push(`  heal by kind   ${Object.entries(by.kind).map(([k, x]) => `${k} ${p(x)}`).join('; ')}`)
+  }
+  const b = r.backups
+  if (b) {
+    const failed = Object.entries(b.failed).map(([k, v]) => `${k} ${v}`).join(', ')
+    lines.push(`  backups        ${b.attempted} asked, ${b.taken.files} files + ${b.taken.entities} entity sets taken${failed ? ` (not taken: ${failed})` : ''}; ${b.verified} verified, ${b.corrupt.length} corrupt`)
   }
   lines.push(`  state          ${ch ? (ch.divergent ? 'DIVERGENT' : 'identical') : '?'} on all nodes; conflicts ${ch?.conflicts ?? '?'} (${ch?.conflictsIdentical ? 'identical' : 'DIFFER'}); fingerprints ${r.fingerprints.join(' ')}`)
   lines.push(`  resources      ${r.resources.map((x) => `n${x.node}: ${x.maxRssMB} MB max rss, ${x.maxFds} fds max, ${x.starts} starts${x.maxDiskMB !== undefined ? `, ${x.maxDiskMB} MB max on disk` : ''}`).join('; ')}${r.diskMiB ? ` (tmpfs data disks of ${r.diskMiB} MiB)` : ''}`)
