@@ -1,6 +1,6 @@
 /**
  * Reading a files set (format.ts, `method: 'files'`): the node's LevelDB files as of the set's
- * snapshot, each cut into chunks in order. The files are written back as they were (a restore
+ * snapshot, their bytes one after another in its chunks. The files are written back as they were (a restore
  * into a new data dir), read back and checked (verify), or unpacked into a scratch directory and
  * read there as a store, so that whatever reads entities from a chain (a live or scoped restore,
  * a synthetic full) reads a files set too.
@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, open, rm, type FileHandle } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CodecError } from '../../crdt/index.ts'
-import { LevelKvStore } from '../storage/level-kv-store.ts'
+import { LEVELDB_FILE_NAME, LevelKvStore } from '../storage/level-kv-store.ts'
 import { SnapshotView, splitEntityKey } from '../store/snapshot-view.ts'
 import { BackupError, corrupt } from './errors.ts'
 import { parseMeta, type Manifest, type SetFile } from './format.ts'
@@ -19,8 +19,6 @@ import type { RestoredEntity, Scope, VerifyResult } from './read-types.ts'
 import type { BackupRepository } from './repository.ts'
 import type { Sealer } from './seal.ts'
 
-/** The names LevelDB gives its files; anything else in a manifest is refused (it names a path in the target directory). */
-export const DB_FILE_NAME = /^(\d+\.(ldb|sst|log)|MANIFEST-\d+|CURRENT)$/
 
 /** Chunks read (fetched, checked, decrypted, decompressed) ahead of the one being written. */
 const READ_AHEAD = 3
@@ -35,7 +33,8 @@ export function checkFileList(m: Manifest): void {
   if (!Array.isArray(files)) throw corrupt(m.id, 'manifest.json', 'a files set without its files')
   const names = new Set<string>()
   for (const f of files as readonly SetFile[]) {
-    if (typeof f?.name !== 'string' || !DB_FILE_NAME.test(f.name) || names.has(f.name)) throw corrupt(m.id, 'manifest.json', `not a database file name: ${JSON.stringify(f?.name)}`)
+    // Only LevelDB's own names: anything else (a path) would be written outside the database.
+    if (typeof f?.name !== 'string' || !LEVELDB_FILE_NAME.test(f.name) || names.has(f.name)) throw corrupt(m.id, 'manifest.json', `not a database file name: ${JSON.stringify(f?.name)}`)
     if (!Number.isSafeInteger(f.size) || f.size < 0 || typeof f.sha256 !== 'string') throw corrupt(m.id, 'manifest.json', `malformed entry of ${f.name}`)
     names.add(f.name)
   }

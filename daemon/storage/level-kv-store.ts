@@ -401,9 +401,12 @@ async function logBytes(dir: string): Promise<number> {
   return total
 }
 
-/** LevelDB's files a copy needs: table files (hard-linked), the manifest, CURRENT and the logs. Not LOCK or the info log. */
+/** The names of the files a copy of a LevelDB database needs: tables, logs, the manifest, CURRENT (not LOCK or the info log). */
+export const LEVELDB_FILE_NAME = /^(\d+\.(ldb|sst|log)|MANIFEST-\d+|CURRENT)$/
+
+/** LevelDB's files a copy needs ({@link LEVELDB_FILE_NAME}): table files hard-linked, the rest copied. */
 async function copyDbFiles(from: string, to: string): Promise<string[]> {
-  const names = (await readdir(from)).filter((n) => /^(\d+\.(ldb|sst|log)|MANIFEST-\d+|CURRENT)$/.test(n)).sort()
+  const names = (await readdir(from)).filter((n) => LEVELDB_FILE_NAME.test(n)).sort()
   for (const name of names) {
     const source = join(from, name)
     const target = join(to, name)
