@@ -267,26 +267,23 @@ export class LevelKvStore implements KvStore {
    * The caller removes the directory ({@link KvCheckpoint.remove}); {@link open} removes any a
    * crash left.
    */
-  checkpoint(): Promise<KvCheckpoint> {
-    const run = (async () => {
-      // One checkpoint at a time: the next one waits for this one's pause to end.
-      while (this.#pausing) await this.#pausing.catch(() => undefined)
-      let resume!: () => void
-      this.#pausing = new Promise<void>((resolve) => (resume = resolve))
-      try {
-        await this.#drainReaders(this.#options.checkpointDrainMs ?? 2000)
-        const copy = this.#writes.then(() => this.#checkpoint())
-        this.#writes = copy.then(
-          () => undefined,
-          () => undefined,
-        )
-        return await copy
-      } finally {
-        this.#pausing = undefined
-        resume()
-      }
-    })()
-    return run
+  async checkpoint(): Promise<KvCheckpoint> {
+    // One checkpoint at a time: the next one waits for this one's pause to end.
+    while (this.#pausing) await this.#pausing.catch(() => undefined)
+    let resume!: () => void
+    this.#pausing = new Promise<void>((resolve) => (resume = resolve))
+    try {
+      await this.#drainReaders(this.#options.checkpointDrainMs ?? 2000)
+      const copy = this.#writes.then(() => this.#checkpoint())
+      this.#writes = copy.then(
+        () => undefined,
+        () => undefined,
+      )
+      return await copy
+    } finally {
+      this.#pausing = undefined
+      resume()
+    }
   }
 
   /** Resolves once no snapshot or iterator is open, or after `ms`. */
