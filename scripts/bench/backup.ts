@@ -24,7 +24,7 @@ import { performance } from 'node:perf_hooks'
 import { ClassicLevel } from 'classic-level'
 import { pino } from 'pino'
 import * as Y from 'yjs'
-import { createEntityDoc, readRecord } from '../../crdt/index.ts'
+import { createEntityDoc, readRecord, type VersionVector } from '../../crdt/index.ts'
 import { createFilesBackup } from '../../daemon/backup/create-files.ts'
 import { createBackup } from '../../daemon/backup/create.ts'
 import { DirRepository } from '../../daemon/backup/dir-repository.ts'
@@ -142,17 +142,13 @@ async function oneRun(store: EntityStore, dirs: { root: string; node: string; db
     // First the files backup and its restore, each next to its baseline, on the node as the last
     // run (or the set-up) left it; then the entity sets.
     const files = await filesRun(store, new DirRepository(join(runDir, 'files-repo')), dirs, runDir, (await entitiesHash(store)).hash, size)
-    // Baseline: the LevelDB directory through tar and zstd -3, written durably.
     const tarball = join(runDir, 'db.tar.zst')
-    let t = performance.now()
-    execFileSync('sh', ['-c', `tar -C ${JSON.stringify(dirs.node)} -cf - db | zstd -3 -q -o ${JSON.stringify(tarball)}`])
-    fsyncFile(tarball)
-    const tarMs = performance.now() - t
+    const tarMs = tarZstd(dirs.node, tarball)
     const tarBytes = (await stat(tarball)).size
 
     const repoDir = join(runDir, 'repo')
     const repo = new DirRepository(repoDir)
-    t = performance.now()
+    let t = performance.now()
     const full = await createBackup(repo, store, 'full')
     const fullMs = performance.now() - t
     check(full.entities === size && full.records === size, `the full holds ${full.entities} entities in ${full.records} records, expected ${size}`)
@@ -203,21 +199,10 @@ async function oneRun(store: EntityStore, dirs: { root: string; node: string; db
     t = performance.now()
     const restored = await restoreIntoDir(repo, sealer, inc, into, { logger })
     const restoreMs = performance.now() - t
-    const untarDir = join(runDir, 'untar')
-    execFileSync('mkdir', ['-p', untarDir])
-    t = performance.now()
-    execFileSync('sh', ['-c', `zstd -d -q -c ${JSON.stringify(tarball)} | tar -C ${JSON.stringify(untarDir)} -xf - && sync -f ${JSON.stringify(untarDir)}`])
-    const untarMs = performance.now() - t
-    const back = new EntityStore({ kv: new LevelKvStore(dataDirLayout(into).db), nodeId: '0000000000000000', logger })
-    await back.open()
-    try {
-      check(JSON.stringify(back.versionVector) === JSON.stringify(inc.vv), `the restored node vector ${JSON.stringify(back.versionVector)} differs from the backup's ${JSON.stringify(inc.vv)}`)
-      const got = await entitiesHash(back)
-      check(got.count === size && got.hash === source.hash, `the restored store holds ${got.count} entities hashing to ${got.hash}, the node ${source.count} hashing to ${source.hash}`)
+    const untarMs = untarZstd(tarball, join(runDir, 'untar'))
+    await checkRestored(into, inc.vv, source.hash, size, 'the chain', async (back) => {
       for (const [k, id] of samples.entries()) check((await yjsView(back, id)) === sourceViews[k], `${NS}/${id} restores to ${await yjsView(back, id)}, the node holds ${sourceViews[k]}`)
-    } finally {
-      await back.close()
-    }
+    })
     await repo.close()
     const run: Run = {
       tarMs,
@@ -249,6 +234,39 @@ async function oneRun(store: EntityStore, dirs: { root: string; node: string; db
   }
 }
 
+/** The baseline: the node's LevelDB directory through tar and zstd -3 into `tarball`, written durably; ms. */
+function tarZstd(nodeDir: string, tarball: string): number {
+  const t = performance.now()
+  execFileSync('sh', ['-c', `tar -C ${JSON.stringify(nodeDir)} -cf - db | zstd -3 -q -o ${JSON.stringify(tarball)}`])
+  fsyncFile(tarball)
+  return performance.now() - t
+}
+
+/** The baseline's restore: `tarball` through zstd -d and tar -x into `dir`, synced; ms. */
+function untarZstd(tarball: string, dir: string): number {
+  execFileSync('mkdir', ['-p', dir])
+  const t = performance.now()
+  execFileSync('sh', ['-c', `zstd -d -q -c ${JSON.stringify(tarball)} | tar -C ${JSON.stringify(dir)} -xf - && sync -f ${JSON.stringify(dir)}`])
+  return performance.now() - t
+}
+
+/**
+ * Opens the store restored into data dir `into` and checks it against the node: its vector is
+ * `vv`, it holds `size` entities hashing to `hash`, and whatever `more` checks.
+ */
+async function checkRestored(into: string, vv: VersionVector, hash: string, size: number, what: string, more?: (back: EntityStore) => Promise<void>): Promise<void> {
+  const back = new EntityStore({ kv: new LevelKvStore(dataDirLayout(into).db), nodeId: '0000000000000000', logger })
+  await back.open()
+  try {
+    check(JSON.stringify(back.versionVector) === JSON.stringify(vv), `the node vector restored from ${what} ${JSON.stringify(back.versionVector)} differs from the backup's ${JSON.stringify(vv)}`)
+    const got = await entitiesHash(back)
+    check(got.count === size && got.hash === hash, `the store restored from ${what} holds ${got.count} entities hashing to ${got.hash}, the node ${size} hashing to ${hash}`)
+    await more?.(back)
+  } finally {
+    await back.close()
+  }
+}
+
 /**
  * A files backup of the store as it is (the node's LevelDB files as of one moment) and its restore
  * into a new data dir, each next to its baseline on the same directory: tar | zstd -3 right
@@ -257,11 +275,8 @@ async function oneRun(store: EntityStore, dirs: { root: string; node: string; db
  */
 async function filesRun(store: EntityStore, repo: DirRepository, dirs: { node: string }, runDir: string, hash: string, size: number): Promise<FilesRun> {
   const tarball = join(runDir, 'files-baseline.tar.zst')
+  const tarMs = tarZstd(dirs.node, tarball)
   let t = performance.now()
-  execFileSync('sh', ['-c', `tar -C ${JSON.stringify(dirs.node)} -cf - db | zstd -3 -q -o ${JSON.stringify(tarball)}`])
-  fsyncFile(tarball)
-  const tarMs = performance.now() - t
-  t = performance.now()
   const m = await createFilesBackup(repo, store)
   const backupMs = performance.now() - t
   check(m.method === 'files' && m.entities === size, `the files backup holds ${m.entities} entities, expected ${size}`)
@@ -270,20 +285,8 @@ async function filesRun(store: EntityStore, repo: DirRepository, dirs: { node: s
   t = performance.now()
   await restoreIntoDir(repo, sealer, m, into, { logger })
   const restoreMs = performance.now() - t
-  const untarDir = join(runDir, 'untar-files')
-  execFileSync('mkdir', ['-p', untarDir])
-  t = performance.now()
-  execFileSync('sh', ['-c', `zstd -d -q -c ${JSON.stringify(tarball)} | tar -C ${JSON.stringify(untarDir)} -xf - && sync -f ${JSON.stringify(untarDir)}`])
-  const untarMs = performance.now() - t
-  const back = new EntityStore({ kv: new LevelKvStore(dataDirLayout(into).db), nodeId: '0000000000000000', logger })
-  await back.open()
-  try {
-    check(JSON.stringify(back.versionVector) === JSON.stringify(m.vv), `the restored node vector ${JSON.stringify(back.versionVector)} differs from the files backup's ${JSON.stringify(m.vv)}`)
-    const got = await entitiesHash(back)
-    check(got.count === size && got.hash === hash, `the store restored from files holds ${got.count} entities hashing to ${got.hash}, the node ${size} hashing to ${hash}`)
-  } finally {
-    await back.close()
-  }
+  const untarMs = untarZstd(tarball, join(runDir, 'untar-files'))
+  await checkRestored(into, m.vv, hash, size, 'the files backup')
   return { tarMs, backupMs, bytes: m.bytes, restoreMs, untarMs }
 }
 
