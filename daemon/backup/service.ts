@@ -90,7 +90,7 @@ export interface BackupSettings {
 export interface BackupStatus {
   readonly target: string | null
   readonly running: boolean
-  readonly lastSuccess: { readonly id: string; readonly at: string; readonly type: BackupType; readonly bytes: number; readonly entities: number; readonly durationMs: number } | null
+  readonly lastSuccess: { readonly id: string; readonly at: string; readonly type: BackupType; readonly method: BackupMethod; readonly bytes: number; readonly entities: number; readonly durationMs: number } | null
   readonly lastFailure: { readonly at: string; readonly code: string; readonly message: string } | null
   /** Age in ms of the last successful backup's snapshot. */
   readonly ageMs: number | null
@@ -178,7 +178,7 @@ export class BackupService {
         const manifest = await this.#withRepo(input.target, (repo) =>
           files ? createFilesBackup(repo, this.#store, this.#writeOptions(input)) : createBackup(repo, this.#store, input.type, this.#writeOptions(input)),
         )
-        this.#lastSuccess = { id: manifest.id, at: manifest.snapshotAt, type: manifest.type, bytes: manifest.bytes, entities: manifest.entities, durationMs: Date.now() - started }
+        this.#lastSuccess = { id: manifest.id, at: manifest.snapshotAt, type: manifest.type, method: manifest.method ?? 'entities', bytes: manifest.bytes, entities: manifest.entities, durationMs: Date.now() - started }
         this.#log.info({ backup: manifest.id, type: manifest.type, entities: manifest.entities, bytes: manifest.bytes }, 'backup created')
         return { ...summarize(manifest), target: this.#targetOf(input.target) }
       } catch (error) {

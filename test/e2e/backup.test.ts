@@ -161,6 +161,8 @@ describe('backups through the API and the CLI', () => {
     const api = await d.sock<{ id: string; type: string; method: string; entities: number }>('POST', '/v1/backups', { type: 'full', method: 'files' })
     expect(api.status).toBe(201)
     expect(api.json).toMatchObject({ type: 'full', method: 'files', entities: 3 })
+    const status = await d.sock<{ backups: { lastSuccess: { id: string; method: string } } }>('GET', '/v1/status')
+    expect(status.json.backups.lastSuccess).toMatchObject({ id: api.json.id, method: 'files' })
     // The node reopened its database for the checkpoint: it still reads and writes.
     expect((await d.sock('PUT', '/v1/ns/items/entities/c', { id: 'c', v: 7 })).status).toBe(200)
     const create = await cli(['backup', 'create', '--method', 'files', '--json', ...dir])

@@ -415,7 +415,7 @@ function backupHeadline(b) {
   if (failed && (!ok || Date.parse(failed.at) > Date.parse(ok.at))) {
     return h('p', { class: 'bad', 'data-testid': 'backup-headline' }, `last backup failed ${ago(failed.at)}: ${failed.code ?? ''} ${failed.message ?? ''}`)
   }
-  if (ok) return h('p', { class: 'good', 'data-testid': 'backup-headline' }, `last backup ${ago(ok.at)}${ok.type ? ` (${ok.type}` : ''}${ok.bytes !== undefined ? `, ${bytes(ok.bytes)})` : ok.type ? ')' : ''}`)
+  if (ok) return h('p', { class: 'good', 'data-testid': 'backup-headline' }, `last backup ${ago(ok.at)}${ok.type ? ` (${ok.type}${ok.method === 'files' ? ' of the files' : ''}` : ''}${ok.bytes !== undefined ? `, ${bytes(ok.bytes)})` : ok.type ? ')' : ''}`)
   return h('p', { class: 'muted', 'data-testid': 'backup-headline' }, b.running ? 'first backup running…' : 'no backup taken yet')
 }
 
