@@ -5,10 +5,12 @@
  * gossipsub, OrbitDB, the changed Yjs updates themselves), reported as the median over the runs with
  * min and max. Each benchmark checks what was written before it reports; a wrong result fails the
  * bench (exit 1). A baseline that cannot run (a peer system that does not install) is reported as
- * such, with the reason. One JSON file per benchmark goes to bench/results/.
+ * such, with the reason. One JSON file per benchmark goes to bench/results/. Each benchmark runs
+ * in a process of its own.
  */
+import { spawn } from 'node:child_process'
 import { rmSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -70,6 +72,8 @@ async function main(): Promise<number> {
       dir: { type: 'string' },
       out: { type: 'string' },
       'cpu-prof': { type: 'boolean', default: false },
+      // Internal: run the one benchmark of --only in this process and write its outcome here.
+      'child-result': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -95,6 +99,8 @@ async function main(): Promise<number> {
   if (unknown.length > 0) throw new Error(`unknown benchmark(s): ${unknown.join(', ')}\n${USAGE}`)
   const selected = only ? benchmarks.filter((b) => only.includes(b.name)) : benchmarks
 
+  const childResult = values['child-result']
+  if (childResult !== undefined && selected.length !== 1) throw new Error('--child-result takes exactly one benchmark in --only')
   const baseDir = await mkdtemp(join(resolve(values.dir ?? tmpdir()), 'meshsync-bench-'))
   // Interrupted: child processes are killed on exit (daemon.ts, ipc-child.ts); the temp dir goes too.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -115,24 +121,33 @@ async function main(): Promise<number> {
     ...(values['cpu-prof'] && { cpuProfDir: join(outDir, 'profiles') }),
     log: (message) => console.log(message),
   }
+  if (childResult !== undefined) {
+    const bench = selected[0] as Benchmark
+    let outcome: Outcome
+    try {
+      outcome = { ok: true, result: await bench.run(options) }
+    } catch (error) {
+      outcome = { ok: false, failure: { name: bench.name, title: bench.title, error: error instanceof Error ? (error.stack ?? error.message) : String(error) } }
+    } finally {
+      await rm(baseDir, { recursive: true, force: true })
+    }
+    await writeFile(childResult, JSON.stringify(outcome))
+    return 0
+  }
   console.log(`meshsync bench: ${runs} run(s)${values.full ? ', full' : ''}; node ${environment.node}, ${environment.cpuModel} x${environment.cores}, ${environment.benchDir.fsType} at ${baseDir} (fdatasync ~${environment.benchDir.fdatasyncMedianMs} ms)`)
   if ((environment.loadAverage[0] ?? 0) > environment.cores / 2) console.log(`warning: load average ${environment.loadAverage[0]} on ${environment.cores} cores: other work will skew the figures`)
   if (environment.benchDir.fsType === 'tmpfs') console.log('warning: the bench dir is a tmpfs: fsync costs nothing there, the ratios mean little')
 
   const outcomes: Outcome[] = []
   try {
+    // Each benchmark in a process of its own (runInChild).
     for (const bench of selected) {
       console.log(`\n${bench.name}: ${bench.title}`)
       const started = Date.now()
-      try {
-        const result = await bench.run(options)
-        outcomes.push({ ok: true, result })
-        console.log(`  done in ${((Date.now() - started) / 1000).toFixed(1)} s`)
-      } catch (error) {
-        const message = error instanceof Error ? (error.stack ?? error.message) : String(error)
-        console.error(`  FAILED: ${message}`)
-        outcomes.push({ ok: false, failure: { name: bench.name, title: bench.title, error: message } })
-      }
+      const outcome = await runInChild(bench, baseDir)
+      outcomes.push(outcome)
+      if (outcome.ok) console.log(`  done in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+      else console.error(`  FAILED: ${outcome.failure.error}`)
     }
   } finally {
     await rm(baseDir, { recursive: true, force: true })
@@ -161,6 +176,24 @@ async function main(): Promise<number> {
   const failed = outcomes.filter((o) => !o.ok).length
   if (failed > 0) console.error(`${failed} benchmark(s) failed`)
   return failed > 0 ? 1 : 0
+}
+
+/**
+ * Runs one benchmark in a process of its own (this script with `--only NAME --child-result FILE`
+ * and the same options), so that no benchmark runs in a heap, a page cache of open files or a
+ * JIT state another one left behind (the catch-up benchmark holds two 100,000-entity nodes in the
+ * bench process); resolves with its outcome.
+ */
+async function runInChild(bench: Benchmark, baseDir: string): Promise<Outcome> {
+  const resultFile = join(baseDir, `${bench.name}.outcome.json`)
+  const args = process.argv.slice(2).filter((a, i, all) => a !== '--only' && all[i - 1] !== '--only' && !a.startsWith('--only=') && a !== '--dir' && all[i - 1] !== '--dir' && !a.startsWith('--dir='))
+  const child = spawn(process.execPath, [...process.execArgv, import.meta.filename, ...args, '--only', bench.name, '--dir', baseDir, '--child-result', resultFile], { stdio: ['ignore', 'inherit', 'inherit'] })
+  const code = await new Promise<number | null>((done) => child.once('exit', (c) => done(c)))
+  try {
+    return JSON.parse(await readFile(resultFile, 'utf8')) as Outcome
+  } catch {
+    return { ok: false, failure: { name: bench.name, title: bench.title, error: `its process exited with ${code} and no outcome` } }
+  }
 }
 
 main().then(
