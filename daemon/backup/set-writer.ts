@@ -102,8 +102,6 @@ export class SetBuilder {
   /** Cuts the current chunk and starts storing it; waits while too many are in flight. */
   async flush(): Promise<void> {
     if (this.#metas.length === 0) return
-    const n = this.#chunks.length
-    const name = chunkName(n)
     const records = this.#metas.length
     const plain = encodeChunk({ kinds: Uint8Array.from(this.#kinds), metas: this.#metas, states: this.#states, ...(this.#digest.count > 0 && { diffDigest: this.#digest.digest() }) })
     this.#kinds = []
@@ -111,18 +109,7 @@ export class SetBuilder {
     this.#states = []
     this.#digest = new DiffDigest()
     this.#bytes = 0
-    this.#chunks.push({ name, sha256: '', size: 0, records })
-    this.#track(
-      this.#put(name, plain).then((ref) => {
-        this.#chunks[n] = { ...ref, records }
-      }),
-    )
-    while (this.#pending.length > IN_FLIGHT) await this.#pending.shift()
-  }
-
-  #track(stored: Promise<void>): void {
-    stored.catch(() => undefined) // awaited by the caller or by publish; never an unhandled rejection
-    this.#pending.push(stored)
+    await this.#addChunk(plain, records)
   }
 
   /**
@@ -132,13 +119,19 @@ export class SetBuilder {
    */
   async addBytes(plain: Uint8Array): Promise<{ stored: Promise<void> }> {
     if (this.#metas.length > 0) throw new Error('a set holds records or bytes, not both')
+    return this.#addChunk(plain, 0)
+  }
+
+  /** Starts storing `plain` as the next chunk; waits while too many are in flight; resolves with its own storing. */
+  async #addChunk(plain: Uint8Array, records: number): Promise<{ stored: Promise<void> }> {
     const n = this.#chunks.length
-    const name = chunkName(n)
-    this.#chunks.push({ name, sha256: '', size: 0, records: 0 })
+    const name = `c${String(n).padStart(6, '0')}`
+    this.#chunks.push({ name, sha256: '', size: 0, records })
     const stored = this.#put(name, plain).then((ref) => {
-      this.#chunks[n] = { ...ref, records: 0 }
+      this.#chunks[n] = { ...ref, records }
     })
-    this.#track(stored)
+    stored.catch(() => undefined) // awaited by the caller or by publish; never an unhandled rejection
+    this.#pending.push(stored)
     while (this.#pending.length > IN_FLIGHT) await this.#pending.shift()
     return { stored }
   }
@@ -190,10 +183,6 @@ export class SetBuilder {
     await this.#writer.put(name, stored)
     return { name, sha256: sha256Hex(stored), size: stored.length }
   }
-}
-
-function chunkName(n: number): string {
-  return `c${String(n).padStart(6, '0')}`
 }
 
 /** Set ids sort by time: `20261126T130512.345Z-1a2b3c4d`. */
