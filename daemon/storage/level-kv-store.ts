@@ -115,13 +115,15 @@ export class LevelKvStore implements KvStore {
       ...(this.#options.writeBufferSize !== undefined ? { writeBufferSize: this.#options.writeBufferSize } : {}),
     })
     this.#closed = false
-    await this.#removeCheckpoints()
     try {
       await this.#db.open()
     } catch (err) {
       // abstract-level reports every failed open as LEVEL_DATABASE_NOT_OPEN; the reason is the cause.
       throw new StorageError(hasLevelCode(err, 'LEVEL_CORRUPTION') ? 'STORAGE_CORRUPT' : 'STORAGE_FAILURE', `cannot open the database at ${this.#location}`, { cause: err })
     }
+    // Only once open: LevelDB's lock says no other process has the database (and makes a
+    // checkpoint of it), so what is left beside it is a crash's.
+    await this.#removeCheckpoints()
   }
 
   /** Closes LevelDB, and with it every open snapshot and iterator. Idempotent. */

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -112,6 +113,20 @@ describe('LevelKvStore.checkpoint', () => {
     const later = await waiting
     expect(await keysOf(later)).toEqual(['a', 'b', 'c', 'd'])
     await later.close()
+    await checkpoint.remove()
+    await kv.close()
+  })
+
+  it('a second open of a database in use fails and leaves its checkpoint alone', async () => {
+    const location = join(await tempDir('meshsync-kv-'), 'db')
+    const kv = new LevelKvStore(location)
+    await kv.open()
+    await kv.batch([put('a')], { sync: true })
+    const checkpoint = await kv.checkpoint()
+    const other = new LevelKvStore(location)
+    await expect(other.open()).rejects.toMatchObject({ code: 'STORAGE_FAILURE' })
+    expect(existsSync(checkpoint.dir)).toBe(true)
+    await checkpoint.snapshot.close()
     await checkpoint.remove()
     await kv.close()
   })
