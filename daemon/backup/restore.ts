@@ -10,7 +10,7 @@ import type { LocalOp, StoredEntity } from '../store/entity-store.ts'
 import { BackupError } from './errors.ts'
 import type { Progress } from './create.ts'
 import type { Manifest } from './format.ts'
-import { unpackFiles, isFilesSet } from './files-read.ts'
+import { isFilesSet, openUnpacked, unpackFiles } from './files-read.ts'
 import { assertVerified, chainOf, materialize, verifyChain, type RestoredEntity, type Scope } from './read.ts'
 import type { BackupRepository } from './repository.ts'
 import type { Sealer } from './seal.ts'
@@ -139,14 +139,7 @@ async function restoreFiles(repo: BackupRepository, sealer: Sealer, manifest: Ma
   const [made, unpacked] = await Promise.allSettled([init(), unpackFiles(repo, sealer, manifest, db, { sync: true, checkFiles: false })])
   if (unpacked.status === 'rejected') throw unpacked.reason
   if (made.status === 'rejected') throw made.reason
-  const kv = new LevelKvStore(db)
-  try {
-    await kv.open()
-  } catch (cause) {
-    throw new BackupError('BACKUP_CORRUPT', `backup ${manifest.id}: its files do not open as a database`, { set: manifest.id, cause })
-  } finally {
-    await kv.close()
-  }
+  await (await openUnpacked(manifest, db)).close()
   const deleted = Object.values(manifest.namespaces).reduce((n, c) => n + c.deleted, 0)
   return { backup: manifest.id, into, nodeId: made.value.identity.nodeId, entities: manifest.entities, deleted }
 }

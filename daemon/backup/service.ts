@@ -12,10 +12,10 @@ import { restoreIntoDir, restoreIntoLive, type LiveStore, type RestoreDirResult,
 import { openSealer, type KdfParams } from './seal.ts'
 import { openRepository, type OpenRepositoryOptions } from './target.ts'
 
-/** A set as list and create report it. */
 /** How a set holds the node's data (format.ts `method`). */
 export type BackupMethod = 'entities' | 'files'
 
+/** A set as list and create report it. */
 export interface BackupSummary {
   readonly id: string
   readonly type: BackupType
@@ -178,9 +178,10 @@ export class BackupService {
         const manifest = await this.#withRepo(input.target, (repo) =>
           files ? createFilesBackup(repo, this.#store, this.#writeOptions(input)) : createBackup(repo, this.#store, input.type, this.#writeOptions(input)),
         )
-        this.#lastSuccess = { id: manifest.id, at: manifest.snapshotAt, type: manifest.type, method: manifest.method ?? 'entities', bytes: manifest.bytes, entities: manifest.entities, durationMs: Date.now() - started }
-        this.#log.info({ backup: manifest.id, type: manifest.type, entities: manifest.entities, bytes: manifest.bytes }, 'backup created')
-        return { ...summarize(manifest), target: this.#targetOf(input.target) }
+        const summary = summarize(manifest)
+        this.#lastSuccess = { id: summary.id, at: summary.snapshotAt, type: summary.type, method: summary.method, bytes: summary.bytes, entities: summary.entities, durationMs: Date.now() - started }
+        this.#log.info({ backup: summary.id, type: summary.type, method: summary.method, entities: summary.entities, bytes: summary.bytes }, 'backup created')
+        return { ...summary, target: this.#targetOf(input.target) }
       } catch (error) {
         const e = error instanceof BackupError ? error : undefined
         this.#lastFailure = { at: new Date().toISOString(), code: e?.code ?? 'INTERNAL', message: error instanceof Error ? error.message : String(error) }

@@ -139,12 +139,12 @@ export class LevelKvStore implements KvStore {
 
   async get(key: string): Promise<Uint8Array | undefined> {
     // Point reads end quickly: they wait only for a reopen, not for a checkpoint's drain.
-    if (this.#reopening) await this.#reopening.catch(() => undefined)
+    await this.#afterReopen()
     return levelGet(this.#openDb(), key, undefined)
   }
 
   async getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
-    if (this.#reopening) await this.#reopening.catch(() => undefined)
+    await this.#afterReopen()
     return levelGetMany(this.#openDb(), keys, undefined)
   }
 
@@ -310,6 +310,7 @@ export class LevelKvStore implements KvStore {
       throw new StorageError('STORAGE_FULL', `checkpoint: ${free} bytes free on the disk holding the database, ${needed} needed to copy its log and reopen it`)
     }
     const dir = `${this.#location}.checkpoint-${randomBytes(6).toString('hex')}`
+    const remove = (): Promise<void> => rm(dir, { recursive: true, force: true })
     let files: string[] = []
     const copying = (async () => {
       await db.close()
@@ -324,7 +325,7 @@ export class LevelKvStore implements KvStore {
     try {
       await copying
     } catch (err) {
-      await rm(dir, { recursive: true, force: true })
+      await remove()
       // Not open again (its recovery failed, say on a full disk): writes are refused until a
       // reopen works, as after a failed write.
       if (db.status !== 'open') this.#failure = wrapLevelError(err, 'reopen')
@@ -336,10 +337,10 @@ export class LevelKvStore implements KvStore {
     try {
       snapshot = this.snapshot()
     } catch (err) {
-      await rm(dir, { recursive: true, force: true })
+      await remove()
       throw err
     }
-    return { dir, files, snapshot, remove: () => rm(dir, { recursive: true, force: true }) }
+    return { dir, files, snapshot, remove }
   }
 
   /** Removes the checkpoint directories a crash left beside the database. */
@@ -358,8 +359,13 @@ export class LevelKvStore implements KvStore {
   async whenOpen(): Promise<void> {
     while (this.#pausing || this.#reopening) {
       await this.#pausing?.catch(() => undefined)
-      await this.#reopening?.catch(() => undefined)
+      await this.#afterReopen()
     }
+  }
+
+  /** Resolves once no reopen (after a failed write, or for a checkpoint) is under way. */
+  async #afterReopen(): Promise<void> {
+    if (this.#reopening) await this.#reopening.catch(() => undefined)
   }
 
   /** An explicit LevelDB snapshot. Throws STORAGE_CLOSED unless open (an opening store cannot take one yet). */
@@ -376,7 +382,7 @@ export class LevelKvStore implements KvStore {
   }
 
   async approximateSize(gte: string, lt: string): Promise<number> {
-    if (this.#reopening) await this.#reopening.catch(() => undefined)
+    await this.#afterReopen()
     const db = this.#openDb()
     try {
       return await (db as unknown as ApproximateSize).approximateSize(gte, lt)

@@ -94,16 +94,6 @@ import {
   WorkingEntity,
 } from './jobs.ts'
 import { SnapshotView } from './snapshot-view.ts'
-
-/** The store's files as of one moment ({@link EntityStore.openCheckpoint}). */
-export interface FilesCheckpoint {
-  readonly dir: string
-  readonly files: readonly string[]
-  /** The store at that moment. */
-  readonly view: SnapshotView
-  /** Removes {@link dir}. */
-  remove(): Promise<void>
-}
 import { DEFAULT_DELTA_LIMITS, deltaKeysOf, readStates, stateWriteOps } from './state-parts.ts'
 import type {
   CommittedChange,
@@ -124,6 +114,16 @@ import type {
   TombstoneInfo,
 } from './types.ts'
 import { conflictViews, feedBatchOf, toView, viewOf } from './views.ts'
+
+/** The store's files as of one moment ({@link EntityStore.openCheckpoint}). */
+export interface FilesCheckpoint {
+  readonly dir: string
+  readonly files: readonly string[]
+  /** The store at that moment. */
+  readonly view: SnapshotView
+  /** Removes {@link dir}. */
+  remove(): Promise<void>
+}
 
 export type * from './types.ts'
 export { SnapshotView, splitEntityKey, type RawEntity } from './snapshot-view.ts'

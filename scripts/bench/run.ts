@@ -112,8 +112,6 @@ async function main(): Promise<number> {
     })
   }
   const outDir = resolve(values.out ?? join(REPO_ROOT, 'bench', 'results'))
-  const environment = collectEnvironment(baseDir)
-  const date = new Date()
   const options: BenchOptions = {
     runs,
     full: values.full,
@@ -134,6 +132,8 @@ async function main(): Promise<number> {
     await writeFile(childResult, JSON.stringify(outcome))
     return 0
   }
+  const environment = collectEnvironment(baseDir)
+  const date = new Date()
   console.log(`meshsync bench: ${runs} run(s)${values.full ? ', full' : ''}; node ${environment.node}, ${environment.cpuModel} x${environment.cores}, ${environment.benchDir.fsType} at ${baseDir} (fdatasync ~${environment.benchDir.fdatasyncMedianMs} ms)`)
   if ((environment.loadAverage[0] ?? 0) > environment.cores / 2) console.log(`warning: load average ${environment.loadAverage[0]} on ${environment.cores} cores: other work will skew the figures`)
   if (environment.benchDir.fsType === 'tmpfs') console.log('warning: the bench dir is a tmpfs: fsync costs nothing there, the ratios mean little')
@@ -186,8 +186,9 @@ async function main(): Promise<number> {
  */
 async function runInChild(bench: Benchmark, baseDir: string): Promise<Outcome> {
   const resultFile = join(baseDir, `${bench.name}.outcome.json`)
-  const args = process.argv.slice(2).filter((a, i, all) => a !== '--only' && all[i - 1] !== '--only' && !a.startsWith('--only=') && a !== '--dir' && all[i - 1] !== '--dir' && !a.startsWith('--dir='))
-  const child = spawn(process.execPath, [...process.execArgv, import.meta.filename, ...args, '--only', bench.name, '--dir', baseDir, '--child-result', resultFile], { stdio: ['ignore', 'inherit', 'inherit'] })
+  // The same options; the last --only and --dir win (parseArgs keeps an option's last value).
+  const args = [...process.argv.slice(2), '--only', bench.name, '--dir', baseDir, '--child-result', resultFile]
+  const child = spawn(process.execPath, [...process.execArgv, import.meta.filename, ...args], { stdio: ['ignore', 'inherit', 'inherit'] })
   const code = await new Promise<number | null>((done) => child.once('exit', (c) => done(c)))
   try {
     return JSON.parse(await readFile(resultFile, 'utf8')) as Outcome
