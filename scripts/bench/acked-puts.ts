@@ -2,7 +2,7 @@ import { check, sameRecord, verifyDaemon, verifyLevel } from './checks.ts'
 import { cpuUsPerOp, monotonicUs, processCpuMs, selfCpuMs } from './cpu.ts'
 import { withDaemon } from './daemon.ts'
 import { RawLevel } from './level-baseline.ts'
-import { closedLoop } from './load.ts'
+import { closedLoop, warmUp } from './load.ts'
 import { pairedPasses } from './paired.ts'
 import { profilingPass } from './profile.ts'
 import { makeRecord, recordId, sampleIndexes } from './records.ts'
@@ -13,7 +13,8 @@ import { optionalFigure, ratioFigure, type Benchmark, type BenchOptions, type Be
 const NS = 'bench'
 const WARM_NS = 'warm'
 const CONCURRENCY = 32
-const WARM_PUTS = CONCURRENCY * 10
+/** Unmeasured warm-up of each pass, on either side (see {@link warmUp}). */
+const WARM_MS = 3_000
 const SAMPLES = 200
 
 interface Workload {
@@ -22,20 +23,27 @@ interface Workload {
   readonly records: readonly { v: string }[]
   /** PUT bodies (and classic-level values), pre-serialized. */
   readonly bodies: readonly string[]
-  readonly warmIds: readonly string[]
+  /** Warm-up bodies, used in turn. */
   readonly warmBodies: readonly string[]
 }
 
 function makeWorkload(total: number): Workload {
   const ids = Array.from({ length: total }, (_, i) => recordId('p', i))
   const records = Array.from({ length: total }, makeRecord)
-  const warmIds = Array.from({ length: WARM_PUTS }, (_, i) => recordId('w', i))
-  return { total, ids, records, bodies: records.map((r) => JSON.stringify(r)), warmIds, warmBodies: warmIds.map(() => JSON.stringify(makeRecord())) }
+  const warmBodies = Array.from({ length: 1_000 }, () => JSON.stringify(makeRecord()))
+  return { total, ids, records, bodies: records.map((r) => JSON.stringify(r)), warmBodies }
+}
+
+/** The i-th warm-up PUT's id and body. */
+function warmPut(w: Workload, i: number): { id: string; body: string } {
+  return { id: recordId('w', i), body: w.warmBodies[i % w.warmBodies.length] as string }
 }
 
 interface PassResult extends PassMeasure {
   readonly p50: number
   readonly p99: number
+  /** Operations of the pass's warm-up. */
+  readonly warmOps: number
 }
 
 
@@ -48,7 +56,10 @@ async function daemonPass(options: BenchOptions, w: Workload, cpuProfDir?: strin
         const entity = (await client.expect('PUT', `/v1/ns/${ns}/entities/${id}`, body)) as { id?: string; value?: unknown }
         if (expected) check(entity.id === id && sameRecord(entity.value, expected), `PUT ${ns}/${id} answered ${JSON.stringify(entity).slice(0, 200)}`)
       }
-      await closedLoop(w.warmIds.length, CONCURRENCY, (i) => put(WARM_NS, w.warmIds[i] as string, w.warmBodies[i] as string))
+      const warmOps = await warmUp(WARM_MS, CONCURRENCY, (i) => {
+        const { id, body } = warmPut(w, i)
+        return put(WARM_NS, id, body)
+      })
       const [cpu0, client0, from] = [processCpuMs(daemon.pid), selfCpuMs(), monotonicUs()]
       const load = await closedLoop(w.total, CONCURRENCY, (i) => put(NS, w.ids[i] as string, w.bodies[i] as string, w.records[i]))
       const [cpu1, client1, to] = [processCpuMs(daemon.pid), selfCpuMs(), monotonicUs()]
@@ -56,7 +67,7 @@ async function daemonPass(options: BenchOptions, w: Workload, cpuProfDir?: strin
         nodeId: daemon.info.nodeId,
         ns: NS,
         count: w.total,
-        changes: w.total + WARM_PUTS,
+        changes: w.total + warmOps,
         samples: sampleIndexes(w.total, SAMPLES).map((i) => [w.ids[i] as string, w.records[i] as { v: string }] as const),
       })
       return {
@@ -65,6 +76,7 @@ async function daemonPass(options: BenchOptions, w: Workload, cpuProfDir?: strin
         cpuUsPerOp: cpuUsPerOp(cpu0, cpu1, w.total),
         clientCpuUsPerOp: cpuUsPerOp(client0, client1, w.total),
         window: { fromUs: from, toUs: to },
+        warmOps,
       }
     } finally {
       client.close()
@@ -76,7 +88,10 @@ async function daemonPass(options: BenchOptions, w: Workload, cpuProfDir?: strin
 async function levelPass(options: BenchOptions, w: Workload): Promise<PassResult> {
   const raw = await RawLevel.open(options.baseDir)
   try {
-    await closedLoop(w.warmIds.length, CONCURRENCY, (i) => raw.db.put(w.warmIds[i] as string, w.warmBodies[i] as string, { sync: true }))
+    const warmOps = await warmUp(WARM_MS, CONCURRENCY, (i) => {
+      const { id, body } = warmPut(w, i)
+      return raw.db.put(id, body, { sync: true })
+    })
     const [cpu0, from] = [selfCpuMs(), monotonicUs()]
     const load = await closedLoop(w.total, CONCURRENCY, (i) => raw.db.put(w.ids[i] as string, w.bodies[i] as string, { sync: true }))
     const [cpu1, to] = [selfCpuMs(), monotonicUs()]
@@ -91,6 +106,7 @@ async function levelPass(options: BenchOptions, w: Workload): Promise<PassResult
       ...p50p99(load.latencies),
       cpuUsPerOp: cpuUsPerOp(cpu0, cpu1, w.total),
       window: { fromUs: from, toUs: to },
+      warmOps,
     }
   } finally {
     await raw.destroy()
@@ -102,7 +118,7 @@ export function ackedPuts(putsOverride?: number): Benchmark {
     name: 'acked-puts',
     title: `single acknowledged PUTs from ${CONCURRENCY} concurrent clients vs classic-level put({sync: true}) at the same concurrency`,
     async run(options: BenchOptions): Promise<BenchResult> {
-      const total = putsOverride ?? (options.full ? 50_000 : 5_000)
+      const total = putsOverride ?? (options.full ? 50_000 : 20_000)
       check(total > 0, '--puts must be positive')
       const w = makeWorkload(total)
       const ours: PassResult[] = []
@@ -122,7 +138,7 @@ export function ackedPuts(putsOverride?: number): Benchmark {
       return {
         name: 'acked-puts',
         title: this.title,
-        params: { puts: total, concurrency: CONCURRENCY, recordBytes: w.bodies[0]?.length, warmupPuts: WARM_PUTS, runs: options.runs },
+        params: { puts: total, concurrency: CONCURRENCY, recordBytes: w.bodies[0]?.length, warmupMs: WARM_MS, warmupPuts: { meshsync: ours.map((r) => r.warmOps), classicLevel: base.map((r) => r.warmOps) }, runs: options.runs },
         figures: [
           { label: 'meshsync PUTs/s', unit: 'ops/s', summary: summarize(ours.map((r) => r.opsPerSec)) },
           { label: 'classic-level put/s', unit: 'ops/s', summary: summarize(base.map((r) => r.opsPerSec)) },

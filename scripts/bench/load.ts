@@ -39,3 +39,28 @@ export async function sequential<T>(items: readonly T[], op: (item: T) => Promis
   for (const item of items) await op(item)
   return performance.now() - start
 }
+
+/**
+ * An unmeasured warm-up: operations 0, 1, 2, ... from `concurrency` closed loops until `minMs` have
+ * passed (a loop starts no operation after that). Returns how many ran. Time-based, so both sides
+ * of a comparison get the same rule however fast each is; a daemon's code paths (HTTP, store) take
+ * thousands of operations to reach the optimized code it runs at in steady state.
+ */
+export async function warmUp(minMs: number, concurrency: number, op: (i: number) => Promise<void>): Promise<number> {
+  const until = performance.now() + minMs
+  let next = 0
+  const loop = async (): Promise<void> => {
+    while (performance.now() < until) await op(next++)
+  }
+  await Promise.all(Array.from({ length: concurrency }, loop))
+  return next
+}
+
+/** An unmeasured warm-up in rounds: `round(0)`, `round(1)`, ... until `minMs` have passed (at least one). Returns how many ran. */
+export async function warmUpRounds(minMs: number, round: (r: number) => Promise<void>): Promise<number> {
+  const until = performance.now() + minMs
+  let rounds = 0
+  do await round(rounds++)
+  while (performance.now() < until)
+  return rounds
+}

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks'
 import { check, sameRecord } from './checks.ts'
 import { withCluster, type BenchCluster } from './cluster.ts'
 import { cpuUsPerOp, machineBusyPct, machineCpuTicks, monotonicUs, processesCpuMs } from './cpu.ts'
-import { closedLoop } from './load.ts'
+import { closedLoop, warmUpRounds } from './load.ts'
 import { ensureOrbitDB, OrbitCluster, ORBITDB_DIR } from './orbitdb.ts'
 import { pairedPasses } from './paired.ts'
 import { profilesIn, summarizeProfiles, type ProfileSummary, type TimeWindow } from './profile.ts'
@@ -16,7 +16,9 @@ const NODES = 3
 const LOOPS_PER_NODE = 8
 const NS = 'rw'
 const WARM_NS = 'warm'
-const WARM_PER_NODE = 16
+/** Warm-up, either side: rounds of this many writes per node, each until converged, until WARM_MS have passed. */
+const WARM_PER_NODE = 50
+const WARM_MS = 3_000
 const SAMPLES_PER_ORIGIN = 20
 const TARGET_VS_ORBITDB = 50
 
@@ -48,6 +50,13 @@ interface Pass {
   /** Share of the machine's CPU capacity in use while measuring, by anything (other work included). */
   readonly machineBusyPct: number | null
   readonly window?: TimeWindow
+  /** Warm-up rounds run before it. */
+  readonly warmRounds: number
+}
+
+/** Id of the i-th warm-up write of node j in round r. */
+function warmId(r: number, j: number, i: number): string {
+  return recordId(`w${r}-${j}-`, i)
 }
 
 /** Three daemons, 3 x 8 closed loops of PUTs (each node its own ids), then polls every node's version vector until all converged. */
@@ -58,11 +67,13 @@ async function meshsyncPass(options: BenchOptions, w: Workload, cpuProfDir?: str
       await client.expect('PUT', `/v1/ns/${ns}/entities/${id}`, body)
     }
     // Warm-up: every node writes, and everything converges (connections, gossip, JIT).
-    await Promise.all(
-      cluster.nodes.map((_, j) => closedLoop(WARM_PER_NODE, LOOPS_PER_NODE, (i) => put(j, WARM_NS, recordId(`w${j}-`, i), JSON.stringify(makeRecord())))),
-    )
+    const warmRounds = await warmUpRounds(WARM_MS, async (r) => {
+      await Promise.all(
+        cluster.nodes.map((_, j) => closedLoop(WARM_PER_NODE, LOOPS_PER_NODE, (i) => put(j, WARM_NS, warmId(r, j, i), JSON.stringify(makeRecord())))),
+      )
+      await cluster.waitForVector(await cluster.mergedVector(), { timeoutMs: 60_000 })
+    })
     const base = await cluster.mergedVector()
-    await cluster.waitForVector(base, { timeoutMs: 60_000 })
     const expected: Record<string, number> = { ...base }
     cluster.nodes.forEach((node, j) => {
       const nodeId = node.daemon.info.nodeId
@@ -99,6 +110,7 @@ async function meshsyncPass(options: BenchOptions, w: Workload, cpuProfDir?: str
       cpuUsPerWrite: cpuUsPerOp(cpu0, cpu1, w.total),
       machineBusyPct: machineBusyPct(m0, m1),
       window: { fromUs: from, toUs: to },
+      warmRounds,
     }
   })
 }
@@ -107,8 +119,10 @@ async function meshsyncPass(options: BenchOptions, w: Workload, cpuProfDir?: str
 async function orbitPass(options: BenchOptions, w: Workload): Promise<Pass & { versions: Readonly<Record<string, string>> }> {
   const cluster = await OrbitCluster.start(NODES, options.baseDir)
   try {
-    const warmKeys = Array.from({ length: NODES }, (_, j) => Array.from({ length: WARM_PER_NODE }, (_, i) => recordId(`w${j}-`, i)))
-    await cluster.writeAll(warmKeys, warmKeys.map((list) => list.map(makeRecord)), LOOPS_PER_NODE, 120_000)
+    const warmRounds = await warmUpRounds(WARM_MS, async (r) => {
+      const warmKeys = Array.from({ length: NODES }, (_, j) => Array.from({ length: WARM_PER_NODE }, (_, i) => warmId(r, j, i)))
+      await cluster.writeAll(warmKeys, warmKeys.map((list) => list.map(makeRecord)), LOOPS_PER_NODE, 120_000)
+    })
     const pids = cluster.peers.map((p) => p.pid)
     const [cpu0, m0, t0] = [processesCpuMs(pids), machineCpuTicks(), performance.now()]
     const { ackedAt, convergedAt } = await cluster.writeAll(w.ids, w.records, LOOPS_PER_NODE, 900_000)
@@ -129,6 +143,7 @@ async function orbitPass(options: BenchOptions, w: Workload): Promise<Pass & { v
       cpuUsPerWrite: cpuUsPerOp(cpu0, cpu1, w.total),
       machineBusyPct: machineBusyPct(m0, m1),
       versions: cluster.versions,
+      warmRounds,
     }
   } finally {
     await cluster.stop()
@@ -209,7 +224,7 @@ export function replicatedWrites(writesOverride?: number): Benchmark {
           writes: total,
           loopsPerNode: LOOPS_PER_NODE,
           recordBytes: w.bodies[0]?.[0]?.length,
-          warmupWritesPerNode: WARM_PER_NODE,
+          warmup: `rounds of ${WARM_PER_NODE} writes per node, each until converged, for at least ${WARM_MS} ms, on either side (rounds run: passes.*.warmRounds)`,
           runs: options.runs,
           measures:
             'clock starts before the first write; meshsync: converged = every daemon\'s /v1/status versionVector covers every write (polled every 10 ms once all writes are acknowledged); ' +
