@@ -1,3 +1,4 @@
+import type { LocalOp } from '../../daemon/store/entity-store.ts'
 import { check, verifyDaemon, verifyLevel } from './checks.ts'
 import { cpuUsPerOp, monotonicUs, processCpuMs, selfCpuMs } from './cpu.ts'
 import { withDaemon } from './daemon.ts'
@@ -7,6 +8,7 @@ import { pairedPasses } from './paired.ts'
 import { profilingPass } from './profile.ts'
 import { makeRecord, recordId, sampleIndexes } from './records.ts'
 import { SocketClient } from './socket-client.ts'
+import { sameEntriesPass, storePass, type StorePass } from './storage-layout.ts'
 import { rate, summarize } from './stats.ts'
 import { optionalFigure, ratioFigure, type Benchmark, type BenchOptions, type BenchResult, type PassMeasure } from './types.ts'
 
@@ -15,6 +17,8 @@ const WARM_NS = 'warm'
 const OPS_PER_BATCH = 1000
 const WARM_BATCHES = 2
 const SAMPLES = 200
+/** Most records of the storage-layout passes (their batches are held in memory to be written again). */
+const LAYOUT_RECORDS = 50_000
 
 /** Total records of one run; `--records` overrides. */
 export function batchRecordCount(options: BenchOptions, override?: number): number {
@@ -31,6 +35,9 @@ interface Workload {
   /** The same records as classic-level batches. */
   readonly levelBatches: readonly { type: 'put'; key: string; value: string }[][]
   readonly warmLevelBatches: readonly { type: 'put'; key: string; value: string }[][]
+  /** The first records (at most LAYOUT_RECORDS) as store writes, for the storage-layout passes. */
+  readonly storeBatches: readonly LocalOp[][]
+  readonly warmStoreBatches: readonly LocalOp[][]
 }
 
 function makeWorkload(total: number): Workload {
@@ -47,6 +54,8 @@ function makeWorkload(total: number): Workload {
     JSON.stringify({ ops: idx.map((i) => ({ op: 'put', ns, id: idList[i], value: recs[i] })) })
   const level = (idx: readonly number[], idList: readonly string[], recs: readonly { v: string }[]) =>
     idx.map((i) => ({ type: 'put' as const, key: idList[i] as string, value: JSON.stringify(recs[i]) }))
+  const store = (ns: string, idx: readonly number[], idList: readonly string[], recs: readonly { v: string }[]): LocalOp[] =>
+    idx.map((i) => ({ op: 'put', ns, id: idList[i] as string, value: recs[i] as { v: string } }))
   return {
     total,
     ids,
@@ -55,6 +64,8 @@ function makeWorkload(total: number): Workload {
     warmBodies: chunk(warmIds.length).map((idx) => body(WARM_NS, idx, warmIds, warmRecords)),
     levelBatches: chunk(total).map((idx) => level(idx, ids, records)),
     warmLevelBatches: chunk(warmIds.length).map((idx) => level(idx, warmIds, warmRecords)),
+    storeBatches: chunk(Math.min(total, LAYOUT_RECORDS)).map((idx) => store(NS, idx, ids, records)),
+    warmStoreBatches: chunk(warmIds.length).map((idx) => store(WARM_NS, idx, warmIds, warmRecords)),
   }
 }
 
@@ -122,21 +133,29 @@ export function batchWrites(recordsOverride?: number): Benchmark {
       const ours: PassMeasure[] = []
       const base: PassMeasure[] = []
       const ratios: number[] = []
+      const stores: StorePass[] = []
+      const sameEntries: PassMeasure[] = []
+      const layoutRecords = Math.min(total, LAYOUT_RECORDS)
       for (let run = 0; run < options.runs; run++) {
         const { o, b } = await pairedPasses(run, () => daemonPass(options, w), () => levelPass(options, w))
         ours.push(o)
         base.push(b)
         ratios.push(o.opsPerSec / b.opsPerSec)
+        const s = await storePass(options.baseDir, NS, w.warmStoreBatches, w.storeBatches)
+        const e = await sameEntriesPass(options.baseDir, NS, s, layoutRecords)
+        stores.push(s)
+        sameEntries.push(e)
         options.log(
           `  run ${run + 1}/${options.runs}: meshsync ${Math.round(o.opsPerSec)} rec/s, classic-level ${Math.round(b.opsPerSec)} rec/s, ` +
-            `ratio ${(o.opsPerSec / b.opsPerSec).toFixed(3)}`,
+            `ratio ${(o.opsPerSec / b.opsPerSec).toFixed(3)}; the store in-process ${Math.round(s.opsPerSec)} rec/s, ` +
+            `classic-level writing the store's entries (${s.entriesPerRecord.toFixed(2)} per record, ${Math.round(s.bytesPerRecord)} B) ${Math.round(e.opsPerSec)} rec/s`,
         )
       }
       const profile = await profilingPass(options, 'batch-writes', (dir) => daemonPass(options, w, dir))
       return {
         name: 'batch-writes',
         title: this.title,
-        params: { records: total, opsPerBatch: OPS_PER_BATCH, recordBytes: JSON.stringify(w.records[0]).length, inFlight: 1, warmupRecords: WARM_BATCHES * OPS_PER_BATCH, runs: options.runs },
+        params: { records: total, opsPerBatch: OPS_PER_BATCH, recordBytes: JSON.stringify(w.records[0]).length, inFlight: 1, warmupRecords: WARM_BATCHES * OPS_PER_BATCH, layoutRecords, runs: options.runs },
         figures: [
           { label: 'meshsync records/s', unit: 'rec/s', summary: summarize(ours.map((r) => r.opsPerSec)) },
           { label: 'classic-level records/s', unit: 'rec/s', summary: summarize(base.map((r) => r.opsPerSec)) },
@@ -144,6 +163,13 @@ export function batchWrites(recordsOverride?: number): Benchmark {
           ...optionalFigure('meshsync daemon CPU per record', 'µs/op', ours.map((r) => r.cpuUsPerOp)),
           ...optionalFigure('bench client CPU per record', 'µs/op', ours.map((r) => r.clientCpuUsPerOp)),
           ...optionalFigure('classic-level CPU per record', 'µs/op', base.map((r) => r.cpuUsPerOp)),
+          // Where the gap lies: the store without HTTP, and the entries it writes without the store.
+          { label: 'the store in-process, no HTTP: records/s', unit: 'rec/s', summary: summarize(stores.map((r) => r.opsPerSec)) },
+          ...optionalFigure('the store in-process: CPU per record', 'µs/op', stores.map((r) => r.cpuUsPerOp)),
+          { label: "classic-level writing the store's own entries: records/s", unit: 'rec/s', summary: summarize(sameEntries.map((r) => r.opsPerSec)) },
+          { label: "ratio classic-level with the store's entries / classic-level (the layout's ceiling)", unit: 'x', summary: summarize(sameEntries.map((r, i) => r.opsPerSec / (base[i] as PassMeasure).opsPerSec)) },
+          { label: 'LevelDB entries per record', unit: '', summary: summarize(stores.map((r) => r.entriesPerRecord)) },
+          { label: 'LevelDB bytes per record (keys and values)', unit: 'B', summary: summarize(stores.map((r) => r.bytesPerRecord)) },
         ],
         ...(profile && { profile }),
       }
