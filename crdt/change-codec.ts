@@ -2,6 +2,7 @@ import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import type { ChangeOp, ChangeRecord } from './change-record.ts'
 import { CodecError } from './errors.ts'
+import { encodeReusing } from './pooled-encoder.ts'
 import { isValidEntityId, isValidNamespace, isValidNodeId, isWellFormed, utf8ByteLength } from './names.ts'
 import { parseVersionVector, readBoundedUint, readBytes, readString, readVersionVector, writeVersionVector } from './version-vector.ts'
 
@@ -29,19 +30,19 @@ const OP_FRESH_UPSERT = 3
  */
 export function encodeChange(change: ChangeRecord): Uint8Array {
   assertEncodable(change)
-  const e = encoding.createEncoder()
-  encoding.writeUint8(e, CHANGE_FORMAT_VERSION)
-  encoding.writeVarString(e, change.origin)
-  encoding.writeVarUint(e, change.seq)
-  encoding.writeVarString(e, change.ns)
-  encoding.writeVarString(e, change.id)
-  encoding.writeUint8(e, change.fresh === true ? OP_FRESH_UPSERT : OP_CODES[change.op])
-  writeVersionVector(e, change.context)
-  writeStrings(e, change.fields)
-  writeStrings(e, change.texts)
-  encoding.writeVarUint(e, Math.max(0, Math.floor(change.time)))
-  encoding.writeVarUint8Array(e, change.update)
-  return encoding.toUint8Array(e)
+  return encodeReusing((e) => {
+    encoding.writeUint8(e, CHANGE_FORMAT_VERSION)
+    encoding.writeVarString(e, change.origin)
+    encoding.writeVarUint(e, change.seq)
+    encoding.writeVarString(e, change.ns)
+    encoding.writeVarString(e, change.id)
+    encoding.writeUint8(e, change.fresh === true ? OP_FRESH_UPSERT : OP_CODES[change.op])
+    writeVersionVector(e, change.context)
+    writeStrings(e, change.fields)
+    writeStrings(e, change.texts)
+    encoding.writeVarUint(e, Math.max(0, Math.floor(change.time)))
+    encoding.writeVarUint8Array(e, change.update)
+  })
 }
 
 /**

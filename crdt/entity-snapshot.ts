@@ -5,6 +5,7 @@ import type { Dot } from './change-record.ts'
 import { MAX_FIELD_NAME_BYTES, MAX_FIELDS, MAX_UPDATE_BYTES } from './change-codec.ts'
 import type { JsonValue } from './entity-doc.ts'
 import { CodecError } from './errors.ts'
+import { encodeReusing } from './pooled-encoder.ts'
 import type { FieldHeads, FieldWrite } from './field-heads.ts'
 import { isValidEntityId, isValidNamespace, isValidNodeId } from './names.ts'
 import { merge, readBoundedUint, readBytes, readString, readVersionVector, writeVersionVector, type VersionVector } from './version-vector.ts'
@@ -31,7 +32,10 @@ export interface EntitySnapshot {
 export const MAX_HEADS = 1024
 
 export function encodeEntitySnapshot(s: EntitySnapshot): Uint8Array {
-  const e = encoding.createEncoder()
+  return encodeReusing((e) => writeEntitySnapshot(e, s))
+}
+
+function writeEntitySnapshot(e: encoding.Encoder, s: EntitySnapshot): void {
   // Version 2 adds the incarnation at the end; version 1 (no incarnation) is still written when
   // there is none, so older readers and backups keep working.
   encoding.writeUint8(e, s.incarnation ? 2 : 1)
@@ -66,7 +70,6 @@ export function encodeEntitySnapshot(s: EntitySnapshot): Uint8Array {
     encoding.writeVarString(e, s.incarnation.origin)
     encoding.writeVarUint(e, s.incarnation.seq)
   }
-  return encoding.toUint8Array(e)
 }
 
 /** Decodes and validates an entity snapshot; throws {@link CodecError} on any defect. */

@@ -1,6 +1,7 @@
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import { assertRecord, DATA_ROOT, type EntityEdit, type JsonRecord } from './entity-doc.ts'
+import { encodeReusing } from './pooled-encoder.ts'
 
 /** A new entity's first write, made without building a Y.Doc. */
 export interface FreshRecordEdit {
@@ -36,21 +37,21 @@ export function freshRecordEdit(clientID: number, record: JsonRecord, mode: 'put
   assertRecord(record)
   const entries = mode === 'put' ? Object.entries(record) : Object.entries(record).filter(([, v]) => v !== null)
   if (entries.length === 0) return { edit: { update: null, fields: [], texts: [] }, value: {}, state: EMPTY_STATE }
-  const e = encoding.createEncoder()
-  encoding.writeVarUint(e, 1) // clients
-  encoding.writeVarUint(e, entries.length) // structs of this client
-  encoding.writeVarUint(e, clientID)
-  encoding.writeVarUint(e, 0) // clock of the first
-  for (const [key, value] of entries) {
-    encoding.writeUint8(e, CONTENT_ANY | HAS_PARENT_SUB) // no left or right origin
-    encoding.writeVarUint(e, PARENT_IS_ROOT_KEY)
-    encoding.writeVarString(e, DATA_ROOT)
-    encoding.writeVarString(e, key)
-    encoding.writeVarUint(e, 1) // content length
-    encoding.writeAny(e, value)
-  }
-  encoding.writeVarUint(e, 0) // delete set: no clients
-  const update = encoding.toUint8Array(e)
+  const update = encodeReusing((e) => {
+    encoding.writeVarUint(e, 1) // clients
+    encoding.writeVarUint(e, entries.length) // structs of this client
+    encoding.writeVarUint(e, clientID)
+    encoding.writeVarUint(e, 0) // clock of the first
+    for (const [key, value] of entries) {
+      encoding.writeUint8(e, CONTENT_ANY | HAS_PARENT_SUB) // no left or right origin
+      encoding.writeVarUint(e, PARENT_IS_ROOT_KEY)
+      encoding.writeVarString(e, DATA_ROOT)
+      encoding.writeVarString(e, key)
+      encoding.writeVarUint(e, 1) // content length
+      encoding.writeAny(e, value)
+    }
+    encoding.writeVarUint(e, 0) // delete set: no clients
+  })
   return {
     edit: { update, fields: entries.map(([key]) => key).sort(), texts: [] },
     value: Object.fromEntries(entries),

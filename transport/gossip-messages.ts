@@ -1,6 +1,6 @@
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
-import { CodecError, isValidNodeId, readBoundedUint, readBytes, readString, type Dot } from '../crdt/index.ts'
+import { CodecError, encodeReusing, isValidNodeId, readBoundedUint, readBytes, readString, type Dot } from '../crdt/index.ts'
 
 /**
  * The gossipsub topic every node publishes its changes on: messages unsigned (StrictNoSign), the
@@ -40,16 +40,16 @@ export function gossipRecordCost(record: Uint8Array): number {
 }
 
 export function encodeGossip(message: GossipMessage): Uint8Array {
-  const e = encoding.createEncoder()
-  encoding.writeUint8(e, message.type)
-  if (message.type === GOSSIP_CHANGES) {
-    encoding.writeVarUint(e, message.records.length)
-    for (const record of message.records) encoding.writeVarUint8Array(e, record)
-  } else {
-    encoding.writeVarString(e, message.dot.origin)
-    encoding.writeVarUint(e, message.dot.seq)
-  }
-  return encoding.toUint8Array(e)
+  return encodeReusing((e) => {
+    encoding.writeUint8(e, message.type)
+    if (message.type === GOSSIP_CHANGES) {
+      encoding.writeVarUint(e, message.records.length)
+      for (const record of message.records) encoding.writeVarUint8Array(e, record)
+    } else {
+      encoding.writeVarString(e, message.dot.origin)
+      encoding.writeVarUint(e, message.dot.seq)
+    }
+  })
 }
 
 /** Decodes a gossip message; throws {@link CodecError} on anything malformed. */
