@@ -9,12 +9,11 @@
  */
 import { isValidEntityId, isValidNamespace, ValidationError, type VersionVector } from '../../crdt/index.ts'
 import type { KvBatchOp, KvStore } from '../storage/kv-store.ts'
-import { encodeMeta, type EntityMeta } from './entity-meta.ts'
+import { encodeMeta, utf8, type EntityMeta } from './entity-meta.ts'
 import { conflictKey, entityMetaKey, entityStateKey, feedKey, META_COUNTS, META_FEED_SEQ, META_LOG_FLOOR, META_NODE_VV, tombstoneKey } from './keys.ts'
 import { conflictViews } from './views.ts'
 
 const EMPTY = new Uint8Array(0)
-const textEncoder = new TextEncoder()
 
 /** One entity to load. */
 export interface LoadEntity {
@@ -85,11 +84,11 @@ export class BulkLoader {
       this.#entityOps(ops, { ...e, meta }, encodeMeta(meta), meta.feedSeq)
     }
     this.#renumber.length = 0
-    const json = (value: unknown): Uint8Array => textEncoder.encode(JSON.stringify(value))
+    const json = (value: unknown): Uint8Array => utf8(JSON.stringify(value))
     ops.push(
       { type: 'put', key: META_NODE_VV, value: json(node.vv) },
       { type: 'put', key: META_LOG_FLOOR, value: json(node.vv) },
-      { type: 'put', key: META_FEED_SEQ, value: textEncoder.encode(String(next)) },
+      { type: 'put', key: META_FEED_SEQ, value: utf8(String(next)) },
       { type: 'put', key: META_COUNTS, value: json(this.#counts) },
     )
     await this.#kv.batch(ops, { sync: true })
@@ -100,10 +99,10 @@ export class BulkLoader {
     const { ns, id, meta } = e
     ops.push({ type: 'put', key: entityMetaKey(ns, id), value: metaBytes })
     ops.push({ type: 'put', key: entityStateKey(ns, id), value: e.state })
-    ops.push({ type: 'put', key: feedKey(ns, feedSeq), value: textEncoder.encode(JSON.stringify({ id, op: meta.deleted ? 'delete' : 'upsert', version: meta.vv })) })
+    ops.push({ type: 'put', key: feedKey(ns, feedSeq), value: utf8(JSON.stringify({ id, op: meta.deleted ? 'delete' : 'upsert', version: meta.vv })) })
     if (conflictViews(meta).length > 0) ops.push({ type: 'put', key: conflictKey(ns, id), value: EMPTY })
     // The tombstone index the GC sweeps (as the store's own batches write it).
-    if (meta.deleted) ops.push({ type: 'put', key: tombstoneKey(ns, id), value: textEncoder.encode(JSON.stringify({ deletedAt: meta.deletedAt ?? meta.updatedAt, vv: meta.vv })) })
+    if (meta.deleted) ops.push({ type: 'put', key: tombstoneKey(ns, id), value: utf8(JSON.stringify({ deletedAt: meta.deletedAt ?? meta.updatedAt, vv: meta.vv })) })
     this.#entities++
     if (meta.deleted) this.#deleted++
     else this.#counts[ns] = (this.#counts[ns] ?? 0) + 1

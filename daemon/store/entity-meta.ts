@@ -45,11 +45,20 @@ export interface StateParts {
   readonly bytes?: number
 }
 
-const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
+/**
+ * The UTF-8 bytes of a stored text (the JSON of a meta, a feed entry, a tombstone, the node's
+ * records). `Buffer.from` takes a short string's bytes from Node's shared 8 KiB pool, where
+ * `TextEncoder.encode` gives each its own backing store, which cost more than the encoding itself
+ * on the write path (two or three per entity written).
+ */
+export function utf8(text: string): Uint8Array {
+  return Buffer.from(text, 'utf8')
+}
+
 export function encodeMeta(meta: EntityMeta): Uint8Array {
-  return encoder.encode(JSON.stringify(meta))
+  return utf8(JSON.stringify(meta))
 }
 
 export function decodeMeta(bytes: Uint8Array): EntityMeta {

@@ -48,7 +48,7 @@ import {
 } from '../../crdt/index.ts'
 import { CursorExpiredError, EntityNotFoundError, ReadOnlyNamespaceError, UnavailableError, UnresolvedConflictError } from '../errors.ts'
 import type { KvBatchOp, KvStore } from '../storage/kv-store.ts'
-import { decodeMeta, encodeMeta, type EntityMeta } from './entity-meta.ts'
+import { decodeMeta, encodeMeta, utf8, type EntityMeta } from './entity-meta.ts'
 import {
   changeLogKey,
   changeLogRange,
@@ -137,7 +137,6 @@ const EMPTY = new Uint8Array(0)
  */
 const SYNC_READ_MAX_KEYS = 16
 const textDecoder = new TextDecoder()
-const textEncoder = new TextEncoder()
 
 /**
  * The node's entities on a {@link KvStore}: every local write and every remote change goes
@@ -674,13 +673,13 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
       }
       const counts = { ...this.#counts }
       delete counts[job.ns]
-      ops.push({ type: 'put', key: META_COUNTS, value: textEncoder.encode(JSON.stringify(counts)) })
+      ops.push({ type: 'put', key: META_COUNTS, value: utf8(JSON.stringify(counts)) })
       // The removal takes a feed position of its own (see META_REMOVED): backups notice it.
       const feedSeq = this.#feedSeq + 1
       const removedAt = await this.#kv.get(META_REMOVED)
       const marks = { ...(removedAt ? (JSON.parse(textDecoder.decode(removedAt)) as Record<string, number>) : {}), [job.ns]: feedSeq }
-      ops.push({ type: 'put', key: META_REMOVED, value: textEncoder.encode(JSON.stringify(marks)) })
-      ops.push({ type: 'put', key: META_FEED_SEQ, value: textEncoder.encode(String(feedSeq)) })
+      ops.push({ type: 'put', key: META_REMOVED, value: utf8(JSON.stringify(marks)) })
+      ops.push({ type: 'put', key: META_FEED_SEQ, value: utf8(String(feedSeq)) })
       await this.#commitBatch(ops, () => {
         this.#counts = counts
         this.#feedSeq = feedSeq
@@ -729,12 +728,12 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         const removedAt = await this.#kv.get(META_REMOVED)
         const marks: Record<string, number> = removedAt ? (JSON.parse(textDecoder.decode(removedAt)) as Record<string, number>) : {}
         for (const { ns } of purged) marks[ns] = feedSeq
-        ops.push({ type: 'put', key: META_REMOVED, value: textEncoder.encode(JSON.stringify(marks)) })
-        ops.push({ type: 'put', key: META_FEED_SEQ, value: textEncoder.encode(String(feedSeq)) })
+        ops.push({ type: 'put', key: META_REMOVED, value: utf8(JSON.stringify(marks)) })
+        ops.push({ type: 'put', key: META_FEED_SEQ, value: utf8(String(feedSeq)) })
       }
       if (purged.length > 0 || job.adopt) {
-        ops.push({ type: 'put', key: META_GC_HORIZON, value: textEncoder.encode(JSON.stringify(horizon)) })
-        ops.push({ type: 'put', key: META_FEED_FLOOR, value: textEncoder.encode(JSON.stringify(feedFloor)) })
+        ops.push({ type: 'put', key: META_GC_HORIZON, value: utf8(JSON.stringify(horizon)) })
+        ops.push({ type: 'put', key: META_FEED_FLOOR, value: utf8(JSON.stringify(feedFloor)) })
         await this.#commitBatch(ops, () => {
           this.#horizon = horizon
           this.#feedFloor = feedFloor
@@ -1124,18 +1123,18 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         ops.push(conflicted ? { type: 'put', key: conflictKey(ns, id), value: EMPTY } : { type: 'del', key: conflictKey(ns, id) })
       }
       if (meta.deleted) {
-        ops.push({ type: 'put', key: tombstoneKey(ns, id), value: textEncoder.encode(JSON.stringify({ deletedAt: meta.deletedAt ?? meta.updatedAt, vv: meta.vv })) })
+        ops.push({ type: 'put', key: tombstoneKey(ns, id), value: utf8(JSON.stringify({ deletedAt: meta.deletedAt ?? meta.updatedAt, vv: meta.vv })) })
       } else if (before?.deleted === true) {
         ops.push({ type: 'del', key: tombstoneKey(ns, id) })
       }
       const entry = { id, op: meta.deleted ? 'delete' : 'upsert', version: meta.vv }
-      ops.push({ type: 'put', key: feedKey(ns, meta.feedSeq), value: textEncoder.encode(JSON.stringify(entry)) })
+      ops.push({ type: 'put', key: feedKey(ns, meta.feedSeq), value: utf8(JSON.stringify(entry)) })
     }
     for (const { change, bytes } of g.committed) ops.push({ type: 'put', key: changeLogKey(change.origin, change.seq), value: bytes })
-    ops.push({ type: 'put', key: META_LOG_FLOOR, value: textEncoder.encode(JSON.stringify(g.logFloor)) })
-    ops.push({ type: 'put', key: META_NODE_VV, value: textEncoder.encode(JSON.stringify(g.nodeVv)) })
-    ops.push({ type: 'put', key: META_FEED_SEQ, value: textEncoder.encode(String(g.feedSeq)) })
-    ops.push({ type: 'put', key: META_COUNTS, value: textEncoder.encode(JSON.stringify(counts)) })
+    ops.push({ type: 'put', key: META_LOG_FLOOR, value: utf8(JSON.stringify(g.logFloor)) })
+    ops.push({ type: 'put', key: META_NODE_VV, value: utf8(JSON.stringify(g.nodeVv)) })
+    ops.push({ type: 'put', key: META_FEED_SEQ, value: utf8(String(g.feedSeq)) })
+    ops.push({ type: 'put', key: META_COUNTS, value: utf8(JSON.stringify(counts)) })
     if (this.#clientIdsDirty) ops.push({ type: 'put', key: META_CLIENT_IDS, value: this.#encodeClientIds() })
     return ops
   }
@@ -1156,7 +1155,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
   }
 
   #encodeClientIds(): Uint8Array {
-    return textEncoder.encode(JSON.stringify(this.#clientIds))
+    return utf8(JSON.stringify(this.#clientIds))
   }
 
   // ---- reads (committed state only) --------------------------------------------------------
