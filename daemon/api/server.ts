@@ -61,7 +61,9 @@ export async function createApiServer(ctx: ApiContext, options: ApiServerOptions
   entityRoutes(app, ctx)
   backupRoutes(app, ctx)
   changeRoutes(app, ctx)
-  dashboardRoutes(app, session ? { session } : {})
+  // In a context of its own, so that its onSend hook (the sign-in page for a browser) runs on the
+  // dashboard's responses only, not on every API response.
+  await app.register(async (dashboard) => dashboardRoutes(dashboard, session ? { session } : {}))
   yjsWebsocketRoutes(app, ctx)
   await app.ready()
   return app
