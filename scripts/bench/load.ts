@@ -14,23 +14,36 @@ export interface LoadResult {
 export async function closedLoop(total: number, concurrency: number, op: (i: number) => Promise<void>): Promise<LoadResult> {
   const latencies = new Float64Array(total)
   let next = 0
+  const start = performance.now()
+  await closedLoops(
+    Math.min(concurrency, total),
+    () => (next < total ? next++ : undefined),
+    async (i) => {
+      const t0 = performance.now()
+      await op(i)
+      latencies[i] = performance.now() - t0
+    },
+  )
+  return { elapsedMs: performance.now() - start, latencies }
+}
+
+/**
+ * `concurrency` closed loops, each running `op(i)` for the next `i` that `take` hands out, until it
+ * hands out none. The first error stops every loop and rejects.
+ */
+async function closedLoops(concurrency: number, take: () => number | undefined, op: (i: number) => Promise<void>): Promise<void> {
   let failed = false
   const loop = async (): Promise<void> => {
-    while (!failed && next < total) {
-      const i = next++
-      const t0 = performance.now()
+    for (let i = take(); i !== undefined && !failed; i = failed ? undefined : take()) {
       try {
         await op(i)
       } catch (error) {
         failed = true
         throw error
       }
-      latencies[i] = performance.now() - t0
     }
   }
-  const start = performance.now()
-  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, loop))
-  return { elapsedMs: performance.now() - start, latencies }
+  await Promise.all(Array.from({ length: concurrency }, loop))
 }
 
 /** Runs `op` over `items` one at a time; returns the elapsed ms. */
@@ -42,17 +55,15 @@ export async function sequential<T>(items: readonly T[], op: (item: T) => Promis
 
 /**
  * An unmeasured warm-up: operations 0, 1, 2, ... from `concurrency` closed loops until `minMs` have
- * passed (a loop starts no operation after that). Returns how many ran. Time-based, so both sides
- * of a comparison get the same rule however fast each is; a daemon's code paths (HTTP, store) take
- * thousands of operations to reach the optimized code it runs at in steady state.
+ * passed (a loop starts no operation after that); returns how many ran. The first error stops
+ * every loop and rejects. Time-based, so both sides of a comparison get the same rule however fast
+ * each is; a daemon's code paths (HTTP, store) take thousands of operations to reach the optimized
+ * code it runs at in steady state.
  */
 export async function warmUp(minMs: number, concurrency: number, op: (i: number) => Promise<void>): Promise<number> {
   const until = performance.now() + minMs
   let next = 0
-  const loop = async (): Promise<void> => {
-    while (performance.now() < until) await op(next++)
-  }
-  await Promise.all(Array.from({ length: concurrency }, loop))
+  await closedLoops(concurrency, () => (performance.now() < until ? next++ : undefined), op)
   return next
 }
 
