@@ -1,13 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { ClassicLevel } from 'classic-level'
 import { pino } from 'pino'
 import { LevelKvStore, type KvBatchOp, type KvWriteOptions } from '../../daemon/storage/index.ts'
 import { entityMetaRange } from '../../daemon/store/keys.ts'
 import { EntityStore, type LocalOp } from '../../daemon/store/entity-store.ts'
 import { check } from './checks.ts'
 import { cpuUsPerOp, monotonicUs, selfCpuMs } from './cpu.ts'
+import { RawLevel } from './level-baseline.ts'
 import { rate } from './stats.ts'
 import type { PassMeasure } from './types.ts'
 
@@ -73,19 +73,15 @@ export async function storePass(baseDir: string, ns: string, warm: readonly (rea
 
 /** Records/s of raw classic-level writing the store's own batches (`batch(ops, { sync: true })` each); checks every entity's meta is there. */
 export async function sameEntriesPass(baseDir: string, ns: string, pass: StorePass, records: number): Promise<PassMeasure> {
-  const dir = await mkdtemp(join(baseDir, 'classic-level-layout-'))
-  const db = new ClassicLevel<string, Uint8Array>(join(dir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'view' })
+  const raw = await RawLevel.openBytes(baseDir)
   try {
-    await db.open()
     const [cpu0, from, t0] = [selfCpuMs(), monotonicUs(), performance.now()]
-    for (const ops of pass.batches) await db.batch(ops as KvBatchOp[], { sync: true })
+    for (const ops of pass.batches) await raw.db.batch(ops as KvBatchOp[], { sync: true })
     const [cpu1, to, elapsed] = [selfCpuMs(), monotonicUs(), performance.now() - t0]
-    let metas = 0
-    for await (const _key of db.keys(entityMetaRange(ns))) metas++
+    const metas = await raw.count(entityMetaRange(ns))
     check(metas === records, `classic-level holds ${metas} entity metas of ${ns}, expected ${records}`)
     return { opsPerSec: rate(records, elapsed), cpuUsPerOp: cpuUsPerOp(cpu0, cpu1, records), window: { fromUs: from, toUs: to } }
   } finally {
-    await db.close()
-    await rm(dir, { recursive: true, force: true })
+    await raw.destroy()
   }
 }
