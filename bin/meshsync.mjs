@@ -8,6 +8,10 @@ if (major < 22 || (major === 22 && minor < 18) || !process.features?.typescript)
   )
   process.exit(1)
 }
+if (process.argv[2] === 'start') {
+  const { applyDaemonV8Flags } = await import('./daemon-v8-flags.mjs')
+  applyDaemonV8Flags()
+}
 // V8's compiled code of every module (meshsync's and its dependencies') is cached on disk (in
 // os.tmpdir()/node-compile-cache, or NODE_COMPILE_CACHE; NODE_DISABLE_COMPILE_CACHE=1 turns it
 // off): loading them takes about half the CPU on later starts, which a restart after a crash or
