@@ -13,19 +13,27 @@ export interface MetricsSources {
 }
 
 /**
+ * How often the event-loop delay is sampled, by our p99 gauge and by prom-client's lag metrics
+ * alike: a stall longer than this is always seen, a shorter one with a probability of its length
+ * over this. Their defaults (20 and 10 ms) woke an idle daemon 150 times a second: 13 ms of CPU
+ * a second on a 2-vCPU VM, 8 ms at this resolution (3 idle daemons, 22 wake-ups a second each).
+ */
+const LOOP_DELAY_RESOLUTION_MS = 100
+
+/**
  * The daemon's Prometheus metrics, on a registry of its own (so several daemons in one process,
  * as in tests, never share counters). Counters move with events; gauges are read at scrape time.
  */
 export class DaemonMetrics {
   readonly registry = new Registry()
   readonly #sources: MetricsSources
-  readonly #loopDelay = monitorEventLoopDelay({ resolution: 20 })
+  readonly #loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS })
   readonly #onCommit: (changes: readonly CommittedChange[]) => void
 
   constructor(sources: MetricsSources) {
     this.#sources = sources
     const registers = [this.registry]
-    collectDefaultMetrics({ register: this.registry, prefix: 'meshsync_process_' })
+    collectDefaultMetrics({ register: this.registry, prefix: 'meshsync_process_', eventLoopMonitoringPrecision: LOOP_DELAY_RESOLUTION_MS })
     this.#loopDelay.enable()
 
     const changes = new Counter({
