@@ -96,6 +96,7 @@ import {
 import { SnapshotView } from './snapshot-view.ts'
 import { DEFAULT_DELTA_LIMITS, deltaKeysOf, readStates, stateWriteOps } from './state-parts.ts'
 import type {
+  BatchTiming,
   CommittedChange,
   ConflictPolicy,
   DeltaLimits,
@@ -143,9 +144,14 @@ const textDecoder = new TextDecoder()
  * through one committer that applies a group of operations to the Y.Docs and writes them in one
  * atomic, fsynced batch (group commit). A caller's promise resolves only after its batch is
  * durable. Reads see committed state only. After each batch it emits `commit` (all its changes,
- * once) and `change` (each change).
+ * once) and `change` (each change), and `durable` with how long the batch took to write and sync.
  */
-export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commit: [readonly CommittedChange[]]; feed: [FeedBatch] }> {
+export class EntityStore extends EventEmitter<{
+  change: [CommittedChange]
+  commit: [readonly CommittedChange[]]
+  feed: [FeedBatch]
+  durable: [BatchTiming]
+}> {
   readonly nodeId: string
   readonly #kv: KvStore
   readonly #log: Logger
@@ -580,6 +586,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
    */
   async #writeGroup(p: PreparedGroup, previous: Promise<void> | undefined): Promise<void> {
     const { group, g, outcomes, ops, end } = p
+    let timing: BatchTiming | undefined
     try {
       await previous
       if (p.epoch !== this.#epoch) {
@@ -596,7 +603,7 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
           // Published only once durable: the vector, feed position and counts others read (status,
           // HELLO, the change feed) never show a group whose batch could still fail, and always
           // agree with each other.
-          await this.#commitBatch(ops, () => {
+          timing = await this.#commitBatch(ops, () => {
             this.#nodeVv = end.nodeVv
             this.#feedSeq = end.feedSeq
             this.#logFloor = end.logFloor
@@ -634,6 +641,8 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
         this.emit('commit', g.committed)
         for (const c of g.committed) this.emit('change', c)
       }
+      // Last: the replicator's listeners above must not depend on a metrics listener.
+      if (timing !== undefined) this.emit('durable', timing)
     } catch (error) {
       // A listener's bug must not stop the committer: the group is durable and answered.
       this.#log.error({ err: error }, 'a commit listener failed')
@@ -647,11 +656,13 @@ export class EntityStore extends EventEmitter<{ change: [CommittedChange]; commi
    * not see an entity that the node's vector, feed position and counts do not include yet. A read
    * through the pool is answered after the batch's own completion, so after `publish`.
    */
-  async #commitBatch(ops: readonly KvBatchOp[], publish: () => void): Promise<void> {
+  async #commitBatch(ops: readonly KvBatchOp[], publish: () => void): Promise<BatchTiming> {
     this.#batchesInFlight++
     try {
+      const started = performance.now()
       await this.#kv.batch(ops, { sync: true })
       publish()
+      return { entries: ops.length, seconds: (performance.now() - started) / 1000 }
     } finally {
       this.#batchesInFlight--
     }

@@ -78,6 +78,12 @@ export interface FeedBatch {
   readonly entries: readonly (FeedEntry & { readonly ns: string })[]
 }
 
+/** One group commit's LevelDB batch: its entries, and the time it took to write and fsync. */
+export interface BatchTiming {
+  readonly entries: number
+  readonly seconds: number
+}
+
 /** An entity as stored: committed meta and Yjs state. */
 export interface StoredEntity {
   readonly ns: string

@@ -47,6 +47,11 @@ describe('GET /metrics', () => {
     expect(afterA.get('meshsync_changes_committed_total{source="local"}')).toBe(5)
     expect(afterB.get('meshsync_changes_committed_total{source="remote"}')).toBe(5)
     expect(afterA.get('meshsync_entities{ns="m"}')).toBe(5)
+    // Five writes, one after another: at least five group commits timed, each in one bucket.
+    const timed = afterA.get('meshsync_commit_duration_seconds_count') ?? 0
+    expect(timed).toBeGreaterThanOrEqual(5)
+    expect(afterA.get('meshsync_commit_duration_seconds_bucket{le="+Inf"}')).toBe(timed)
+    expect(afterA.get('meshsync_commit_duration_seconds_sum') ?? 0).toBeGreaterThan(0)
     expect(afterB.get('meshsync_entities{ns="m"}')).toBe(5)
     expect(afterB.get(`meshsync_peer_connected{peer="${a.info.peerId}"}`)).toBe(1)
     expect(afterA.get('meshsync_sync_sessions_total') ?? 0).toBeGreaterThan(0)

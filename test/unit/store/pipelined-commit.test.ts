@@ -3,7 +3,7 @@ import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ChangeRecord, JsonRecord } from '../../../crdt/index.ts'
 import { MemoryKvStore, type KvBatchOp, type KvWriteOptions } from '../../../daemon/storage/index.ts'
-import { EntityStore } from '../../../daemon/store/entity-store.ts'
+import { EntityStore, type BatchTiming } from '../../../daemon/store/entity-store.ts'
 import { prng } from '../crdt/arbitraries.ts'
 
 /**
@@ -242,5 +242,36 @@ describe('pipelined group commit', () => {
     expect(totals.failedBatches).toBeGreaterThan(20)
     expect(totals.refused).toBeGreaterThan(20)
     expect(totals.acked).toBeGreaterThan(200)
+  })
+})
+
+describe('batch timings', () => {
+  it("emits durable once per batch written, with its entries and the time its write took; none for a failed batch, and a listener's throw fails nothing", async () => {
+    const kv = new GatedKv()
+    const store = await openStore(kv)
+    const timings: BatchTiming[] = []
+    const committed: string[] = []
+    store.on('commit', (changes) => committed.push(...changes.map((c) => c.change.id)))
+    store.on('durable', (timing) => {
+      timings.push(timing)
+      throw new Error('a broken listener')
+    })
+    kv.hold = true
+    const first = store.write([{ op: 'put', ns: 'p', id: 'a', value: { v: 1 } }])
+    await settle()
+    const held = kv.waiting.shift()
+    await new Promise((resolve) => setTimeout(resolve, 40))
+    held?.release()
+    expect((await first)[0]?.version).toEqual({ aaaa: 1 })
+    expect(timings).toHaveLength(1)
+    expect(timings[0]?.entries).toBe(held?.ops.length)
+    expect(timings[0]?.seconds).toBeGreaterThanOrEqual(0.035)
+    expect(committed).toEqual(['a'])
+
+    const failing = store.write([{ op: 'put', ns: 'p', id: 'b', value: { v: 2 } }])
+    await settle()
+    kv.waiting.shift()?.release(STORAGE_FAILURE())
+    await expect(failing).rejects.toMatchObject({ code: 'STORAGE_FAILURE' })
+    expect(timings).toHaveLength(1)
   })
 })
