@@ -9,12 +9,16 @@ afterEach(async () => {
   await removeTempDirs()
 })
 
-/** Parses Prometheus text exposition strictly enough to catch a malformed line; name{labels} -> value. */
+/**
+ * Parses Prometheus text exposition strictly enough to catch a malformed line; name{labels} ->
+ * value. NaN and Inf in any case, as Prometheus reads them (prom-client writes `Nan` for the mean
+ * of an event-loop lag histogram that has no sample yet: a scrape within 100 ms of the last).
+ */
 function parseMetrics(text: string): Map<string, number> {
   const out = new Map<string, number>()
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$/.exec(line)
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (-?[0-9.eE+-]+|nan|[+-]?inf)$/i.exec(line)
     if (!m) throw new Error(`not Prometheus text: ${line}`)
     out.set(m[1] as string, Number(m[2]))
   }
