@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { ChangeFeed } from './change-feed.ts'
 import { check, CheckFailed } from './checks.ts'
+import { commitBuckets, slowCommitsPct, type CommitBuckets } from './commit-histogram.ts'
 import { BenchCluster } from './cluster.ts'
 import { cpus } from 'node:os'
 import { machineBusyPct, machineCpuTicks, monotonicUs, processesCpuMs } from './cpu.ts'
@@ -23,6 +24,8 @@ const WARM_MESSAGES = 25
 /** How long a message may take to reach everyone before the run fails. */
 const DELIVERY_TIMEOUT_MS = 30_000
 const P99_TARGET = 3
+/** A commit slower than this (a bound of the daemon's commit histogram) is counted as slow. */
+const SLOW_COMMIT_S = 0.005
 
 interface WindowStats {
   /** Until every receiver had the message. */
@@ -35,6 +38,9 @@ interface WindowStats {
   /** meshsync only: until the writer acknowledged the PUT (its durable commit). */
   readonly ackP50?: number
   readonly ackP99?: number
+  /** meshsync only: share (%) of the writer's group commits, and of the receivers', that took over 5 ms. */
+  readonly writerSlowCommitsPct?: number | null
+  readonly receiverSlowCommitsPct?: number | null
   readonly count: number
   /** CPU of the nodes (every daemon, or every gossipsub process) per message, in µs. */
   readonly cpuUsPerMessage: number | null
@@ -158,6 +164,17 @@ class DaemonSide {
     return this.cluster.nodes.map((node) => node.daemon.pid)
   }
 
+  /** Every node's commit-duration histogram (node 0 is the writer). */
+  async commitBuckets(): Promise<CommitBuckets[]> {
+    return Promise.all(
+      this.cluster.nodes.map(async (node) => {
+        const res = await node.client.send('GET', '/metrics', undefined)
+        if (res.status !== 200) throw new CheckFailed(`GET /metrics: HTTP ${res.status}`)
+        return commitBuckets(String(res.body))
+      }),
+    )
+  }
+
   /** Every node holds every entity written. */
   async verify(): Promise<void> {
     for (const [i, node] of this.cluster.nodes.entries()) {
@@ -243,13 +260,23 @@ async function measureTopology(n: number, writes: number, options: BenchOptions)
       const g = gossip
       const { o, b } = await pairedPasses(
         run,
-        () => measured(d.pids, writes, () => d.window(`n${n}r${run}`, writes)),
+        async () => {
+          // Scraped outside the measured window, so that its CPU figure does not include them.
+          const before = await d.commitBuckets()
+          const stats = await measured(d.pids, writes, () => d.window(`n${n}r${run}`, writes))
+          const nodes = (await d.commitBuckets()).map((after, i) => ({ before: before[i] as CommitBuckets, after }))
+          return {
+            ...stats,
+            writerSlowCommitsPct: slowCommitsPct(nodes.slice(0, 1), SLOW_COMMIT_S),
+            receiverSlowCommitsPct: slowCommitsPct(nodes.slice(1), SLOW_COMMIT_S),
+          }
+        },
         () => measured(g.pids, writes, () => g.window(writes)),
       )
       ours.push(o)
       base.push(b)
       options.log(
-        `  ${n} nodes, run ${run + 1}/${options.runs}: meshsync p50 ${o.p50.toFixed(1)} ms p99 ${o.p99.toFixed(1)} ms (max ${o.max.toFixed(1)}; first node p99 ${o.firstP99.toFixed(1)}, writer's ack p50 ${o.ackP50?.toFixed(1)} p99 ${o.ackP99?.toFixed(1)}; ${pct(o.nodesCpuPct)} of the CPUs, machine ${pct(o.machineBusyPct)} busy), ` +
+        `  ${n} nodes, run ${run + 1}/${options.runs}: meshsync p50 ${o.p50.toFixed(1)} ms p99 ${o.p99.toFixed(1)} ms (max ${o.max.toFixed(1)}; first node p99 ${o.firstP99.toFixed(1)}, writer's ack p50 ${o.ackP50?.toFixed(1)} p99 ${o.ackP99?.toFixed(1)}; commits over 5 ms: writer ${pct(o.writerSlowCommitsPct ?? null)}, receivers ${pct(o.receiverSlowCommitsPct ?? null)}; ${pct(o.nodesCpuPct)} of the CPUs, machine ${pct(o.machineBusyPct)} busy), ` +
           `gossipsub p50 ${b.p50.toFixed(1)} ms p99 ${b.p99.toFixed(1)} ms (first node p99 ${b.firstP99.toFixed(1)}; ${pct(b.nodesCpuPct)}, machine ${pct(b.machineBusyPct)}), p99 ratio ${(o.p99 / b.p99).toFixed(2)}`,
       )
     }
@@ -311,6 +338,9 @@ export function propagation(durationOverrideS?: number): Benchmark {
           // Where the time goes: the writer's own durable commit and reply, and the first receiver.
           ...optionalFigure(`${r.nodes} nodes: meshsync writer's ack p50`, 'ms', r.ours.map((w) => w.ackP50)),
           ...optionalFigure(`${r.nodes} nodes: meshsync writer's ack p99`, 'ms', r.ours.map((w) => w.ackP99)),
+          // Commits (write + fsync) over 5 ms, from the daemons' histograms: the writer's, and the receivers', all on one disk here.
+          ...optionalFigure(`${r.nodes} nodes: writer's commits over 5 ms`, '%', r.ours.map((w) => w.writerSlowCommitsPct)),
+          ...optionalFigure(`${r.nodes} nodes: receivers' commits over 5 ms`, '%', r.ours.map((w) => w.receiverSlowCommitsPct)),
           { label: `${r.nodes} nodes: meshsync first node p99`, unit: 'ms', summary: summarize(r.ours.map((w) => w.firstP99)) },
           { label: `${r.nodes} nodes: raw gossipsub first node p99`, unit: 'ms', summary: summarize(r.base.map((w) => w.firstP99)) },
           ...optionalFigure(`${r.nodes} nodes: meshsync CPU per write (all daemons)`, 'µs/op', r.ours.map((w) => w.cpuUsPerMessage)),
