@@ -28,11 +28,16 @@ export function restartArgs(flags, execPath = process.execPath, execArgv = proce
 /**
  * For `meshsync start`: replaces this process (same pid, same open files, nothing run yet) with
  * one whose V8 has the daemon's flags. V8 reads them only at start-up, so they cannot be set from
- * inside. Without `process.execve` (Windows, older Node) the daemon runs without them.
+ * inside. Without `process.execve` (Windows, older Node), or when it fails, the daemon runs
+ * without them (a failure is said in one line on stderr).
  */
-export function applyDaemonV8Flags() {
-  if (typeof process.execve !== 'function') return
-  const args = restartArgs(daemonV8Flags())
+export function applyDaemonV8Flags(execve = process.execve, flags = daemonV8Flags()) {
+  if (typeof execve !== 'function') return
+  const args = restartArgs(flags)
   if (args === undefined) return
-  process.execve(process.execPath, args, process.env)
+  try {
+    execve(process.execPath, args, process.env)
+  } catch (error) {
+    console.error(`meshsync: running without the V8 flags ${flags.join(' ')}: restarting with them failed (${error?.message ?? error})`)
+  }
 }
