@@ -165,7 +165,7 @@ class DaemonSide {
   }
 
   /** Every node's commit-duration histogram (node 0 is the writer). */
-  async commitBuckets(): Promise<CommitBuckets[]> {
+  async commitHistograms(): Promise<CommitBuckets[]> {
     return Promise.all(
       this.cluster.nodes.map(async (node) => {
         const res = await node.client.send('GET', '/metrics', undefined)
@@ -262,9 +262,9 @@ async function measureTopology(n: number, writes: number, options: BenchOptions)
         run,
         async () => {
           // Scraped outside the measured window, so that its CPU figure does not include them.
-          const before = await d.commitBuckets()
+          const before = await d.commitHistograms()
           const stats = await measured(d.pids, writes, () => d.window(`n${n}r${run}`, writes))
-          const nodes = (await d.commitBuckets()).map((after, i) => ({ before: before[i] as CommitBuckets, after }))
+          const nodes = (await d.commitHistograms()).map((after, i) => ({ before: before[i] as CommitBuckets, after }))
           return {
             ...stats,
             writerSlowCommitsPct: slowCommitsPct(nodes.slice(0, 1), SLOW_COMMIT_S),

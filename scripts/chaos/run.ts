@@ -23,6 +23,8 @@ export interface ChaosOptions {
   readonly evidence?: 'always' | 'on-failure'
   /** MESHSYNC_FAILPOINTS for every daemon (proving the checker works). */
   readonly failpoints?: string
+  /** MESHSYNC_V8_FLAGS for every daemon (default: the daemon's own choice; empty: none). */
+  readonly v8Flags?: string
   /** Longest wait for convergence after the final heal, seconds (default 120). */
   readonly convergeTimeoutS?: number
   /** Keep the data dirs afterwards (default: only when the run failed). */
@@ -202,7 +204,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     network?.setup()
     const leftovers = disks?.setup() ?? []
     if (leftovers.length > 0) log(`unmounted ${leftovers.length} tmpfs disks left by crashed runs`)
-    cluster = await ChaosCluster.create({ nodes: options.nodes, root, ...(network && { network }), ...(disks && { disks }), ...(options.failpoints && { env: { MESHSYNC_FAILPOINTS: options.failpoints } }) })
+    cluster = await ChaosCluster.create({ nodes: options.nodes, root, ...(network && { network }), ...(disks && { disks }), env: daemonEnv(options) })
     const c = cluster
     await c.startAll()
     await waitMesh(c, 30_000).catch((e: unknown) => log(`warning: ${String(e)}`))
@@ -453,4 +455,9 @@ async function diagnose(c: ChaosCluster): Promise<unknown[]> {
       stderr: n.stderrTail(),
     })),
   )
+}
+
+/** The environment every daemon of a run gets on top of this process's. */
+function daemonEnv(options: Pick<ChaosOptions, 'failpoints' | 'v8Flags'>): Record<string, string> {
+  return { ...(options.failpoints && { MESHSYNC_FAILPOINTS: options.failpoints }), ...(options.v8Flags !== undefined && { MESHSYNC_V8_FLAGS: options.v8Flags }) }
 }

@@ -71,21 +71,14 @@ describe('the chaos checker', () => {
     // The daemons run without V8 flags here: single-threaded V8 (their default on 2 CPUs) moves
     // where ENOSPC strikes in this schedule, and 0 of 6 runs tore a log (the first run without the
     // flag lost 1,953 writes). This test is of the checker; the timing that shows the bug is pinned.
-    const options = short(14, { netns: true, durationS: 20, faultMs: [2_000, 4_000], gapMs: [1_000, 2_000], failpoints: 'write-after-failure', kinds: ['disk-full', 'restart-all'], convergeTimeoutS: 15 })
+    const options = short(14, { netns: true, durationS: 20, faultMs: [2_000, 4_000], gapMs: [1_000, 2_000], failpoints: 'write-after-failure', v8Flags: '', kinds: ['disk-full', 'restart-all'], convergeTimeoutS: 15 })
     let caught: Awaited<ReturnType<typeof runChaos>> | undefined
-    const v8Flags = process.env.MESHSYNC_V8_FLAGS
-    process.env.MESHSYNC_V8_FLAGS = ''
-    try {
-      for (let attempt = 0; attempt < 3 && caught === undefined; attempt++) {
-        const report = await runChaos(options)
-        console.log(summarize(report))
-        expect(report.faults.map((f) => f.kind).slice(0, 3)).toEqual(['disk-full', 'disk-full', 'restart-all'])
-        expect(Object.keys(report.workload.errors).some((k) => k.endsWith('STORAGE_FULL'))).toBe(true)
-        if (!report.ok) caught = report
-      }
-    } finally {
-      if (v8Flags === undefined) delete process.env.MESHSYNC_V8_FLAGS
-      else process.env.MESHSYNC_V8_FLAGS = v8Flags
+    for (let attempt = 0; attempt < 3 && caught === undefined; attempt++) {
+      const report = await runChaos(options)
+      console.log(summarize(report))
+      expect(report.faults.map((f) => f.kind).slice(0, 3)).toEqual(['disk-full', 'disk-full', 'restart-all'])
+      expect(Object.keys(report.workload.errors).some((k) => k.endsWith('STORAGE_FULL'))).toBe(true)
+      if (!report.ok) caught = report
     }
     expect(caught?.ok).toBe(false)
     expect(caught?.check?.lost).toBeGreaterThan(0)
