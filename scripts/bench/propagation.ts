@@ -20,7 +20,13 @@ const NS = 'prop'
 const VALUE_CHARS = 192
 const PAYLOAD_BYTES = 200
 const RATE = 50
-const WARM_MESSAGES = 25
+/**
+ * Unmeasured warm-up on each side, at the measured rate: 5 s. Freshly started daemons are slow
+ * for their first seconds (V8 compiles their hot paths, on the main thread when it runs
+ * single-threaded, on 2 CPUs or fewer): after 25 messages (0.5 s), the first measured 5-node
+ * window had p99 89-91 ms in two runs against 17-31 ms for the windows after it; after 250, 21 ms.
+ */
+const WARM_MESSAGES = 5 * RATE
 /** How long a message may take to reach everyone before the run fails. */
 const DELIVERY_TIMEOUT_MS = 30_000
 const P99_TARGET = 3
