@@ -73,7 +73,7 @@ function parseHead(head: string): { status: number; length: number; close: boole
 }
 
 /** The request head and body as one string, to be written in one call. */
-export function requestText(method: string, path: string, body: string | undefined): string {
+function requestText(method: string, path: string, body: string | undefined): string {
   const head = `${method} ${path} HTTP/1.1\r\nhost: localhost\r\naccept: application/json\r\n`
   if (body === undefined) return `${head}\r\n`
   return `${head}content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`

@@ -1,4 +1,4 @@
-import { Http1Connection } from './http1-connection.ts'
+import { Http1Connection, type RawResponse } from './http1-connection.ts'
 
 /** A response of the local API. */
 export interface ApiResponse {
@@ -31,13 +31,13 @@ export class SocketClient {
   /** Sends one request; resolves with the status and the parsed JSON body (the text when not JSON). */
   async send(method: string, path: string, body?: string): Promise<ApiResponse> {
     const connection = await this.#acquire()
-    let text: string
-    let status: number
+    let response: RawResponse
     try {
-      ;({ status, text } = await connection.request(method, path, body))
+      response = await connection.request(method, path, body)
     } finally {
       this.#release(connection)
     }
+    const { status, text } = response
     let parsed: unknown = text
     try {
       parsed = text.length > 0 ? JSON.parse(text) : undefined

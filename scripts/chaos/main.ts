@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { runChaos, summarize } from './run.ts'
+import { runChaos, summarize, type ChaosOptions } from './run.ts'
 
 /**
  * One chaos run (scripts/chaos/run.ts); prints the summary, writes the JSON report, exits 1 when
@@ -24,7 +24,7 @@ function positive(value: string, flag: string, integer: boolean): number {
   return n
 }
 
-function options(): Parameters<typeof runChaos>[0] | 'help' {
+function options(): ChaosOptions | 'help' {
   let values
   try {
     ;({ values } = parseArgs({
