@@ -21,30 +21,50 @@ export class HttpWireError extends Error {
  * length); a chunked or unbounded body is refused rather than guessed.
  */
 export class ResponseReader {
-  #buffered: Buffer = Buffer.alloc(0)
+  /** Bytes received and not yet consumed, in the order received (joined only when needed). */
+  #chunks: Buffer[] = []
+  #length = 0
+  /** The head of the response being received once it is parsed, and where its body ends. */
+  #head: { status: number; close: boolean; bodyStart: number; end: number } | undefined
 
   /** Adds received bytes; returns every response they complete, in order. */
   push(chunk: Buffer): { response: RawResponse; close: boolean }[] {
-    this.#buffered = this.#buffered.length === 0 ? chunk : Buffer.concat([this.#buffered, chunk])
+    this.#chunks.push(chunk)
+    this.#length += chunk.length
     const done: { response: RawResponse; close: boolean }[] = []
     for (;;) {
-      const end = this.#buffered.indexOf(HEAD_END)
-      if (end < 0) {
-        if (this.#buffered.length > MAX_HEAD_BYTES) throw new HttpWireError(`response head longer than ${MAX_HEAD_BYTES} bytes`)
-        return done
+      if (this.#head === undefined) {
+        const bytes = this.#joined()
+        const headEnd = bytes.indexOf(HEAD_END)
+        if (headEnd < 0) {
+          if (bytes.length > MAX_HEAD_BYTES) throw new HttpWireError(`response head longer than ${MAX_HEAD_BYTES} bytes`)
+          return done
+        }
+        const head = parseHead(bytes.toString('latin1', 0, headEnd))
+        const bodyStart = headEnd + HEAD_END.length
+        this.#head = { status: head.status, close: head.close, bodyStart, end: bodyStart + head.length }
       }
-      const head = parseHead(this.#buffered.toString('latin1', 0, end))
-      const bodyStart = end + HEAD_END.length
-      if (this.#buffered.length < bodyStart + head.length) return done
-      const text = this.#buffered.toString('utf8', bodyStart, bodyStart + head.length)
-      this.#buffered = this.#buffered.subarray(bodyStart + head.length)
-      done.push({ response: { status: head.status, text }, close: head.close })
+      // A large body arrives in many chunks: they are joined once, when it is all there.
+      if (this.#length < this.#head.end) return done
+      const bytes = this.#joined()
+      const { status, close, bodyStart, end } = this.#head
+      done.push({ response: { status, text: bytes.toString('utf8', bodyStart, end) }, close })
+      this.#head = undefined
+      const rest = bytes.subarray(end)
+      this.#chunks = rest.length > 0 ? [rest] : []
+      this.#length = rest.length
     }
+  }
+
+  /** The unconsumed bytes as one buffer (kept as the only chunk). */
+  #joined(): Buffer {
+    if (this.#chunks.length !== 1) this.#chunks = [Buffer.concat(this.#chunks, this.#length)]
+    return this.#chunks[0] as Buffer
   }
 
   /** Bytes received past the last complete response. */
   get pendingBytes(): number {
-    return this.#buffered.length
+    return this.#length
   }
 }
 
