@@ -97,9 +97,16 @@ export class PeerBook {
   /** Remembers a dialable address (with `/p2p/<peerId>`) for a peer. */
   remember(peerId: string, addr: string): void {
     const e = this.#entry(peerId)
-    if (!e.addrs.includes(addr)) e.addrs.unshift(addr)
-    e.addrs = e.addrs.slice(0, 8)
+    const addrs = (e.addrs.includes(addr) ? e.addrs : [addr, ...e.addrs]).slice(0, 8)
+    // Every sync session passes the peer's addresses again: the file is written only when they change.
+    if (addrs.length === e.addrs.length && addrs.every((a, i) => a === e.addrs[i])) return
+    e.addrs = addrs
     this.#save()
+  }
+
+  /** Resolves once every write of the file asked for so far is done. */
+  flushed(): Promise<void> {
+    return this.#saving
   }
 
   synced(peerId: string, nodeId: string, theirVv: VersionVector, bytesIn: number, bytesOut: number): void {

@@ -1,3 +1,6 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { FIRST_REDIAL_MS, MAX_REDIAL_MS, PeerBook } from '../../../daemon/replication/peer-book.ts'
 
@@ -42,5 +45,37 @@ describe('PeerBook redial backoff', () => {
     expect(book.dueForDial(1)).toEqual([])
     book.dialAllSoon()
     expect(book.dueForDial(1).map((d) => d.peerId)).toEqual(['p1', 'p2'])
+  })
+})
+
+describe('PeerBook file', () => {
+  it('writes the file when an address is new, not when a sync session passes known ones again', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'peer-book-'))
+    try {
+      const file = join(dir, 'peers.json')
+      const book = new PeerBook(file)
+      book.remember('p1', '/ip4/10.0.0.1/tcp/4718/p2p/p1')
+      await book.flushed()
+      expect(JSON.parse(await readFile(file, 'utf8'))).toEqual([{ peerId: 'p1', addrs: ['/ip4/10.0.0.1/tcp/4718/p2p/p1'] }])
+      // Known addresses again (as after every session): nothing is written.
+      await rm(file)
+      book.remember('p1', '/ip4/10.0.0.1/tcp/4718/p2p/p1')
+      await book.flushed()
+      await expect(readFile(file, 'utf8')).rejects.toThrow(/ENOENT/)
+      // A new one is written, first, and a reloaded book has both.
+      book.remember('p1', '/ip4/10.0.0.9/tcp/4718/p2p/p1')
+      await book.flushed()
+      const reloaded = new PeerBook(file)
+      await reloaded.load()
+      expect(reloaded.dueForDial(0)).toEqual([{ peerId: 'p1', addrs: ['/ip4/10.0.0.9/tcp/4718/p2p/p1', '/ip4/10.0.0.1/tcp/4718/p2p/p1'] }])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('keeps at most 8 addresses per peer, the newest first', () => {
+    const book = new PeerBook()
+    for (let i = 0; i < 10; i++) book.remember('p1', `/ip4/10.0.0.${i}/tcp/4718/p2p/p1`)
+    expect(book.dueForDial(0)[0]?.addrs).toEqual(Array.from({ length: 8 }, (_, i) => `/ip4/10.0.0.${9 - i}/tcp/4718/p2p/p1`))
   })
 })
