@@ -51,6 +51,9 @@ interface PeerEntry {
   failures: number
 }
 
+/** Dialable addresses remembered per peer, the newest first. */
+const MAX_ADDRS_PER_PEER = 8
+
 /**
  * Every peer this node has known: connection state, last sync, traffic, strikes. Dialable
  * addresses are persisted to `file` so that a restarted node reconnects to its peers.
@@ -97,10 +100,10 @@ export class PeerBook {
   /** Remembers a dialable address (with `/p2p/<peerId>`) for a peer. */
   remember(peerId: string, addr: string): void {
     const e = this.#entry(peerId)
-    const addrs = (e.addrs.includes(addr) ? e.addrs : [addr, ...e.addrs]).slice(0, 8)
+    const known = e.addrs.includes(addr)
     // Every sync session passes the peer's addresses again: the file is written only when they change.
-    if (addrs.length === e.addrs.length && addrs.every((a, i) => a === e.addrs[i])) return
-    e.addrs = addrs
+    if (known && e.addrs.length <= MAX_ADDRS_PER_PEER) return
+    e.addrs = (known ? e.addrs : [addr, ...e.addrs]).slice(0, MAX_ADDRS_PER_PEER)
     this.#save()
   }
 
