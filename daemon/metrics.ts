@@ -124,6 +124,7 @@ export class DaemonMetrics {
       ['sessions', 'meshsync_sync_sessions_total', 'Anti-entropy sessions completed.'],
       ['sessionFailures', 'meshsync_sync_session_failures_total', 'Anti-entropy sessions that failed.'],
       ['relayedSessions', 'meshsync_sync_sessions_relayed_total', 'Sessions that brought news no other path had (passed on to the other peers at once).'],
+      ['periodicSkipped', 'meshsync_sync_periodic_skipped_total', 'Periodic sessions not started: a session with the peer, started by either side, succeeded less than half a period before.'],
       ['recordsIn', 'meshsync_sync_records_received_total', 'Change records received by anti-entropy.'],
       ['recordsOut', 'meshsync_sync_records_sent_total', 'Change records sent by anti-entropy.'],
       ['snapshotEntitiesIn', 'meshsync_snapshot_entities_received_total', 'Entity states received by snapshot catch-up.'],

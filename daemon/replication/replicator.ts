@@ -27,6 +27,7 @@ import {
 } from '../../transport/index.ts'
 import { failpoints, shouldDropRemote } from '../failpoints.ts'
 import type { CommittedChange, EntityStore, GcStats, StoredEntity } from '../store/entity-store.ts'
+import { AntiEntropyDue } from './anti-entropy-due.ts'
 import { PendingChanges } from './pending-changes.ts'
 import { behindBy, redialDelayMs, type PeerBook, type PeerView } from './peer-book.ts'
 import { staleNamespaces, TombstoneCollector, type StaleNamespace } from './tombstone-gc.ts'
@@ -114,6 +115,8 @@ export interface ReplicationStats {
   gossipUnreached: number
   /** Sessions that brought news no other path had, passed on to the other peers at once. */
   relayedSessions: number
+  /** Periodic sessions not started because a session with the peer (either side's) succeeded less than half a period before. */
+  periodicSkipped: number
   /** Sessions refused because one side lacked the other's tombstone purges. */
   gcHorizonRefusals: number
   /** Namespaces reloaded from a peer because this node lacked its purges. */
@@ -151,6 +154,7 @@ export class Replicator implements SyncSource {
     snapshotEntitiesOut: 0,
     gossipUnreached: 0,
     relayedSessions: 0,
+    periodicSkipped: 0,
     gcHorizonRefusals: 0,
     gcRebootstraps: 0,
   }
@@ -192,6 +196,7 @@ export class Replicator implements SyncSource {
   /** Peers being dialed by {@link #redial}: a connect makes every other peer due at once, and a burst of connects would dial each again. */
   readonly #dialing = new Set<string>()
   #timer: NodeJS.Timeout | undefined
+  readonly #antiEntropyDue: AntiEntropyDue
   #redialTimer: NodeJS.Timeout | undefined
   /** Seed addresses not answered yet, with when each is due and how many dials failed. */
   readonly #seeds = new Map<string, { due: number; failures: number; dialing: boolean }>()
@@ -265,6 +270,7 @@ export class Replicator implements SyncSource {
     this.nodeId = components.store.nodeId
     this.#pending = new PendingChanges(options.maxPendingChanges ?? 200_000)
     this.#interval = options.antiEntropyIntervalMs ?? 10_000
+    this.#antiEntropyDue = new AntiEntropyDue(this.#interval)
     this.#streamTimeout = options.streamTimeoutMs ?? 30_000
     this.#maxStrikes = options.maxStrikes ?? 10
     this.#banMs = options.banMs ?? 10 * 60_000
@@ -727,6 +733,7 @@ export class Replicator implements SyncSource {
       idleTimeoutMs: this.#streamTimeout,
     })
     this.stats.sessions++
+    this.#antiEntropyDue.synced(peerId, started)
     this.#log.debug({ peerId, ms: Math.round(performance.now() - started), bytesIn: result.bytesIn, bytesOut: result.bytesOut }, 'sync session done')
     this.stats.bytesIn += result.bytesIn
     this.stats.bytesOut += result.bytesOut
@@ -822,7 +829,12 @@ export class Replicator implements SyncSource {
     if (!this.#running) return
     const delay = this.#interval * (0.75 + Math.random() * 0.5)
     this.#timer = setTimeout(() => {
-      for (const peerId of this.#transport.connectedPeers()) this.syncWith(peerId)
+      const connected = this.#transport.connectedPeers()
+      // A session in progress (either side's) serves as this period's: when it succeeds it is
+      // recorded, and rerunning it right after would find nothing new.
+      const due = this.#antiEntropyDue.due(connected, performance.now()).filter((p) => !this.#sessions.has(p) && !this.#inbound.has(p))
+      this.stats.periodicSkipped += connected.length - due.length
+      for (const peerId of due) this.syncWith(peerId)
       this.#scheduleAntiEntropy()
     }, delay)
     this.#timer.unref()

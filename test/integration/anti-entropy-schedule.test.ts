@@ -1,0 +1,42 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describe, expect, it } from 'vitest'
+import { newClusterKey, startMeshNode, type MeshNode, stoppedAfterEach } from '../helpers/mesh-node.ts'
+import { waitFor } from '../helpers/wait-for.ts'
+
+const { nodes } = stoppedAfterEach()
+
+/**
+ * Both sides of a pair run the periodic anti-entropy timer; a session is symmetric, so a side
+ * skips its periodic session when one with the peer (either side's) succeeded less than half a
+ * period before. The pair then runs about one periodic session per period rather than two, and
+ * still repairs on its own.
+ */
+describe('periodic anti-entropy between two connected nodes', () => {
+  it('runs about one session per period for the pair, skips the redundant ones, and still carries writes that gossip does not', { timeout: 30_000 }, async () => {
+    const interval = 300
+    const key = newClusterKey()
+    const [a, b] = (await Promise.all([0, 1].map(() => startMeshNode({ clusterKey: key, gossip: false, replicator: { antiEntropyIntervalMs: interval } })))) as [MeshNode, MeshNode]
+    nodes.push(a, b)
+    await a.transport.dial(b.addr())
+    await waitFor(() => a.replicator.stats.sessions > 0 && b.replicator.stats.sessions > 0)
+
+    const sessions0 = a.replicator.stats.sessions
+    const started = performance.now()
+    await sleep(4_000)
+    const elapsed = performance.now() - started
+    // Each session is counted once on each side: this is the pair's count.
+    const sessions = a.replicator.stats.sessions - sessions0
+    const periods = elapsed / interval
+    // Before, each side started one every period: about 2 per period (over 26 here).
+    expect(sessions).toBeLessThanOrEqual(Math.ceil(periods * 1.5))
+    // At least one per longest jittered period (fewer only when the event loop is starved).
+    expect(sessions).toBeGreaterThanOrEqual(Math.floor(periods / 1.25) - 3)
+    expect(a.replicator.stats.periodicSkipped + b.replicator.stats.periodicSkipped).toBeGreaterThan(0)
+    expect(a.replicator.stats.sessionFailures + b.replicator.stats.sessionFailures).toBe(0)
+
+    // Gossip is off: only the periodic sessions can carry these.
+    await a.store.write([{ op: 'put', ns: 'n', id: 'from-a', value: { v: 1 } }])
+    await b.store.write([{ op: 'put', ns: 'n', id: 'from-b', value: { v: 2 } }])
+    await waitFor(async () => Boolean(await a.store.get('n', 'from-b')) && Boolean(await b.store.get('n', 'from-a')), { timeout: 10_000, message: 'both writes on both nodes' })
+  })
+})
