@@ -1,9 +1,10 @@
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createEntityDoc, readText } from '../../../crdt/index.ts'
-import { MemoryKvStore } from '../../../daemon/storage/index.ts'
+import { MemoryKvStore, type KvBatchOp, type KvWriteOptions } from '../../../daemon/storage/index.ts'
 import { EntityStore } from '../../../daemon/store/entity-store.ts'
-import { entityStateKey } from '../../../daemon/store/keys.ts'
+import { entityMetaKey, entityStateKey } from '../../../daemon/store/keys.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
 
 /**
  * A write loads the entities it touches. The state of an entity whose document is in the cache is
@@ -19,6 +20,8 @@ class ReadTrackingKv extends MemoryKvStore {
   workerReads = 0
   #held: PromiseWithResolvers<void> | undefined
   #holdNext = false
+  #batchGate: PromiseWithResolvers<void> | undefined
+  #holdBatch = false
 
   holdNextGetMany(): void {
     this.#holdNext = true
@@ -39,6 +42,26 @@ class ReadTrackingKv extends MemoryKvStore {
     return values
   }
 
+  /** Holds the next batch until the function `batchHeld` resolves with is called. */
+  holdNextBatch(): void {
+    this.#holdBatch = true
+  }
+
+  async batchHeld(): Promise<() => void> {
+    while (this.#batchGate === undefined) await new Promise((r) => setTimeout(r, 1))
+    const gate = this.#batchGate
+    return () => gate.resolve()
+  }
+
+  override async batch(ops: readonly KvBatchOp[], options: KvWriteOptions): Promise<void> {
+    if (this.#holdBatch) {
+      this.#holdBatch = false
+      this.#batchGate = Promise.withResolvers<void>()
+      await this.#batchGate.promise
+    }
+    return super.batch(ops, options)
+  }
+
   override async getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
     this.workerReads++
     this.reads.push([...keys])
@@ -50,6 +73,17 @@ class ReadTrackingKv extends MemoryKvStore {
     }
     return result
   }
+}
+
+/** Puts of `n` new entities e<from>..e<from + n - 1>, each `{ i }`. */
+function puts(n: number, from: number): { op: 'put'; ns: string; id: string; value: { i: number } }[] {
+  return Array.from({ length: n }, (_, i) => ({ op: 'put' as const, ns: 'n', id: `e${from + i}`, value: { i } }))
+}
+
+/** Resolves once some read included the meta key of entity `id` of namespace n. */
+async function waitForReadOf(kv: ReadTrackingKv, id: string): Promise<void> {
+  const key = entityMetaKey('n', id)
+  await waitFor(() => kv.reads.some((keys) => keys.includes(key)), { timeout: 5_000, interval: 1, message: `a read of ${id}` })
 }
 
 const stores: EntityStore[] = []
@@ -77,20 +111,37 @@ describe('loading entities for a write', () => {
     expect(readText(createEntityDoc(state), 'body')).toBe('hello world')
   })
 
-  it('reads the entities of a small group on this thread, and those of a large one with getMany', async () => {
+  it('reads the entities of a group of up to 32 on this thread, and those of a larger one with getMany', async () => {
     const kv = new ReadTrackingKv()
     const store = await openStore(kv)
-    const puts = (n: number, from: number) => Array.from({ length: n }, (_, i) => ({ op: 'put' as const, ns: 'n', id: `e${from + i}`, value: { i } }))
     kv.workerReads = 0 // opening the store read its node metadata
     await store.write(puts(1, 0))
-    await store.write(puts(8, 1)) // 16 keys: meta and state of each
+    await store.write(puts(32, 1)) // 64 keys: meta and state of each
     expect(kv.workerReads).toBe(0)
     expect((await store.get('n', 'e7')).value).toEqual({ i: 6 })
     expect(kv.workerReads).toBe(0)
-    await store.write(puts(9, 100))
+    await store.write(puts(33, 100))
     expect(kv.workerReads).toBe(1)
-    expect(kv.reads.at(-1)).toHaveLength(18)
-    expect(store.entityCounts).toEqual({ n: 18 })
+    expect(kv.reads.at(-1)).toHaveLength(66)
+    expect(store.entityCounts).toEqual({ n: 66 })
+  })
+
+  it('reads the entities of the next group on this thread while a batch is being written (none of them is in it)', async () => {
+    const kv = new ReadTrackingKv()
+    const store = await openStore(kv)
+    kv.workerReads = 0
+    kv.holdNextBatch()
+    const first = store.write(puts(4, 0))
+    const release = await kv.batchHeld()
+    const second = store.write(puts(4, 10))
+    // The second group is loaded and applied on top of the first while the first is written.
+    await waitForReadOf(kv, 'e10')
+    expect(kv.workerReads).toBe(0)
+    release()
+    await Promise.all([first, second])
+    expect(store.entityCounts).toEqual({ n: 8 })
+    // A reader outside the committer still waits for the batch in flight to be done.
+    expect((await store.get('n', 'e12')).value).toEqual({ i: 2 })
   })
 
   it('reads the state of an entity not cached', async () => {
