@@ -124,6 +124,7 @@ export class DaemonMetrics {
       ['sessions', 'meshsync_sync_sessions_total', 'Anti-entropy sessions completed.'],
       ['sessionFailures', 'meshsync_sync_session_failures_total', 'Anti-entropy sessions that failed.'],
       ['relayedSessions', 'meshsync_sync_sessions_relayed_total', 'Sessions that brought news no other path had (passed on to the other peers at once).'],
+      ['headsBehind', 'meshsync_gossip_heads_behind_total', 'Heads of withheld gossip a peer told that were still missing here after a grace period (pulled from that peer).'],
       ['periodicSkipped', 'meshsync_sync_periodic_skipped_total', 'Periodic sessions not started: a session with the peer, started by either side, succeeded less than half a period before.'],
       ['recordsIn', 'meshsync_sync_records_received_total', 'Change records received by anti-entropy.'],
       ['recordsOut', 'meshsync_sync_records_sent_total', 'Change records sent by anti-entropy.'],
@@ -140,9 +141,12 @@ export class DaemonMetrics {
       ['staleChanges', 'meshsync_stale_changes_total', 'Remote changes made on a superseded incarnation or purged tombstone (recorded, not applied).'],
       ['incarnations', 'meshsync_entity_incarnations_total', 'Writes that started a new incarnation of a deleted entity.'],
     ]
+    const relay = replicator.relayStats
     const read: [string, string, () => number][] = [
       ...counters.map(([key, name, help]): [string, string, () => number] => [name, help, () => stats[key]]),
       ...gcCounters.map(([key, name, help]): [string, string, () => number] => [name, help, () => gc[key]]),
+      ['meshsync_gossip_forwarded_total', 'Gossip messages received and passed on to the mesh (some mesh peer is not reached by their origin).', () => relay.forwarded],
+      ['meshsync_gossip_withheld_total', 'Gossip messages received and not passed on: their origin reaches every mesh peer itself (their heads are told instead).', () => relay.withheld],
     ]
     for (const [name, help, value] of read) {
       // Monotonic counters kept by the replicator and the store, read at scrape time.

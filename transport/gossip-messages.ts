@@ -17,6 +17,81 @@ export const SIGNED_CHANGES_TOPIC = 'meshsync/changes/1'
 export function changesTopic(signed: boolean): string {
   return signed ? SIGNED_CHANGES_TOPIC : CHANGES_TOPIC
 }
+/**
+ * The topic of the relay's messages (see transport/gossip-relay.ts): which nodes a node's changes
+ * gossip reaches directly, and the heads of the changes a node did not pass on. One per signature
+ * policy, as the changes topics.
+ */
+export function linksTopic(signed: boolean): string {
+  return signed ? 'meshsync/links/1' : 'meshsync/links/2'
+}
+
+/** Most nodes a links message lists, and most origins a heads message names. */
+export const MAX_LINKS = 4096
+
+export const RELAY_LINKS = 1
+export const RELAY_HEADS = 2
+
+/**
+ * `links`: the node ids a node's changes gossip reaches directly (its changes topic's
+ * subscribers). `heads`: per origin, the highest seq of the changes a node received and did not
+ * pass on to its mesh.
+ */
+export type RelayMessage =
+  | { readonly type: typeof RELAY_LINKS; readonly origin: string; readonly reaches: readonly string[] }
+  | { readonly type: typeof RELAY_HEADS; readonly heads: readonly Dot[] }
+
+export function encodeRelayMessage(message: RelayMessage): Uint8Array {
+  return encodeReusing((e) => {
+    encoding.writeUint8(e, message.type)
+    if (message.type === RELAY_LINKS) {
+      encoding.writeVarString(e, message.origin)
+      encoding.writeVarUint(e, message.reaches.length)
+      for (const nodeId of message.reaches) encoding.writeVarString(e, nodeId)
+    } else {
+      encoding.writeVarUint(e, message.heads.length)
+      for (const { origin, seq } of message.heads) {
+        encoding.writeVarString(e, origin)
+        encoding.writeVarUint(e, seq)
+      }
+    }
+  })
+}
+
+/** Decodes a relay message; throws {@link CodecError} on anything malformed. */
+export function decodeRelayMessage(bytes: Uint8Array): RelayMessage {
+  if (bytes.length === 0) throw new CodecError('empty relay message')
+  const type = bytes[0]
+  const d = decoding.createDecoder(bytes.subarray(1))
+  const nodeId = (what: string): string => {
+    const id = readString(d, what, 64)
+    if (!isValidNodeId(id)) throw new CodecError(`invalid ${what}`)
+    return id
+  }
+  let message: RelayMessage
+  if (type === RELAY_LINKS) {
+    const origin = nodeId('origin')
+    const count = readBoundedUint(d, MAX_LINKS, 'node count')
+    const reaches: string[] = []
+    for (let i = 0; i < count; i++) reaches.push(nodeId('node id'))
+    message = { type, origin, reaches }
+  } else if (type === RELAY_HEADS) {
+    const count = readBoundedUint(d, MAX_LINKS, 'head count')
+    const heads: Dot[] = []
+    for (let i = 0; i < count; i++) {
+      const origin = nodeId('origin')
+      const seq = readBoundedUint(d, Number.MAX_SAFE_INTEGER, 'seq')
+      if (seq < 1) throw new CodecError('invalid seq')
+      heads.push({ origin, seq })
+    }
+    message = { type, heads }
+  } else {
+    throw new CodecError(`unknown relay message type ${String(type)}`)
+  }
+  if (decoding.hasContent(d)) throw new CodecError('trailing bytes after relay message')
+  return message
+}
+
 /** Largest gossip message; a change record larger than this is announced instead of carried. */
 export const MAX_GOSSIP_BYTES = 256 * 1024
 

@@ -6,6 +6,7 @@
 export * from './addresses.ts'
 export * from './identity.ts'
 export * from './gossip-messages.ts'
+export * from './gossip-relay.ts'
 export * from './sync-frames.ts'
 export * from './sync-session.ts'
 export * from './mesh-transport.ts'

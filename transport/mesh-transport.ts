@@ -17,13 +17,19 @@ import { CodecError, decodeChange, type ChangeRecord, type Dot } from '../crdt/i
 import {
   changesTopic,
   decodeGossip,
+  decodeRelayMessage,
   encodeGossip,
+  encodeRelayMessage,
   GOSSIP_ANNOUNCE,
   GOSSIP_CHANGES,
   gossipRecordCost,
+  linksTopic,
   MAX_GOSSIP_BYTES,
   MAX_GOSSIP_RECORDS,
+  RELAY_HEADS,
+  RELAY_LINKS,
 } from './gossip-messages.ts'
+import { GossipRelay, LINKS_REFRESH_MS, type RelayStats } from './gossip-relay.ts'
 import { nodeIdOf } from './identity.ts'
 import { privateNetwork } from './private-network.ts'
 import { RESYNC_PROTOCOL, SYNC_PROTOCOL } from './sync-frames.ts'
@@ -77,8 +83,15 @@ export interface MeshTransportEvents {
   gossip: [InboundGossip]
   /** A peer joined the changes topic: gossip from here on reaches it. */
   'peer:subscribed': [peerId: string]
+  /** A peer has these changes and did not pass them on (see {@link GossipRelay}): the node pulls the ones it lacks from `via`. */
+  heads: [{ readonly via: string; readonly heads: readonly Dot[] }]
   invalid: [InvalidInput]
 }
+
+/** Wait after a subscription change before announcing this node's links (one message per burst). */
+const LINKS_DEBOUNCE_MS = 50
+/** Wait after withholding a change before telling the peers its head (one message per burst). */
+const HEADS_DELAY_MS = 200
 
 /** How much older than a new connection to the same peer a connection must be to be closed for it (see {@link supersedeOlderConnections}). */
 export const SUPERSEDE_AFTER_MS = 2000
@@ -102,6 +115,12 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
   readonly #signed: boolean
   /** The changes topic this node gossips on (by its signature policy). */
   readonly gossipTopic: string
+  /** Whether a changes message received is passed on (see {@link GossipRelay}). */
+  readonly #relay = new GossipRelay()
+  readonly #nodeIds = new Map<string, string>()
+  #linksTimer: NodeJS.Timeout | undefined
+  #linksSoon: NodeJS.Timeout | undefined
+  #headsSoon: NodeJS.Timeout | undefined
 
   constructor(init: MeshTransportInit) {
     super()
@@ -204,6 +223,11 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
   async stop(): Promise<void> {
     const node = this.#node
     this.#node = undefined
+    clearInterval(this.#linksTimer)
+    clearTimeout(this.#linksSoon)
+    this.#linksSoon = undefined
+    clearTimeout(this.#headsSoon)
+    this.#headsSoon = undefined
     await node?.stop()
   }
 
@@ -226,6 +250,16 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
   /** This node's connections to a peer, oldest first (`opened`: ms since the epoch, when its socket opened). */
   connectionsTo(peerId: string): { id: string; status: string; opened: number }[] {
     return (this.#node?.getConnections(peerIdFromString(peerId)) ?? []).map((c) => ({ id: c.id, status: c.status, opened: c.timeline.open }))
+  }
+
+  /** Forwarding decisions on received gossip (see {@link GossipRelay}). */
+  get relayStats(): Readonly<RelayStats> {
+    return this.#relay.stats
+  }
+
+  /** The node ids `origin` last announced its changes reach (undefined: none recent). */
+  reachOf(origin: string): ReadonlySet<string> | undefined {
+    return this.#relay.reachOf(origin)
   }
 
   /** Peers subscribed to this node's changes topic: the ones its gossip reaches. */
@@ -329,11 +363,12 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
 
   #setupGossip(node: Libp2p<{ pubsub: GossipSub }>): void {
     const pubsub = node.services.pubsub
-    const accepted = new WeakMap<Uint8Array, InboundGossip>()
     const topic = this.gossipTopic
+    const links = linksTopic(this.#signed)
     pubsub.topicValidators.set(topic, (peer, message) => {
       if (this.#init.dropInboundGossip?.()) return TopicValidatorResult.Ignore
       const via = peer.toString()
+      let inbound: InboundGossip
       try {
         // gossipsub has already refused a message that breaks the topic's signature policy.
         const signer = message.type === 'signed' ? message.from : undefined
@@ -345,33 +380,110 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
         if (changes.some((c) => c.origin !== origin)) throw new CodecError('gossip message mixes the changes of several origins')
         if (signer && origin !== undefined && origin !== nodeIdOf(signer)) throw new CodecError('gossip change from a node that is not its origin')
         const bytes = message.data.length
-        accepted.set(
-          message.data,
-          decoded.type === GOSSIP_CHANGES ? { kind: 'changes', changes, via, bytes } : { kind: 'announce', dot: decoded.dot, via, bytes },
-        )
-        return TopicValidatorResult.Accept
+        inbound = decoded.type === GOSSIP_CHANGES ? { kind: 'changes', changes, via, bytes } : { kind: 'announce', dot: decoded.dot, via, bytes }
+      } catch (error) {
+        this.emit('invalid', { peerId: via, surface: 'gossip', reason: error instanceof Error ? error.message : String(error) })
+        return TopicValidatorResult.Reject
+      }
+      // Delivered here, whatever is decided about forwarding: Ignore (no penalty for the sender)
+      // is how a validator keeps gossipsub from passing a message on.
+      this.emit('gossip', inbound)
+      const head = inbound.kind === 'changes' ? lastDot(inbound.changes) : inbound.dot
+      const mesh = meshPeersOf(pubsub, topic).map((p) => this.#nodeIdOfPeer(p))
+      if (this.#relay.shouldForward(head, this.#nodeIdOfPeer(via), mesh)) return TopicValidatorResult.Accept
+      this.#announceHeadsSoon()
+      return TopicValidatorResult.Ignore
+    })
+    pubsub.topicValidators.set(links, (peer, message) => {
+      try {
+        const decoded = decodeRelayMessage(message.data)
+        if (decoded.type === RELAY_LINKS) {
+          if (decoded.origin !== this.nodeId) this.#relay.learn(decoded.origin, decoded.reaches)
+          return TopicValidatorResult.Accept
+        }
+        // Heads concern the sender's direct peers only: not passed on.
+        this.emit('heads', { via: peer.toString(), heads: decoded.heads })
+        return TopicValidatorResult.Ignore
       } catch (error) {
         this.emit('invalid', { peerId: peer.toString(), surface: 'gossip', reason: error instanceof Error ? error.message : String(error) })
         return TopicValidatorResult.Reject
       }
     })
-    pubsub.addEventListener('message', (e) => {
-      if (e.detail.topic !== topic) return
-      const inbound = accepted.get(e.detail.data)
-      if (inbound) this.emit('gossip', inbound)
-    })
     pubsub.addEventListener('subscription-change', (e) => {
       if (e.detail.subscriptions.some((sub) => sub.topic === topic && sub.subscribe)) {
         this.emit('peer:subscribed', e.detail.peerId.toString())
       }
+      // Who this node's changes reach changed, or a peer joined the links topic: tell them.
+      if (e.detail.subscriptions.some((sub) => sub.topic === topic || (sub.topic === links && sub.subscribe))) this.#announceLinksSoon()
     })
+    node.addEventListener('peer:disconnect', () => this.#announceLinksSoon())
+    this.#linksTimer = setInterval(() => this.#announceLinks(), LINKS_REFRESH_MS)
+    this.#linksTimer.unref()
     pubsub.subscribe(topic)
+    pubsub.subscribe(links)
+  }
+
+  /** Announces this node's links shortly (a burst of subscription changes makes one message). */
+  #announceLinksSoon(): void {
+    if (this.#linksSoon !== undefined) return
+    this.#linksSoon = setTimeout(() => {
+      this.#linksSoon = undefined
+      this.#announceLinks()
+    }, LINKS_DEBOUNCE_MS)
+    this.#linksSoon.unref()
+  }
+
+  /** Publishes which nodes this node's changes gossip reaches directly (its changes topic's subscribers). */
+  #announceLinks(): void {
+    const pubsub = this.#node?.services.pubsub
+    if (!pubsub) return
+    const reaches = pubsub.getSubscribers(this.gossipTopic).map((p) => this.#nodeIdOfPeer(p.toString()))
+    pubsub.publish(linksTopic(this.#signed), encodeRelayMessage({ type: RELAY_LINKS, origin: this.nodeId, reaches })).catch(() => undefined)
+  }
+
+  /** Tells the peers, shortly, the heads of the changes withheld meanwhile (one message per burst). */
+  #announceHeadsSoon(): void {
+    if (this.#headsSoon !== undefined) return
+    this.#headsSoon = setTimeout(() => {
+      this.#headsSoon = undefined
+      const heads = this.#relay.takeWithheld()
+      const pubsub = this.#node?.services.pubsub
+      if (heads.length > 0 && pubsub) pubsub.publish(linksTopic(this.#signed), encodeRelayMessage({ type: RELAY_HEADS, heads })).catch(() => undefined)
+    }, HEADS_DELAY_MS)
+    this.#headsSoon.unref()
+  }
+
+  /** A peer's node id (cached: it is a SHA-256 of the peer id). */
+  #nodeIdOfPeer(peerId: string): string {
+    let nodeId = this.#nodeIds.get(peerId)
+    if (nodeId === undefined) {
+      nodeId = nodeIdOf(peerIdFromString(peerId))
+      if (this.#nodeIds.size >= 4096) this.#nodeIds.clear()
+      this.#nodeIds.set(peerId, nodeId)
+    }
+    return nodeId
   }
 
   #requireNode(): Libp2p<{ pubsub: GossipSub }> {
     if (!this.#node) throw new Error('transport is not started')
     return this.#node
   }
+}
+
+/** The highest (origin, seq) of a gossip message's changes (all of one origin). */
+function lastDot(changes: readonly ChangeRecord[]): Dot {
+  let last = changes[0] as ChangeRecord
+  for (const c of changes) if (c.seq > last.seq) last = c
+  return { origin: last.origin, seq: last.seq }
+}
+
+/**
+ * The peers gossipsub forwards a topic's messages to (its mesh). The instance has `getMeshPeers`;
+ * the interface it is published under does not declare it, so without it: every subscriber.
+ */
+function meshPeersOf(pubsub: GossipSub, topic: string): string[] {
+  const instance = pubsub as GossipSub & { getMeshPeers?: (topic: string) => string[] }
+  return instance.getMeshPeers?.(topic) ?? pubsub.getSubscribers(topic).map((p) => p.toString())
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   merge,
   MeshsyncError,
   type ChangeRecord,
+  type Dot,
   type EntitySnapshot,
   type VersionVector,
 } from '../../crdt/index.ts'
@@ -22,6 +23,7 @@ import {
   nodeIdOfPeerId,
   type MeshTransport,
   type OutgoingBatch,
+  type RelayStats,
   type SyncPeer,
   type SyncSource,
 } from '../../transport/index.ts'
@@ -38,6 +40,8 @@ const SYNC_RETRY_MS = 1000
 const REDIAL_TICK_MS = 500
 /** Longest a redial (of a remembered peer or a seed address) may take. */
 const DIAL_TIMEOUT_MS = 5000
+/** Wait after a peer's heads before pulling what is still missing (the origin's own gossip is given this long). */
+const HEADS_GRACE_MS = 300
 /** Most remote changes handed to the store in one call (a few group commits). */
 const MAX_APPLY_BATCH = 4000
 
@@ -115,6 +119,8 @@ export interface ReplicationStats {
   gossipUnreached: number
   /** Sessions that brought news no other path had, passed on to the other peers at once. */
   relayedSessions: number
+  /** Heads a peer told of gossip it withheld that were still missing here after a grace period (pulled from it). */
+  headsBehind: number
   /** Periodic sessions not started because a session with the peer (either side's) succeeded less than half a period before. */
   periodicSkipped: number
   /** Sessions refused because one side lacked the other's tombstone purges. */
@@ -155,6 +161,7 @@ export class Replicator implements SyncSource {
     gossipUnreached: 0,
     relayedSessions: 0,
     periodicSkipped: 0,
+    headsBehind: 0,
     gcHorizonRefusals: 0,
     gcRebootstraps: 0,
   }
@@ -248,6 +255,20 @@ export class Replicator implements SyncSource {
   readonly #onSubscribed = (peerId: string): void => this.#syncIfInitiator(peerId)
   readonly #onGossip = (g: InboundGossip): void => void this.#handleGossip(g)
   readonly #onInvalid = (i: InvalidInput): void => this.#strike(i.peerId, i.surface, i.reason)
+  /**
+   * A peer withheld gossip because its origin reaches this node directly. When this node has not
+   * seen those changes, it gives the origin's own message a moment, then pulls what is still
+   * missing from that peer (the origin's link may be dead without anyone knowing yet).
+   */
+  readonly #onHeads = ({ via, heads }: { via: string; heads: readonly Dot[] }): void => {
+    if (!heads.some((d) => d.seq > counterOf(this.#seen, d.origin))) return
+    setTimeout(() => {
+      const vv = this.#store.versionVector
+      if (!heads.some((d) => d.seq > counterOf(vv, d.origin))) return
+      this.stats.headsBehind++
+      this.#syncSoon(via)
+    }, HEADS_GRACE_MS).unref()
+  }
   readonly #onConnect = (peerId: string): void => {
     this.#log.debug({ peerId }, 'peer connected')
     this.#peers.connected(peerId)
@@ -293,6 +314,7 @@ export class Replicator implements SyncSource {
     this.#controller = new AbortController()
     this.#store.on('commit', this.#onCommit)
     this.#transport.on('gossip', this.#onGossip)
+    this.#transport.on('heads', this.#onHeads)
     this.#transport.on('invalid', this.#onInvalid)
     this.#transport.on('peer:connect', this.#onConnect)
     this.#transport.on('peer:disconnect', this.#onDisconnect)
@@ -339,6 +361,7 @@ export class Replicator implements SyncSource {
     this.#controller.abort(new Error('replicator stopping'))
     this.#store.off('commit', this.#onCommit)
     this.#transport.off('gossip', this.#onGossip)
+    this.#transport.off('heads', this.#onHeads)
     this.#transport.off('invalid', this.#onInvalid)
     this.#transport.off('peer:connect', this.#onConnect)
     this.#transport.off('peer:disconnect', this.#onDisconnect)
@@ -358,6 +381,11 @@ export class Replicator implements SyncSource {
   }
 
   /** Changes held until their predecessors arrive. */
+  /** The transport's forwarding decisions on received gossip. */
+  get relayStats(): Readonly<RelayStats> {
+    return this.#transport.relayStats
+  }
+
   get pendingCount(): number {
     return this.#pending.size
   }
