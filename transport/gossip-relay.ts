@@ -11,7 +11,7 @@ const MAX_ORIGINS = 4096
 export interface RelayStats {
   /** Changes messages passed on to mesh peers (some peer may not be reached by the origin). */
   forwarded: number
-  /** Changes messages not passed on: every mesh peer is reached by the origin directly. */
+  /** Changes messages not passed on: every mesh peer (but the sender) is reached by the origin directly. */
   withheld: number
 }
 
@@ -58,8 +58,11 @@ export class GossipRelay {
    * ids of the peers gossipsub would forward it to). Counts the decision.
    */
   shouldForward(head: Dot, via: string, meshPeers: readonly string[]): boolean {
+    const others = meshPeers.filter((peer) => peer !== via && peer !== head.origin)
+    // Nobody to pass it to (the end of a line): nothing is withheld either.
+    if (others.length === 0) return false
     const reaches = this.reachOf(head.origin)
-    const forward = meshPeers.some((peer) => peer !== via && peer !== head.origin && !(reaches?.has(peer) ?? false))
+    const forward = others.some((peer) => !(reaches?.has(peer) ?? false))
     if (forward) {
       this.stats.forwarded++
     } else {

@@ -87,4 +87,13 @@ describe('GossipRelay: whether a received change goes on to the mesh', () => {
     ])
     expect(relay.takeWithheld()).toEqual([])
   })
+
+  it('with no mesh peer but the sender and the origin, neither forwards nor counts anything as withheld', () => {
+    const relay = new GossipRelay()
+    relay.learn(o, [p])
+    expect(relay.shouldForward({ origin: o, seq: 1 }, p, [o, p])).toBe(false)
+    expect(relay.shouldForward({ origin: o, seq: 2 }, v, [v])).toBe(false)
+    expect(relay.stats).toEqual({ forwarded: 0, withheld: 0 })
+    expect(relay.takeWithheld()).toEqual([])
+  })
 })
