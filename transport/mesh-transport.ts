@@ -30,7 +30,7 @@ import {
   RELAY_LINKS,
 } from './gossip-messages.ts'
 import { GossipRelay, LINKS_REFRESH_MS, type RelayStats } from './gossip-relay.ts'
-import { nodeIdOf } from './identity.ts'
+import { nodeIdOf, nodeIdOfPeerId } from './identity.ts'
 import { privateNetwork } from './private-network.ts'
 import { RESYNC_PROTOCOL, SYNC_PROTOCOL } from './sync-frames.ts'
 
@@ -457,7 +457,7 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
   #nodeIdOfPeer(peerId: string): string {
     let nodeId = this.#nodeIds.get(peerId)
     if (nodeId === undefined) {
-      nodeId = nodeIdOf(peerIdFromString(peerId))
+      nodeId = nodeIdOfPeerId(peerId)
       if (this.#nodeIds.size >= 4096) this.#nodeIds.clear()
       this.#nodeIds.set(peerId, nodeId)
     }
