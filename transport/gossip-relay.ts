@@ -54,15 +54,18 @@ export class GossipRelay {
   }
 
   /**
-   * Whether a changes message of `origin` that came from node `via` goes on to `meshPeers` (node
-   * ids of the peers gossipsub would forward it to). Counts the decision.
+   * Whether a changes message whose last change is `head` and that came from node `via` goes on
+   * to `meshPeers` (node ids of the peers gossipsub would forward it to; `topicPeers`: every
+   * subscriber, the mesh's superset). Counts the decision.
    */
-  shouldForward(head: Dot, via: string, meshPeers: readonly string[]): boolean {
-    const others = meshPeers.filter((peer) => peer !== via && peer !== head.origin)
-    // Nobody to pass it to (the end of a line): nothing is withheld either.
-    if (others.length === 0) return false
+  shouldForward(head: Dot, via: string, meshPeers: readonly string[], topicPeers: readonly string[]): boolean {
+    const other = (peer: string): boolean => peer !== via && peer !== head.origin
+    // No other subscriber (the end of a line): nothing to pass on, nothing withheld.
+    if (!topicPeers.some(other)) return false
     const reaches = this.reachOf(head.origin)
-    const forward = others.some((peer) => !(reaches?.has(peer) ?? false))
+    // A subscriber outside the mesh (not grafted yet, or beyond gossipsub's mesh degree) gets no
+    // forward either way; it learns of the change from the heads.
+    const forward = meshPeers.some((peer) => other(peer) && !(reaches?.has(peer) ?? false))
     if (forward) {
       this.stats.forwarded++
     } else {

@@ -262,6 +262,12 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
     return this.#relay.reachOf(origin)
   }
 
+  /** Peers in this node's gossipsub mesh of the changes topic: the ones it may pass a change on to. */
+  gossipMeshPeers(): string[] {
+    const pubsub = this.#node?.services.pubsub
+    return pubsub ? meshPeersOf(pubsub, this.gossipTopic) : []
+  }
+
   /** Peers subscribed to this node's changes topic: the ones its gossip reaches. */
   gossipPeers(): string[] {
     return (this.#node?.services.pubsub.getSubscribers(this.gossipTopic) ?? []).map((p) => p.toString())
@@ -390,7 +396,8 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
       this.emit('gossip', inbound)
       const head = inbound.kind === 'changes' ? lastDot(inbound.changes) : inbound.dot
       const mesh = meshPeersOf(pubsub, topic).map((p) => this.#nodeIdOfPeer(p))
-      if (this.#relay.shouldForward(head, this.#nodeIdOfPeer(via), mesh)) return TopicValidatorResult.Accept
+      const subscribers = pubsub.getSubscribers(topic).map((p) => this.#nodeIdOfPeer(p.toString()))
+      if (this.#relay.shouldForward(head, this.#nodeIdOfPeer(via), mesh, subscribers)) return TopicValidatorResult.Accept
       this.#announceHeadsSoon()
       return TopicValidatorResult.Ignore
     })

@@ -27,6 +27,8 @@ describe('gossip relay', () => {
     await b.transport.dial(c.addr())
     await knowsLinks(b, a, [b, c])
     await knowsLinks(c, a, [b, c])
+    // Until gossipsub grafts B and C into each other's mesh, neither has anyone to pass A's changes to.
+    await waitFor(() => [b, c].every((n) => n.transport.gossipMeshPeers().length === 2), { message: 'full gossip meshes' })
     const before = [b, c].map((n) => ({ ...n.replicator.relayStats }))
     for (let i = 0; i < 20; i++) await a.store.write([{ op: 'put', ns: 'n', id: `e${i}`, value: { i } }])
     await waitFor(() => [b, c].every((n) => (n.store.versionVector[a.transport.nodeId] ?? 0) >= 20), { message: "A's 20 writes on B and C" })

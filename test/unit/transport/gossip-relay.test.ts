@@ -47,20 +47,20 @@ describe('GossipRelay: whether a received change goes on to the mesh', () => {
 
   it('forwards while the origin has not said whom it reaches, as gossipsub would', () => {
     const relay = new GossipRelay()
-    expect(relay.shouldForward({ origin: o, seq: 1 }, v, [v, p])).toBe(true)
+    expect(relay.shouldForward({ origin: o, seq: 1 }, v, [v, p], [v, p])).toBe(true)
     expect(relay.stats).toEqual({ forwarded: 1, withheld: 0 })
   })
 
   it('withholds when the origin reaches every mesh peer but the sender; forwards when one is not reached', () => {
     const relay = new GossipRelay()
     relay.learn(o, [v, p])
-    expect(relay.shouldForward({ origin: o, seq: 1 }, v, [o, v, p])).toBe(false)
-    expect(relay.shouldForward({ origin: o, seq: 2 }, v, [o, v, p, q])).toBe(true)
+    expect(relay.shouldForward({ origin: o, seq: 1 }, v, [o, v, p], [o, v, p])).toBe(false)
+    expect(relay.shouldForward({ origin: o, seq: 2 }, v, [o, v, p, q], [o, v, p, q])).toBe(true)
     // A newer announcement replaces the older one.
     relay.learn(o, [v, p, q])
-    expect(relay.shouldForward({ origin: o, seq: 3 }, v, [o, v, p, q])).toBe(false)
+    expect(relay.shouldForward({ origin: o, seq: 3 }, v, [o, v, p, q], [o, v, p, q])).toBe(false)
     relay.learn(o, [v])
-    expect(relay.shouldForward({ origin: o, seq: 4 }, v, [o, v, p])).toBe(true)
+    expect(relay.shouldForward({ origin: o, seq: 4 }, v, [o, v, p], [o, v, p])).toBe(true)
     expect(relay.stats).toEqual({ forwarded: 2, withheld: 2 })
   })
 
@@ -68,19 +68,19 @@ describe('GossipRelay: whether a received change goes on to the mesh', () => {
     let now = 0
     const relay = new GossipRelay({ now: () => now })
     relay.learn(o, [p])
-    expect(relay.shouldForward({ origin: o, seq: 1 }, o, [o, p])).toBe(false)
+    expect(relay.shouldForward({ origin: o, seq: 1 }, o, [o, p], [o, p])).toBe(false)
     now = LINKS_MAX_AGE_MS + 1
     expect(relay.reachOf(o)).toBeUndefined()
-    expect(relay.shouldForward({ origin: o, seq: 2 }, o, [o, p])).toBe(true)
+    expect(relay.shouldForward({ origin: o, seq: 2 }, o, [o, p], [o, p])).toBe(true)
   })
 
   it('hands out the heads of what it withheld once: the highest seq per origin', () => {
     const relay = new GossipRelay()
     relay.learn(o, [p])
     relay.learn(q, [p])
-    for (const seq of [3, 1, 7, 5]) relay.shouldForward({ origin: o, seq }, o, [p])
-    relay.shouldForward({ origin: q, seq: 2 }, q, [p])
-    relay.shouldForward({ origin: v, seq: 9 }, v, [p]) // forwarded: v said nothing
+    for (const seq of [3, 1, 7, 5]) relay.shouldForward({ origin: o, seq }, o, [p], [p])
+    relay.shouldForward({ origin: q, seq: 2 }, q, [p], [p])
+    relay.shouldForward({ origin: v, seq: 9 }, v, [p], [p]) // forwarded: v said nothing
     expect(relay.takeWithheld()).toEqual([
       { origin: o, seq: 7 },
       { origin: q, seq: 2 },
@@ -88,12 +88,19 @@ describe('GossipRelay: whether a received change goes on to the mesh', () => {
     expect(relay.takeWithheld()).toEqual([])
   })
 
-  it('with no mesh peer but the sender and the origin, neither forwards nor counts anything as withheld', () => {
+  it('with no subscriber but the sender and the origin, neither forwards nor counts anything as withheld', () => {
     const relay = new GossipRelay()
     relay.learn(o, [p])
-    expect(relay.shouldForward({ origin: o, seq: 1 }, p, [o, p])).toBe(false)
-    expect(relay.shouldForward({ origin: o, seq: 2 }, v, [v])).toBe(false)
+    expect(relay.shouldForward({ origin: o, seq: 1 }, p, [o, p], [o, p])).toBe(false)
+    expect(relay.shouldForward({ origin: o, seq: 2 }, v, [v], [v])).toBe(false)
     expect(relay.stats).toEqual({ forwarded: 0, withheld: 0 })
     expect(relay.takeWithheld()).toEqual([])
+  })
+
+  it('withholds from a subscriber outside the mesh, and hands out its head, even when the origin never announced', () => {
+    const relay = new GossipRelay()
+    expect(relay.shouldForward({ origin: o, seq: 4 }, o, [o], [o, p])).toBe(false)
+    expect(relay.stats).toEqual({ forwarded: 0, withheld: 1 })
+    expect(relay.takeWithheld()).toEqual([{ origin: o, seq: 4 }])
   })
 })
