@@ -41,6 +41,26 @@ export type RelayMessage =
   | { readonly type: typeof RELAY_LINKS; readonly origin: string; readonly reaches: readonly string[] }
   | { readonly type: typeof RELAY_HEADS; readonly heads: readonly Dot[] }
 
+/** A node id (validated); throws {@link CodecError} otherwise. */
+function readNodeId(d: decoding.Decoder, what: string): string {
+  const id = readString(d, what, 64)
+  if (!isValidNodeId(id)) throw new CodecError(`invalid ${what}`)
+  return id
+}
+
+/** A dot as ANNOUNCE and heads carry it: origin node id, then seq (at least 1). */
+function writeDot(e: encoding.Encoder, dot: Dot): void {
+  encoding.writeVarString(e, dot.origin)
+  encoding.writeVarUint(e, dot.seq)
+}
+
+function readDot(d: decoding.Decoder): Dot {
+  const origin = readNodeId(d, 'origin')
+  const seq = readBoundedUint(d, Number.MAX_SAFE_INTEGER, 'seq')
+  if (seq < 1) throw new CodecError('invalid seq')
+  return { origin, seq }
+}
+
 export function encodeRelayMessage(message: RelayMessage): Uint8Array {
   return encodeReusing((e) => {
     encoding.writeUint8(e, message.type)
@@ -50,10 +70,7 @@ export function encodeRelayMessage(message: RelayMessage): Uint8Array {
       for (const nodeId of message.reaches) encoding.writeVarString(e, nodeId)
     } else {
       encoding.writeVarUint(e, message.heads.length)
-      for (const { origin, seq } of message.heads) {
-        encoding.writeVarString(e, origin)
-        encoding.writeVarUint(e, seq)
-      }
+      for (const dot of message.heads) writeDot(e, dot)
     }
   })
 }
@@ -63,27 +80,17 @@ export function decodeRelayMessage(bytes: Uint8Array): RelayMessage {
   if (bytes.length === 0) throw new CodecError('empty relay message')
   const type = bytes[0]
   const d = decoding.createDecoder(bytes.subarray(1))
-  const nodeId = (what: string): string => {
-    const id = readString(d, what, 64)
-    if (!isValidNodeId(id)) throw new CodecError(`invalid ${what}`)
-    return id
-  }
   let message: RelayMessage
   if (type === RELAY_LINKS) {
-    const origin = nodeId('origin')
+    const origin = readNodeId(d, 'origin')
     const count = readBoundedUint(d, MAX_LINKS, 'node count')
     const reaches: string[] = []
-    for (let i = 0; i < count; i++) reaches.push(nodeId('node id'))
+    for (let i = 0; i < count; i++) reaches.push(readNodeId(d, 'node id'))
     message = { type, origin, reaches }
   } else if (type === RELAY_HEADS) {
     const count = readBoundedUint(d, MAX_LINKS, 'head count')
     const heads: Dot[] = []
-    for (let i = 0; i < count; i++) {
-      const origin = nodeId('origin')
-      const seq = readBoundedUint(d, Number.MAX_SAFE_INTEGER, 'seq')
-      if (seq < 1) throw new CodecError('invalid seq')
-      heads.push({ origin, seq })
-    }
+    for (let i = 0; i < count; i++) heads.push(readDot(d))
     message = { type, heads }
   } else {
     throw new CodecError(`unknown relay message type ${String(type)}`)
@@ -121,8 +128,7 @@ export function encodeGossip(message: GossipMessage): Uint8Array {
       encoding.writeVarUint(e, message.records.length)
       for (const record of message.records) encoding.writeVarUint8Array(e, record)
     } else {
-      encoding.writeVarString(e, message.dot.origin)
-      encoding.writeVarUint(e, message.dot.seq)
+      writeDot(e, message.dot)
     }
   })
 }
@@ -143,11 +149,9 @@ export function decodeGossip(bytes: Uint8Array): GossipMessage {
   }
   if (type === GOSSIP_ANNOUNCE) {
     const d = decoding.createDecoder(bytes.subarray(1))
-    const origin = readString(d, 'origin', 64)
-    if (!isValidNodeId(origin)) throw new CodecError('invalid origin')
-    const seq = readBoundedUint(d, Number.MAX_SAFE_INTEGER, 'seq')
-    if (seq < 1 || decoding.hasContent(d)) throw new CodecError('invalid announce')
-    return { type, dot: { origin, seq } }
+    const dot = readDot(d)
+    if (decoding.hasContent(d)) throw new CodecError('invalid announce')
+    return { type, dot }
   }
   throw new CodecError(`unknown gossip message type ${String(type)}`)
 }
