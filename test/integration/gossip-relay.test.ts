@@ -4,6 +4,14 @@ import { waitFor } from '../helpers/wait-for.ts'
 
 const { nodes } = stoppedAfterEach()
 
+/** Three nodes of one cluster, not connected yet (stopped after the test). */
+async function startThree(): Promise<[MeshNode, MeshNode, MeshNode]> {
+  const key = newClusterKey()
+  const three = (await Promise.all([0, 1, 2].map(() => startMeshNode({ clusterKey: key })))) as [MeshNode, MeshNode, MeshNode]
+  nodes.push(...three)
+  return three
+}
+
 /** Waits until `node` knows that `origin`'s gossip reaches exactly `reached` (node ids). */
 async function knowsLinks(node: MeshNode, origin: MeshNode, reached: MeshNode[]): Promise<void> {
   const want = reached.map((n) => n.transport.nodeId).sort()
@@ -19,9 +27,7 @@ async function knowsLinks(node: MeshNode, origin: MeshNode, reached: MeshNode[])
  */
 describe('gossip relay', () => {
   it('in a full mesh of 3, no receiver passes the changes on, and all arrive', { timeout: 30_000 }, async () => {
-    const key = newClusterKey()
-    const [a, b, c] = (await Promise.all([0, 1, 2].map(() => startMeshNode({ clusterKey: key })))) as [MeshNode, MeshNode, MeshNode]
-    nodes.push(a, b, c)
+    const [a, b, c] = await startThree()
     await a.transport.dial(b.addr())
     await a.transport.dial(c.addr())
     await b.transport.dial(c.addr())
@@ -40,9 +46,7 @@ describe('gossip relay', () => {
   })
 
   it('in a line A-B-C, B passes A’s changes on to C, which A does not reach', { timeout: 30_000 }, async () => {
-    const key = newClusterKey()
-    const [a, b, c] = (await Promise.all([0, 1, 2].map(() => startMeshNode({ clusterKey: key })))) as [MeshNode, MeshNode, MeshNode]
-    nodes.push(a, b, c)
+    const [a, b, c] = await startThree()
     await a.transport.dial(b.addr())
     await b.transport.dial(c.addr())
     await knowsLinks(b, a, [b])
