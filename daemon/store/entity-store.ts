@@ -132,9 +132,9 @@ export { conflictViews } from './views.ts'
 
 const EMPTY = new Uint8Array(0)
 /**
- * Most keys one read does on the event loop's thread ({@link KvStore.getManyNow}): a group of up
- * to 8 entities (meta and state each). Larger reads go to a worker thread, so the event loop
- * serves requests meanwhile (a burst of 32 writers' group reads 64 keys).
+ * Most keys a read outside the committer (an entity, a text, a page of a list) does on the event
+ * loop's thread ({@link KvStore.getManyNow}). Larger reads go to a worker thread, so the event
+ * loop serves requests meanwhile.
  */
 const SYNC_READ_MAX_KEYS = 16
 /**
@@ -1183,9 +1183,9 @@ export class EntityStore extends EventEmitter<{
 
   /**
    * Reads a few keys on this thread when the store can: a worker thread's round trip costs more
-   * than the reads, and under load the caller waits its turn for the callback (for a commit, a
-   * remote change's latency). More keys, a commit being written ({@link #commitBatch}), or a store
-   * that cannot now: through a worker thread.
+   * than the reads, and under load the caller waits its turn for the callback. More keys, a
+   * commit being written ({@link #commitBatch}), or a store that cannot now: through a worker
+   * thread. (The committer reads its groups by its own rule, in #loadWorking.)
    */
   #read(keys: readonly string[]): (Uint8Array | undefined)[] | Promise<(Uint8Array | undefined)[]> {
     const now = keys.length <= SYNC_READ_MAX_KEYS && this.#batchesInFlight === 0 ? this.#kv.getManyNow(keys) : undefined
