@@ -3,7 +3,7 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { isValidNamespace, MeshsyncError } from '../crdt/index.ts'
 import type { ConflictPolicy, NamespaceMode } from './store/entity-store.ts'
-import { DEFAULT_GOSSIP_PACE_MS } from './replication/replicator.ts'
+import { DEFAULT_GOSSIP_PACE_MAX_MS, DEFAULT_GOSSIP_PACE_MS } from './replication/replicator.ts'
 import { bootstrapAddressProblem } from '../transport/addresses.ts'
 
 /** Everything a daemon is started with. Config file < command-line flags. */
@@ -30,6 +30,8 @@ export interface DaemonConfig {
     readonly antiEntropyIntervalMs: number
     /** Least time between two gossip publishes, ms; a burst's commits share one message (0: one per commit). */
     readonly gossipPaceMs: number
+    /** Most time between two gossip publishes, ms, reached under a sustained write load. */
+    readonly gossipPaceMaxMs: number
     /** Sign gossip messages, on the topic of nodes before 0.2 (for a rolling upgrade); off by default. */
     readonly signGossip: boolean
   }
@@ -99,7 +101,7 @@ export function defaultConfig(dataDir: string): DaemonConfig {
   return {
     dataDir,
     api: { host: '127.0.0.1', port: DEFAULT_API_PORT, bodyLimit: 8 * 1024 * 1024 },
-    p2p: { listen: [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`], bootstrap: [], mdns: true, allowPeers: [], gossip: true, antiEntropyIntervalMs: 10_000, gossipPaceMs: DEFAULT_GOSSIP_PACE_MS, signGossip: false },
+    p2p: { listen: [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`], bootstrap: [], mdns: true, allowPeers: [], gossip: true, antiEntropyIntervalMs: 10_000, gossipPaceMs: DEFAULT_GOSSIP_PACE_MS, gossipPaceMaxMs: DEFAULT_GOSSIP_PACE_MAX_MS, signGossip: false },
     namespaces: {},
     store: { docCacheSize: 1000, maxGroupOps: 2000, maxQueuedOps: 50_000 },
     log: { level: 'info' },
@@ -188,6 +190,7 @@ function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: str
       gossip: bool(p2p, 'gossip', base.p2p.gossip, where),
       antiEntropyIntervalMs: num(p2p, 'antiEntropyIntervalMs', base.p2p.antiEntropyIntervalMs, where),
       gossipPaceMs: num(p2p, 'gossipPaceMs', base.p2p.gossipPaceMs, where),
+      gossipPaceMaxMs: num(p2p, 'gossipPaceMaxMs', base.p2p.gossipPaceMaxMs, where),
       signGossip: bool(p2p, 'signGossip', base.p2p.signGossip, where),
     },
     namespaces: namespaceModes(section(file, 'namespaces', where), where),

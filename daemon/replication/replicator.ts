@@ -30,6 +30,7 @@ import {
 import { failpoints, shouldDropRemote } from '../failpoints.ts'
 import type { CommittedChange, EntityStore, GcStats, StoredEntity } from '../store/entity-store.ts'
 import { AntiEntropyDue } from './anti-entropy-due.ts'
+import { GossipPace } from './gossip-pace.ts'
 import { PendingChanges } from './pending-changes.ts'
 import { behindBy, redialDelayMs, type PeerBook, type PeerView } from './peer-book.ts'
 import { staleNamespaces, TombstoneCollector, type StaleNamespace } from './tombstone-gc.ts'
@@ -49,9 +50,14 @@ const MAX_APPLY_BATCH = 4000
 const MAX_RESYNC_BYTES = 512 * 1024 * 1024
 /**
  * Default least time between two gossip publishes. Below the spacing of writes at moderate rates
- * (50/s is 20 ms), so those go out at once; under a burst, one message per 5 ms per node.
+ * (50/s is 20 ms), so those go out at once.
  */
 export const DEFAULT_GOSSIP_PACE_MS = 5
+/**
+ * Default most time between two gossip publishes, reached under a sustained load of 800 or more
+ * local changes a second: at most 50 messages a second per node, each carrying many changes.
+ */
+export const DEFAULT_GOSSIP_PACE_MAX_MS = 20
 
 /** A full refresh that could not run. */
 export class ResyncError extends MeshsyncError {
@@ -90,8 +96,14 @@ export interface ReplicatorOptions {
   readonly gcIntervalMs?: number
   /** Clock difference between nodes the tombstone GC allows for. */
   readonly gcClockSkewMs?: number
-  /** Least time between two gossip publishes: commits meanwhile share one message (0: one per commit). */
+  /**
+   * Least time between two gossip publishes: commits meanwhile share one message (0: one per
+   * commit). Under a sustained write load the spacing grows up to `gossipPaceMaxMs`
+   * (gossip-pace.ts).
+   */
   readonly gossipPaceMs?: number
+  /** Most time between two gossip publishes under a sustained write load. */
+  readonly gossipPaceMaxMs?: number
   /**
    * Addresses of peers whose id is not known yet (bootstrap addresses without `/p2p/<id>`):
    * dialed until each has answered once, backing off like a remembered peer; the peer book
@@ -178,7 +190,6 @@ export class Replicator implements SyncSource {
   readonly #banMs: number
   readonly #snapshotThreshold: number
   readonly #gcInterval: number
-  readonly #gossipPaceMs: number
   #gcTimer: NodeJS.Timeout | undefined
   #sweeping: Promise<number> | undefined
   /** Namespaces being reloaded because a peer purged tombstones this node still spreads. */
@@ -213,19 +224,21 @@ export class Replicator implements SyncSource {
   #outbox: CommittedChange[] = []
   /** Cancels the publish scheduled for the outbox (undefined: none scheduled). */
   #cancelPublish: (() => void) | undefined
-  #lastPublish = -Infinity
+  readonly #pace: GossipPace
   readonly #onCommit = (committed: readonly CommittedChange[]): void => {
     const local = committed.filter((c) => !c.remote)
     if (local.length === 0) return
     this.stats.gossipOut += local.length
     this.#outbox.push(...local)
+    const now = performance.now()
+    this.#pace.committed(local.length, now)
     if (this.#cancelPublish !== undefined) return
-    // Paced: at most one publish per `gossipPaceMs`. A commit after a quiet spell goes out at
-    // once (on the next turn of the event loop, so that the writers' replies, already resolved,
-    // are written first rather than behind the publish's encoding and encryption); under a write
-    // burst the commits of the interval share one message, so every peer handles one message for
-    // many changes instead of one per commit.
-    const wait = this.#lastPublish + this.#gossipPaceMs - performance.now()
+    // Paced (gossip-pace.ts): a commit after a quiet spell goes out at once (on the next turn of
+    // the event loop, so that the writers' replies, already resolved, are written first rather
+    // than behind the publish's encoding and encryption); under a write load the commits of the
+    // spacing share one message, so every peer handles one message for many changes instead of
+    // one per commit.
+    const wait = this.#pace.waitMs(now)
     if (wait <= 0) {
       const immediate = setImmediate(() => this.#publishOutbox())
       this.#cancelPublish = () => clearImmediate(immediate)
@@ -236,7 +249,7 @@ export class Replicator implements SyncSource {
   }
   #publishOutbox(): void {
     this.#cancelPublish = undefined
-    this.#lastPublish = performance.now()
+    this.#pace.published(performance.now())
     const changes = this.#outbox
     this.#outbox = []
     if (changes.length === 0) return
@@ -297,7 +310,7 @@ export class Replicator implements SyncSource {
     this.#banMs = options.banMs ?? 10 * 60_000
     this.#snapshotThreshold = options.snapshotThreshold ?? 1000
     this.#gcInterval = options.gcIntervalMs ?? 60_000
-    this.#gossipPaceMs = options.gossipPaceMs ?? DEFAULT_GOSSIP_PACE_MS
+    this.#pace = new GossipPace(options.gossipPaceMs ?? DEFAULT_GOSSIP_PACE_MS, options.gossipPaceMaxMs ?? DEFAULT_GOSSIP_PACE_MAX_MS)
     for (const addr of options.seedAddrs ?? []) this.#seeds.set(addr, { due: 0, failures: 0, dialing: false })
     this.gc = new TombstoneCollector(
       this.#store,

@@ -39,11 +39,11 @@ afterEach(async () => {
   }
 })
 
-async function start(gossipPaceMs: number): Promise<{ store: EntityStore; transport: RecordingTransport }> {
+async function start(gossipPaceMs: number, gossipPaceMaxMs?: number): Promise<{ store: EntityStore; transport: RecordingTransport }> {
   const store = new EntityStore({ kv: new MemoryKvStore(), nodeId: 'aaaa', logger })
   await store.open()
   const transport = new RecordingTransport()
-  const replicator = new Replicator({ store, transport: transport as unknown as MeshTransport, peers: new PeerBook(), logger }, { gossipPaceMs, gcIntervalMs: 0 })
+  const replicator = new Replicator({ store, transport: transport as unknown as MeshTransport, peers: new PeerBook(), logger }, { gossipPaceMs, ...(gossipPaceMaxMs !== undefined && { gossipPaceMaxMs }), gcIntervalMs: 0 })
   replicator.start()
   running.push({ replicator, store })
   return { store, transport }
@@ -79,6 +79,24 @@ describe('gossip publish pacing', () => {
     expect(transport.published).toEqual([])
     await turn()
     expect(transport.published).toEqual([[1]])
+  })
+
+  it('under a burst, spaces its publishes out up to the most spacing', async () => {
+    // Least spacing 50 ms, most 400 ms: a burst of 30 commits is far above one per 50 ms.
+    const { store, transport } = await start(50, 400)
+    await put(store, 1)
+    expect(transport.published).toEqual([[1]])
+    for (let i = 2; i <= 30; i++) await put(store, i)
+    const burst = Array.from({ length: 29 }, (_, k) => k + 2)
+    const deadline = performance.now() + 2000
+    while (transport.published.length < 2 && performance.now() < deadline) await sleep(5)
+    expect(transport.published).toEqual([[1], burst])
+    // The next commit waits for the grown spacing, not for the least one.
+    await put(store, 31)
+    await sleep(200)
+    expect(transport.published).toEqual([[1], burst])
+    await sleep(400)
+    expect(transport.published).toEqual([[1], burst, [31]])
   })
 
   it('with a pace of 0, publishes every commit on its own', async () => {
