@@ -168,6 +168,14 @@ export class DaemonMetrics {
         this.set(replicator.pendingCount)
       },
     })
+    new Gauge({
+      name: 'meshsync_gossip_spacing_seconds',
+      help: 'Least time between two gossip publishes now: grows from p2p.gossipPaceMs to p2p.gossipPaceMaxMs with the local change rate.',
+      registers,
+      collect() {
+        this.set(replicator.gossipSpacingMs / 1000)
+      },
+    })
     const perPeer: [string, string, (p: ReturnType<Replicator['peerViews']>[number]) => number | null][] = [
       ['meshsync_peer_connected', 'Whether the peer is connected (1) or not (0).', (p) => (p.connected ? 1 : 0)],
       ['meshsync_peer_lag_changes', 'Changes this node has that the peer lacked at the end of the last sync.', (p) => p.behind],

@@ -403,6 +403,11 @@ export class Replicator implements SyncSource {
     return this.#pending.size
   }
 
+  /** The least time between two gossip publishes now, in ms (it grows with the local change rate). */
+  get gossipSpacingMs(): number {
+    return this.#pace.spacingMs(performance.now())
+  }
+
   /** True while any anti-entropy session runs. */
   get syncing(): boolean {
     return this.#sessions.size > 0

@@ -59,6 +59,8 @@ describe('GET /metrics', () => {
     expect(afterB.get('meshsync_entities{ns="m"}')).toBe(5)
     expect(afterB.get(`meshsync_peer_connected{peer="${a.info.peerId}"}`)).toBe(1)
     expect(afterA.get('meshsync_sync_sessions_total') ?? 0).toBeGreaterThan(0)
+    // Five writes are no sustained load: the gossip spacing is the least one, p2p.gossipPaceMs.
+    expect(afterA.get('meshsync_gossip_spacing_seconds')).toBe(0.005)
     expect(afterB.get('meshsync_leveldb_bytes') ?? 0).toBeGreaterThan(0)
     // Once B listens on the topic, a write travels by gossip, counted per peer on both sides.
     await waitFor(async () => {
