@@ -92,13 +92,14 @@ export function canonical(vv: Record<string, number>): VersionVector {
 
 /** Writes the canonical form of `vv` (entry count, then sorted `nodeId, counter` pairs). */
 export function writeVersionVector(encoder: encoding.Encoder, vv: VersionVector): void {
-  const c = canonical(vv)
-  // Sort again: objects enumerate integer-like keys ('1', '10') first, in numeric order.
-  const nodes = Object.keys(c).sort()
+  // Sorted here, not by key order: objects enumerate integer-like keys ('1', '10') first.
+  const nodes = Object.keys(vv)
+    .filter((node) => (vv[node] as number) > 0)
+    .sort()
   encoding.writeVarUint(encoder, nodes.length)
   for (const node of nodes) {
     encoding.writeVarString(encoder, node)
-    encoding.writeVarUint(encoder, c[node] as number)
+    encoding.writeVarUint(encoder, vv[node] as number)
   }
 }
 
