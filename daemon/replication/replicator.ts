@@ -393,12 +393,12 @@ export class Replicator implements SyncSource {
     return this.#store.gcStats
   }
 
-  /** Changes held until their predecessors arrive. */
   /** The transport's forwarding decisions on received gossip. */
   get relayStats(): Readonly<RelayStats> {
     return this.#transport.relayStats
   }
 
+  /** Changes held until their predecessors arrive. */
   get pendingCount(): number {
     return this.#pending.size
   }
