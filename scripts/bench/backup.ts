@@ -9,7 +9,15 @@
  *   right after the change (the change in LevelDB's log), and, for information, once more after
  *   LevelDB compacted the change into its tables;
  * - restore throughput (the chain full + incremental into a new data dir) next to unpacking the
- *   tarball (`zstd -d | tar -x`).
+ *   tarball (`zstd -d | tar -x`);
+ * - the entity method's ceilings on the same data: reading every entity from a snapshot (what a
+ *   full reads, nothing written) and raw classic-level writing the restored store's entries
+ *   (what a restore writes, nothing read from a backup), each next to its tar baseline;
+ * - the files method (the LevelDB files as of one moment): its backup and restore, each next to
+ *   tar | zstd and zstd -d | tar -x of the same directory.
+ *
+ * Each measured operation starts after a full garbage collection, so that what the benchmark's
+ * own checks left on the heap is not collected inside it.
  *
  * Every run checks before it reports: entity counts of the sets, the restored store's entities
  * (a hash over every key, record, version vector and deleted flag, equal to the node's at the
@@ -20,6 +28,8 @@ import { createHash } from 'node:crypto'
 import { closeSync, fsyncSync, openSync } from 'node:fs'
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { performance } from 'node:perf_hooks'
 import { ClassicLevel } from 'classic-level'
 import { pino } from 'pino'
@@ -31,9 +41,11 @@ import { DirRepository } from '../../daemon/backup/dir-repository.ts'
 import { restoreIntoDir } from '../../daemon/backup/restore.ts'
 import { openSealer } from '../../daemon/backup/seal.ts'
 import { dataDirLayout } from '../../daemon/data-dir.ts'
+import type { KvBatchOp } from '../../daemon/storage/kv-store.ts'
 import { LevelKvStore } from '../../daemon/storage/level-kv-store.ts'
 import { EntityStore, type LocalOp } from '../../daemon/store/entity-store.ts'
 import { check } from './checks.ts'
+import { RawLevel } from './level-baseline.ts'
 import { sampleIndexes } from './records.ts'
 import { summarize } from './stats.ts'
 import { ratioAtMostFigure, ratioFigure, unavailableFigure, type Benchmark, type BenchOptions, type BenchResult, type Figure } from './types.ts'
@@ -44,6 +56,8 @@ const CHANGED_SHARE = 0.01
 const SPEED_TARGET = 0.5
 const BYTES_TARGET = 0.2
 const SAMPLES = 100
+/** Entries per batch of the restore ceiling: the restore's loader writes 2,000 entities of 3 entries each per batch. */
+const RESTORE_BATCH = 6000
 const logger = pino({ level: 'silent' })
 
 const entityId = (i: number): string => `item-${String(i).padStart(7, '0')}`
@@ -68,6 +82,11 @@ interface Run {
   readonly restoreMs: number
   readonly untarMs: number
   readonly restored: number
+  /** The entity full's ceiling: reading what it reads (every entity's meta and state, undecoded), nothing encoded or written. */
+  readonly readAllMs: number
+  /** The entity restore's ceiling: raw classic-level writing the entries the restore wrote, in key order. */
+  readonly writeAllMs: number
+  readonly restoredEntries: number
   /** The files backup of the store at the start of the run and its restore, each with its baseline. */
   readonly files: FilesRun
 }
@@ -141,17 +160,19 @@ async function oneRun(store: EntityStore, dirs: { root: string; node: string; db
   try {
     // First the files backup and its restore, each next to its baseline, on the node as the last
     // run (or the set-up) left it; then the entity sets.
-    const files = await filesRun(store, new DirRepository(join(runDir, 'files-repo')), dirs, runDir, (await entitiesHash(store)).hash, size)
+    const files = await filesRun(store, new DirRepository(join(runDir, 'files-repo')), dirs, runDir, size)
     const tarball = join(runDir, 'db.tar.zst')
     const tarMs = tarZstd(dirs.node, tarball)
     const tarBytes = (await stat(tarball)).size
 
     const repoDir = join(runDir, 'repo')
     const repo = new DirRepository(repoDir)
+    collectGarbage()
     let t = performance.now()
     const full = await createBackup(repo, store, 'full')
     const fullMs = performance.now() - t
     check(full.entities === size && full.records === size, `the full holds ${full.entities} entities in ${full.records} records, expected ${size}`)
+    const readAllMs = await readAll(store, size)
 
     // restic's baseline snapshot of the same directory.
     const resticEnv = { ...process.env, RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: join(runDir, 'restic'), RESTIC_CACHE_DIR: join(runDir, 'restic-cache') }
@@ -167,6 +188,7 @@ async function oneRun(store: EntityStore, dirs: { root: string; node: string; db
       await store.write(changedIdx.slice(i, i + 1000).map((j): LocalOp => ({ op: 'patch', ns: NS, id: entityId(j), value: { qty: -1 - round } })))
     }
     const repoBefore = await fileBytes(repoDir)
+    collectGarbage()
     t = performance.now()
     const inc = await createBackup(repo, store, 'incremental')
     const incMs = performance.now() - t
@@ -196,6 +218,7 @@ async function oneRun(store: EntityStore, dirs: { root: string; node: string; db
     // Restore of the chain into a new data dir, next to unpacking the tarball.
     const { sealer } = await openSealer(repo, {})
     const into = join(runDir, 'restored')
+    collectGarbage()
     t = performance.now()
     const restored = await restoreIntoDir(repo, sealer, inc, into, { logger })
     const restoreMs = performance.now() - t
@@ -203,6 +226,7 @@ async function oneRun(store: EntityStore, dirs: { root: string; node: string; db
     await checkRestored(into, inc.vv, source.hash, size, 'the chain', async (back) => {
       for (const [k, id] of samples.entries()) check((await yjsView(back, id)) === sourceViews[k], `${NS}/${id} restores to ${await yjsView(back, id)}, the node holds ${sourceViews[k]}`)
     })
+    const { ms: writeAllMs, entries: restoredEntries } = await writeAll(dataDirLayout(into).db, runDir)
     await repo.close()
     const run: Run = {
       tarMs,
@@ -218,6 +242,9 @@ async function oneRun(store: EntityStore, dirs: { root: string; node: string; db
       restoreMs,
       untarMs,
       restored: restored.entities,
+      readAllMs,
+      writeAllMs,
+      restoredEntries,
       files,
     }
     options.log(
@@ -225,12 +252,82 @@ async function oneRun(store: EntityStore, dirs: { root: string; node: string; db
         `incremental ${incBytes.toLocaleString('en-US')} B in ${incMs.toFixed(0)} ms` +
         (resticBytes !== null ? ` (restic +${resticBytes.toLocaleString('en-US')} B = ${(incBytes / resticBytes).toFixed(3)}x; after compaction +${(resticCompactedBytes ?? 0).toLocaleString('en-US')} B)` : ' (restic not installed)') +
         `, restore ${(size / (restoreMs / 1000)).toFixed(0)} entities/s (untar ${untarMs.toFixed(0)} ms); ` +
+        `ceilings of the entity method: reading every entity ${readAllMs.toFixed(0)} ms, writing the restored entries ${writeAllMs.toFixed(0)} ms; ` +
         `files backup ${files.backupMs.toFixed(0)} ms (tar+zstd ${files.tarMs.toFixed(0)} ms = ${(files.tarMs / files.backupMs).toFixed(3)}x), ` +
         `its restore ${files.restoreMs.toFixed(0)} ms (untar ${files.untarMs.toFixed(0)} ms = ${(files.untarMs / files.restoreMs).toFixed(3)}x)`,
     )
     return run
   } finally {
     await rm(runDir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * A full garbage collection, before each measured operation: what the benchmark itself left
+ * (entities hashed and compared, hundreds of MB) is otherwise collected during the next one (a
+ * files backup took 98-124 ms right after hashing the node, 78-96 ms without). V8's `gc`,
+ * exposed for this process on first use.
+ */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc')
+  ;(runInNewContext('gc') as () => void)()
+}
+
+/**
+ * What no entity full can beat: reading every entity's meta and state from one snapshot, as the
+ * full does (undecoded, in key order), with nothing encoded, compressed or written; ms.
+ */
+async function readAll(store: EntityStore, size: number): Promise<number> {
+  const snapshot = await store.openSnapshot()
+  try {
+    collectGarbage()
+    const t = performance.now()
+    let n = 0
+    for await (const batch of snapshot.rawEntities()) n += batch.length
+    const ms = performance.now() - t
+    check(n === size, `the snapshot read ${n} entities, expected ${size}`)
+    return ms
+  } finally {
+    await snapshot.close()
+  }
+}
+
+/**
+ * What no entity restore can beat: raw classic-level writing every entry the restore wrote into
+ * `db` into a new database, in key order (LevelDB's easiest order), RESTORE_BATCH entries per
+ * unsynced batch and the last batch synced, as the restore's loader does; ms (the writes alone:
+ * each batch is read from `db` before it is written, not measured, so that only one batch of
+ * entries is held at a time) and entries.
+ */
+async function writeAll(db: string, runDir: string): Promise<{ ms: number; entries: number }> {
+  const source = new ClassicLevel<string, Uint8Array>(db, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  await source.open()
+  const raw = await RawLevel.openBytes(runDir)
+  try {
+    let ms = 0
+    let entries = 0
+    const write = async (ops: KvBatchOp[], sync: boolean): Promise<void> => {
+      const t = performance.now()
+      await raw.db.batch(ops, { sync })
+      ms += performance.now() - t
+      entries += ops.length
+    }
+    // One entry at a time: nextv(n) stops at 16 KiB, which would make batches of ~100 entries.
+    let ops: KvBatchOp[] = []
+    for await (const [key, value] of source.iterator()) {
+      if (ops.length === RESTORE_BATCH) {
+        await write(ops, false)
+        ops = []
+      }
+      ops.push({ type: 'put', key, value })
+    }
+    await write(ops, true)
+    const held = await raw.count({ gte: '', lt: '\uffff' })
+    check(held === entries, `classic-level holds ${held} entries, ${entries} were written`)
+    return { ms, entries }
+  } finally {
+    await source.close()
+    await raw.destroy()
   }
 }
 
@@ -271,21 +368,25 @@ async function checkRestored(into: string, vv: VersionVector, hash: string, size
  * A files backup of the store as it is (the node's LevelDB files as of one moment) and its restore
  * into a new data dir, each next to its baseline on the same directory: tar | zstd -3 right
  * before the backup, zstd -d | tar -x right after the restore. The restored store must hash to
- * the node's (`hash`).
+ * the node's, hashed after both are measured (nothing writes to the node meanwhile) so that the
+ * hashing's garbage is not collected during them.
  */
-async function filesRun(store: EntityStore, repo: DirRepository, dirs: { node: string }, runDir: string, hash: string, size: number): Promise<FilesRun> {
+async function filesRun(store: EntityStore, repo: DirRepository, dirs: { node: string }, runDir: string, size: number): Promise<FilesRun> {
   const tarball = join(runDir, 'files-baseline.tar.zst')
   const tarMs = tarZstd(dirs.node, tarball)
+  collectGarbage()
   let t = performance.now()
   const m = await createFilesBackup(repo, store)
   const backupMs = performance.now() - t
   check(m.method === 'files' && m.entities === size, `the files backup holds ${m.entities} entities, expected ${size}`)
   const { sealer } = await openSealer(repo, {})
   const into = join(runDir, 'restored-files')
+  collectGarbage()
   t = performance.now()
   await restoreIntoDir(repo, sealer, m, into, { logger })
   const restoreMs = performance.now() - t
   const untarMs = untarZstd(tarball, join(runDir, 'untar-files'))
+  const { hash } = await entitiesHash(store)
   await checkRestored(into, m.vv, hash, size, 'the files backup')
   return { tarMs, backupMs, bytes: m.bytes, restoreMs, untarMs }
 }
@@ -316,7 +417,7 @@ export function backupBench(entitiesOverride?: number): Benchmark {
         // (its code not yet compiled by V8; 2-3 times the time of the next ones), where the
         // baselines are native binaries.
         const warmDir = await mkdtemp(join(root, 'warm-up-'))
-        await filesRun(store, new DirRepository(join(warmDir, 'repo')), dirs, warmDir, (await entitiesHash(store)).hash, size)
+        await filesRun(store, new DirRepository(join(warmDir, 'repo')), dirs, warmDir, size)
         await rm(warmDir, { recursive: true, force: true })
         for (let round = 0; round < options.runs; round++) runs.push(await oneRun(store, dirs, size, round, restic, options))
       } finally {
@@ -350,6 +451,10 @@ export function backupBench(entitiesOverride?: number): Benchmark {
         { label: 'restore time', unit: 'ms', summary: summarize(runs.map((r) => r.restoreMs)) },
         { label: 'zstd -d | tar -x of the tarball', unit: 'ms', summary: summarize(runs.map((r) => r.untarMs)) },
         ratioFigure('restore speed / zstd -d | tar -x speed', summarize(runs.map((r) => r.untarMs / r.restoreMs)), SPEED_TARGET),
+        { label: "entity full's ceiling: reading every entity's meta and state from a snapshot, nothing written", unit: 'ms', summary: summarize(runs.map((r) => r.readAllMs)) },
+        { label: 'ratio tar | zstd / that read (the most an entity full could reach)', unit: 'x', summary: summarize(runs.map((r) => r.tarMs / r.readAllMs)) },
+        { label: "entity restore's ceiling: classic-level writing the restored store's entries", unit: 'ms', summary: summarize(runs.map((r) => r.writeAllMs)) },
+        { label: 'ratio zstd -d | tar -x / that write (the most an entity restore could reach)', unit: 'x', summary: summarize(runs.map((r) => r.untarMs / r.writeAllMs)) },
         { label: `files backup of ${label} entities`, unit: 'ms', summary: summarize(runs.map((r) => r.files.backupMs)) },
         { label: 'tar | zstd -3 of the LevelDB dir, right before it', unit: 'ms', summary: summarize(runs.map((r) => r.files.tarMs)) },
         ratioFigure('files backup speed / tar | zstd speed', summarize(runs.map((r) => r.files.tarMs / r.files.backupMs)), SPEED_TARGET),
@@ -377,6 +482,9 @@ export function backupBench(entitiesOverride?: number): Benchmark {
             bytes: 'bytes added = total size of the files in the repository after minus before (apparent sizes; directory entries not counted), for the backup repository and for restic\'s',
             restic: 'restic\'s defaults (repository format 2, compression auto); its baseline snapshot is of a LevelDB dir with no compaction pending (compacted at set-up and after each run), and its second one is taken right after the change, which LevelDB then holds in its log; the "after compaction" row runs restic once more after LevelDB compacted the change into its tables (what restic adds on top when LevelDB gets to it)',
             restore: 'entities / time of restoreIntoDir of full + incremental (chain verified as read, entities bulk-loaded into LevelDB, synced)',
+            ceilings:
+              "what the entity method cannot beat, measured in each run on the same data: reading every entity's meta and state from one snapshot of the node's store (what a full reads, undecoded; nothing encoded, compressed or written), " +
+              `and raw classic-level writing every entry of the restored store into a new database in key order, ${RESTORE_BATCH} per unsynced batch and the last batch synced (what a restore writes, without reading a backup); the ratios are tar | zstd and zstd -d | tar -x time over those times`,
             files:
               'createFilesBackup: writes wait while LevelDB is closed, its table files hard-linked aside and the rest copied, and reopened; then every file is cut into chunks, zstd -3 compressed and stored (fsynced) like any set; ' +
               'its restore: every file read back, checked against its SHA-256, written and fsynced into a new data dir, and the database opened once; both compared with tar | zstd of the same directory taken right before',
