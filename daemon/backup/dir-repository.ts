@@ -110,7 +110,10 @@ export class DirRepository implements BackupRepository {
       },
       async publish(manifest) {
         try {
-          await writeDurably(join(staging, MANIFEST), manifest)
+          // Like the set's other files: the directory is invisible until the rename below, so the
+          // manifest needs no temp name; one fsync of the directory then makes every entry in it
+          // durable before the set becomes visible.
+          await writeSynced(join(staging, MANIFEST), manifest)
           await fsyncDir(staging)
           await rename(staging, final)
           await fsyncDir(sets)
