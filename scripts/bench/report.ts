@@ -1,5 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import type { BenchEnvironment } from './env.ts'
 import type { BenchResult, Figure } from './types.ts'
 
@@ -17,7 +17,12 @@ export function fileStamp(date: Date): string {
   return date.toISOString().replaceAll(':', '-')
 }
 
-/** Writes one JSON file per benchmark, `<dir>/<stamp>-<name>.json`; returns their paths. */
+/**
+ * Writes one JSON file per benchmark, `<dir>/<stamp>-<name>.json` (its parameters, figures with
+ * every run, profile), and the run's summary, `<dir>/<stamp>.json`: the table as data (each
+ * benchmark's figures with median, min, max and target, or why it failed) and the targets met and
+ * missed, so that two runs compare file to file. Returns the paths, the summary's first.
+ */
 export async function writeResults(
   dir: string,
   date: Date,
@@ -41,7 +46,58 @@ export async function writeResults(
     await writeFile(file, `${JSON.stringify(body, null, 2)}\n`)
     written.push(file)
   }
-  return written
+  const summaryFile = join(dir, `${fileStamp(date)}.json`)
+  await writeFile(summaryFile, `${JSON.stringify(runSummary(date, environment, options, outcomes, written), null, 2)}\n`)
+  return [summaryFile, ...written]
+}
+
+/** One figure of the run summary: the median, min and max over the runs, its target and verdict. */
+export interface SummaryFigure {
+  readonly label: string
+  readonly unit: string
+  readonly median?: number
+  readonly min?: number
+  readonly max?: number
+  readonly unavailable?: string
+  readonly target?: { readonly atLeast?: number; readonly atMost?: number; readonly met: boolean }
+}
+
+/** What `<stamp>.json` holds. */
+export interface RunSummary {
+  readonly date: string
+  readonly environment: BenchEnvironment
+  readonly options: Readonly<Record<string, unknown>>
+  /** Targets met, and those missed over every benchmark (an unmeasured target and a failed benchmark count as missed). */
+  readonly targets: { readonly met: number; readonly missed: readonly string[] }
+  readonly benchmarks: readonly (
+    | { readonly name: string; readonly ok: true; readonly file: string; readonly figures: readonly SummaryFigure[] }
+    | { readonly name: string; readonly ok: false; readonly file: string; readonly error: string }
+  )[]
+}
+
+export function runSummary(date: Date, environment: BenchEnvironment, options: Readonly<Record<string, unknown>>, outcomes: readonly Outcome[], files: readonly string[]): RunSummary {
+  let met = 0
+  const missed: string[] = []
+  const benchmarks = outcomes.map((outcome, i) => {
+    const file = basename(files[i] ?? '')
+    if (!outcome.ok) {
+      missed.push(`${outcome.failure.name}: failed`)
+      return { name: outcome.failure.name, ok: false as const, file, error: outcome.failure.error }
+    }
+    const figures = outcome.result.figures.map((f): SummaryFigure => {
+      if (f.target?.met === true && f.summary !== undefined) met++
+      else if (f.target) missed.push(`${outcome.result.name}: ${f.label}`)
+      return {
+        label: f.label,
+        unit: f.unit,
+        ...(f.summary && { median: f.summary.median, min: f.summary.min, max: f.summary.max }),
+        ...(f.unavailable !== undefined && { unavailable: f.unavailable }),
+        ...(f.target && { target: f.target }),
+      }
+    })
+    return { name: outcome.result.name, ok: true as const, file, figures }
+  })
+  return { date: date.toISOString(), environment, options, targets: { met, missed }, benchmarks }
 }
 
 /** The human-readable table: one row per figure, median [min .. max] over the runs. */
