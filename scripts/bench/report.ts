@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import type { BenchEnvironment } from './env.ts'
-import type { BenchResult, Figure } from './types.ts'
+import type { BenchResult, Figure, Target } from './types.ts'
 
 /** A benchmark that threw (a failed check included): reported, and the bench exits non-zero. */
 export interface BenchFailure {
@@ -59,7 +59,7 @@ export interface SummaryFigure {
   readonly min?: number
   readonly max?: number
   readonly unavailable?: string
-  readonly target?: { readonly atLeast?: number; readonly atMost?: number; readonly met: boolean }
+  readonly target?: Target
 }
 
 /** What `<stamp>.json` holds. */

@@ -37,7 +37,7 @@ describe('npm run bench, small sizes', () => {
       expect(files).toContain(b.file)
       expect(b.ok && b.figures.length).toBeGreaterThan(3)
     }
-    // Every target was judged against a number, or says why there is none (restic may be missing).
+    // Every figure has a number or says why there is none (restic may be missing).
     for (const b of summary.benchmarks) {
       for (const f of b.ok ? b.figures : []) expect(f.median !== undefined || f.unavailable !== undefined).toBe(true)
     }
