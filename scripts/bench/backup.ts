@@ -262,15 +262,20 @@ async function oneRun(store: EntityStore, dirs: { root: string; node: string; db
   }
 }
 
+/** V8's `gc`, taken once: a new VM context per call would itself be garbage left right before a measure. */
+let gc: (() => void) | undefined
+
 /**
  * A full garbage collection, before each measured operation: what the benchmark itself left
  * (entities hashed and compared, hundreds of MB) is otherwise collected during the next one (a
- * files backup took 98-124 ms right after hashing the node, 78-96 ms without). V8's `gc`,
- * exposed for this process on first use.
+ * files backup took 98-124 ms right after hashing the node, 78-96 ms without).
  */
 function collectGarbage(): void {
-  setFlagsFromString('--expose-gc')
-  ;(runInNewContext('gc') as () => void)()
+  if (!gc) {
+    setFlagsFromString('--expose-gc')
+    gc = runInNewContext('gc') as () => void
+  }
+  gc()
 }
 
 /**
