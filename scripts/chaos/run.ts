@@ -35,6 +35,11 @@ export interface ChaosOptions {
   readonly faultMs?: readonly [number, number]
   /** Only these fault kinds. */
   readonly kinds?: readonly FaultKind[]
+  /**
+   * These faults instead of the seed's schedule (the seed still drives the workload): for tests
+   * that need faults in a given order. Every kind must be possible in the run's mode.
+   */
+  readonly schedule?: readonly ScheduledFault[]
   /** Size of each node's tmpfs data disk in netns mode, MiB (default: from the duration, see {@link diskMiB}). */
   readonly diskMiB?: number
   readonly gapMs?: readonly [number, number]
@@ -168,7 +173,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         : undefined
   if (modeNote) log(modeNote)
   const durationMs = options.durationS * 1000
-  const schedule = makeSchedule({
+  if (options.schedule?.some((f) => f.kind === 'disk-full') && disks === undefined) {
+    throw new Error(`the schedule has a disk-full fault, which needs the tmpfs data disks of netns mode: ${unavailable ?? noDisks ?? 'netns mode not asked for'}`)
+  }
+  const schedule = options.schedule ?? makeSchedule({
     seed: options.seed,
     nodes: options.nodes,
     durationMs,
