@@ -89,7 +89,7 @@ describe('the chaos checker', () => {
     expect(clean.faults.map((f) => f.kind)).toEqual(['disk-full', 'one-way-cut', 'restart-all'])
     expect(Object.keys(clean.workload.errors).some((k) => k.endsWith('STORAGE_FULL'))).toBe(true)
 
-    // 2,100-2,600 writes lost in each of 8 scratch runs and 3 test runs. Another run only if one
+    // 2,040-2,680 writes lost in each of 20 scratch runs and 3 test runs. Another run only if one
     // lost nothing (all three recoveries reading past their tear: by the rate above, about 1 run
     // in 40 if the nodes' tears were independent).
     let caught: ChaosReport | undefined
