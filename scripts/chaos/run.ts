@@ -7,7 +7,7 @@ import { ChaosCluster, sampleProc, sleep } from './cluster.ts'
 import { ChaosDisks, tmpfsUnavailable } from './disks.ts'
 import { Nemesis, type FaultEvent } from './faults.ts'
 import { ChaosNetwork, netnsUnavailable } from './netns.ts'
-import { makeSchedule, scheduleHash, type FaultKind, type ScheduledFault } from './schedule.ts'
+import { DISK_FAULTS, makeSchedule, possibleKinds, scheduleHash, type FaultKind, type ScheduledFault } from './schedule.ts'
 import { Workload, type VersionVector, type WorkloadStats } from './workload.ts'
 
 export interface ChaosOptions {
@@ -37,7 +37,8 @@ export interface ChaosOptions {
   readonly kinds?: readonly FaultKind[]
   /**
    * These faults instead of the seed's schedule (the seed still drives the workload): for tests
-   * that need faults in a given order. Every kind must be possible in the run's mode.
+   * that need faults in a given order. A kind the run's mode cannot inject is refused before
+   * anything starts.
    */
   readonly schedule?: readonly ScheduledFault[]
   /** Size of each node's tmpfs data disk in netns mode, MiB (default: from the duration, see {@link diskMiB}). */
@@ -173,8 +174,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         : undefined
   if (modeNote) log(modeNote)
   const durationMs = options.durationS * 1000
-  if (options.schedule?.some((f) => f.kind === 'disk-full') && disks === undefined) {
-    throw new Error(`the schedule has a disk-full fault, which needs the tmpfs data disks of netns mode: ${unavailable ?? noDisks ?? 'netns mode not asked for'}`)
+  const impossible = options.schedule?.find((f) => !possibleKinds(mode === 'netns', disks !== undefined).includes(f.kind))
+  if (impossible) {
+    const needs = (DISK_FAULTS as readonly FaultKind[]).includes(impossible.kind) ? 'the tmpfs data disks of netns mode' : 'netns mode'
+    throw new Error(`the schedule has a ${impossible.kind} fault, which needs ${needs}: ${unavailable ?? noDisks ?? 'netns mode not asked for'}`)
   }
   const schedule = options.schedule ?? makeSchedule({
     seed: options.seed,

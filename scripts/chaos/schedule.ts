@@ -42,6 +42,11 @@ export interface ScheduleOptions {
   readonly maxGapMs?: number
 }
 
+/** The fault kinds a run can inject: network kinds need netns mode, a full disk the tmpfs data disks. */
+export function possibleKinds(netns: boolean, disks: boolean): FaultKind[] {
+  return [...(netns ? NETWORK_FAULTS : []), ...(disks ? DISK_FAULTS : []), ...PROCESS_FAULTS]
+}
+
 /**
  * The fault schedule of a seed: a function of the options only (no clock, no Math.random), so
  * the same seed always gives the same schedule. Faults follow one another (each healed before
@@ -54,7 +59,7 @@ export function makeSchedule(options: ScheduleOptions): ScheduledFault[] {
   const maxFault = options.maxFaultMs ?? 7_000
   const minGap = options.minGapMs ?? 1_000
   const maxGap = options.maxGapMs ?? 3_000
-  const allowed: FaultKind[] = [...(options.netns ? NETWORK_FAULTS : []), ...((options.disks ?? options.netns) ? DISK_FAULTS : []), ...PROCESS_FAULTS]
+  const allowed = possibleKinds(options.netns, options.disks ?? options.netns)
   const kinds = options.kinds ? allowed.filter((k) => options.kinds?.includes(k)) : allowed
   if (kinds.length === 0) throw new Error(`no fault kind of ${JSON.stringify(options.kinds)} is possible in ${options.netns ? 'netns' : 'loopback'} mode`)
   const weights = kinds.map((k) => (k === 'restart-all' ? 1 : k === 'kill9-restart' || k === 'sigstop' ? (options.netns ? 2 : 4) : k === 'disk-full' ? 2 : 3))

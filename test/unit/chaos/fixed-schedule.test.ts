@@ -15,4 +15,16 @@ describe('a fixed chaos schedule', () => {
     await expect(run).rejects.toThrow(/disk-full fault, which needs the tmpfs data disks of netns mode: netns mode not asked for/)
     expect(lines.some((l) => l.includes('faults scheduled'))).toBe(false)
   })
+
+  it('with a network fault is refused in loopback mode, where it would do nothing', async () => {
+    const run = runChaos({
+      nodes: 3,
+      durationS: 5,
+      seed: 1,
+      netns: false,
+      log: () => undefined,
+      schedule: [{ index: 0, kind: 'one-way-cut', at: 1_000, duration: 1_000, nodes: [0], groups: [], cuts: ['0>1'], lossPct: 0 }],
+    })
+    await expect(run).rejects.toThrow(/one-way-cut fault, which needs netns mode: netns mode not asked for/)
+  })
 })
