@@ -1,4 +1,4 @@
-/** Layering of DESIGN.md §1, checked in CI. */
+/** Layering of docs/architecture.md (Layers), checked in CI. */
 module.exports = {
   forbidden: [
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },

@@ -23,13 +23,13 @@ export function utf8ByteLength(s: string): number {
   return utf8.encode(s).length
 }
 
-/** Namespace rule of DESIGN §4: `[a-z0-9][a-z0-9._-]{0,63}`. */
+/** Namespace rule of docs/architecture.md (Data model): `[a-z0-9][a-z0-9._-]{0,63}`. */
 export function isValidNamespace(ns: unknown): ns is string {
   return typeof ns === 'string' && NAMESPACE_RE.test(ns)
 }
 
 /**
- * Entity id rule of DESIGN §4: 1..256 printable characters, no `/`. A lone surrogate is not a
+ * Entity id rule of docs/architecture.md (Data model): 1..256 printable characters, no `/`. A lone surrogate is not a
  * character (and would come out of the codec as U+FFFD, a different id), so it is refused.
  */
 export function isValidEntityId(id: unknown): id is string {

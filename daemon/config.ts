@@ -52,7 +52,7 @@ export interface DaemonConfig {
     /** Largest clock difference between nodes the GC allows for. */
     readonly clockSkewMs: number
   }
-  /** Backups (DESIGN §8): default repository, passphrase file, schedules. */
+  /** Backups (docs/backups.md): default repository, passphrase file, schedules. */
   readonly backup: BackupConfig
 }
 

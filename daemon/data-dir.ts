@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path'
 import { MeshsyncError } from '../crdt/index.ts'
 import { generateClusterKey, generateIdentityKey, identityFromKey, type NodeIdentity } from '../transport/index.ts'
 
-/** Paths of everything a data dir holds (DESIGN §3). */
+/** Paths of everything a data dir holds (docs/architecture.md, Data directory). */
 export interface DataDirLayout {
   readonly root: string
   readonly nodeKey: string

@@ -36,7 +36,7 @@ export async function createApiServer(ctx: ApiContext, options: ApiServerOptions
     logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: true,
     return503OnClosing: true,
-    // An entity id is up to 256 characters (DESIGN §4); the router's default cap is 100, which
+    // An entity id is up to 256 characters (docs/architecture.md, Data model); the router's default cap is 100, which
     // refused valid ids before the store could judge them. Longer segments get URI_TOO_LONG.
     routerOptions: { maxParamLength: MAX_PATH_SEGMENT },
     frameworkErrors: frameworkErrorHandler,
@@ -45,7 +45,7 @@ export async function createApiServer(ctx: ApiContext, options: ApiServerOptions
   for (const schema of sharedSchemas) app.addSchema(schema)
   await app.register(swagger, {
     openapi: {
-      info: { title: 'meshsync local API', version: '1.0.0', description: 'REST API of one meshsync node (DESIGN §6).' },
+      info: { title: 'meshsync local API', version: '1.0.0', description: 'REST API of one meshsync node (docs/api.md).' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },

@@ -1,5 +1,5 @@
 /**
- * Snapshot backups of a node's merged state (DESIGN §8, docs/backup-format.md): repositories
+ * Snapshot backups of a node's merged state (docs/backups.md, docs/backup-format.md): repositories
  * (directory, S3), the set format, create / verify / restore / synthesize / prune, the repository
  * lock, and the service the daemon runs.
  */

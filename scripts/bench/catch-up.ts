@@ -287,7 +287,7 @@ export function catchUpBench(sizesOverride?: readonly number[]): Benchmark {
             updateBytes: 'sum of the Yjs update bytes of the changed entities\' change records in A\'s log (the baseline: what the changes are worth at least)',
             timeTarget:
               'the issue\'s "100k time <= 1.5x 1k time" read two ways, both reported with the target: (1) time per changed entity at the big size over the same at 1k (10% changed each); ' +
-              `(2) the same diff (${FIXED_DIFF} changed entities) caught up at the big size and at 1k: cost proportional to the difference, not to the data set (DESIGN.md §5.2). ` +
+              `(2) the same diff (${FIXED_DIFF} changed entities) caught up at the big size and at 1k: cost proportional to the difference, not to the data set (docs/sync-protocol.md). ` +
               'The total-time ratio at 10% each (100x the changes) is reported for information, with no target',
           },
           catchUps: { share: Object.fromEntries(share), fixedDiff: Object.fromEntries(fixed) },

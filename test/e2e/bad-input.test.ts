@@ -3,7 +3,7 @@ import { openSse, startDaemon, stopAllDaemons, writeConfig, type ApiCall, type A
 import { useTempDirs } from '../helpers/temp-dir.ts'
 
 /**
- * DESIGN §6: bad input gets a 4xx with a code, nothing is written, and the daemon is unharmed.
+ * docs/api.md (Errors): bad input gets a 4xx with a code, nothing is written, and the daemon is unharmed.
  * Every case runs over TCP (with the token) and over the Unix socket; codes, never messages.
  */
 

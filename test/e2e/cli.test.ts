@@ -6,7 +6,7 @@ import { meshsyncBin, repoRoot, startDaemon, stopAllDaemons, type DaemonHandle }
 import { useTempDirs } from '../helpers/temp-dir.ts'
 import { abortWait, waitFor } from '../helpers/wait-for.ts'
 
-/** The CLI of DESIGN §7 as a user runs it: a process per command, against a running daemon. */
+/** The CLI of docs/cli.md as a user runs it: a process per command, against a running daemon. */
 
 interface CliResult {
   code: number | null

@@ -6,7 +6,7 @@ import { useTempDirs } from '../helpers/temp-dir.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
 /**
- * DESIGN §4: a write is acknowledged only once its batch is fsynced, so kill -9 at any moment
+ * docs/architecture.md (Durability): a write is acknowledged only once its batch is fsynced, so kill -9 at any moment
  * loses no acknowledged write and corrupts nothing. Writers keep 16 requests in flight (PUTs,
  * and some 4-op batches, over the socket and TCP) while the daemon is SIGKILLed; then the daemon
  * restarts on the same data dir and everything acknowledged must be there, exactly.

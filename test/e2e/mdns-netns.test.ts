@@ -8,7 +8,7 @@ import { waitFor } from '../helpers/wait-for.ts'
 import { isProcessAlive } from '../../daemon/process-alive.ts'
 
 /**
- * mDNS discovery between two daemons in two network namespaces joined by a bridge (DESIGN §5:
+ * mDNS discovery between two daemons in two network namespaces joined by a bridge (docs/architecture.md, Membership and discovery:
  * discovery on the LAN): no bootstrap peer, mDNS on, each daemon listening on 0.0.0.0:4718 of its
  * own namespace. Everything lives in namespaces this test creates (the bridge too), so the host's
  * interfaces are never touched. The daemons are reached over their Unix sockets (the filesystem

@@ -20,7 +20,7 @@ import { makeTempDir, removeTempDirs } from '../helpers/temp-dir.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
 /**
- * Replication between real daemon processes started through the CLI (DESIGN §3, §5, §7): joining
+ * Replication between real daemon processes started through the CLI (docs/architecture.md, docs/cli.md): joining
  * a cluster by cluster key + bootstrap, convergence, kill -9 and catch-up, stable identity and
  * listen address, dialing on request, cluster-key isolation, pull-only namespaces.
  */

@@ -4,7 +4,7 @@ import { mapPool } from '../helpers/pool.ts'
 import { useTempDirs } from '../helpers/temp-dir.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
-/** The REST API of DESIGN §6 against a real daemon process, over TCP with the bearer token. */
+/** The REST API of docs/api.md against a real daemon process, over TCP with the bearer token. */
 
 type Value = Record<string, unknown>
 interface Entity {

@@ -6,7 +6,7 @@ import type { ApiContext } from '../context.ts'
 const target = { type: 'string', minLength: 1, maxLength: 4096 }
 const passphrase = { type: 'string', minLength: 1, maxLength: 4096 }
 
-/** Backups (DESIGN §6, §8): create, list, verify, restore. */
+/** Backups (docs/api.md, docs/backups.md): create, list, verify, restore. */
 export function backupRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const service = (): BackupService => {
     if (!ctx.backups) throw new BackupError('NO_BACKUP_TARGET', 'backups are not available on this node')

@@ -133,7 +133,7 @@ describe('isDeletedByHeads', () => {
     )
   })
 
-  it('follows the delete rules of DESIGN §4', () => {
+  it('follows the delete rules of docs/architecture.md (Data model)', () => {
     const create = head('a', 1, 'upsert', {})
     const del = head('a', 2, 'delete', { a: 1 })
     const concurrentUpdate = head('b', 1, 'upsert', { a: 1 })
