@@ -255,6 +255,8 @@ async function runDaemon(opts: ConfigOverrides & { mdns: boolean }): Promise<voi
   console.log(`  peer id   ${info.peerId}`)
   console.log(`  api       ${info.api.url}  (Authorization: Bearer <${dataDirLayout(config.dataDir).apiToken}>)`)
   console.log(`  socket    ${info.api.socket}`)
+  // The addresses other nodes pass to --bootstrap (docs/cli.md); one line each.
+  for (const addr of info.listen) console.log(`  p2p       ${addr}`)
   console.log(`  dashboard ${info.api.url}/  (sign in once with the URL \`meshsync dashboard\` prints)`)
   console.log(`  data dir  ${config.dataDir}`)
   if (requested) stop(requested, daemon)

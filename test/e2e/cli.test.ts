@@ -127,6 +127,15 @@ describe('CLI', () => {
     expect(JSON.parse(statusJson.stdout)).toMatchObject({ nodeId: d.info.nodeId, peerId: d.info.peerId, versionVector: expect.any(Object) })
   })
 
+  it('the start banner shows the p2p listen addresses other nodes bootstrap from', async () => {
+    // The banner is printed right after daemon.json is written, so it may trail it a little.
+    const banner = await waitFor(() => (d.stdout().includes('  data dir  ') ? d.stdout() : undefined), { timeout: 10_000, message: 'start banner' })
+    expect(d.info.listen.length).toBeGreaterThan(0)
+    const p2pLines = lines(banner).filter((l) => l.startsWith('  p2p       '))
+    expect(p2pLines.map((l) => l.slice('  p2p       '.length))).toEqual(d.info.listen)
+    for (const addr of d.info.listen) expect(addr).toMatch(new RegExp(`^/ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/${d.info.peerId}$`))
+  })
+
   it('watch --json prints a change made after it started', async () => {
     const child = spawn(process.execPath, [meshsyncBin, 'watch', 'cli-watch', '--json', ...dir], { cwd: repoRoot, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
