@@ -2,7 +2,6 @@ import { chmod, readFile, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { MeshsyncError } from '../crdt/index.ts'
 import { MeshTransport, peerIdOfAddress } from '../transport/index.ts'
 import type { ApiContext } from './api/context.ts'
 import { createApiServer } from './api/server.ts'
@@ -10,6 +9,7 @@ import { registerBackupMetrics } from './backup/metrics.ts'
 import { BackupService } from './backup/service.ts'
 import type { DaemonConfig } from './config.ts'
 import { fsyncDir, initDataDir, readApiToken, type DataDirLayout } from './data-dir.ts'
+import { DaemonError } from './errors.ts'
 import { Lifecycle } from './lifecycle.ts'
 import { DaemonMetrics } from './metrics.ts'
 import { LevelKvStore } from './storage/level-kv-store.ts'
@@ -189,7 +189,7 @@ async function listenTcp(app: FastifyInstance, host: string, port: number): Prom
     await app.listen({ host, port })
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new MeshsyncError('PORT_IN_USE', `API port ${host}:${port} is in use (pass --api-port 0 to pick a free one)`, { cause })
+      throw new DaemonError('PORT_IN_USE', `API port ${host}:${port} is in use (pass --api-port 0 to pick a free one)`, { cause })
     }
     throw cause
   }
@@ -205,7 +205,7 @@ async function refuseIfRunning(layout: DataDirLayout): Promise<void> {
     })
     socket.once('error', () => resolve(false))
   })
-  if (alive) throw new MeshsyncError('ALREADY_RUNNING', `a daemon is already running on ${layout.root}`)
+  if (alive) throw new DaemonError('ALREADY_RUNNING', `a daemon is already running on ${layout.root}`)
 }
 
 /** The first line of a passphrase file (CONFIG_INVALID when unreadable or empty). */
@@ -214,10 +214,10 @@ async function readPassphraseFile(file: string): Promise<string> {
   try {
     text = await readFile(file, 'utf8')
   } catch (cause) {
-    throw new MeshsyncError('CONFIG_INVALID', `cannot read backup.passphraseFile ${file}`, { cause })
+    throw new DaemonError('CONFIG_INVALID', `cannot read backup.passphraseFile ${file}`, { cause })
   }
   const line = text.split(/\r?\n/)[0] ?? ''
-  if (line === '') throw new MeshsyncError('CONFIG_INVALID', `backup.passphraseFile ${file} is empty`)
+  if (line === '') throw new DaemonError('CONFIG_INVALID', `backup.passphraseFile ${file} is empty`)
   return line
 }
 

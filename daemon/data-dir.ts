@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { chmod, mkdir, open, readFile, rename } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { MeshsyncError } from '../crdt/index.ts'
 import { generateClusterKey, generateIdentityKey, identityFromKey, type NodeIdentity } from '../transport/index.ts'
+import { DaemonError } from './errors.ts'
 
 /** Paths of everything a data dir holds (docs/architecture.md, Data directory). */
 export interface DataDirLayout {
@@ -55,7 +55,7 @@ export async function initDataDir(root: string, options: { clusterKeyFile?: stri
   else if (options.clusterKeyFile) {
     const current = await readFile(layout.clusterKey)
     if (!Buffer.from(clusterKey).equals(current)) {
-      throw new MeshsyncError('CLUSTER_KEY_MISMATCH', `${layout.clusterKey} already holds a different cluster key`)
+      throw new DaemonError('CLUSTER_KEY_MISMATCH', `${layout.clusterKey} already holds a different cluster key`)
     }
   }
   const token = new TextEncoder().encode(randomBytes(32).toString('base64url'))
@@ -74,10 +74,10 @@ async function readClusterKeyFile(file: string): Promise<Uint8Array> {
   try {
     bytes = await readFile(file)
   } catch (cause) {
-    throw new MeshsyncError('CLUSTER_KEY_UNREADABLE', `cannot read cluster key ${file}`, { cause })
+    throw new DaemonError('CLUSTER_KEY_UNREADABLE', `cannot read cluster key ${file}`, { cause })
   }
   if (!bytes.toString('utf8').startsWith('/key/swarm/psk/1.0.0/')) {
-    throw new MeshsyncError('CLUSTER_KEY_INVALID', `${file} is not a libp2p pre-shared key file`)
+    throw new DaemonError('CLUSTER_KEY_INVALID', `${file} is not a libp2p pre-shared key file`)
   }
   return bytes
 }

@@ -1,60 +1,115 @@
-import { MeshsyncError } from '../crdt/index.ts'
+import { MeshsyncError, type CrdtErrorCode } from '../crdt/index.ts'
 
 /**
- * Error codes the local API returns, with their HTTP status. The table is the documentation:
- * README's API section lists the same codes.
+ * Every error code meshsync reports, with the HTTP status the local API answers it with and what
+ * it means (docs/api.md, Errors, lists the same table; a test checks the two agree). `status:
+ * null` marks a code that is never an API response: the CLI or the daemon's start reports it, or
+ * a peer session ends with it. A code reaching the API's error handler that is not in this table
+ * with a status is a bug: the handler logs it and answers 500 `INTERNAL`.
  */
-export const ERROR_STATUS: Readonly<Record<string, number>> = {
-  INVALID_JSON: 400,
-  INVALID_BODY: 400,
-  INVALID_QUERY: 400,
-  INVALID_NAMESPACE: 400,
-  INVALID_ID: 400,
-  INVALID_TEXT_NAME: 400,
-  INVALID_CURSOR: 400,
-  ENTITY_DELETED: 409,
-  CURSOR_EXPIRED: 410,
-  INVALID_ENCODING: 400,
-  INVALID_RECORD: 400,
-  INVALID_TEXT: 400,
-  INVALID_UPDATE: 400,
-  TEXT_RANGE: 400,
-  INVALID_URL: 400,
-  UNAUTHORIZED: 401,
-  READ_ONLY_NAMESPACE: 403,
-  DIAL_FAILED: 502,
-  ENTITY_NOT_FOUND: 404,
-  ROUTE_NOT_FOUND: 404,
-  UNRESOLVED_CONFLICT: 409,
-  NO_PEER: 409,
-  RESYNC_TOO_LARGE: 413,
-  PAYLOAD_TOO_LARGE: 413,
-  URI_TOO_LONG: 414,
-  UNSUPPORTED_MEDIA_TYPE: 415,
-  OVERLOADED: 503,
-  SHUTTING_DOWN: 503,
-  STORAGE_CLOSED: 503,
-  STORAGE_FULL: 507,
-  STORAGE_FAILURE: 500,
-  STORAGE_CORRUPT: 500,
-  INTERNAL: 500,
+export const ERROR_CODES = {
+  // Requests
+  INVALID_JSON: { status: 400, meaning: 'the body is not JSON' },
+  INVALID_BODY: { status: 400, meaning: "the body does not match the route's schema (wrong types, missing or unknown fields)" },
+  INVALID_QUERY: { status: 400, meaning: 'bad query parameters (an unknown one, or `limit` out of range)' },
+  INVALID_URL: { status: 400, meaning: 'a path that is not valid percent-encoding' },
+  URI_TOO_LONG: { status: 414, meaning: 'a path segment longer than 1024 characters' },
+  PAYLOAD_TOO_LARGE: { status: 413, meaning: 'a body over `api.bodyLimit`' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'a body that is not `application/json`' },
+  BAD_REQUEST: { status: 400, meaning: 'a request the HTTP layer refused for another reason (the status is the one it gave, a 4xx)' },
+  UNAUTHORIZED: { status: 401, meaning: 'missing or wrong bearer token (TCP only)' },
+  ROUTE_NOT_FOUND: { status: 404, meaning: 'no such route (also a known path with another method)' },
+  // Data model (crdt/)
+  INVALID_NAMESPACE: { status: 400, meaning: 'a namespace outside the allowed form' },
+  INVALID_ID: { status: 400, meaning: 'an entity id outside the allowed form' },
+  INVALID_TEXT_NAME: { status: 400, meaning: 'a text name outside the allowed form' },
+  INVALID_RECORD: { status: 400, meaning: 'a record that breaks the rules (field names, strings that are not well-formed Unicode, too deep, a number that is not finite)' },
+  INVALID_TEXT: { status: 400, meaning: 'inserted text that is not well-formed Unicode' },
+  INVALID_UPDATE: { status: 400, meaning: 'bytes that are not a Yjs update, or an update that depends on changes this node does not have' },
+  INVALID_ENCODING: { status: 400, meaning: 'bytes that do not decode to a valid value' },
+  TEXT_RANGE: { status: 400, meaning: 'a splice outside the text; nothing of the request is applied' },
+  ENTITY_DELETED: { status: 409, meaning: 'a Yjs update to an entity deleted longer ago than `gc.tombstoneGraceMs`: recreate it with PUT' },
+  STORE_NOT_EMPTY: { status: null, meaning: 'a bulk load into a store that already holds entities (a restore reports it as BACKUP_CORRUPT)' },
+  // Entities and the change feed
+  INVALID_CURSOR: { status: 400, meaning: 'a change-feed cursor this node did not issue' },
+  CURSOR_EXPIRED: { status: 410, meaning: 'a change-feed cursor older than a tombstone purge (it could miss deletions): read again from cursor 0' },
+  ENTITY_NOT_FOUND: { status: 404, meaning: 'no such entity (or it is deleted)' },
+  READ_ONLY_NAMESPACE: { status: 403, meaning: 'a local write to a pull-only namespace' },
+  UNRESOLVED_CONFLICT: { status: 409, meaning: 'a write to a conflicted entity in a `strict` namespace' },
+  // Peers and replication
+  DIAL_FAILED: { status: 502, meaning: '`POST /v1/peers` could not connect' },
+  NO_PEER: { status: 409, meaning: 'resync without a connected peer (or the named one is not connected)' },
+  RESYNC_TOO_LARGE: { status: 413, meaning: 'the namespace a resync fetches is larger than the most it takes' },
+  SYNC_PROTOCOL: { status: 400, meaning: 'the peer broke the sync protocol (a resync ends with it)' },
+  GC_HORIZON: { status: null, meaning: 'a sync session refused: one side lacks tombstone purges of the other, and reloads those namespaces' },
+  // The daemon
+  OVERLOADED: { status: 503, meaning: 'too many writes waiting: retry' },
+  SHUTTING_DOWN: { status: 503, meaning: 'the daemon is stopping: retry' },
+  STORAGE_CLOSED: { status: 503, meaning: 'the store is closed (the daemon is stopping)' },
+  STORAGE_FULL: { status: 507, meaning: 'the disk holding the data dir is full; nothing of the write was committed, and writes resume once space is freed' },
+  STORAGE_FAILURE: { status: 500, meaning: 'the disk refused a read or write (nothing was acknowledged)' },
+  STORAGE_CORRUPT: { status: 500, meaning: 'the data dir is damaged (LevelDB reports corruption, or a stored Yjs update is missing)' },
+  INTERNAL: { status: 500, meaning: 'an unexpected error (logged by the daemon)' },
   // Backups (daemon/backup/errors.ts)
-  BACKUP_NOT_FOUND: 404,
-  BACKUP_AMBIGUOUS: 400,
-  BACKUP_CORRUPT: 422,
-  CHAIN_INCOMPLETE: 422,
-  WRONG_PASSPHRASE: 403,
-  PASSPHRASE_REQUIRED: 400,
-  REPOSITORY_NOT_ENCRYPTED: 400,
-  REPOSITORY_LOCKED: 423,
-  UNSUPPORTED_FORMAT: 422,
-  TARGET_UNREACHABLE: 502,
-  NO_BACKUP_TARGET: 400,
-  INVALID_TARGET: 400,
-  RESTORE_TARGET_NOT_EMPTY: 409,
-  RESTORE_TOO_LARGE: 413,
-  FILES_BACKUP_UNSUPPORTED: 501,
-  FILES_BACKUP_FULL_ONLY: 400,
+  BACKUP_NOT_FOUND: { status: 404, meaning: 'no backup with that id (or prefix) in the repository, or no repository there' },
+  BACKUP_AMBIGUOUS: { status: 400, meaning: 'an id prefix that matches several backups' },
+  BACKUP_CORRUPT: { status: 422, meaning: 'a chunk, index or manifest fails its SHA-256, size, decryption or decoding (the message names the backup and the object)' },
+  CHAIN_INCOMPLETE: { status: 422, meaning: 'a backup whose parent or base is missing from the repository' },
+  WRONG_PASSPHRASE: { status: 403, meaning: 'the passphrase does not open the repository' },
+  PASSPHRASE_REQUIRED: { status: 400, meaning: 'an encrypted repository without a passphrase (or an empty or unreadable passphrase file)' },
+  REPOSITORY_NOT_ENCRYPTED: { status: 400, meaning: 'a passphrase for a repository that is not encrypted' },
+  REPOSITORY_LOCKED: { status: 423, meaning: 'another process holds the repository lock' },
+  UNSUPPORTED_FORMAT: { status: 422, meaning: 'a repository or manifest written by a newer meshsync' },
+  TARGET_UNREACHABLE: { status: 502, meaning: 'the backup directory or bucket cannot be read or written' },
+  NO_BACKUP_TARGET: { status: 400, meaning: 'no `target` given or configured (or backups are not available on this node)' },
+  INVALID_TARGET: { status: 400, meaning: 'a target that is not a directory or `s3://` URL (also: an empty retention policy)' },
+  RESTORE_TARGET_NOT_EMPTY: { status: 409, meaning: '`into` names a directory that already holds files' },
+  RESTORE_TOO_LARGE: { status: 413, meaning: 'a live restore needs more writes in its one atomic batch than `store.maxQueuedOps`; nothing was written' },
+  FILES_BACKUP_UNSUPPORTED: { status: 501, meaning: 'a files backup of a store that keeps no database files (the in-memory store of tests)' },
+  FILES_BACKUP_FULL_ONLY: { status: 400, meaning: 'a files backup asked for as an incremental or differential' },
+  // The CLI and the daemon's start (never an API response)
+  INVALID_ARGUMENT: { status: null, meaning: 'a command-line argument that is not a valid number or port' },
+  CONFIG_INVALID: { status: null, meaning: 'invalid configuration (file or flags), or an unreadable or empty `backup.passphraseFile`' },
+  PORT_IN_USE: { status: null, meaning: 'the API port is taken by another process' },
+  ALREADY_RUNNING: { status: null, meaning: 'a daemon is already running on the data dir' },
+  DAEMON_NOT_RUNNING: { status: null, meaning: 'no daemon is listening on the data dir (the CLI)' },
+  HTTP_ERROR: { status: null, meaning: 'the CLI got an error status without an error body' },
+  // A new data dir (the daemon's start, or a restore `into` one, which copies this node's cluster key)
+  CLUSTER_KEY_INVALID: { status: 400, meaning: 'the cluster key file is not a libp2p pre-shared key file' },
+  CLUSTER_KEY_UNREADABLE: { status: 400, meaning: 'the cluster key file cannot be read' },
+  CLUSTER_KEY_MISMATCH: { status: 400, meaning: 'the data dir already holds a different cluster key' },
+} as const satisfies Record<string, { readonly status: number | null; readonly meaning: string }>
+
+/** A code of {@link ERROR_CODES}. */
+export type ErrorCode = keyof typeof ERROR_CODES
+
+/** The codes the local API answers with (those with an HTTP status). */
+export type ApiErrorCode = { [C in ErrorCode]: (typeof ERROR_CODES)[C]['status'] extends number ? C : never }[ErrorCode]
+
+/** A union of codes, each of which must be in {@link ERROR_CODES} (else it does not compile). */
+export type ErrorCodes<C extends ErrorCode> = C
+
+/** The codes crdt/ throws (it cannot import this table): compile-time proof they are in it. */
+export type CrdtErrorCodes = ErrorCodes<CrdtErrorCode>
+
+/** Whether `code` is a code of {@link ERROR_CODES}. */
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, code)
+}
+
+/** Whether `code` is a code the local API answers with (one with an HTTP status). */
+export function isApiErrorCode(code: string): code is ApiErrorCode {
+  return isErrorCode(code) && ERROR_CODES[code].status !== null
+}
+
+/** An error of the daemon or the CLI with one of the table's codes (start, arguments, files). */
+export class DaemonError extends MeshsyncError {
+  declare readonly code: ErrorCode
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options)
+    this.name = 'DaemonError'
+  }
 }
 
 /** An entity that does not exist (or is deleted). */
@@ -67,15 +122,15 @@ export class EntityNotFoundError extends MeshsyncError {
 
 /** The write queue is full or the store is closing: try again later. */
 export class UnavailableError extends MeshsyncError {
-  constructor(code: 'OVERLOADED' | 'SHUTTING_DOWN', message: string) {
+  constructor(code: ErrorCodes<'OVERLOADED' | 'SHUTTING_DOWN'>, message: string) {
     super(code, message)
     this.name = 'UnavailableError'
   }
 }
 
-/** Input rejected by the API layer (query strings, cursors). */
+/** Input rejected by the API layer (query strings, bodies, cursors) or a dial it could not make. */
 export class RequestError extends MeshsyncError {
-  constructor(code: string, message: string) {
+  constructor(code: ErrorCodes<'INVALID_QUERY' | 'INVALID_BODY' | 'INVALID_CURSOR' | 'DIAL_FAILED'>, message: string) {
     super(code, message)
     this.name = 'RequestError'
   }

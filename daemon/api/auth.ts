@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import type { DashboardSession } from '../dashboard/session.ts'
+import { errorReply } from './error-handler.ts'
 
 /** Routes reachable over TCP without a token (nothing in them is private). */
 const OPEN_ROUTES = new Set(['/v1/health'])
@@ -20,6 +21,7 @@ export function requireBearerToken(app: FastifyInstance, token: string, session?
     const given = header?.startsWith('Bearer ') ? Buffer.from(header.slice(7).trim()) : queryToken !== null ? Buffer.from(queryToken) : undefined
     if (given && given.length === expected.length && timingSafeEqual(given, expected)) return
     if (session && (session.authorizes(request) || session.isLogin(request))) return
-    return reply.status(401).send({ error: { code: 'UNAUTHORIZED', message: 'missing or wrong bearer token' } })
+    const { status, body } = errorReply('UNAUTHORIZED', 'missing or wrong bearer token')
+    return reply.status(status).send(body)
   })
 }

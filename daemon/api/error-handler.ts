@@ -1,9 +1,9 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { MeshsyncError } from '../../crdt/index.ts'
-import { ERROR_STATUS } from '../errors.ts'
+import { ERROR_CODES, isApiErrorCode, type ApiErrorCode } from '../errors.ts'
 
 /** Fastify's own error codes, mapped to ours. */
-const FASTIFY_CODES: Readonly<Record<string, string>> = {
+const FASTIFY_CODES: Readonly<Record<string, ApiErrorCode>> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_JSON',
   FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
@@ -13,18 +13,38 @@ const FASTIFY_CODES: Readonly<Record<string, string>> = {
   FST_ERR_MAX_PARAM_LENGTH: 'URI_TOO_LONG',
 }
 
+/** The body of every error response (docs/api.md, Errors). */
+export interface ErrorBody {
+  readonly error: { readonly code: ApiErrorCode; readonly message: string }
+}
+
+/** What an error becomes on the wire; `unknownCode`: a meshsync error whose code has no status. */
+export interface ErrorReply {
+  readonly status: number
+  readonly body: ErrorBody
+  readonly unknownCode?: string
+}
+
+/** The answer of an API code: its status from the table and the `{"error": {...}}` body. */
+export function errorReply(code: ApiErrorCode, message: string): ErrorReply {
+  return { status: ERROR_CODES[code].status, body: { error: { code, message } } }
+}
+
 /** Every error leaves as `{"error": {"code", "message"}}` with the status its code maps to. */
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const { status, code, message } = describe(error)
+    const { status, body, unknownCode } = describeError(error)
+    const { code } = body.error
     // A full disk refuses every write until space is freed: one warning per request, no stack.
     if (code === 'STORAGE_FULL') request.log.warn({ code }, 'write refused: the disk is full')
+    else if (unknownCode !== undefined) request.log.error({ err: error, code: unknownCode }, 'request failed with a code that has no HTTP status (daemon/errors.ts)')
     else if (status >= 500) request.log.error({ err: error }, 'request failed')
     else request.log.debug({ code }, 'request refused')
-    void reply.status(status).send({ error: { code, message } })
+    void reply.status(status).send(body)
   })
   app.setNotFoundHandler((request, reply) => {
-    void reply.status(404).send({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } })
+    const { status, body } = errorReply('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)
+    void reply.status(status).send(body)
   })
 }
 
@@ -33,22 +53,31 @@ export function installErrorHandling(app: FastifyInstance): void {
  * valid percent-encoding, or longer than the router takes) leave in the same shape as the rest.
  */
 export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const { code, status, message } = describe(error)
-  request.log.debug({ code }, 'request refused')
-  void reply.status(status).send({ error: { code, message } })
+  const { status, body } = describeError(error)
+  request.log.debug({ code: body.error.code }, 'request refused')
+  void reply.status(status).send(body)
 }
 
-function describe(error: FastifyError): { status: number; code: string; message: string } {
-  if (error instanceof MeshsyncError) return { status: ERROR_STATUS[error.code] ?? 400, code: error.code, message: error.message }
-  if (error.validation) {
-    const where = error.validationContext === 'querystring' ? 'INVALID_QUERY' : error.validationContext === 'params' ? 'INVALID_ID' : 'INVALID_BODY'
-    return { status: 400, code: where, message: error.message }
+/**
+ * The reply to an error: a meshsync error by its code's status in ERROR_CODES (a code without
+ * one is a bug: 500 `INTERNAL`, flagged in `unknownCode` for the log), fastify's own errors by
+ * their mapping, anything else 500 `INTERNAL` without its message.
+ */
+export function describeError(error: FastifyError | Error): ErrorReply {
+  if (error instanceof MeshsyncError) {
+    if (isApiErrorCode(error.code)) return errorReply(error.code, error.message)
+    return { ...errorReply('INTERNAL', 'internal error'), unknownCode: error.code }
   }
-  const mapped = error.code ? FASTIFY_CODES[error.code] : undefined
-  if (mapped) return { status: ERROR_STATUS[mapped] ?? 400, code: mapped, message: error.message }
-  if (error instanceof SyntaxError || (error.statusCode === 400 && /JSON|proto/i.test(error.message))) {
-    return { status: 400, code: 'INVALID_JSON', message: error.message }
+  const fastifyError = error as Partial<FastifyError>
+  if (fastifyError.validation) {
+    const where = fastifyError.validationContext === 'querystring' ? 'INVALID_QUERY' : fastifyError.validationContext === 'params' ? 'INVALID_ID' : 'INVALID_BODY'
+    return errorReply(where, error.message)
   }
-  if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) return { status: error.statusCode, code: 'BAD_REQUEST', message: error.message }
-  return { status: 500, code: 'INTERNAL', message: 'internal error' }
+  const mapped = fastifyError.code !== undefined ? FASTIFY_CODES[fastifyError.code] : undefined
+  if (mapped) return errorReply(mapped, error.message)
+  const statusCode = fastifyError.statusCode
+  if (error instanceof SyntaxError || (statusCode === 400 && /JSON|proto/i.test(error.message))) return errorReply('INVALID_JSON', error.message)
+  // Another 4xx of the HTTP layer keeps the status it gave (docs/api.md, Errors: BAD_REQUEST).
+  if (statusCode !== undefined && statusCode >= 400 && statusCode < 500) return { status: statusCode, body: { error: { code: 'BAD_REQUEST', message: error.message } } }
+  return errorReply('INTERNAL', 'internal error')
 }

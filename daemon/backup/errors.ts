@@ -1,7 +1,9 @@
 import { MeshsyncError } from '../../crdt/index.ts'
+import type { ErrorCodes } from '../errors.ts'
 
 /**
- * Codes of backup errors (each also in ERROR_STATUS, daemon/errors.ts, and in README):
+ * Codes of backup errors (each also in ERROR_CODES, daemon/errors.ts, which gives their HTTP
+ * status, and in docs/api.md):
  *
  * - `BACKUP_NOT_FOUND`: no set with that id (or prefix) in the repository.
  * - `BACKUP_AMBIGUOUS`: an id prefix that matches several sets.
@@ -20,7 +22,7 @@ import { MeshsyncError } from '../../crdt/index.ts'
  *   memory store of tests).
  * - `FILES_BACKUP_FULL_ONLY`: a files backup asked for as an incremental or differential.
  */
-export type BackupErrorCode =
+export type BackupErrorCode = ErrorCodes<
   | 'BACKUP_NOT_FOUND'
   | 'BACKUP_AMBIGUOUS'
   | 'BACKUP_CORRUPT'
@@ -37,6 +39,7 @@ export type BackupErrorCode =
   | 'RESTORE_TOO_LARGE'
   | 'FILES_BACKUP_UNSUPPORTED'
   | 'FILES_BACKUP_FULL_ONLY'
+>
 
 /** A backup operation refused or failed; nothing in the repository or the store was changed. */
 export class BackupError extends MeshsyncError {

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Option, type Command } from 'commander'
-import { MeshsyncError } from '../../crdt/index.ts'
 import type { Progress } from '../backup/create.ts'
 import { BackupService, type BackupSummary } from '../backup/service.ts'
 import type { RetentionPolicy } from '../backup/maintain.ts'
 import { defaultDataDir, loadConfig } from '../config.ts'
 import { dataDirLayout } from '../data-dir.ts'
+import { DaemonError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import { MemoryKvStore } from '../storage/memory-kv-store.ts'
 import { EntityStore } from '../store/entity-store.ts'
@@ -180,10 +180,10 @@ function readPassphrase(file: string): string {
   try {
     text = readFileSync(file, 'utf8')
   } catch (cause) {
-    throw new MeshsyncError('PASSPHRASE_REQUIRED', `cannot read the passphrase file ${file}`, { cause })
+    throw new DaemonError('PASSPHRASE_REQUIRED', `cannot read the passphrase file ${file}`, { cause })
   }
   const line = text.split(/\r?\n/)[0] ?? ''
-  if (line === '') throw new MeshsyncError('PASSPHRASE_REQUIRED', `the passphrase file ${file} is empty`)
+  if (line === '') throw new DaemonError('PASSPHRASE_REQUIRED', `the passphrase file ${file} is empty`)
   return line
 }
 
@@ -194,7 +194,7 @@ function absoluteTarget(target: string): string {
 
 function parseCount(value: string): number {
   const n = Number(value)
-  if (!Number.isInteger(n) || n < 0) throw new MeshsyncError('INVALID_ARGUMENT', `not a count: ${value}`)
+  if (!Number.isInteger(n) || n < 0) throw new DaemonError('INVALID_ARGUMENT', `not a count: ${value}`)
   return n
 }
 

@@ -1,13 +1,36 @@
 import { request, type IncomingMessage } from 'node:http'
 import { MeshsyncError } from '../../crdt/index.ts'
+import type { ErrorCode, ErrorCodes } from '../errors.ts'
 
-/** An API call that failed, with the API's code (or a transport code). */
+/** An API call that failed, with the API's code (or one of the client's own). */
 export class ClientError extends MeshsyncError {
+  /** The HTTP status; 0 when no answer came. */
   readonly status: number
-  constructor(code: string, message: string, status = 0, options?: { cause?: unknown }) {
+
+  /**
+   * `code`: a code of ERROR_CODES (daemon/errors.ts). An answer's code is kept as it came, so
+   * that a daemon of another version can name a code this client does not know.
+   */
+  private constructor(code: string, message: string, status: number, options?: { cause?: unknown }) {
     super(code, message, options)
     this.name = 'ClientError'
     this.status = status
+  }
+
+  /** A failure of the client itself (no daemon to ask). */
+  static local(code: ErrorCodes<'DAEMON_NOT_RUNNING'>, message: string, options?: { cause?: unknown }): ClientError {
+    return new ClientError(code, message, 0, options)
+  }
+
+  /** An error answer: its `{"error": {"code", "message"}}` body, or `HTTP_ERROR` without one. */
+  static fromResponse(status: number, body: unknown): ClientError {
+    const error = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error
+    const missing: ErrorCode = 'HTTP_ERROR'
+    return new ClientError(
+      typeof error?.code === 'string' ? error.code : missing,
+      typeof error?.message === 'string' ? error.message : `HTTP ${status}`,
+      status,
+    )
   }
 }
 
@@ -24,20 +47,14 @@ export class SocketClient {
     const res = await this.#send(method, path, body, {})
     const text = await readAll(res)
     const parsed = text.length > 0 ? (JSON.parse(text) as unknown) : undefined
-    if ((res.statusCode ?? 500) >= 400) {
-      const err = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error
-      throw new ClientError(err?.code ?? 'HTTP_ERROR', err?.message ?? `HTTP ${res.statusCode}`, res.statusCode ?? 0)
-    }
+    if ((res.statusCode ?? 500) >= 400) throw ClientError.fromResponse(res.statusCode ?? 0, parsed)
     return parsed as T
   }
 
   /** Opens a server-sent-events stream; calls `onEvent` for each event until the stream ends. */
   async stream(path: string, onEvent: (event: SseEvent) => void, signal?: AbortSignal): Promise<void> {
     const res = await this.#send('GET', path, undefined, { accept: 'text/event-stream' }, signal)
-    if ((res.statusCode ?? 500) >= 400) {
-      const parsed = JSON.parse(await readAll(res)) as { error?: { code?: string; message?: string } }
-      throw new ClientError(parsed.error?.code ?? 'HTTP_ERROR', parsed.error?.message ?? `HTTP ${res.statusCode}`, res.statusCode ?? 0)
-    }
+    if ((res.statusCode ?? 500) >= 400) throw ClientError.fromResponse(res.statusCode ?? 0, JSON.parse(await readAll(res)))
     res.setEncoding('utf8')
     const parser = new SseParser(onEvent)
     for await (const chunk of res) parser.push(chunk as string)
@@ -58,7 +75,7 @@ export class SocketClient {
       )
       req.on('error', (cause: NodeJS.ErrnoException) => {
         if (cause.code === 'ENOENT' || cause.code === 'ECONNREFUSED') {
-          reject(new ClientError('DAEMON_NOT_RUNNING', `no daemon is listening on ${this.socketPath} (start one with "meshsync start")`, 0, { cause }))
+          reject(ClientError.local('DAEMON_NOT_RUNNING', `no daemon is listening on ${this.socketPath} (start one with "meshsync start")`, { cause }))
         } else reject(cause)
       })
       req.end(payload)

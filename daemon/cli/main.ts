@@ -4,6 +4,7 @@ import { MeshsyncError } from '../../crdt/index.ts'
 import { defaultDataDir, loadConfig, type ConfigOverrides } from '../config.ts'
 import { Daemon } from '../daemon.ts'
 import { dataDirLayout, initDataDir } from '../data-dir.ts'
+import { DaemonError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import { registerBackupCommands } from './backup-commands.ts'
 import { SocketClient } from './client.ts'
@@ -85,7 +86,7 @@ function buildProgram(): Command {
       try {
         info = JSON.parse(readFileSync(layout.daemonJson, 'utf8')) as { api: { url: string } }
       } catch (cause) {
-        throw new MeshsyncError('DAEMON_NOT_RUNNING', `no daemon is running on ${layout.root} (start one with "meshsync start")`, { cause })
+        throw new DaemonError('DAEMON_NOT_RUNNING', `no daemon is running on ${layout.root} (start one with "meshsync start")`, { cause })
       }
       const url = `${info.api.url}/?token=${encodeURIComponent(readFileSync(layout.apiToken, 'utf8').trim())}`
       if (opts.json) return print({ url })
@@ -271,7 +272,7 @@ function readRecordArg(json: string | undefined): unknown {
   try {
     return JSON.parse(text) as unknown
   } catch {
-    throw new MeshsyncError('INVALID_JSON', 'the record is not valid JSON')
+    throw new DaemonError('INVALID_JSON', 'the record is not valid JSON')
   }
 }
 
@@ -294,13 +295,13 @@ function enc(s: string): string {
 
 function parsePort(value: string): number {
   const n = Number(value)
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new MeshsyncError('INVALID_ARGUMENT', `not a port number: ${value}`)
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new DaemonError('INVALID_ARGUMENT', `not a port number: ${value}`)
   return n
 }
 
 function parsePositive(value: string): number {
   const n = Number(value)
-  if (!Number.isInteger(n) || n < 1) throw new MeshsyncError('INVALID_ARGUMENT', `not a positive integer: ${value}`)
+  if (!Number.isInteger(n) || n < 1) throw new DaemonError('INVALID_ARGUMENT', `not a positive integer: ${value}`)
   return n
 }
 
