@@ -42,3 +42,12 @@ export interface VerifyResult {
   readonly bytes: number
   readonly problems: readonly VerifyProblem[]
 }
+
+/** What a restore into a new data dir did. */
+export interface RestoreDirResult {
+  readonly backup: string
+  readonly into: string
+  readonly nodeId: string
+  readonly entities: number
+  readonly deleted: number
+}
