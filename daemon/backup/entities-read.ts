@@ -21,7 +21,6 @@ import {
   type Manifest,
   type SetIndex,
 } from './format.ts'
-import { isFilesSet, materializeFiles, verifyFilesSet } from './files-read.ts'
 import type { RestoredEntity, Scope, VerifyProblem, VerifyResult } from './read-types.ts'
 import { readObject } from './objects.ts'
 import { chainOf } from './read.ts'
@@ -275,17 +274,13 @@ class DiffChecker {
  * whole comes back as stored; one with diffs after its last whole record (or diffs only: created
  * since) is merged (`Y.mergeUpdates`), loaded in a document, its record and texts read from it.
  *
- * Unscoped, this reads every object of the chain and checks it as {@link verifyChain} does
+ * Unscoped, this reads every object of the chain and checks it as {@link verifyEntityChain} does
  * (SHA-256, decryption, structure, every diff rebuilt against its chunk's digest, the entity
  * count): a consumer that keeps nothing of a walk that throws has restored from a verified chain
  * in one pass. A scoped walk checks what it reads; verify the chain first.
  */
-export async function* materialize(repo: BackupRepository, sealer: Sealer, chain: readonly Manifest[], scope: Scope = {}): AsyncGenerator<RestoredEntity> {
+export async function* materializeEntities(repo: BackupRepository, sealer: Sealer, chain: readonly Manifest[], scope: Scope = {}): AsyncGenerator<RestoredEntity> {
   const target = chain.at(-1) as Manifest
-  if (isFilesSet(target)) {
-    yield* materializeFiles(repo, sealer, target, scope)
-    return
-  }
   const whole = scope.ns === undefined
   const checker = whole ? new DiffChecker(chain) : undefined
   const recorded = new Map<string, { digest: Uint8Array; diffs: number }>()
@@ -340,13 +335,12 @@ export async function* materialize(repo: BackupRepository, sealer: Sealer, chain
  * from the records before it and checks each chunk's entities against the digest taken at backup
  * time. `deep` also parses every record's meta and Yjs state.
  */
-export async function verifyChain(
+export async function verifyEntityChain(
   repo: BackupRepository,
   sealer: Sealer,
   manifest: Manifest,
   options: { deep?: boolean; onProgress?: (p: { set: string; object: string; done: number; total: number }) => void } = {},
 ): Promise<VerifyResult> {
-  if (isFilesSet(manifest)) return verifyFilesSet(repo, sealer, manifest, options)
   const chain = await chainOf(repo, manifest)
   const problems: VerifyProblem[] = []
   let objects = 0

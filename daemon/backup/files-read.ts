@@ -20,13 +20,8 @@ import type { RestoreDirResult, RestoredEntity, Scope, VerifyResult } from './re
 import type { BackupRepository } from './repository.ts'
 import type { Sealer } from './seal.ts'
 
-
 /** Chunks read (fetched, checked, decrypted, decompressed) ahead of the one being written. */
 const READ_AHEAD = 3
-
-export function isFilesSet(m: Manifest): boolean {
-  return m.method === 'files'
-}
 
 /** Checks the file list of a files set's manifest; throws BACKUP_CORRUPT. */
 export function checkFileList(m: Manifest): void {

@@ -10,8 +10,7 @@ import type { LocalOp, StoredEntity } from '../store/entity-store.ts'
 import { BackupError } from './errors.ts'
 import type { Progress } from './create.ts'
 import type { Manifest } from './format.ts'
-import { isFilesSet, restoreFiles } from './files-read.ts'
-import { materialize, verifyChain } from './entities-read.ts'
+import { materialize, methodOf, verifyChain } from './methods.ts'
 import { assertVerified, chainOf, type RestoredEntity, type Scope } from './read.ts'
 import type { BackupRepository } from './repository.ts'
 import type { Sealer } from './seal.ts'
@@ -65,7 +64,8 @@ export async function restoreIntoDir(
   if (existed && (await readdir(into)).length > 0) throw new BackupError('RESTORE_TARGET_NOT_EMPTY', `${into} already holds data; restore into an empty or new directory`)
   try {
     const init = (): Promise<InitResult> => initDataDir(into, options.clusterKeyFile !== undefined ? { clusterKeyFile: options.clusterKeyFile } : {})
-    if (isFilesSet(manifest) && scope.ns === undefined) return await restoreFiles(repo, sealer, manifest, into, init)
+    const { restoreWhole } = methodOf(manifest)
+    if (restoreWhole && scope.ns === undefined) return await restoreWhole(repo, sealer, manifest, into, init)
     const { layout, identity } = await init()
     const kv = new LevelKvStore(layout.db)
     await kv.open()
