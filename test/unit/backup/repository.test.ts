@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { acquireLock, readLocks } from '../../../daemon/backup/lock.ts'
 import { openRepository } from '../../../daemon/backup/target.ts'
@@ -16,8 +18,26 @@ afterAll(async () => {
   await s3?.close()
 })
 
-backupRepositorySuite('directory', async () => openRepository(await tempDir('meshsync-repo-')))
-backupRepositorySuite('s3', async () => openRepository(s3.target(`repo-${++prefixes}`), { s3: s3.client }))
+backupRepositorySuite('directory', async () => {
+  const dir = await tempDir('meshsync-repo-')
+  // A repository whose path runs through a regular file.
+  const file = join(await tempDir('meshsync-repo-'), 'a-file')
+  await writeFile(file, 'not a directory')
+  return {
+    repo: openRepository(dir),
+    reopen: () => openRepository(dir),
+    unreachable: () => openRepository(join(file, 'repo')),
+  }
+})
+
+backupRepositorySuite('s3', async () => {
+  const target = s3.target(`repo-${++prefixes}`)
+  return {
+    repo: openRepository(target, { s3: s3.client }),
+    reopen: () => openRepository(target, { s3: s3.client }),
+    unreachable: () => openRepository('s3://bucket/x?endpoint=http%3A%2F%2F127.0.0.1%3A1', { s3: { ...s3.client, endpoint: 'http://127.0.0.1:1', maxAttempts: 1 } }),
+  }
+})
 
 describe('openRepository', () => {
   it('refuses what is not a target', () => {
@@ -26,9 +46,10 @@ describe('openRepository', () => {
     expect(() => openRepository('s3://A_B/x')).toThrow(expect.objectContaining({ code: 'INVALID_TARGET' }))
   })
 
-  it('reports an unreachable S3 endpoint', async () => {
-    const repo = openRepository('s3://bucket/x?endpoint=http%3A%2F%2F127.0.0.1%3A1', { s3: { ...s3.client, endpoint: 'http://127.0.0.1:1', maxAttempts: 1 } })
-    await expect(repo.listSets()).rejects.toMatchObject({ code: 'TARGET_UNREACHABLE' })
+  it('refuses a key that leaves a directory repository', async () => {
+    const repo = openRepository(await tempDir('meshsync-repo-'))
+    await expect(repo.get('../outside')).rejects.toMatchObject({ code: 'INVALID_TARGET' })
+    await expect(repo.put('sets/../../outside', new Uint8Array(1))).rejects.toMatchObject({ code: 'INVALID_TARGET' })
     await repo.close()
   })
 })
