@@ -1,4 +1,4 @@
-/** What reading a chain gives back (read.ts; files-read.ts for files sets). */
+/** What reading a chain and restoring a set give back (entities-read.ts, files-read.ts, restore.ts). */
 import type * as Y from 'yjs'
 import type { EntityMeta } from '../store/entity-meta.ts'
 

@@ -1,11 +1,11 @@
 import { resolve } from 'node:path'
 import type { Logger } from 'pino'
-import type { FilesSource } from './create-files.ts'
-import type { BackupSource, Progress, WriteOptions } from './create.ts'
+import type { Progress, WriteOptions } from './create.ts'
 import { BackupError } from './errors.ts'
 import type { BackupType, Manifest } from './format.ts'
 import { withLock } from './lock.ts'
 import { prune, synthesizeFull, verifyBackup, type PruneResult, type RetentionPolicy } from './maintain.ts'
+import type { MethodSource } from './method.ts'
 import { backupMethod, DEFAULT_METHOD, methodOf, type BackupMethodName } from './methods.ts'
 import { listManifests, loadManifest, resolveSetId, type VerifyResult } from './read.ts'
 import type { BackupRepository } from './repository.ts'
@@ -96,7 +96,7 @@ export interface BackupStatus {
 
 /** What the service needs from the daemon. */
 export interface BackupServiceComponents {
-  readonly store: BackupSource & FilesSource & LiveStore
+  readonly store: MethodSource & LiveStore
   readonly logger: Logger
 }
 
@@ -113,7 +113,7 @@ export interface CallOptions {
  * repository's exclusive lock against other processes.
  */
 export class BackupService {
-  readonly #store: BackupSource & FilesSource & LiveStore
+  readonly #store: MethodSource & LiveStore
   readonly #log: Logger
   readonly #settings: BackupSettings
   #queue: Promise<unknown> = Promise.resolve()
