@@ -62,7 +62,7 @@ export async function createFilesBackup(repo: BackupRepository, source: FilesSou
         }
         await cutter.flush()
         const head = { type: 'full' as const, parent: null, base: null, node: source.nodeId, vv: checkpoint.view.vv, feedSeq: checkpoint.view.feedSeq, snapshotAt }
-        return await builder.publish(head, counts, {}, files)
+        return await builder.publish(head, counts, {}, { method: 'files', files })
       } catch (error) {
         await builder.abort()
         throw error

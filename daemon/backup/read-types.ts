@@ -1,4 +1,4 @@
-/** What reading a chain gives back (read.ts; files-read.ts for files sets). */
+/** What reading a chain and restoring a set give back (entities-read.ts, files-read.ts, restore.ts). */
 import type * as Y from 'yjs'
 import type { EntityMeta } from '../store/entity-meta.ts'
 
@@ -41,4 +41,13 @@ export interface VerifyResult {
   readonly diffs: number
   readonly bytes: number
   readonly problems: readonly VerifyProblem[]
+}
+
+/** What a restore into a new data dir did. */
+export interface RestoreDirResult {
+  readonly backup: string
+  readonly into: string
+  readonly nodeId: string
+  readonly entities: number
+  readonly deleted: number
 }

@@ -1,8 +1,8 @@
-import { mkdir, readdir, rm } from 'node:fs/promises'
+import { readdir, rm } from 'node:fs/promises'
 import type { Logger } from 'pino'
 import type { Doc } from 'yjs'
 import { createEntityDoc, jsonEqual, readText, textNames, ValidationError, type JsonRecord, type TextSplice } from '../../crdt/index.ts'
-import { dataDirLayout, initDataDir, type InitResult } from '../data-dir.ts'
+import { initDataDir, type InitResult } from '../data-dir.ts'
 import { UnavailableError } from '../errors.ts'
 import { LevelKvStore } from '../storage/level-kv-store.ts'
 import { BulkLoader, type LoadEntity } from '../store/bulk-load.ts'
@@ -10,10 +10,13 @@ import type { LocalOp, StoredEntity } from '../store/entity-store.ts'
 import { BackupError } from './errors.ts'
 import type { Progress } from './create.ts'
 import type { Manifest } from './format.ts'
-import { isFilesSet, openUnpacked, unpackFiles } from './files-read.ts'
-import { assertVerified, chainOf, materialize, verifyChain, type RestoredEntity, type Scope } from './read.ts'
+import { materialize, methodOf, verifyChain } from './methods.ts'
+import { assertVerified, chainOf, type RestoredEntity, type Scope } from './read.ts'
 import type { BackupRepository } from './repository.ts'
 import type { Sealer } from './seal.ts'
+import type { RestoreDirResult } from './read-types.ts'
+
+export type { RestoreDirResult } from './read-types.ts'
 
 /** Which entities a restore brings back. */
 export type RestoreScope = Scope
@@ -36,15 +39,6 @@ export async function verifiedChain(repo: BackupRepository, sealer: Sealer, mani
  */
 async function chainFor(repo: BackupRepository, sealer: Sealer, manifest: Manifest, scope: RestoreScope): Promise<Manifest[]> {
   return scope.ns === undefined ? chainOf(repo, manifest) : verifiedChain(repo, sealer, manifest)
-}
-
-/** What a restore into a new data dir did. */
-export interface RestoreDirResult {
-  readonly backup: string
-  readonly into: string
-  readonly nodeId: string
-  readonly entities: number
-  readonly deleted: number
 }
 
 const LOAD_BATCH = 2000
@@ -70,7 +64,8 @@ export async function restoreIntoDir(
   if (existed && (await readdir(into)).length > 0) throw new BackupError('RESTORE_TARGET_NOT_EMPTY', `${into} already holds data; restore into an empty or new directory`)
   try {
     const init = (): Promise<InitResult> => initDataDir(into, options.clusterKeyFile !== undefined ? { clusterKeyFile: options.clusterKeyFile } : {})
-    if (isFilesSet(manifest) && scope.ns === undefined) return await restoreFiles(repo, sealer, manifest, into, init)
+    const { restoreWhole } = methodOf(manifest)
+    if (restoreWhole && scope.ns === undefined) return await restoreWhole(repo, sealer, manifest, into, init)
     const { layout, identity } = await init()
     const kv = new LevelKvStore(layout.db)
     await kv.open()
@@ -121,27 +116,6 @@ export async function restoreIntoDir(
     else await rm(into, { recursive: true, force: true })
     throw error
   }
-}
-
-/**
- * A files set into a new data dir: its files as they were, every chunk checked against its
- * SHA-256, made durable, then opened once (LevelDB's recovery checks every table file the manifest names
- * is there). The node's store comes back whole: its change log, feed and vector, and the Yjs
- * client ids it used, which the new identity's store never takes again.
- */
-async function restoreFiles(repo: BackupRepository, sealer: Sealer, manifest: Manifest, into: string, init: () => Promise<InitResult>): Promise<RestoreDirResult> {
-  const db = dataDirLayout(into).db
-  await mkdir(into, { recursive: true, mode: 0o700 }) // before the files make it with a wider mode
-  // The data dir's keys are made while the files are written (each settles before a failure is
-  // passed on, so that nothing is still writing when the directory is removed). Every chunk's
-  // SHA-256 is checked as it is read; each file's own (a second pass over every byte, a fifth of
-  // the time here) is left to verify.
-  const [made, unpacked] = await Promise.allSettled([init(), unpackFiles(repo, sealer, manifest, db, { sync: true, checkFiles: false })])
-  if (unpacked.status === 'rejected') throw unpacked.reason
-  if (made.status === 'rejected') throw made.reason
-  await (await openUnpacked(manifest, db)).close()
-  const deleted = Object.values(manifest.namespaces).reduce((n, c) => n + c.deleted, 0)
-  return { backup: manifest.id, into, nodeId: made.value.identity.nodeId, entities: manifest.entities, deleted }
 }
 
 async function dirExists(dir: string): Promise<boolean> {

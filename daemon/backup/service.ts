@@ -1,19 +1,17 @@
 import { resolve } from 'node:path'
 import type { Logger } from 'pino'
-import { createFilesBackup, type FilesSource } from './create-files.ts'
-import { createBackup, type BackupSource, type Progress, type WriteOptions } from './create.ts'
+import type { Progress, WriteOptions } from './create.ts'
 import { BackupError } from './errors.ts'
 import type { BackupType, Manifest } from './format.ts'
 import { withLock } from './lock.ts'
 import { prune, synthesizeFull, verifyBackup, type PruneResult, type RetentionPolicy } from './maintain.ts'
+import type { MethodSource } from './method.ts'
+import { backupMethod, DEFAULT_METHOD, methodOf, type BackupMethodName } from './methods.ts'
 import { listManifests, loadManifest, resolveSetId, type VerifyResult } from './read.ts'
 import type { BackupRepository } from './repository.ts'
 import { restoreIntoDir, restoreIntoLive, type LiveStore, type RestoreDirResult, type RestoreLiveResult } from './restore.ts'
 import { openSealer, type KdfParams } from './seal.ts'
 import { openRepository, type OpenRepositoryOptions } from './target.ts'
-
-/** How a set holds the node's data (format.ts `method`). */
-export type BackupMethod = 'entities' | 'files'
 
 /** A set as list and create report it. */
 export interface BackupSummary {
@@ -23,7 +21,7 @@ export interface BackupSummary {
   readonly base: string | null
   readonly synthetic: boolean
   /** How the set holds the data: entity records, or the node's database files (a full). */
-  readonly method: BackupMethod
+  readonly method: BackupMethodName
   readonly created: string
   readonly snapshotAt: string
   readonly node: string
@@ -45,7 +43,7 @@ export function summarize(m: Manifest): BackupSummary {
     parent: m.parent,
     base: m.base,
     synthetic: m.synthetic !== undefined,
-    method: m.method ?? 'entities',
+    method: methodOf(m).name,
     created: m.created,
     snapshotAt: m.snapshotAt,
     node: m.node,
@@ -64,7 +62,7 @@ export function summarize(m: Manifest): BackupSummary {
 export interface BackupSchedule {
   readonly type: BackupType
   /** `files`: a files backup (type full only; create-files.ts). Default: entities. */
-  readonly method?: BackupMethod
+  readonly method?: BackupMethodName
   /** Period in ms. */
   readonly everyMs: number
   /** Prune after each run with this policy (optional). */
@@ -90,7 +88,7 @@ export interface BackupSettings {
 export interface BackupStatus {
   readonly target: string | null
   readonly running: boolean
-  readonly lastSuccess: { readonly id: string; readonly at: string; readonly type: BackupType; readonly method: BackupMethod; readonly bytes: number; readonly entities: number; readonly durationMs: number } | null
+  readonly lastSuccess: { readonly id: string; readonly at: string; readonly type: BackupType; readonly method: BackupMethodName; readonly bytes: number; readonly entities: number; readonly durationMs: number } | null
   readonly lastFailure: { readonly at: string; readonly code: string; readonly message: string } | null
   /** Age in ms of the last successful backup's snapshot. */
   readonly ageMs: number | null
@@ -98,7 +96,7 @@ export interface BackupStatus {
 
 /** What the service needs from the daemon. */
 export interface BackupServiceComponents {
-  readonly store: BackupSource & FilesSource & LiveStore
+  readonly store: MethodSource & LiveStore
   readonly logger: Logger
 }
 
@@ -115,7 +113,7 @@ export interface CallOptions {
  * repository's exclusive lock against other processes.
  */
 export class BackupService {
-  readonly #store: BackupSource & FilesSource & LiveStore
+  readonly #store: MethodSource & LiveStore
   readonly #log: Logger
   readonly #settings: BackupSettings
   #queue: Promise<unknown> = Promise.resolve()
@@ -169,15 +167,13 @@ export class BackupService {
   }
 
   /** Takes a backup of the node: of its entities (any type), or of its database files (a full). */
-  async create(input: CallOptions & { type: BackupType; method?: BackupMethod }): Promise<BackupSummary & { target: string }> {
-    const files = input.method === 'files'
-    if (files && input.type !== 'full') throw new BackupError('FILES_BACKUP_FULL_ONLY', 'a files backup is a full: take it with type full')
+  async create(input: CallOptions & { type: BackupType; method?: BackupMethodName }): Promise<BackupSummary & { target: string }> {
+    const method = backupMethod(input.method ?? DEFAULT_METHOD)
+    method.checkType(input.type)
     return this.#exclusive(async () => {
       const started = Date.now()
       try {
-        const manifest = await this.#withRepo(input.target, (repo) =>
-          files ? createFilesBackup(repo, this.#store, this.#writeOptions(input)) : createBackup(repo, this.#store, input.type, this.#writeOptions(input)),
-        )
+        const manifest = await this.#withRepo(input.target, (repo) => method.create(repo, this.#store, input.type, this.#writeOptions(input)))
         const summary = summarize(manifest)
         this.#lastSuccess = { id: summary.id, at: summary.snapshotAt, type: summary.type, method: summary.method, bytes: summary.bytes, entities: summary.entities, durationMs: Date.now() - started }
         this.#log.info({ backup: summary.id, type: summary.type, method: summary.method, entities: summary.entities, bytes: summary.bytes }, 'backup created')

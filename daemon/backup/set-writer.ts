@@ -12,7 +12,6 @@ import {
   type Manifest,
   type NamespaceCounts,
   type ObjectRef,
-  type SetFile,
 } from './format.ts'
 import type { BackupRepository, SetWriter } from './repository.ts'
 import type { Sealer } from './seal.ts'
@@ -136,12 +135,15 @@ export class SetBuilder {
     return { stored }
   }
 
-  /** Stores the last chunk and the index, then the manifest; resolves with the manifest. */
+  /**
+   * Stores the last chunk and the index, then the manifest; resolves with the manifest. `method`:
+   * the manifest's fields of a method other than entities (format.ts).
+   */
   async publish(
     head: SetHead,
     counts: SetCounts,
     index: { resets?: readonly string[]; removed?: readonly string[] } = {},
-    files?: readonly SetFile[],
+    method: Pick<Manifest, 'method' | 'files'> = {},
   ): Promise<Manifest> {
     await this.flush()
     while (this.#pending.length > 0) await this.#pending.shift()
@@ -165,7 +167,7 @@ export class SetBuilder {
       encrypted: this.#sealer.encrypted,
       index: indexRef,
       chunks: this.#chunks,
-      ...(files && { method: 'files' as const, files }),
+      ...method,
       bytes: indexRef.size + this.#chunks.reduce((n, c) => n + c.size, 0),
     }
     await this.#writer.publish(new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`))

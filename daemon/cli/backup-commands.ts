@@ -4,6 +4,7 @@ import { Option, type Command } from 'commander'
 import type { Progress } from '../backup/create.ts'
 import { BackupService, type BackupSummary } from '../backup/service.ts'
 import type { RetentionPolicy } from '../backup/maintain.ts'
+import { BACKUP_METHODS, backupMethod, DEFAULT_METHOD, type BackupMethodName } from '../backup/methods.ts'
 import { defaultDataDir, loadConfig } from '../config.ts'
 import { dataDirLayout } from '../data-dir.ts'
 import { DaemonError } from '../errors.ts'
@@ -29,17 +30,18 @@ export function registerBackupCommands(program: Command): void {
 
   common(backup.command('create').description('take a backup through the running daemon'))
     .addOption(new Option('--type <type>', 'full | incremental | differential (default: incremental; full with --method files)').choices(['full', 'incremental', 'differential']))
-    .addOption(new Option('--method <method>', 'entities (any type) | files (the database files as of one moment; a full, faster to take and restore)').choices(['entities', 'files']).default('entities'))
+    .addOption(new Option('--method <method>', 'entities (any type) | files (the database files as of one moment; a full, faster to take and restore)').choices(Object.keys(BACKUP_METHODS)).default(DEFAULT_METHOD))
     .option('--to <target>', 'repository: a directory or s3://bucket/prefix (default: backup.target of the config)')
-    .action(async (opts: Common & { type?: string; method: string; to?: string }) => {
-      const type = opts.type ?? (opts.method === 'files' ? 'full' : 'incremental')
+    .action(async (opts: Common & { type?: string; method: BackupMethodName; to?: string }) => {
+      const method = backupMethod(opts.method)
+      const type = opts.type ?? method.defaultType
       const target = opts.to ?? opts.repo
       const passphrase = explicitPassphrase(opts)
       const done = spinner('backup')
       const result = await socket(opts)
         .call<BackupSummary & { target: string }>('POST', '/v1/backups', {
           type,
-          ...(opts.method === 'files' && { method: 'files' }),
+          ...(method.name !== DEFAULT_METHOD && { method: method.name }),
           ...(target !== undefined && { target: absoluteTarget(target) }),
           ...(passphrase !== undefined && { passphrase }),
         })
@@ -53,7 +55,7 @@ export function registerBackupCommands(program: Command): void {
     if (opts.json) return print(result)
     if (result.sets.length === 0) console.log(`no backups in ${result.target}`)
     for (const s of result.sets) {
-      const kind = s.method === 'files' ? 'full files' : s.synthetic ? 'full*' : s.type
+      const kind = backupMethod(s.method).kindOf(s)
       console.log(`${s.id}  ${kind.padEnd(12)} ${s.snapshotAt}  node ${s.node}  ${String(s.entities).padStart(7)} entities  ${formatBytes(s.bytes).padStart(9)}${s.parent ? `  <- ${s.parent}` : ''}`)
     }
     for (const b of result.broken) console.log(`${b.id}  UNREADABLE  ${b.code}: ${b.message}`)

@@ -61,6 +61,7 @@ describe('backups through the API and the CLI', () => {
   })
 
   it('POST /v1/backups, GET /v1/backups, verify, status and metrics', async () => {
+    const before = Date.now()
     const created = await d.sock<{ id: string; type: string; entities: number; target: string }>('POST', '/v1/backups', { type: 'full' })
     expect(created.status).toBe(201)
     expect(created.json).toMatchObject({ type: 'full', entities: 3, target: repo })
@@ -70,7 +71,9 @@ describe('backups through the API and the CLI', () => {
     expect(verify.json).toMatchObject({ ok: true })
     const status = await d.sock<{ backups: { lastSuccess: { id: string; bytes: number }; lastFailure: null; ageMs: number } }>('GET', '/v1/status')
     expect(status.json.backups).toMatchObject({ lastSuccess: { id: created.json.id }, lastFailure: null })
+    // The age of the backup's snapshot, taken after `before`: never negative, never older than this test.
     expect(status.json.backups.ageMs).toBeGreaterThanOrEqual(0)
+    expect(status.json.backups.ageMs).toBeLessThanOrEqual(Date.now() - before)
     const metrics = await d.tcp('GET', '/metrics')
     expect(metrics.text).toMatch(/meshsync_backup_last_bytes [1-9]/)
   })
