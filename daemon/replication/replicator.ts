@@ -3,9 +3,7 @@ import type { Logger } from 'pino'
 import {
   counterOf,
   dominates,
-  encodeEntitySnapshot,
   merge,
-  MeshsyncError,
   type ChangeRecord,
   type Dot,
   type EntitySnapshot,
@@ -28,12 +26,18 @@ import {
   type SyncSource,
 } from '../../transport/index.ts'
 import { failpoints, shouldDropRemote } from '../failpoints.ts'
-import type { CommittedChange, EntityStore, GcStats, StoredEntity } from '../store/entity-store.ts'
+import type { CommittedChange, EntityStore, GcStats } from '../store/entity-store.ts'
 import { AntiEntropyDue } from './anti-entropy-due.ts'
-import { GossipPace } from './gossip-pace.ts'
+import { DEFAULT_GOSSIP_PACE_MAX_MS, DEFAULT_GOSSIP_PACE_MS, GossipPace } from './gossip-pace.ts'
 import { PendingChanges } from './pending-changes.ts'
 import { behindBy, redialDelayMs, type PeerBook, type PeerView } from './peer-book.ts'
+import { ResyncError } from './namespace-resync.ts'
+import { encodeStoredEntity, GcHorizonError } from './sync-source.ts'
 import { staleNamespaces, TombstoneCollector, type StaleNamespace } from './tombstone-gc.ts'
+
+export { DEFAULT_GOSSIP_PACE_MAX_MS, DEFAULT_GOSSIP_PACE_MS } from './gossip-pace.ts'
+export { ResyncError } from './namespace-resync.ts'
+export { GcHorizonError } from './sync-source.ts'
 
 /** Wait before a failed sync session that was asked for again meanwhile is retried. */
 const SYNC_RETRY_MS = 1000
@@ -48,36 +52,6 @@ const MAX_APPLY_BATCH = 4000
 
 /** Most bytes of entity state one resync holds in memory before it replaces the namespace. */
 const MAX_RESYNC_BYTES = 512 * 1024 * 1024
-/**
- * Default least time between two gossip publishes. Below the spacing of writes at moderate rates
- * (50/s is 20 ms), so those go out at once.
- */
-export const DEFAULT_GOSSIP_PACE_MS = 5
-/**
- * Default most time between two gossip publishes, reached under a sustained load of 800 or more
- * local changes a second: at most 50 messages a second per node, each carrying many changes.
- */
-export const DEFAULT_GOSSIP_PACE_MAX_MS = 20
-
-/** A full refresh that could not run. */
-export class ResyncError extends MeshsyncError {
-  constructor(code: 'NO_PEER' | 'RESYNC_TOO_LARGE', message: string) {
-    super(code, message)
-    this.name = 'ResyncError'
-  }
-}
-
-/**
- * One side of a session lacks tombstone purges the other made: the session ends before anything
- * is exchanged, and the lagging side reloads those namespaces (docs/tombstone-gc.md).
- */
-export class GcHorizonError extends MeshsyncError {
-  constructor(message: string) {
-    super('GC_HORIZON', message)
-    this.name = 'GcHorizonError'
-  }
-}
-
 /** Tunables of replication. */
 export interface ReplicatorOptions {
   /** Mean period of anti-entropy with each connected peer (jittered ±25%). */
@@ -888,12 +862,6 @@ export class Replicator implements SyncSource {
 }
 
 export type { SyncPeer }
-
-/** An entity as stored, encoded as the entity snapshot that travels in SNAPSHOT frames. */
-function encodeStoredEntity(e: StoredEntity): Uint8Array {
-  const { vv, heads, fieldHeads, updatedAt, incarnation } = e.meta
-  return encodeEntitySnapshot({ ns: e.ns, id: e.id, state: e.state, vv, heads, fieldHeads, updatedAt, ...(incarnation && { incarnation }) })
-}
 
 /** Failpoint `drop-remote-1-in-N` (off in production): the change applies, its content is lost. */
 function blankSometimes(change: ChangeRecord): ChangeRecord {
