@@ -32,7 +32,7 @@ import {
 import { GossipRelay, LINKS_REFRESH_MS, type RelayStats } from './gossip-relay.ts'
 import { nodeIdOf, nodeIdOfPeerId } from './identity.ts'
 import { privateNetwork } from './private-network.ts'
-import type { InboundGossip, InvalidInput, SyncStreamHandler } from './replication-transport.ts'
+import type { InboundGossip, InvalidInput, ReplicationTransport, SyncStreamHandler } from './replication-transport.ts'
 import { RESYNC_PROTOCOL, SYNC_PROTOCOL } from './sync-frames.ts'
 
 /** How a node joins the mesh. */
@@ -89,7 +89,7 @@ export const SUPERSEDE_AFTER_MS = 2000
  * bootstrap discovery, an allowlist gater, and the sync protocol's streams. Moves bytes and
  * typed messages; knows nothing of storage.
  */
-export class MeshTransport extends EventEmitter<MeshTransportEvents> {
+export class MeshTransport extends EventEmitter<MeshTransportEvents> implements ReplicationTransport {
   readonly peerId: PeerId
   readonly nodeId: string
   readonly #init: MeshTransportInit

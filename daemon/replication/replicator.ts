@@ -19,9 +19,9 @@ import {
   type InboundGossip,
   type InvalidInput,
   nodeIdOfPeerId,
-  type MeshTransport,
   type OutgoingBatch,
   type RelayStats,
+  type ReplicationTransport,
   type SyncPeer,
   type SyncSource,
 } from '../../transport/index.ts'
@@ -117,7 +117,7 @@ export interface ReplicationStats {
 
 export interface ReplicatorComponents {
   readonly store: EntityStore
-  readonly transport: MeshTransport
+  readonly transport: ReplicationTransport
   readonly peers: PeerBook
   readonly logger: Logger
 }
@@ -154,7 +154,7 @@ export class Replicator implements SyncSource {
   /** Tombstone GC: acks of every member, and the sweep. */
   readonly gc: TombstoneCollector
   readonly #store: EntityStore
-  readonly #transport: MeshTransport
+  readonly #transport: ReplicationTransport
   readonly #peers: PeerBook
   readonly #log: Logger
   readonly #pending: PendingChanges
