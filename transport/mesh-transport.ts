@@ -32,6 +32,7 @@ import {
 import { GossipRelay, LINKS_REFRESH_MS, type RelayStats } from './gossip-relay.ts'
 import { nodeIdOf, nodeIdOfPeerId } from './identity.ts'
 import { privateNetwork } from './private-network.ts'
+import type { InboundGossip, InvalidInput, ReplicationTransport, SyncStreamHandler } from './replication-transport.ts'
 import { RESYNC_PROTOCOL, SYNC_PROTOCOL } from './sync-frames.ts'
 
 /** How a node joins the mesh. */
@@ -62,19 +63,6 @@ export interface MeshTransportInit {
   readonly dropInboundGossip?: () => boolean
 }
 
-/** A validated inbound gossip message. */
-export type InboundGossip =
-  | { readonly kind: 'changes'; readonly changes: readonly ChangeRecord[]; readonly via: string; readonly bytes: number }
-  | { readonly kind: 'announce'; readonly dot: Dot; readonly via: string; readonly bytes: number }
-// `via`: the peer that sent the message (the origin, or a peer relaying it).
-
-/** Why a peer's message was refused. */
-export interface InvalidInput {
-  readonly peerId: string
-  readonly surface: 'gossip' | 'sync'
-  readonly reason: string
-}
-
 export interface MeshTransportEvents {
   'peer:connect': [peerId: string]
   'peer:disconnect': [peerId: string]
@@ -96,15 +84,12 @@ const HEADS_DELAY_MS = 200
 /** How much older than a new connection to the same peer a connection must be to be closed for it (see {@link supersedeOlderConnections}). */
 export const SUPERSEDE_AFTER_MS = 2000
 
-/** Handler of inbound sync streams. */
-export type SyncStreamHandler = (stream: Stream, peer: { peerId: string; nodeId: string }) => Promise<void>
-
 /**
  * The node's libp2p side: TCP + pnet + Noise + Yamux, identify, ping, gossipsub, mDNS and
  * bootstrap discovery, an allowlist gater, and the sync protocol's streams. Moves bytes and
  * typed messages; knows nothing of storage.
  */
-export class MeshTransport extends EventEmitter<MeshTransportEvents> {
+export class MeshTransport extends EventEmitter<MeshTransportEvents> implements ReplicationTransport {
   readonly peerId: PeerId
   readonly nodeId: string
   readonly #init: MeshTransportInit

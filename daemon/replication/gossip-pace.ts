@@ -1,3 +1,13 @@
+/**
+ * Default least time between two gossip publishes. Below the spacing of writes at moderate rates
+ * (50/s is 20 ms), so those go out at once.
+ */
+export const DEFAULT_GOSSIP_PACE_MS = 5
+/**
+ * Default most time between two gossip publishes, reached under a sustained load of 800 or more
+ * local changes a second: at most 50 messages a second per node, each carrying many changes.
+ */
+export const DEFAULT_GOSSIP_PACE_MAX_MS = 20
 /** Half-life of the local change rate the spacing follows. */
 export const PACE_RATE_HALF_LIFE_MS = 50
 

@@ -1,38 +1,20 @@
-import { EventEmitter } from 'node:events'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { PeerBook } from '../../../daemon/replication/peer-book.ts'
 import { Replicator } from '../../../daemon/replication/replicator.ts'
 import { MemoryKvStore } from '../../../daemon/storage/index.ts'
 import { EntityStore } from '../../../daemon/store/entity-store.ts'
-import type { MeshTransport } from '../../../transport/index.ts'
+import { FakeReplicationTransport } from '../../helpers/fake-transport.ts'
 
 /**
  * Local commits go out on gossip paced: a commit after a quiet spell at once (on the next turn of
  * the event loop, after the writer has its answer), the commits of a burst together in one
- * message per pace interval (each peer then handles one message for many changes). A transport
- * stand-in records what is published.
+ * message per pace interval (each peer then handles one message for many changes). A fake
+ * transport records what is published.
  */
 
 const logger = pino({ level: 'silent' })
 const PACE_MS = 300
-
-class RecordingTransport extends EventEmitter {
-  readonly published: number[][] = []
-  /** performance.now() of each publish. */
-  readonly publishedAt: number[] = []
-  readonly peerId = '12D3KooWStandIn'
-  connectedPeers(): string[] {
-    return []
-  }
-  handleSync(): void {}
-  handleResync(): void {}
-  async publishChanges(changes: readonly { change: { seq: number } }[]): Promise<{ recipients: string[]; bytesTo: Map<string, number> }> {
-    this.published.push(changes.map((c) => c.change.seq))
-    this.publishedAt.push(performance.now())
-    return { recipients: [], bytesTo: new Map() }
-  }
-}
 
 const running: { replicator: Replicator; store: EntityStore }[] = []
 afterEach(async () => {
@@ -42,11 +24,11 @@ afterEach(async () => {
   }
 })
 
-async function start(gossipPaceMs: number, gossipPaceMaxMs?: number): Promise<{ store: EntityStore; transport: RecordingTransport }> {
+async function start(gossipPaceMs: number, gossipPaceMaxMs?: number): Promise<{ store: EntityStore; transport: FakeReplicationTransport }> {
   const store = new EntityStore({ kv: new MemoryKvStore(), nodeId: 'aaaa', logger })
   await store.open()
-  const transport = new RecordingTransport()
-  const replicator = new Replicator({ store, transport: transport as unknown as MeshTransport, peers: new PeerBook(), logger }, { gossipPaceMs, ...(gossipPaceMaxMs !== undefined && { gossipPaceMaxMs }), gcIntervalMs: 0 })
+  const transport = new FakeReplicationTransport()
+  const replicator = new Replicator({ store, transport, peers: new PeerBook(), logger }, { gossipPaceMs, ...(gossipPaceMaxMs !== undefined && { gossipPaceMaxMs }), gcIntervalMs: 0 })
   replicator.start()
   running.push({ replicator, store })
   return { store, transport }

@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ChangeRecord } from '../../../crdt/index.ts'
@@ -6,7 +5,7 @@ import { PeerBook } from '../../../daemon/replication/peer-book.ts'
 import { Replicator } from '../../../daemon/replication/replicator.ts'
 import { MemoryKvStore, type KvBatchOp, type KvWriteOptions } from '../../../daemon/storage/index.ts'
 import { EntityStore } from '../../../daemon/store/entity-store.ts'
-import type { MeshTransport } from '../../../transport/index.ts'
+import { FakeReplicationTransport } from '../../helpers/fake-transport.ts'
 
 /**
  * Remote changes that arrive while a pass of ingestion is being committed join the next pass: one
@@ -14,18 +13,6 @@ import type { MeshTransport } from '../../../transport/index.ts'
  */
 
 const logger = pino({ level: 'silent' })
-
-class StandInTransport extends EventEmitter {
-  readonly peerId = '12D3KooWStandIn'
-  connectedPeers(): string[] {
-    return []
-  }
-  handleSync(): void {}
-  handleResync(): void {}
-  async publishChanges(): Promise<{ recipients: string[]; bytesTo: Map<string, number> }> {
-    return { recipients: [], bytesTo: new Map() }
-  }
-}
 
 /** A memory store whose next batch (each time it is asked) waits until released. */
 class HeldBatchKv extends MemoryKvStore {
@@ -77,7 +64,7 @@ async function startReplicator(kv: MemoryKvStore): Promise<{ store: EntityStore;
     passes.push(changes.length)
     return applyRemote(changes)
   }
-  const replicator = new Replicator({ store, transport: new StandInTransport() as unknown as MeshTransport, peers: new PeerBook(), logger }, { gcIntervalMs: 0 })
+  const replicator = new Replicator({ store, transport: new FakeReplicationTransport(), peers: new PeerBook(), logger }, { gcIntervalMs: 0 })
   replicator.start()
   closers.push(async () => {
     await replicator.stop()

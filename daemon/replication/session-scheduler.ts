@@ -1,0 +1,240 @@
+import type { Stream } from '@libp2p/interface'
+import type { Logger } from 'pino'
+import type { VersionVector } from '../../crdt/index.ts'
+import { nodeIdOfPeerId, runSyncSession, SyncProtocolError, type ReplicationTransport, type SyncSource } from '../../transport/index.ts'
+import { AntiEntropyDue } from './anti-entropy-due.ts'
+import type { PeerBook } from './peer-book.ts'
+import type { ReplicationRun } from './replication-run.ts'
+import { GcHorizonError } from './sync-source.ts'
+
+/** Wait before a failed sync session that was asked for again meanwhile is retried. */
+const SYNC_RETRY_MS = 1000
+/** Wait after a gap is seen before the session that repairs it (a burst makes one session). */
+const SYNC_SOON_MS = 100
+
+/** Counters of anti-entropy sessions (also exported as metrics). */
+export interface SessionStats {
+  /** Anti-entropy sessions completed. */
+  sessions: number
+  /** Anti-entropy sessions that failed. */
+  sessionFailures: number
+  /** Bytes of sync session frames received and sent. */
+  bytesIn: number
+  bytesOut: number
+  /** Sessions that brought news no other path had, passed on to the other peers at once. */
+  relayedSessions: number
+  /** Periodic sessions not started because a session with the peer (either side's) succeeded less than half a period before. */
+  periodicSkipped: number
+}
+
+export interface SessionSchedulerComponents {
+  readonly transport: ReplicationTransport
+  readonly peers: PeerBook
+  readonly logger: Logger
+  readonly run: ReplicationRun
+  /** What sessions send and where what they receive goes. */
+  readonly source: SyncSource
+  /** What the session with a peer brought that no other path had delivered. */
+  readonly ingest: { takeNovel(peerId: string): number }
+  /** Tombstone GC: learns what each member has. */
+  readonly gc: { observe(nodeId: string, vv: VersionVector): void }
+  readonly strikes: { strike(peerId: string, surface: string, reason: string): void }
+}
+
+/**
+ * Anti-entropy sessions (docs/sync-protocol.md): the one place that decides with which peers, and
+ * when, a session runs: on connect, periodically, whenever a gap is seen, and to pass on what a
+ * session brought. One outbound session per peer at a time; a request meanwhile reruns it once.
+ */
+export class SessionScheduler {
+  readonly stats: SessionStats = { sessions: 0, sessionFailures: 0, bytesIn: 0, bytesOut: 0, relayedSessions: 0, periodicSkipped: 0 }
+  readonly #transport: ReplicationTransport
+  readonly #peers: PeerBook
+  readonly #log: Logger
+  readonly #run: ReplicationRun
+  readonly #source: SyncSource
+  readonly #ingest: SessionSchedulerComponents['ingest']
+  readonly #gc: SessionSchedulerComponents['gc']
+  readonly #strikes: SessionSchedulerComponents['strikes']
+  readonly #interval: number
+  readonly #streamTimeout: number
+  readonly #antiEntropyDue: AntiEntropyDue
+  /** Outbound sessions per peer (one at a time; a request meanwhile reruns it once after). */
+  readonly #sessions = new Map<string, { rerun: boolean }>()
+  /** Inbound sessions per peer, and peers whose outbound session waits for them to end. */
+  readonly #inbound = new Map<string, number>()
+  readonly #afterInbound = new Set<string>()
+  readonly #gapTimers = new Map<string, NodeJS.Timeout>()
+  #timer: NodeJS.Timeout | undefined
+
+  constructor(components: SessionSchedulerComponents, options: { antiEntropyIntervalMs?: number | undefined; streamTimeoutMs?: number | undefined } = {}) {
+    this.#transport = components.transport
+    this.#peers = components.peers
+    this.#log = components.logger
+    this.#run = components.run
+    this.#source = components.source
+    this.#ingest = components.ingest
+    this.#gc = components.gc
+    this.#strikes = components.strikes
+    this.#interval = options.antiEntropyIntervalMs ?? 10_000
+    this.#antiEntropyDue = new AntiEntropyDue(this.#interval)
+    this.#streamTimeout = options.streamTimeoutMs ?? 30_000
+  }
+
+  /** Starts the periodic timer (the run must be running). */
+  start(): void {
+    this.#scheduleAntiEntropy()
+  }
+
+  /** Stops the periodic timer and the sessions asked for but not started. */
+  stop(): void {
+    clearTimeout(this.#timer)
+    for (const t of this.#gapTimers.values()) clearTimeout(t)
+    this.#gapTimers.clear()
+  }
+
+  /** True while any outbound session runs. */
+  get syncing(): boolean {
+    return this.#sessions.size > 0
+  }
+
+  /** Resolves when no session runs and none is about to start. */
+  async idle(): Promise<void> {
+    while (this.#sessions.size > 0 || this.#inbound.size > 0 || this.#gapTimers.size > 0) await new Promise((r) => setTimeout(r, 20))
+  }
+
+  /**
+   * On connect (and when a peer joins the topic) both sides would start a session at the same
+   * moment and send the same records twice; the side with the smaller peer id starts it.
+   */
+  syncIfInitiator(peerId: string): void {
+    if (this.#transport.peerId.toString() < peerId) this.syncWith(peerId)
+  }
+
+  /** Syncs soon with every connected peer not in `reached` (a publish missed them); returns how many. */
+  syncUnreached(reached: ReadonlySet<string>): number {
+    let unreached = 0
+    for (const peerId of this.#transport.connectedPeers()) {
+      if (reached.has(peerId)) continue
+      unreached++
+      this.syncSoon(peerId)
+    }
+    return unreached
+  }
+
+  /**
+   * Sync with `peerId` shortly (debounced, so a burst makes one session): a gap was seen, or
+   * gossip did not reach the peer.
+   */
+  syncSoon(peerId: string): void {
+    if (this.#gapTimers.has(peerId) || !this.#run.running) return
+    this.#gapTimers.set(
+      peerId,
+      setTimeout(() => {
+        this.#gapTimers.delete(peerId)
+        this.syncWith(peerId)
+      }, SYNC_SOON_MS),
+    )
+  }
+
+  /** Runs an anti-entropy session with a connected peer (one at a time per peer). */
+  syncWith(peerId: string): void {
+    if (!this.#run.running) return
+    const running = this.#sessions.get(peerId)
+    if (running) {
+      running.rerun = true
+      return
+    }
+    if ((this.#inbound.get(peerId) ?? 0) > 0) {
+      // The peer is syncing with us right now; ours runs after, and is then nearly free.
+      this.#afterInbound.add(peerId)
+      return
+    }
+    const state = { rerun: false }
+    this.#sessions.set(peerId, state)
+    void (async () => {
+      try {
+        do {
+          state.rerun = false
+          const stream = await this.#transport.openSyncStream(peerId, { signal: AbortSignal.any([this.#run.signal, AbortSignal.timeout(10_000)]) })
+          await this.#session(stream, peerId)
+        } while (state.rerun && this.#run.running)
+      } catch (error) {
+        this.sessionFailed(peerId, error)
+        // Syncs asked for while this one was failing would be lost: try again while connected.
+        if (state.rerun && this.#transport.connectedPeers().includes(peerId)) setTimeout(() => this.syncSoon(peerId), SYNC_RETRY_MS).unref()
+      } finally {
+        this.#sessions.delete(peerId)
+      }
+    })()
+  }
+
+  /** Serves a session a peer started (its handler of inbound sync streams). */
+  async serve(stream: Stream, peer: { peerId: string; nodeId: string }): Promise<void> {
+    this.#inbound.set(peer.peerId, (this.#inbound.get(peer.peerId) ?? 0) + 1)
+    try {
+      await this.#session(stream, peer.peerId)
+    } catch (error) {
+      this.sessionFailed(peer.peerId, error)
+    } finally {
+      const left = (this.#inbound.get(peer.peerId) ?? 1) - 1
+      if (left > 0) this.#inbound.set(peer.peerId, left)
+      else this.#inbound.delete(peer.peerId)
+      if (left === 0 && this.#afterInbound.delete(peer.peerId)) this.syncWith(peer.peerId)
+    }
+  }
+
+  /** Counts a failed session (or resync stream); a peer that broke the protocol gets a strike. */
+  sessionFailed(peerId: string, error: unknown): void {
+    if (!this.#run.running) return
+    this.stats.sessionFailures++
+    if (error instanceof GcHorizonError) this.#log.debug({ peerId, err: error }, 'sync session refused: tombstone purges differ')
+    else if (error instanceof SyncProtocolError) this.#strikes.strike(peerId, 'sync', error.message)
+    else this.#log.debug({ peerId, err: error }, 'sync session failed')
+  }
+
+  async #session(stream: Stream, peerId: string): Promise<void> {
+    this.#ingest.takeNovel(peerId)
+    const started = performance.now()
+    const result = await runSyncSession(stream, this.#source, {
+      expectedNodeId: nodeIdOfPeerId(peerId),
+      remotePeerId: peerId,
+      signal: this.#run.signal,
+      idleTimeoutMs: this.#streamTimeout,
+    })
+    this.stats.sessions++
+    this.#antiEntropyDue.synced(peerId, started)
+    this.#log.debug({ peerId, ms: Math.round(performance.now() - started), bytesIn: result.bytesIn, bytesOut: result.bytesOut }, 'sync session done')
+    this.stats.bytesIn += result.bytesIn
+    this.stats.bytesOut += result.bytesOut
+    if (result.invalidRecords > 0) this.#strikes.strike(peerId, 'sync', `${result.invalidRecords} malformed change records`)
+    this.#peers.synced(peerId, result.peer.nodeId, result.theirVv, result.bytesIn, result.bytesOut)
+    this.#gc.observe(result.peer.nodeId, result.theirVv)
+    // Only a change's origin gossips it, so what this session brought (e.g. writes the peer made
+    // before it joined) would reach the other peers only at their next anti-entropy period.
+    // Pass it on now (multi-hop); this stops once a session brings nothing new. "New" is what no
+    // other path had delivered: counting the vector's growth instead (gossip lands during every
+    // session under steady writes) made each session start more, a storm of sessions.
+    const novel = this.#ingest.takeNovel(peerId)
+    if (novel > 0) {
+      this.stats.relayedSessions++
+      for (const other of this.#transport.connectedPeers()) if (other !== peerId) this.syncSoon(other)
+    }
+    for (const addr of await this.#transport.dialableAddrs(peerId)) this.#peers.remember(peerId, addr)
+  }
+
+  #scheduleAntiEntropy(): void {
+    if (!this.#run.running) return
+    const delay = this.#interval * (0.75 + Math.random() * 0.5)
+    this.#timer = setTimeout(() => {
+      const connected = this.#transport.connectedPeers()
+      // A session in progress (either side's) serves as this period's: when it succeeds it is
+      // recorded, and rerunning it right after would find nothing new.
+      const due = this.#antiEntropyDue.due(connected, performance.now()).filter((p) => !this.#sessions.has(p) && !this.#inbound.has(p))
+      this.stats.periodicSkipped += connected.length - due.length
+      for (const peerId of due) this.syncWith(peerId)
+      this.#scheduleAntiEntropy()
+    }, delay)
+    this.#timer.unref()
+  }
+}
