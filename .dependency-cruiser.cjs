@@ -28,6 +28,13 @@ module.exports = {
       from: { path: ['^crdt/', '^transport/', '^daemon/'] },
       to: { path: ['^scripts/', '^test/'] },
     },
+    {
+      name: 'scripts-never-import-tests',
+      comment: 'scripts/ (bench, chaos, demo) stand on their own; tests may import scripts/, never the other way round.',
+      severity: 'error',
+      from: { path: '^scripts/' },
+      to: { path: '^test/' },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

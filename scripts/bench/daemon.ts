@@ -1,10 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import { trackChild } from './children.ts'
-import type { DaemonInfo as DaemonJson } from '../../daemon/daemon.ts'
+import { spawnDaemon, type DaemonJson, type SpawnedDaemon } from '../lib/daemon-launcher.ts'
 
 /** `<data-dir>/daemon.json` (what the daemon writes once it is ready). */
 export type { DaemonJson }
@@ -22,20 +19,19 @@ export interface SpawnOptions {
   readonly readyTimeoutMs?: number
 }
 
-const REPO_ROOT = resolve(import.meta.dirname, '..', '..')
+/** Output kept per stream for error reports. */
+const KEEP_OUTPUT = 64 * 1024
 
 /** A meshsync daemon started by the bench on a fresh data dir; {@link stop} ends it and removes the dir. */
 export class BenchDaemon {
   readonly dataDir: string
   readonly info: DaemonJson
-  readonly #child: ChildProcess
-  readonly #output: string[]
+  readonly #daemon: SpawnedDaemon
 
-  private constructor(dataDir: string, info: DaemonJson, child: ChildProcess, output: string[]) {
+  private constructor(dataDir: string, info: DaemonJson, daemon: SpawnedDaemon) {
     this.dataDir = dataDir
     this.info = info
-    this.#child = child
-    this.#output = output
+    this.#daemon = daemon
   }
 
   /** Unix socket of the API (no token needed). */
@@ -47,73 +43,33 @@ export class BenchDaemon {
     const dataDir = options.dataDir ?? (await mkdtemp(join(options.baseDir, 'meshsync-bench-')))
     const removeDir = (): Promise<void> => (options.dataDir === undefined ? rm(dataDir, { recursive: true, force: true }) : Promise.resolve())
     // Loopback on a free port unless told otherwise: never the default port another daemon may hold.
-    const listen = options.args?.includes('--listen') ? [] : ['--listen', '/ip4/127.0.0.1/tcp/0']
-    const args = [...(options.nodeFlags ?? []), 'bin/meshsync.mjs', 'start', '--data-dir', dataDir, '--api-port', '0', '--no-mdns', '--log-level', 'warn', ...listen, ...(options.args ?? [])]
-    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    trackChild(child)
-    const output: string[] = []
-    const keep = (chunk: Buffer): void => {
-      output.push(chunk.toString())
-      if (output.length > 200) output.shift()
-    }
-    child.stdout?.on('data', keep)
-    child.stderr?.on('data', keep)
-    let exited: string | undefined
-    child.once('exit', (code, signal) => (exited = `exited (code ${code}, signal ${signal})`))
-    const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000)
-    for (;;) {
-      if (exited !== undefined) {
-        await removeDir()
-        throw new Error(`daemon ${exited} before it was ready:\n${output.join('')}`)
-      }
-      const info = await readDaemonJson(dataDir)
-      if (info) return new BenchDaemon(dataDir, info, child, output)
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL')
-        await removeDir()
-        throw new Error(`daemon not ready after ${options.readyTimeoutMs ?? 30_000} ms:\n${output.join('')}`)
-      }
-      await sleep(50)
+    const listen = options.args?.includes('--listen') ? [] : ['/ip4/127.0.0.1/tcp/0']
+    const daemon = await spawnDaemon({ dataDir, listen, args: options.args ?? [], nodeFlags: options.nodeFlags ?? [], keepOutput: KEEP_OUTPUT })
+    trackChild(daemon.child)
+    try {
+      return new BenchDaemon(dataDir, await daemon.ready(options.readyTimeoutMs ?? 30_000, 50), daemon)
+    } catch (error) {
+      await daemon.exited
+      await removeDir()
+      throw error
     }
   }
 
   /** Process id of the daemon. */
   get pid(): number {
-    return this.#child.pid as number
+    return this.#daemon.pid
   }
 
   /** SIGTERM (graceful: the daemon flushes and exits 0), SIGKILL after a timeout; then removes the data dir unless `keepDir`. */
   async stop(options: { keepDir?: boolean; timeoutMs?: number } = {}): Promise<number | null> {
-    const child = this.#child
-    let code: number | null = child.exitCode
-    if (code === null && child.signalCode === null) {
-      const exit = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000)
-      ;[code] = await exit
-      clearTimeout(timer)
-    }
+    const { code } = await this.#daemon.stop(options.timeoutMs ?? 30_000)
     if (!options.keepDir) await rm(this.dataDir, { recursive: true, force: true })
     return code
   }
 
-  /** The daemon's recent stdout/stderr (for error reports). */
+  /** The daemon's recent stderr and stdout (for error reports). */
   get output(): string {
-    return this.#output.join('')
-  }
-}
-
-async function readDaemonJson(dataDir: string): Promise<DaemonJson | undefined> {
-  let text: string
-  try {
-    text = await readFile(join(dataDir, 'daemon.json'), 'utf8')
-  } catch {
-    return undefined
-  }
-  try {
-    return JSON.parse(text) as DaemonJson
-  } catch {
-    return undefined // being written
+    return this.#daemon.stderr() + this.#daemon.stdout()
   }
 }
 

@@ -11,8 +11,8 @@ import { summarize } from './stats.ts'
 import { optionalFigure, ratioAtMostFigure, type Benchmark, type BenchOptions, type BenchResult, type Figure } from './types.ts'
 
 const REPO_ROOT = resolve(import.meta.dirname, '..', '..')
-/** Joseph Gentle's editing traces (CC BY 4.0), next to the repository. */
-export const TRACES_DIR = resolve(REPO_ROOT, '..', 'shared', 'data', 'editing-traces')
+/** Joseph Gentle's editing traces (CC BY 4.0), kept in the repository (fixtures/editing-traces/README.md). */
+export const TRACES_DIR = resolve(REPO_ROOT, 'fixtures', 'editing-traces')
 const TRACE = 'automerge-paper'
 const NODES = 3
 const NS = 'docs'

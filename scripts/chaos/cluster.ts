@@ -1,17 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { createWriteStream, readdirSync, readFileSync } from 'node:fs'
-import { mkdir, readFile, rm } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { initDataDir } from '../../daemon/data-dir.ts'
+import { spawnDaemon } from '../lib/daemon-launcher.ts'
 import { SocketApi } from './api.ts'
 import type { ChaosDisks } from './disks.ts'
 import type { ChaosNetwork } from './netns.ts'
 
 /** The repository root. */
-export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
-const meshsyncBin = join(repoRoot, 'bin', 'meshsync.mjs')
+export { repoRoot } from '../lib/daemon-launcher.ts'
 
 export interface NodeSpec {
   readonly index: number
@@ -49,7 +48,7 @@ export class ChaosNode {
   child: ChildProcess | undefined
   api: SocketApi
   #exited: Promise<void> = Promise.resolve()
-  #stderr = ''
+  #stderr: () => string = () => ''
   starts = 0
   crashes: string[] = []
   /** "Yjs update left pending" log lines (must stay 0), and error-level log lines. */
@@ -79,43 +78,35 @@ export class ChaosNode {
   /** Starts the daemon and waits until `daemon.json` names its pid. */
   async start(timeoutMs = 30_000): Promise<void> {
     const bootstrap = this.#peers()
-    const level = process.env.MESHSYNC_CHAOS_LOG_LEVEL ?? 'warn'
-    const args = [meshsyncBin, 'start', '--data-dir', this.spec.dataDir, '--api-port', '0', '--listen', this.spec.listen, '--no-mdns', '--log-level', level]
-    if (bootstrap.length > 0) args.push('--bootstrap', ...bootstrap)
-    const [cmd, ...pre] = [...this.spec.wrapper, process.execPath]
     this.#expectExit = false
-    const child = spawn(cmd as string, [...pre, ...args], { cwd: repoRoot, env: { ...process.env, ...this.#env }, stdio: ['ignore', 'ignore', 'pipe'] })
+    const daemon = await spawnDaemon({
+      dataDir: this.spec.dataDir,
+      listen: [this.spec.listen],
+      logLevel: process.env.MESHSYNC_CHAOS_LOG_LEVEL ?? 'warn',
+      args: bootstrap.length > 0 ? ['--bootstrap', ...bootstrap] : [],
+      wrapper: this.spec.wrapper,
+      env: this.#env,
+      keepOutput: 20_000,
+    })
+    const child = daemon.child
     this.child = child
     this.starts++
     // Every line the daemon logs, across restarts, next to its data dir.
     const logFile = createWriteStream(`${this.spec.dataDir}.log`, { flags: 'a' })
     child.once('exit', () => logFile.end())
-    child.stderr?.setEncoding('utf8').on('data', (s: string) => {
+    child.stderr?.on('data', (s: string) => {
       logFile.write(s)
-      this.#stderr = (this.#stderr + s).slice(-20_000)
       this.pendingYjs += s.split('Yjs update left pending').length - 1
       this.errorLines += s.split('"level":50').length - 1
     })
-    this.#exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        if (!this.#expectExit) this.crashes.push(`node ${this.spec.index} exited unexpectedly (code ${code}, signal ${signal}): ${this.#stderr.slice(-2000)}`)
-        resolve()
-      })
+    this.#stderr = () => daemon.stderr()
+    this.#exited = daemon.exited.then(({ code, signal }) => {
+      if (!this.#expectExit) this.crashes.push(`node ${this.spec.index} exited unexpectedly (code ${code}, signal ${signal}): ${daemon.stderr().slice(-2000)}`)
     })
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`node ${this.spec.index} exited during start: ${this.#stderr.slice(-2000)}`)
-      try {
-        const info = JSON.parse(await readFile(join(this.spec.dataDir, 'daemon.json'), 'utf8')) as { pid: number }
-        if (info.pid === child.pid) break
-      } catch {
-        // not written yet
-      }
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL')
-        throw new Error(`node ${this.spec.index} not ready after ${timeoutMs} ms: ${this.#stderr.slice(-2000)}`)
-      }
-      await sleep(25)
+    try {
+      await daemon.ready(timeoutMs, 25)
+    } catch (error) {
+      throw new Error(`node ${this.spec.index} did not start: ${error instanceof Error ? error.message.slice(-2500) : String(error)}`, { cause: error })
     }
     this.api.close()
     this.api = new SocketApi(join(this.spec.dataDir, 'api.sock'))
@@ -159,7 +150,7 @@ export class ChaosNode {
   }
 
   stderrTail(): string {
-    return this.#stderr.slice(-4000)
+    return this.#stderr().slice(-4000)
   }
 }
 

@@ -12,13 +12,35 @@ import { isProcessAlive } from '../../daemon/process-alive.ts'
 export const NETNS_PREFIX = 'mschaos-'
 export const SUBNET = '10.214.0'
 
-/** Why netns mode cannot run here, or undefined when it can. */
-export function netnsUnavailable(): string | undefined {
+let namespacesProbe: string | undefined | null = null
+
+/**
+ * Why network namespaces cannot be made here, or undefined when they can. Probed once per
+ * process by making (and removing) a throwaway namespace: root is not enough, `ip netns add`
+ * also needs CAP_SYS_ADMIN (a container often runs as root without it).
+ */
+export function namespacesUnavailable(): string | undefined {
+  if (namespacesProbe === null) namespacesProbe = probeNamespaces()
+  return namespacesProbe
+}
+
+function probeNamespaces(): string | undefined {
   if (process.platform !== 'linux') return 'network namespaces need Linux'
-  if (process.getuid?.() !== 0) return 'network namespaces and nftables need root'
-  const ipProbe = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-  if (ipProbe.error) return `\`ip\` (iproute2) is not available: ${ipProbe.error.message}`
-  if (ipProbe.status !== 0) return `\`ip netns\` does not work here: ${ipProbe.stderr.trim()}`
+  if (process.getuid?.() !== 0) return 'network namespaces need root'
+  const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+  if (list.error) return `\`ip\` (iproute2) is not available: ${list.error.message}`
+  if (list.status !== 0) return `\`ip netns\` does not work here: ${list.stderr.trim()}`
+  const name = `${NETNS_PREFIX}probe-${process.pid}`
+  const add = spawnSync('ip', ['netns', 'add', name], { encoding: 'utf8' })
+  if (add.status !== 0) return `cannot create a network namespace (\`ip netns add\` failed; root without CAP_SYS_ADMIN?): ${add.stderr.trim() || add.error?.message || `exit ${add.status}`}`
+  spawnSync('ip', ['netns', 'del', name])
+  return undefined
+}
+
+/** Why netns mode (namespaces and nftables) cannot run here, or undefined when it can. */
+export function netnsUnavailable(): string | undefined {
+  const namespaces = namespacesUnavailable()
+  if (namespaces !== undefined) return namespaces
   const nftProbe = spawnSync('nft', ['--version'], { encoding: 'utf8' })
   if (nftProbe.error) return `\`nft\` (nftables) is not available: ${nftProbe.error.message}`
   return undefined

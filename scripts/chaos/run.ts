@@ -29,6 +29,8 @@ export interface ChaosOptions {
   readonly convergeTimeoutS?: number
   /** Keep the data dirs afterwards (default: only when the run failed). */
   readonly keepData?: boolean
+  /** Folder the run's data dir (`meshsync-chaos-<pid>-<seed>`) goes in (default: the OS temp dir). */
+  readonly dataRoot?: string
   readonly clientsPerNode?: number
   readonly thinkMs?: number
   /** Fault lengths and gaps (ms), for short runs. */
@@ -191,7 +193,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   })
   log(`seed ${options.seed}: ${schedule.length} faults scheduled over ${options.durationS} s (schedule ${scheduleHash(schedule)})`)
 
-  const root = join(tmpdir(), `meshsync-chaos-${process.pid}-${options.seed}`)
+  const root = join(options.dataRoot ?? tmpdir(), `meshsync-chaos-${process.pid}-${options.seed}`)
   const network = mode === 'netns' ? new ChaosNetwork(options.nodes, `${process.pid}-s${options.seed}`) : undefined
   const failures: string[] = []
   let cluster: ChaosCluster | undefined

@@ -1,9 +1,10 @@
-import { describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { parseFailpoints } from '../../daemon/failpoints.ts'
 import { tmpfsUnavailable } from '../../scripts/chaos/disks.ts'
 import { netnsUnavailable } from '../../scripts/chaos/netns.ts'
 import { runChaos, summarize, type ChaosOptions, type ChaosReport } from '../../scripts/chaos/run.ts'
 import { makeSchedule, type FaultKind, type ScheduledFault } from '../../scripts/chaos/schedule.ts'
+import { useTempDirs } from '../helpers/temp-dir.ts'
 
 /**
  * Proof that the chaos checker works (issue 6, part 5): short loopback runs (3 real daemons,
@@ -13,6 +14,13 @@ import { makeSchedule, type FaultKind, type ScheduledFault } from '../../scripts
  */
 
 const noDisks = netnsUnavailable() ?? tmpfsUnavailable()
+
+// The runs' data dirs (a failed run keeps its own) go in a temp dir removed after the file.
+const tempDir = useTempDirs('all')
+let dataRoot: string
+beforeAll(async () => {
+  dataRoot = await tempDir('meshsync-chaos-')
+})
 
 const short = (seed: number, extra: Partial<ChaosOptions> = {}): ChaosOptions => ({
   nodes: 3,
@@ -25,6 +33,7 @@ const short = (seed: number, extra: Partial<ChaosOptions> = {}): ChaosOptions =>
   clientsPerNode: 2,
   log: () => undefined,
   reportPath: `tmp/chaos/test-seed${seed}.json`,
+  dataRoot,
   ...extra,
 })
 

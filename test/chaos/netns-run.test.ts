@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { tmpfsUnavailable } from '../../scripts/chaos/disks.ts'
 import { netnsUnavailable } from '../../scripts/chaos/netns.ts'
 import { runChaos, summarize } from '../../scripts/chaos/run.ts'
+import { useTempDirs } from '../helpers/temp-dir.ts'
 
 /**
  * The CI chaos run (issue 6): 5 real daemons, each in its own network namespace on one bridge,
@@ -19,12 +20,14 @@ if (skip) console.warn(`chaos netns run: skipped: ${skip}`)
 const seed = Number(process.env.MESHSYNC_CHAOS_SEED ?? 6)
 
 describe('chaos: 5 daemons in network namespaces', () => {
+  // The run's data dir (kept by a failed run) goes in a temp dir removed after the file.
+  const tempDir = useTempDirs('all')
   it.skipIf(skip !== undefined)(`3 minutes of faults lose no acknowledged write and converge${skip ? ` (skipped: ${skip})` : ''}`, { timeout: 600_000 }, async () => {
     // A moderate write rate (about 50/s over the cluster): enough for thousands of acknowledged
     // writes, light enough to share the machine with the rest of the suite.
     // A backup every 5 s through a daemon (files and incremental entity sets in turn): a files
     // backup closes and reopens LevelDB under the workload and the faults.
-    const report = await runChaos({ nodes: 5, durationS: 170, seed, netns: true, clientsPerNode: 1, thinkMs: 60, backupEveryMs: 5000, reportPath: `tmp/chaos/ci-report-seed${seed}.json`, log: () => undefined })
+    const report = await runChaos({ dataRoot: await tempDir('meshsync-chaos-'), nodes: 5, durationS: 170, seed, netns: true, clientsPerNode: 1, thinkMs: 60, backupEveryMs: 5000, reportPath: `tmp/chaos/ci-report-seed${seed}.json`, log: () => undefined })
     console.log(summarize(report))
     expect(report.mode).toBe('netns')
     expect(report.failures).toEqual([])

@@ -6,6 +6,7 @@ import { startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemo
 import { makeTempDir, removeTempDirs } from '../helpers/temp-dir.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 import { isProcessAlive } from '../../daemon/process-alive.ts'
+import { namespacesUnavailable } from '../../scripts/chaos/netns.ts'
 
 /**
  * mDNS discovery between two daemons in two network namespaces joined by a bridge (docs/architecture.md, Membership and discovery:
@@ -19,16 +20,7 @@ const PREFIX = 'msync-'
 const ns = { bridge: `${PREFIX}${process.pid}-br`, a: `${PREFIX}${process.pid}-a`, b: `${PREFIX}${process.pid}-b` }
 const addrs = { a: '10.213.0.1', b: '10.213.0.2' }
 
-/** Why the test cannot run here, or undefined when it can. */
-function skipReason(): string | undefined {
-  if (process.platform !== 'linux') return 'network namespaces need Linux'
-  if (process.getuid?.() !== 0) return 'network namespaces need root'
-  const probe = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-  if (probe.error) return `\`ip\` (iproute2) is not available: ${probe.error.message}`
-  if (probe.status !== 0) return `\`ip netns\` does not work here: ${probe.stderr.trim()}`
-  return undefined
-}
-const skip = skipReason()
+const skip = namespacesUnavailable()
 if (skip) console.warn(`mdns-netns: skipped: ${skip}`)
 
 function ip(...args: string[]): void {

@@ -17,7 +17,7 @@ interface Trace {
   txns: { patches: [number, number, string][] }[]
 }
 
-const TRACE = resolve(repoRoot, '../shared/data/editing-traces/sveltecomponent.json.gz')
+const TRACE = resolve(repoRoot, 'fixtures/editing-traces/sveltecomponent.json.gz')
 const PATCHES_PER_REQUEST = 500
 const PATH = '/v1/ns/docs/entities/svelte/text/body'
 

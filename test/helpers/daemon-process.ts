@@ -1,21 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { Agent, request, type IncomingHttpHeaders } from 'node:http'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { makeTempDir } from './temp-dir.ts'
-import { abortWait, waitFor } from './wait-for.ts'
 import { SseParser } from '../../daemon/cli/client.ts'
-import type { DaemonInfo as DaemonJson } from '../../daemon/daemon.ts'
+import { launchDaemon, type DaemonJson, type ExitStatus } from '../../scripts/lib/daemon-launcher.ts'
 
-/** The repository root (where `bin/meshsync.mjs` lives). */
-export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
+/** The repository root and `bin/meshsync.mjs`, the CLI entry. */
+export { meshsyncBin, repoRoot } from '../../scripts/lib/daemon-launcher.ts'
 
-/** `bin/meshsync.mjs`, the CLI entry. */
-export const meshsyncBin = join(repoRoot, 'bin', 'meshsync.mjs')
-
-/** Contents of `<data-dir>/daemon.json` (what the daemon writes once it is ready). */
-export type { DaemonJson }
+/** Contents of `<data-dir>/daemon.json` (what the daemon writes once it is ready), and how a child exited. */
+export type { DaemonJson, ExitStatus }
 
 /** An HTTP answer, body read in full. */
 export interface ApiResponse<T = unknown> {
@@ -38,12 +33,6 @@ export type RequestHeaders = Readonly<Record<string, string | undefined>>
 /** Sends one request to the daemon's API. */
 export type ApiCall = <T = unknown>(method: string, path: string, body?: RequestBody, headers?: RequestHeaders) => Promise<ApiResponse<T>>
 
-/** How a child process ended. */
-export interface ExitStatus {
-  readonly code: number | null
-  readonly signal: NodeJS.Signals | null
-}
-
 /** A daemon running as a child process. */
 export interface DaemonHandle {
   readonly child: ChildProcess
@@ -57,7 +46,7 @@ export interface DaemonHandle {
   readonly sock: ApiCall
   /** Resolves once the process has exited. */
   readonly exited: Promise<ExitStatus>
-  /** Everything the daemon wrote to stderr / stdout so far. */
+  /** What the daemon wrote to stderr / stdout so far (the last MiB of each). */
   stderr(): string
   stdout(): string
   kill(signal?: NodeJS.Signals): void
@@ -94,45 +83,16 @@ const running = new Set<DaemonHandle>()
  */
 export async function startDaemon(options: StartDaemonOptions = {}): Promise<DaemonHandle> {
   const dataDir = options.dataDir ?? (await makeTempDir('meshsync-e2e-'))
-  const listen = options.listen ?? ['/ip4/127.0.0.1/tcp/0']
-  const mdnsArgs = options.mdns ? [] : ['--no-mdns']
-  const args = [meshsyncBin, 'start', '--data-dir', dataDir, '--api-port', '0', ...mdnsArgs, '--log-level', 'warn', '--listen', ...listen, ...(options.args ?? [])]
-  const [command, ...wrapperArgs] = [...(options.wrapper ?? []), process.execPath]
-  const child = spawn(command as string, [...wrapperArgs, ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { daemon, info } = await launchDaemon({
+    dataDir,
+    ...(options.listen && { listen: options.listen }),
+    ...(options.mdns !== undefined && { mdns: options.mdns }),
+    ...(options.args && { args: options.args }),
+    ...(options.env && { env: options.env }),
+    ...(options.wrapper && { wrapper: options.wrapper }),
+    readyTimeoutMs: options.readyTimeoutMs ?? 20_000,
   })
-  let stderr = ''
-  let stdout = ''
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-  let exitStatus: ExitStatus | undefined
-  const exited = new Promise<ExitStatus>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exitStatus = { code, signal }
-      resolve(exitStatus)
-    })
-  })
-  const spawnError = new Promise<never>((_, reject) => child.once('error', reject))
-  spawnError.catch(() => undefined)
-  if (child.pid === undefined) await spawnError
-  const pid = child.pid as number
-
-  let info: DaemonJson
-  try {
-    info = await waitFor(
-      async () => {
-        if (exitStatus) abortWait(new Error(`daemon exited before it was ready (${describeExit(exitStatus)}); stderr:\n${stderr}${stdout}`))
-        const parsed = JSON.parse(await readFile(join(dataDir, 'daemon.json'), 'utf8')) as DaemonJson
-        return parsed.pid === pid ? parsed : undefined
-      },
-      { timeout: options.readyTimeoutMs ?? 20_000, interval: 20, message: `daemon.json of pid ${pid} in ${dataDir}` },
-    )
-  } catch (error) {
-    child.kill('SIGKILL')
-    throw error
-  }
+  const { child, pid, exited } = daemon
   const token = (await readFile(join(dataDir, 'api-token'), 'utf8')).trim()
   const agent = new Agent({ keepAlive: true, maxSockets: 64 })
 
@@ -182,20 +142,10 @@ export async function startDaemon(options: StartDaemonOptions = {}): Promise<Dae
     tcp,
     sock,
     exited,
-    stderr: () => stderr,
-    stdout: () => stdout,
-    kill: (signal: NodeJS.Signals = 'SIGTERM') => {
-      if (!exitStatus) child.kill(signal)
-    },
-    stop: async (timeoutMs = 15_000) => {
-      if (!exitStatus) child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-      try {
-        return await exited
-      } finally {
-        clearTimeout(timer)
-      }
-    },
+    stderr: daemon.stderr,
+    stdout: daemon.stdout,
+    kill: daemon.kill,
+    stop: daemon.stop,
   }
   running.add(handle)
   void exited.then(() => {
@@ -283,8 +233,4 @@ function flattenHeaders(headers: IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {}
   for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v
   return out
-}
-
-function describeExit(status: ExitStatus): string {
-  return status.signal ? `signal ${status.signal}` : `exit code ${status.code}`
 }

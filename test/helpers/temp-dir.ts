@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,6 +22,11 @@ export async function removeTempDirs(): Promise<void> {
   made.clear()
   await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true, maxRetries: 3 })))
 }
+
+// A test process that exits before its hooks ran (a crash, a timeout in a hook) still removes them.
+process.once('exit', () => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true, maxRetries: 3 })
+})
 
 /**
  * Registers the clean-up hook in the current scope (`each`: after every test; `all`: after the
