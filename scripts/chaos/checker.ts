@@ -256,7 +256,7 @@ export function check(history: readonly OpRecord[], states: readonly NodeState[]
           // A delete that saw w supersedes it, even when updates concurrent with that delete
           // keep the entity alive (the delete resolved the field's siblings).
           // Or the current winner was concurrent with w (not before it) and a later write to E
-          // saw both: that write cleared their conflict and kept the winner (README: conflicts).
+          // saw both: that write cleared their conflict and kept the winner (docs/architecture.md, Data model).
           const winner = typeof cur === 'string' ? writerOf.get(cur) : undefined
           const resolved = winner !== undefined && winner !== w && notBefore(winner, w) && others.some((o) => o !== winner && couldFollow(o, w) && couldFollow(o, winner))
           const excused = resolved || heads.some((h) => couldFollow(h, w)) || deletes.some((o) => couldFollow(o, w))

@@ -209,7 +209,7 @@ export class Workload {
       if (rec.kind === 'batch') rec.versions = (json?.results ?? []).map((r) => r.version)
       else if (json?.version) rec.version = json.version
     } else {
-      // An error answer: nothing of the request was applied (README: errors).
+      // An error answer: nothing of the request was applied (docs/api.md, Errors).
       rec.outcome = 'fail'
       rec.status = out.status
       rec.error = out.text.slice(0, 200)
