@@ -1,0 +1,626 @@
+import { randomInt } from 'node:crypto'
+import type { EventEmitter } from 'node:events'
+import type { Logger } from 'pino'
+import type * as Y from 'yjs'
+import { createEntityDoc, emptyVector, ValidationError, type VersionVector } from '../../crdt/index.ts'
+import { EntityNotFoundError, UnavailableError } from '../errors.ts'
+import { failpoints } from '../failpoints.ts'
+import type { KvBatchOp, KvStore } from '../storage/kv-store.ts'
+import { applyJob, type ApplyContext } from './apply-rules.ts'
+import type { EntityDocs } from './doc-cache.ts'
+import { decodeMeta, utf8, type EntityMeta } from './entity-meta.ts'
+import { groupBatchOps } from './group-batch.ts'
+import { entityMetaKey, entityStateKey, META_CLIENT_IDS, META_COUNTS, META_FEED_FLOOR, META_FEED_SEQ, META_GC_HORIZON, META_LOG_FLOOR, META_NODE_VV } from './keys.ts'
+import {
+  countsAfter,
+  jobEntities,
+  jobSize,
+  RedoGroupWithout,
+  RefusedBeforeEdit,
+  type GroupOutcome,
+  type GroupState,
+  type Job,
+  type JobInput,
+  type JobResult,
+  type NodeState,
+  type PreparedGroup,
+  WorkingEntity,
+} from './jobs.ts'
+import { planPurge, planWipe } from './maintenance.ts'
+import { readStates } from './state-parts.ts'
+import type { BatchTiming, ConflictPolicy, DeltaLimits, EntityStoreEvents, GcStats, NamespaceMode } from './types.ts'
+import { feedBatchOf } from './views.ts'
+
+/**
+ * Most keys the committer reads on the event loop's thread for a group's entities: the group is
+ * applied on this thread right after anyway, and a worker thread's round trip costs about 30 us of
+ * CPU (a missing key costs under 1 us on this thread, a cached one a few).
+ */
+const COMMIT_SYNC_READ_MAX_KEYS = 64
+const textDecoder = new TextDecoder()
+
+/** What the committer works with. */
+export interface CommitterComponents {
+  readonly nodeId: string
+  readonly kv: KvStore
+  readonly logger: Logger
+  readonly docs: EntityDocs
+  /** Where the committer announces its batches (the store). */
+  readonly events: EventEmitter<EntityStoreEvents>
+}
+
+/** The committer's settings (see {@link EntityStoreOptions}). */
+export interface CommitterOptions {
+  readonly maxGroupOps: number
+  readonly maxQueuedOps: number
+  readonly now: () => number
+  readonly modeOf: (ns: string) => NamespaceMode
+  readonly policyOf: (ns: string) => ConflictPolicy
+  readonly graceMs: number
+  readonly deltaLimits: DeltaLimits
+}
+
+/**
+ * The store's one writer: every local write, remote change, snapshot merge, wipe and purge is a
+ * job in its queues, applied in groups (apply-rules.ts) and written in one atomic, fsynced batch
+ * per group. It owns the node's state (vector, feed position, counts, purge horizon, Yjs
+ * clientIDs) and publishes it only once durable.
+ */
+export class Committer {
+  readonly nodeId: string
+  readonly #kv: KvStore
+  readonly #log: Logger
+  readonly #docs: EntityDocs
+  readonly #events: EventEmitter<EntityStoreEvents>
+  readonly #maxGroupOps: number
+  readonly #maxQueuedOps: number
+  readonly #now: () => number
+  readonly #modeOf: (ns: string) => NamespaceMode
+  readonly #policyOf: (ns: string) => ConflictPolicy
+  readonly #graceMs: number
+  readonly #deltaLimits: DeltaLimits
+  /** Tombstone GC counters. */
+  readonly gcStats: GcStats = { purged: 0, staleChanges: 0, incarnations: 0 }
+  /** Per namespace, the merged vectors of the tombstones purged here (or adopted from a peer). */
+  #horizon: Record<string, VersionVector> = {}
+  /** Per namespace, the highest feed position a purge removed: older cursors may miss deletes. */
+  #feedFloor: Record<string, number> = {}
+
+  /** Local writes, wipes and purges, in order; counted against maxQueuedOps. */
+  #queue: Job[] = []
+  /** Remote changes and snapshots: go first, never refused for load. */
+  #replicationQueue: Job[] = []
+  #queuedOps = 0
+  #running = false
+  #open = false
+  #closing = false
+  #idle: PromiseWithResolvers<void> | undefined
+  /** Set while the committer waits on a batch with nothing queued: a new job wakes it. */
+  #wake: PromiseWithResolvers<void> | undefined
+  /** Commit batches being written ({@link #commitBatch}): reads go through the pool meanwhile. */
+  #batchesInFlight = 0
+
+  #nodeVv: VersionVector = emptyVector()
+  #logFloor: VersionVector = emptyVector()
+  #feedSeq = 0
+  #clientId = 0
+  #clientIds: number[] = []
+  #clientIdsDirty = false
+  /** Live entities per namespace (persisted with every batch). */
+  #counts: Readonly<Record<string, number>> = {}
+  /** The node state after the last group applied in memory (written or being written). */
+  #tip: NodeState = { nodeVv: emptyVector(), feedSeq: 0, logFloor: emptyVector(), counts: {} }
+  /** Rollbacks so far: a group prepared before a rollback is applied again, not written. */
+  #epoch = 0
+
+  constructor(components: CommitterComponents, options: CommitterOptions) {
+    this.nodeId = components.nodeId
+    this.#kv = components.kv
+    this.#log = components.logger
+    this.#docs = components.docs
+    this.#events = components.events
+    this.#maxGroupOps = options.maxGroupOps
+    this.#maxQueuedOps = options.maxQueuedOps
+    this.#now = options.now
+    this.#modeOf = options.modeOf
+    this.#policyOf = options.policyOf
+    this.#graceMs = options.graceMs
+    this.#deltaLimits = options.deltaLimits
+  }
+
+  get isOpen(): boolean {
+    return this.#open
+  }
+
+  /** Node version vector: per origin, every change up to this seq is applied here. */
+  get nodeVv(): VersionVector {
+    return this.#nodeVv
+  }
+
+  /** Per origin, the seq up to which this node's log may miss records (taken by snapshot). */
+  get logFloor(): VersionVector {
+    return this.#logFloor
+  }
+
+  /** The latest durable feed position. */
+  get feedSeq(): number {
+    return this.#feedSeq
+  }
+
+  /** Live entities per namespace. */
+  get counts(): Readonly<Record<string, number>> {
+    return this.#counts
+  }
+
+  /** Per namespace, the merged vectors of the tombstones purged here (or adopted from a peer). */
+  get horizon(): Readonly<Record<string, VersionVector>> {
+    return this.#horizon
+  }
+
+  /** Per namespace, the highest feed position a purge removed. */
+  get feedFloor(): Readonly<Record<string, number>> {
+    return this.#feedFloor
+  }
+
+  /** Yjs clientID this process edits with (fresh on every open). */
+  get clientId(): number {
+    return this.#clientId
+  }
+
+  /** True while a commit batch is being written. */
+  get writing(): boolean {
+    return this.#batchesInFlight > 0
+  }
+
+  /** Loads node metadata (the storage is open) and takes a Yjs clientID never used before by this node. */
+  async open(): Promise<void> {
+    const [vv, feed, ids, counts, floor, horizon, feedFloor] = await this.#kv.getMany([
+      META_NODE_VV,
+      META_FEED_SEQ,
+      META_CLIENT_IDS,
+      META_COUNTS,
+      META_LOG_FLOOR,
+      META_GC_HORIZON,
+      META_FEED_FLOOR,
+    ])
+    this.#horizon = horizon ? (JSON.parse(textDecoder.decode(horizon)) as Record<string, VersionVector>) : {}
+    this.#feedFloor = feedFloor ? (JSON.parse(textDecoder.decode(feedFloor)) as Record<string, number>) : {}
+    this.#logFloor = floor ? (JSON.parse(textDecoder.decode(floor)) as VersionVector) : emptyVector()
+    this.#counts = counts ? (JSON.parse(textDecoder.decode(counts)) as Record<string, number>) : {}
+    this.#nodeVv = vv ? (JSON.parse(textDecoder.decode(vv)) as VersionVector) : emptyVector()
+    this.#feedSeq = feed ? Number(textDecoder.decode(feed)) : 0
+    this.#clientIds = ids ? (JSON.parse(textDecoder.decode(ids)) as number[]) : []
+    this.#tip = this.#publishedState()
+    this.#clientId = this.#freshClientId()
+    // Persist the id before any edit is made with it: a restart after a crash can never reuse
+    // a clientID whose Yjs clock may have gone backwards.
+    await this.#kv.batch([{ type: 'put', key: META_CLIENT_IDS, value: this.#encodeClientIds() }], { sync: true })
+    this.#clientIdsDirty = false
+    this.#open = true
+    this.#closing = false
+  }
+
+  /** Refuses new work and waits for queued writes to commit. */
+  async close(): Promise<void> {
+    this.#closing = true
+    if (this.#running || this.#queue.length > 0 || this.#replicationQueue.length > 0) {
+      this.#idle ??= Promise.withResolvers()
+      await this.#idle.promise
+    }
+    this.#open = false
+  }
+
+  enqueue(input: JobInput): Promise<JobResult> {
+    if (!this.#open || this.#closing) return Promise.reject(new UnavailableError('SHUTTING_DOWN', 'the store is closing'))
+    const size = jobSize(input)
+    const { promise, resolve, reject } = Promise.withResolvers<JobResult>()
+    if (isReplicationJob(input)) {
+      // Never refused for load: replication waits its turn (its sessions wait with it), and goes
+      // ahead of queued local writes so that a write burst cannot stall convergence.
+      this.#replicationQueue.push({ ...input, resolve, reject } as Job)
+    } else {
+      if (this.#queuedOps + size > this.#maxQueuedOps) {
+        return Promise.reject(new UnavailableError('OVERLOADED', 'too many writes are waiting; retry later'))
+      }
+      this.#queue.push({ ...input, resolve, reject } as Job)
+      this.#queuedOps += size
+    }
+    if (!this.#running) void this.#run()
+    else this.#wake?.resolve()
+    return promise
+  }
+
+  /**
+   * The committer. Group commits are pipelined two deep: while one group's batch is being
+   * written and fsynced, the next group is loaded and applied on top of it (its node vector,
+   * feed position and counts continue from the tip), so the CPU work of a group overlaps the
+   * previous group's fsync. Batches are still written one at a time and in order, and a group
+   * that touches an entity of the group being written waits for it: every entity it loads from
+   * storage is then committed there. Nothing is answered before its own batch is durable.
+   */
+  async #run(): Promise<void> {
+    this.#running = true
+    let writing: { done: Promise<void>; keys: ReadonlySet<string>; finished: boolean } | undefined
+    const drain = async (): Promise<void> => {
+      await writing?.done
+      writing = undefined
+    }
+    try {
+      for (;;) {
+        if (writing?.finished) writing = undefined
+        if (this.#queue.length === 0 && this.#replicationQueue.length === 0) {
+          if (writing === undefined) break
+          // Wait for the batch being written, or for new jobs to apply meanwhile.
+          this.#wake = Promise.withResolvers()
+          await Promise.race([writing.done, this.#wake.promise])
+          this.#wake = undefined
+          continue
+        }
+        const first = this.#replicationQueue.length > 0 ? undefined : (this.#queue[0] as Job)
+        if (first?.kind === 'wipe' || first?.kind === 'purge') {
+          await drain()
+          this.#queue.shift()
+          this.#queuedOps -= jobSize(first)
+          if (first.kind === 'wipe') await this.#commitWipe(first)
+          else await this.#commitPurge(first)
+          this.#tip = this.#publishedState()
+          continue
+        }
+        const group = first === undefined ? this.#takeMixedGroup() : this.#takeLocalGroup()
+        const keys = new Set(group.flatMap((job) => jobEntities(job).map(({ ns, id }) => entityMetaKey(ns, id))))
+        if (writing && [...keys].some((key) => writing?.keys.has(key))) await drain()
+        const prepared = await this.#prepareGroup(group)
+        if (prepared === undefined) continue
+        const previous = writing?.done
+        const next = { done: this.#writeGroup(prepared, previous), keys, finished: false }
+        const finish = (): void => {
+          next.finished = true
+        }
+        next.done.then(finish, finish)
+        writing = next
+        // At most one batch waits behind the one being written.
+        if (previous) await previous
+      }
+    } finally {
+      this.#running = false
+      this.#idle?.resolve()
+      this.#idle = undefined
+    }
+  }
+
+  /** Local writes from the head of the queue, up to maxGroupOps (at least one job). */
+  #takeLocalGroup(): Job[] {
+    const group: Job[] = []
+    let ops = 0
+    while (this.#queue.length > 0) {
+      const next = this.#queue[0] as Job
+      const size = jobSize(next)
+      if (next.kind === 'wipe' || next.kind === 'purge' || (group.length > 0 && ops + size > this.#maxGroupOps)) break
+      group.push(next)
+      this.#queue.shift()
+      ops += size
+    }
+    this.#queuedOps -= ops
+    return group
+  }
+
+  /**
+   * A group led by replication jobs (at most half the group while local writes wait, so neither
+   * starves), filled up with local writes.
+   */
+  #takeMixedGroup(): Job[] {
+    const group: Job[] = []
+    let ops = 0
+    const localWaiting = this.#queue.length > 0 && this.#queue[0]?.kind === 'local'
+    const replicationBudget = localWaiting ? Math.max(1, Math.floor(this.#maxGroupOps / 2)) : this.#maxGroupOps
+    while (this.#replicationQueue.length > 0) {
+      const size = jobSize(this.#replicationQueue[0] as Job)
+      if (group.length > 0 && ops + size > replicationBudget) break
+      group.push(this.#replicationQueue.shift() as Job)
+      ops += size
+    }
+    let localOps = 0
+    while (this.#queue.length > 0 && this.#queue[0]?.kind === 'local') {
+      const size = jobSize(this.#queue[0])
+      if (ops + size > this.#maxGroupOps) break
+      group.push(this.#queue.shift() as Job)
+      ops += size
+      localOps += size
+    }
+    this.#queuedOps -= localOps
+    return group
+  }
+
+  /** The node state readers see: that of the last durable batch. */
+  #publishedState(): NodeState {
+    return { nodeVv: this.#nodeVv, feedSeq: this.#feedSeq, logFloor: this.#logFloor, counts: this.#counts }
+  }
+
+  /** Puts jobs back at the head of their queues, in order (to be done again). */
+  #requeue(jobs: readonly Job[]): void {
+    const local = jobs.filter((j) => !isReplicationJob(j))
+    this.#replicationQueue.unshift(...jobs.filter(isReplicationJob))
+    this.#queue.unshift(...local)
+    this.#queuedOps += local.reduce((n, j) => n + jobSize(j), 0)
+  }
+
+  /**
+   * Forgets the in-memory edits of groups that will not be written: their documents leave the
+   * cache, and the Yjs clientID changes, since the clocks those edits used are now unused.
+   */
+  #discardEdits(working: ReadonlyMap<string, WorkingEntity>): void {
+    for (const key of working.keys()) this.#docs.discard(key)
+    this.#rotateClientId()
+  }
+
+  /** Forgets a group's edits and puts its jobs back, to be applied again from the durable state. */
+  #redo(working: ReadonlyMap<string, WorkingEntity>, jobs: readonly Job[]): void {
+    this.#discardEdits(working)
+    this.#requeue(jobs)
+  }
+
+  /**
+   * Loads a group's entities and applies its jobs on top of the tip (the state after the groups
+   * before it, durable or being written). Returns what to write, or undefined when the group was
+   * put back (a job refused halfway, or a failure of the batch before it while loading).
+   */
+  async #prepareGroup(group: Job[]): Promise<PreparedGroup | undefined> {
+    const start = this.#tip
+    const epoch = this.#epoch
+    const g: GroupState = { working: new Map(), nodeVv: start.nodeVv, feedSeq: start.feedSeq, logFloor: start.logFloor, committed: [], touched: false }
+    const outcomes: GroupOutcome[] = []
+    try {
+      await this.#loadWorking(group, g.working)
+      if (epoch !== this.#epoch) {
+        // The batch being written failed meanwhile: the tip this group started from is gone.
+        this.#redo(g.working, group)
+        return undefined
+      }
+      const rules = this.#applyContext()
+      for (const job of group) {
+        // Each local job is validated in full before it touches a document, so a refused job
+        // leaves no trace and the other jobs of the group go on.
+        try {
+          outcomes.push({ job, result: applyJob(rules, job, g) })
+        } catch (error) {
+          if (error instanceof RefusedBeforeEdit) outcomes.push({ job, error: error.cause })
+          else if (job.kind === 'local' && (error instanceof ValidationError || error instanceof EntityNotFoundError)) {
+            // Refused halfway: its edits are already in the documents. Redo the group without it.
+            throw new RedoGroupWithout(job, error)
+          } else throw error
+        }
+      }
+    } catch (error) {
+      if (error instanceof RedoGroupWithout) {
+        error.job.reject(error.cause)
+        this.#redo(g.working, group.filter((j) => j !== error.job))
+        return undefined
+      }
+      this.#discardEdits(g.working)
+      this.#log.error({ err: error }, 'applying a group of writes failed; the group was refused')
+      for (const job of group) job.reject(error)
+      return undefined
+    }
+    const write = g.committed.length > 0 || g.touched
+    const counts = write ? countsAfter(start.counts, g.working) : start.counts
+    const ops = write ? groupBatchOps(g, counts, this.#deltaLimits, this.#clientIdsDirty ? this.#encodeClientIds() : undefined) : undefined
+    const end: NodeState = { nodeVv: g.nodeVv, feedSeq: g.feedSeq, logFloor: g.logFloor, counts }
+    this.#tip = end
+    return { group, g, outcomes, ops, end, feedFrom: start.feedSeq, epoch, clientIds: this.#clientIds.length }
+  }
+
+  /**
+   * Writes a prepared group once the batch before it is done, publishes its state and answers its
+   * jobs. When the batch before it failed, the group was built on edits that are gone: it is put
+   * back to be done again. When its own batch fails, its jobs are refused and the tip goes back
+   * to the last durable state.
+   */
+  async #writeGroup(p: PreparedGroup, previous: Promise<void> | undefined): Promise<void> {
+    const { group, g, outcomes, ops, end } = p
+    let timing: BatchTiming | undefined
+    try {
+      await previous
+      if (p.epoch !== this.#epoch) {
+        this.#redo(g.working, group)
+        return
+      }
+      if (ops !== undefined) {
+        if (failpoints.ackBeforeCommitMs > 0) {
+          // Failpoint (off in production): answer local writes first, commit later.
+          for (const o of outcomes) if (o.job.kind === 'local' && o.result) o.job.resolve(o.result)
+          await new Promise((resolve) => setTimeout(resolve, failpoints.ackBeforeCommitMs))
+        }
+        try {
+          // Published only once durable: the vector, feed position and counts others read (status,
+          // HELLO, the change feed) never show a group whose batch could still fail, and always
+          // agree with each other.
+          timing = await this.#commitBatch(ops, () => {
+            this.#nodeVv = end.nodeVv
+            this.#feedSeq = end.feedSeq
+            this.#logFloor = end.logFloor
+            this.#counts = end.counts
+          })
+        } catch (error) {
+          // Nothing of this group is durable, nor of a group built on it: back to the last
+          // durable state, and every group prepared on top of this one is put back.
+          this.#epoch++
+          this.#tip = this.#publishedState()
+          this.#discardEdits(g.working)
+          this.#log.error({ err: error }, 'commit failed; the group of writes was refused')
+          for (const job of group) job.reject(error)
+          return
+        }
+        if (p.clientIds === this.#clientIds.length) this.#clientIdsDirty = false
+      }
+    } finally {
+      this.#docs.groupEnded(g.working.keys())
+    }
+    for (const { job, result, error } of outcomes) {
+      if (error !== undefined) job.reject(error)
+      else job.resolve(result as JobResult)
+    }
+    if (ops === undefined) return
+    try {
+      if (this.#events.listenerCount('feed') > 0) this.#events.emit('feed', feedBatchOf(g, p.feedFrom))
+      if (g.committed.length > 0) {
+        this.#events.emit('commit', g.committed)
+        for (const c of g.committed) this.#events.emit('change', c)
+      }
+      // Last: the replicator's listeners above must not depend on a metrics listener.
+      if (timing !== undefined) this.#events.emit('durable', timing)
+    } catch (error) {
+      // A listener's bug must not stop the committer: the group is durable and answered.
+      this.#log.error({ err: error }, 'a commit listener failed')
+    }
+  }
+
+  /**
+   * Writes a commit's batch (synced) and runs `publish`, which makes its state the node's, as soon
+   * as it is durable. Meanwhile no read is done on this thread ({@link #read}): LevelDB shows a
+   * batch as soon as it is written, before the code after the await has run, and a reader must
+   * not see an entity that the node's vector, feed position and counts do not include yet. A read
+   * through the pool is answered after the batch's own completion, so after `publish`.
+   */
+  async #commitBatch(ops: readonly KvBatchOp[], publish: () => void): Promise<BatchTiming> {
+    this.#batchesInFlight++
+    try {
+      const started = performance.now()
+      await this.#kv.batch(ops, { sync: true })
+      publish()
+      return { entries: ops.length, seconds: (performance.now() - started) / 1000 }
+    } finally {
+      this.#batchesInFlight--
+    }
+  }
+
+  async #commitWipe(job: Job & { kind: 'wipe' }): Promise<void> {
+    try {
+      const plan = await planWipe(this.#kv, job.ns, { counts: this.#counts, feedSeq: this.#feedSeq })
+      for (const key of plan.removedKeys) this.#docs.delete(key)
+      await this.#commitBatch(plan.ops, () => {
+        this.#counts = plan.counts
+        this.#feedSeq = plan.feedSeq
+      })
+      // An entity written again after the wipe starts a new Y.Doc whose clock restarts at 0: with
+      // the same clientID its items would collide with those of its earlier life (still held by
+      // peers and backups). A fresh clientID keeps every (client, clock) pair unique.
+      this.#rotateClientId()
+      job.resolve({ views: plan.removed })
+    } catch (error) {
+      this.#log.error({ err: error, ns: job.ns }, 'wiping a namespace failed')
+      job.reject(error)
+    } finally {
+      this.#docs.allEnded()
+    }
+  }
+
+  async #commitPurge(job: Job & { kind: 'purge' }): Promise<void> {
+    try {
+      const plan = await planPurge(this.#kv, job, { horizon: this.#horizon, feedFloor: this.#feedFloor, feedSeq: this.#feedSeq })
+      for (const key of plan.purgedKeys) this.#docs.delete(key)
+      if (plan.ops !== undefined) {
+        await this.#commitBatch(plan.ops, () => {
+          this.#horizon = plan.horizon
+          this.#feedFloor = plan.feedFloor
+          this.#feedSeq = plan.feedSeq
+        })
+        this.gcStats.purged += plan.purged.length
+      }
+      job.resolve({ views: plan.purged })
+    } catch (error) {
+      this.#log.error({ err: error }, 'purging tombstones failed')
+      job.reject(error)
+    } finally {
+      this.#docs.allEnded()
+    }
+  }
+
+  async #loadWorking(group: readonly Job[], working: Map<string, WorkingEntity>): Promise<void> {
+    const wanted = new Map<string, { ns: string; id: string }>()
+    for (const job of group) {
+      for (const { ns, id } of jobEntities(job)) wanted.set(entityMetaKey(ns, id), { ns, id })
+    }
+    // The state of an entity whose document is cached is not read: the document is its state (a
+    // large text's state can be hundreds of KB, read and copied for nothing on every commit).
+    const entities = [...wanted].map(([key, { ns, id }]) => ({ key, ns, id, readState: !this.#docs.has(key) }))
+    const keys = entities.flatMap(({ ns, id, readState }) => (readState ? [entityMetaKey(ns, id), entityStateKey(ns, id)] : [entityMetaKey(ns, id)]))
+    // None of these entities is in the batch being written ({@link #run} waits for it when one
+    // is), so that batch landing during the read changes nothing it reads: on this thread even
+    // then, which saves a worker thread's round trip per group.
+    const values = (keys.length <= COMMIT_SYNC_READ_MAX_KEYS ? this.#kv.getManyNow(keys) : undefined) ?? (await this.#kv.getMany(keys))
+    const metas = new Map<string, EntityMeta | undefined>()
+    const bases = new Map<string, Uint8Array | undefined>()
+    // The cached documents as of the reads (taken before any other await).
+    const docs = new Map<string, Y.Doc | undefined>()
+    let at = 0
+    for (const { key, readState } of entities) {
+      const metaBytes = values[at++]
+      metas.set(key, metaBytes ? decodeMeta(metaBytes) : undefined)
+      if (readState) bases.set(key, values[at++])
+      docs.set(key, this.#docs.get(key))
+    }
+    // A document evicted from the cache while the reads ran: its state is read now.
+    const evicted = entities.filter(({ key, readState }) => !readState && docs.get(key) === undefined)
+    if (evicted.length > 0) {
+      const late = await this.#kv.getMany(evicted.map(({ ns, id }) => entityStateKey(ns, id)))
+      evicted.forEach(({ key }, i) => bases.set(key, late[i]))
+    }
+    // The deltas stored after the bases read (none of these entities is being committed now).
+    const reads = entities.filter(({ key }) => docs.get(key) === undefined)
+    const { states } = await readStates(
+      this.#kv,
+      reads.map(({ key, ns, id }) => ({ ns, id, meta: metas.get(key), base: bases.get(key) })),
+    )
+    const stateOf = new Map(reads.map(({ key }, i) => [key, states[i]]))
+    for (const { key, ns, id } of entities) {
+      const committed = metas.get(key)
+      const open = (state: Uint8Array | undefined): Y.Doc => {
+        const doc = createEntityDoc(state, this.#clientId)
+        this.#docs.set(key, doc)
+        return doc
+      }
+      working.set(key, new WorkingEntity(ns, id, committed, { doc: docs.get(key), state: stateOf.get(key) }, open))
+      this.#docs.loading(key)
+    }
+  }
+
+  /** What the apply rules read of the store, as it is now. */
+  #applyContext(): ApplyContext {
+    return {
+      nodeId: this.nodeId,
+      clientId: this.#clientId,
+      now: this.#now,
+      graceMs: this.#graceMs,
+      modeOf: this.#modeOf,
+      policyOf: this.#policyOf,
+      horizon: this.#horizon,
+      docs: this.#docs,
+      gcStats: this.gcStats,
+      log: this.#log,
+    }
+  }
+
+  #freshClientId(): number {
+    const used = new Set(this.#clientIds)
+    let id: number
+    do id = randomInt(1, 2 ** 32 - 1)
+    while (used.has(id))
+    this.#clientIds.push(id)
+    return id
+  }
+
+  #rotateClientId(): void {
+    this.#clientId = this.#freshClientId()
+    this.#clientIdsDirty = true
+    this.#docs.clear()
+  }
+
+  #encodeClientIds(): Uint8Array {
+    return utf8(JSON.stringify(this.#clientIds))
+  }
+}
+
+/** Remote changes and snapshot merges (as opposed to local writes, wipes and purges). */
+function isReplicationJob(job: JobInput): boolean {
+  return job.kind === 'remote' || job.kind === 'snapshot' || job.kind === 'snapshot-end'
+}

@@ -1,0 +1,131 @@
+/**
+ * Maintenance batches that remove entities: wiping a namespace and purging tombstones
+ * (docs/tombstone-gc.md). Each reads what it removes and returns one batch with the node state
+ * after it; the committer writes it alone, between groups (entity-store.ts).
+ */
+import { dominates, emptyVector, merge, type VersionVector } from '../../crdt/index.ts'
+import type { KvBatchOp, KvReader } from '../storage/kv-store.ts'
+import { own } from './apply-rules.ts'
+import { decodeMeta, utf8 } from './entity-meta.ts'
+import {
+  conflictKey,
+  conflictRange,
+  entityDeltaRange,
+  entityMetaKey,
+  entityMetaRange,
+  entityStateKey,
+  entityStateRange,
+  feedKey,
+  feedRange,
+  META_COUNTS,
+  META_FEED_FLOOR,
+  META_FEED_SEQ,
+  META_GC_HORIZON,
+  META_REMOVED,
+  parseEntityMetaKey,
+  tombstoneKey,
+  tombstoneRange,
+} from './keys.ts'
+import type { Job } from './jobs.ts'
+import { deltaKeysOf } from './state-parts.ts'
+import type { EntityView } from './types.ts'
+import { viewOf } from './views.ts'
+
+const textDecoder = new TextDecoder()
+
+/** A wipe's batch, the entities it removes (their meta keys too) and the node state after it. */
+export interface WipePlan {
+  readonly ops: KvBatchOp[]
+  readonly removed: EntityView[]
+  readonly removedKeys: string[]
+  readonly counts: Record<string, number>
+  readonly feedSeq: number
+}
+
+/** Every entity of `ns` (state, metadata, feed and conflict entries) removed in one batch. */
+export async function planWipe(kv: KvReader, ns: string, state: { readonly counts: Readonly<Record<string, number>>; readonly feedSeq: number }): Promise<WipePlan> {
+  const ops: KvBatchOp[] = []
+  const removed: EntityView[] = []
+  const removedKeys: string[] = []
+  for (const range of [entityMetaRange(ns), entityStateRange(ns), entityDeltaRange(ns), feedRange(ns, 0), conflictRange(ns), tombstoneRange(ns)]) {
+    for await (const [key, value] of kv.iterate(range)) {
+      ops.push({ type: 'del', key })
+      if (key.startsWith('e')) {
+        const { id } = parseEntityMetaKey(key)
+        removed.push(viewOf(ns, id, decodeMeta(value)))
+        removedKeys.push(key)
+      }
+    }
+  }
+  const counts = { ...state.counts }
+  delete counts[ns]
+  ops.push({ type: 'put', key: META_COUNTS, value: utf8(JSON.stringify(counts)) })
+  // The removal takes a feed position of its own (see META_REMOVED): backups notice it.
+  const feedSeq = state.feedSeq + 1
+  const removedAt = await kv.get(META_REMOVED)
+  const marks = { ...(removedAt ? (JSON.parse(textDecoder.decode(removedAt)) as Record<string, number>) : {}), [ns]: feedSeq }
+  ops.push({ type: 'put', key: META_REMOVED, value: utf8(JSON.stringify(marks)) })
+  ops.push({ type: 'put', key: META_FEED_SEQ, value: utf8(String(feedSeq)) })
+  return { ops, removed, removedKeys, counts, feedSeq }
+}
+
+/** The node state a purge reads and moves. */
+export interface PurgeState {
+  readonly horizon: Readonly<Record<string, VersionVector>>
+  readonly feedFloor: Readonly<Record<string, number>>
+  readonly feedSeq: number
+}
+
+/**
+ * A purge's batch (undefined when it writes nothing), the tombstones it removes (their meta keys
+ * too) and the node state after it.
+ */
+export interface PurgePlan extends PurgeState {
+  readonly ops: KvBatchOp[] | undefined
+  readonly purged: EntityView[]
+  readonly purgedKeys: string[]
+}
+
+/**
+ * Removes the tombstones still as the GC found them, and raises the purge horizon (by a peer's
+ * too, for `adopt`).
+ */
+export async function planPurge(kv: KvReader, job: Job & { kind: 'purge' }, state: PurgeState): Promise<PurgePlan> {
+  const ops: KvBatchOp[] = []
+  const purged: EntityView[] = []
+  const purgedKeys: string[] = []
+  const horizon = { ...state.horizon }
+  const feedFloor = { ...state.feedFloor }
+  const metas = await kv.getMany(job.tombstones.map((t) => entityMetaKey(t.ns, t.id)))
+  job.tombstones.forEach((t, i) => {
+    const bytes = metas[i]
+    const meta = bytes ? decodeMeta(bytes) : undefined
+    // Moved on since the GC looked (a late change, a new incarnation): not purged now.
+    if (!meta || !meta.deleted || !dominates(t.vv, meta.vv)) return
+    const key = entityMetaKey(t.ns, t.id)
+    ops.push({ type: 'del', key }, { type: 'del', key: entityStateKey(t.ns, t.id) }, { type: 'del', key: tombstoneKey(t.ns, t.id) })
+    for (const delta of deltaKeysOf(t.ns, t.id, meta.stateParts)) ops.push({ type: 'del', key: delta })
+    ops.push({ type: 'del', key: conflictKey(t.ns, t.id) })
+    if (meta.feedSeq > 0) ops.push({ type: 'del', key: feedKey(t.ns, meta.feedSeq) })
+    horizon[t.ns] = merge(own(horizon, t.ns) ?? emptyVector(), meta.vv)
+    feedFloor[t.ns] = Math.max(own(feedFloor, t.ns) ?? 0, meta.feedSeq)
+    purgedKeys.push(key)
+    purged.push(viewOf(t.ns, t.id, meta))
+  })
+  if (job.adopt) horizon[job.adopt.ns] = merge(own(horizon, job.adopt.ns) ?? emptyVector(), job.adopt.horizon)
+  let feedSeq = state.feedSeq
+  if (purged.length > 0) {
+    // Entities were removed: like a wipe, the removal takes a feed position of its own in
+    // each namespace it touched (META_REMOVED), so backups notice it.
+    feedSeq++
+    const removedAt = await kv.get(META_REMOVED)
+    const marks: Record<string, number> = removedAt ? (JSON.parse(textDecoder.decode(removedAt)) as Record<string, number>) : {}
+    for (const { ns } of purged) marks[ns] = feedSeq
+    ops.push({ type: 'put', key: META_REMOVED, value: utf8(JSON.stringify(marks)) })
+    ops.push({ type: 'put', key: META_FEED_SEQ, value: utf8(String(feedSeq)) })
+  }
+  if (purged.length === 0 && !job.adopt) return { ops: undefined, purged, purgedKeys, horizon, feedFloor, feedSeq }
+  ops.push({ type: 'put', key: META_GC_HORIZON, value: utf8(JSON.stringify(horizon)) })
+  ops.push({ type: 'put', key: META_FEED_FLOOR, value: utf8(JSON.stringify(feedFloor)) })
+  return { ops, purged, purgedKeys, horizon, feedFloor, feedSeq }
+}
