@@ -1,20 +1,18 @@
 import { randomInt } from 'node:crypto'
 import type { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
-import type * as Y from 'yjs'
-import { createEntityDoc, emptyVector, ValidationError, type VersionVector } from '../../crdt/index.ts'
+import { emptyVector, ValidationError, type VersionVector } from '../../crdt/index.ts'
 import { EntityNotFoundError, UnavailableError } from '../errors.ts'
 import { failpoints } from '../failpoints.ts'
 import type { KvBatchOp, KvStore } from '../storage/kv-store.ts'
 import { applyJob, type ApplyContext } from './apply-rules.ts'
 import type { EntityDocs } from './doc-cache.ts'
-import { decodeMeta, utf8, type EntityMeta } from './entity-meta.ts'
+import { utf8 } from './entity-meta.ts'
 import { groupBatchOps } from './group-batch.ts'
-import { entityMetaKey, entityStateKey, META_CLIENT_IDS, META_COUNTS, META_FEED_FLOOR, META_FEED_SEQ, META_GC_HORIZON, META_LOG_FLOOR, META_NODE_VV } from './keys.ts'
+import { entityMetaKey, META_CLIENT_IDS, META_COUNTS, META_FEED_FLOOR, META_FEED_SEQ, META_GC_HORIZON, META_LOG_FLOOR, META_NODE_VV } from './keys.ts'
 import {
   countsAfter,
   jobEntities,
-  jobSize,
   RedoGroupWithout,
   RefusedBeforeEdit,
   type GroupOutcome,
@@ -24,19 +22,14 @@ import {
   type JobResult,
   type NodeState,
   type PreparedGroup,
-  WorkingEntity,
+  type WorkingEntity,
 } from './jobs.ts'
+import { loadGroup } from './group-load.ts'
+import { JobQueues } from './job-queues.ts'
 import { planPurge, planWipe } from './maintenance.ts'
-import { readStates } from './state-parts.ts'
 import type { BatchTiming, ConflictPolicy, DeltaLimits, EntityStoreEvents, GcStats, NamespaceMode } from './types.ts'
 import { feedBatchOf } from './views.ts'
 
-/**
- * Most keys the committer reads on the event loop's thread for a group's entities: the group is
- * applied on this thread right after anyway, and a worker thread's round trip costs about 30 us of
- * CPU (a missing key costs under 1 us on this thread, a cached one a few).
- */
-const COMMIT_SYNC_READ_MAX_KEYS = 64
 const textDecoder = new TextDecoder()
 
 /** What the committer works with. */
@@ -72,8 +65,7 @@ export class Committer {
   readonly #log: Logger
   readonly #docs: EntityDocs
   readonly #events: EventEmitter<EntityStoreEvents>
-  readonly #maxGroupOps: number
-  readonly #maxQueuedOps: number
+  readonly #queues: JobQueues
   readonly #now: () => number
   readonly #modeOf: (ns: string) => NamespaceMode
   readonly #policyOf: (ns: string) => ConflictPolicy
@@ -86,11 +78,6 @@ export class Committer {
   /** Per namespace, the highest feed position a purge removed: older cursors may miss deletes. */
   #feedFloor: Record<string, number> = {}
 
-  /** Local writes, wipes and purges, in order; counted against maxQueuedOps. */
-  #queue: Job[] = []
-  /** Remote changes and snapshots: go first, never refused for load. */
-  #replicationQueue: Job[] = []
-  #queuedOps = 0
   #running = false
   #open = false
   #closing = false
@@ -119,8 +106,7 @@ export class Committer {
     this.#log = components.logger
     this.#docs = components.docs
     this.#events = components.events
-    this.#maxGroupOps = options.maxGroupOps
-    this.#maxQueuedOps = options.maxQueuedOps
+    this.#queues = new JobQueues(options)
     this.#now = options.now
     this.#modeOf = options.modeOf
     this.#policyOf = options.policyOf
@@ -203,7 +189,7 @@ export class Committer {
   /** Refuses new work and waits for queued writes to commit. */
   async close(): Promise<void> {
     this.#closing = true
-    if (this.#running || this.#queue.length > 0 || this.#replicationQueue.length > 0) {
+    if (this.#running || !this.#queues.empty) {
       this.#idle ??= Promise.withResolvers()
       await this.#idle.promise
     }
@@ -212,18 +198,9 @@ export class Committer {
 
   enqueue(input: JobInput): Promise<JobResult> {
     if (!this.#open || this.#closing) return Promise.reject(new UnavailableError('SHUTTING_DOWN', 'the store is closing'))
-    const size = jobSize(input)
     const { promise, resolve, reject } = Promise.withResolvers<JobResult>()
-    if (isReplicationJob(input)) {
-      // Never refused for load: replication waits its turn (its sessions wait with it), and goes
-      // ahead of queued local writes so that a write burst cannot stall convergence.
-      this.#replicationQueue.push({ ...input, resolve, reject } as Job)
-    } else {
-      if (this.#queuedOps + size > this.#maxQueuedOps) {
-        return Promise.reject(new UnavailableError('OVERLOADED', 'too many writes are waiting; retry later'))
-      }
-      this.#queue.push({ ...input, resolve, reject } as Job)
-      this.#queuedOps += size
+    if (!this.#queues.push({ ...input, resolve, reject } as Job)) {
+      return Promise.reject(new UnavailableError('OVERLOADED', 'too many writes are waiting; retry later'))
     }
     if (!this.#running) void this.#run()
     else this.#wake?.resolve()
@@ -248,7 +225,7 @@ export class Committer {
     try {
       for (;;) {
         if (writing?.finished) writing = undefined
-        if (this.#queue.length === 0 && this.#replicationQueue.length === 0) {
+        if (this.#queues.empty) {
           if (writing === undefined) break
           // Wait for the batch being written, or for new jobs to apply meanwhile.
           this.#wake = Promise.withResolvers()
@@ -256,17 +233,16 @@ export class Committer {
           this.#wake = undefined
           continue
         }
-        const first = this.#replicationQueue.length > 0 ? undefined : (this.#queue[0] as Job)
+        const first = this.#queues.head()
         if (first?.kind === 'wipe' || first?.kind === 'purge') {
           await drain()
-          this.#queue.shift()
-          this.#queuedOps -= jobSize(first)
+          this.#queues.dropHead(first)
           if (first.kind === 'wipe') await this.#commitWipe(first)
           else await this.#commitPurge(first)
           this.#tip = this.#publishedState()
           continue
         }
-        const group = first === undefined ? this.#takeMixedGroup() : this.#takeLocalGroup()
+        const group = this.#queues.takeGroup()
         const keys = new Set(group.flatMap((job) => jobEntities(job).map(({ ns, id }) => entityMetaKey(ns, id))))
         if (writing && [...keys].some((key) => writing?.keys.has(key))) await drain()
         const prepared = await this.#prepareGroup(group)
@@ -288,60 +264,9 @@ export class Committer {
     }
   }
 
-  /** Local writes from the head of the queue, up to maxGroupOps (at least one job). */
-  #takeLocalGroup(): Job[] {
-    const group: Job[] = []
-    let ops = 0
-    while (this.#queue.length > 0) {
-      const next = this.#queue[0] as Job
-      const size = jobSize(next)
-      if (next.kind === 'wipe' || next.kind === 'purge' || (group.length > 0 && ops + size > this.#maxGroupOps)) break
-      group.push(next)
-      this.#queue.shift()
-      ops += size
-    }
-    this.#queuedOps -= ops
-    return group
-  }
-
-  /**
-   * A group led by replication jobs (at most half the group while local writes wait, so neither
-   * starves), filled up with local writes.
-   */
-  #takeMixedGroup(): Job[] {
-    const group: Job[] = []
-    let ops = 0
-    const localWaiting = this.#queue.length > 0 && this.#queue[0]?.kind === 'local'
-    const replicationBudget = localWaiting ? Math.max(1, Math.floor(this.#maxGroupOps / 2)) : this.#maxGroupOps
-    while (this.#replicationQueue.length > 0) {
-      const size = jobSize(this.#replicationQueue[0] as Job)
-      if (group.length > 0 && ops + size > replicationBudget) break
-      group.push(this.#replicationQueue.shift() as Job)
-      ops += size
-    }
-    let localOps = 0
-    while (this.#queue.length > 0 && this.#queue[0]?.kind === 'local') {
-      const size = jobSize(this.#queue[0])
-      if (ops + size > this.#maxGroupOps) break
-      group.push(this.#queue.shift() as Job)
-      ops += size
-      localOps += size
-    }
-    this.#queuedOps -= localOps
-    return group
-  }
-
   /** The node state readers see: that of the last durable batch. */
   #publishedState(): NodeState {
     return { nodeVv: this.#nodeVv, feedSeq: this.#feedSeq, logFloor: this.#logFloor, counts: this.#counts }
-  }
-
-  /** Puts jobs back at the head of their queues, in order (to be done again). */
-  #requeue(jobs: readonly Job[]): void {
-    const local = jobs.filter((j) => !isReplicationJob(j))
-    this.#replicationQueue.unshift(...jobs.filter(isReplicationJob))
-    this.#queue.unshift(...local)
-    this.#queuedOps += local.reduce((n, j) => n + jobSize(j), 0)
   }
 
   /**
@@ -356,7 +281,7 @@ export class Committer {
   /** Forgets a group's edits and puts its jobs back, to be applied again from the durable state. */
   #redo(working: ReadonlyMap<string, WorkingEntity>, jobs: readonly Job[]): void {
     this.#discardEdits(working)
-    this.#requeue(jobs)
+    this.#queues.requeue(jobs)
   }
 
   /**
@@ -370,7 +295,7 @@ export class Committer {
     const g: GroupState = { working: new Map(), nodeVv: start.nodeVv, feedSeq: start.feedSeq, logFloor: start.logFloor, committed: [], touched: false }
     const outcomes: GroupOutcome[] = []
     try {
-      await this.#loadWorking(group, g.working)
+      await loadGroup({ kv: this.#kv, docs: this.#docs, clientId: () => this.#clientId }, group, g.working)
       if (epoch !== this.#epoch) {
         // The batch being written failed meanwhile: the tip this group started from is gone.
         this.#redo(g.working, group)
@@ -535,55 +460,6 @@ export class Committer {
     }
   }
 
-  async #loadWorking(group: readonly Job[], working: Map<string, WorkingEntity>): Promise<void> {
-    const wanted = new Map<string, { ns: string; id: string }>()
-    for (const job of group) {
-      for (const { ns, id } of jobEntities(job)) wanted.set(entityMetaKey(ns, id), { ns, id })
-    }
-    // The state of an entity whose document is cached is not read: the document is its state (a
-    // large text's state can be hundreds of KB, read and copied for nothing on every commit).
-    const entities = [...wanted].map(([key, { ns, id }]) => ({ key, ns, id, readState: !this.#docs.has(key) }))
-    const keys = entities.flatMap(({ ns, id, readState }) => (readState ? [entityMetaKey(ns, id), entityStateKey(ns, id)] : [entityMetaKey(ns, id)]))
-    // None of these entities is in the batch being written ({@link #run} waits for it when one
-    // is), so that batch landing during the read changes nothing it reads: on this thread even
-    // then, which saves a worker thread's round trip per group.
-    const values = (keys.length <= COMMIT_SYNC_READ_MAX_KEYS ? this.#kv.getManyNow(keys) : undefined) ?? (await this.#kv.getMany(keys))
-    const metas = new Map<string, EntityMeta | undefined>()
-    const bases = new Map<string, Uint8Array | undefined>()
-    // The cached documents as of the reads (taken before any other await).
-    const docs = new Map<string, Y.Doc | undefined>()
-    let at = 0
-    for (const { key, readState } of entities) {
-      const metaBytes = values[at++]
-      metas.set(key, metaBytes ? decodeMeta(metaBytes) : undefined)
-      if (readState) bases.set(key, values[at++])
-      docs.set(key, this.#docs.get(key))
-    }
-    // A document evicted from the cache while the reads ran: its state is read now.
-    const evicted = entities.filter(({ key, readState }) => !readState && docs.get(key) === undefined)
-    if (evicted.length > 0) {
-      const late = await this.#kv.getMany(evicted.map(({ ns, id }) => entityStateKey(ns, id)))
-      evicted.forEach(({ key }, i) => bases.set(key, late[i]))
-    }
-    // The deltas stored after the bases read (none of these entities is being committed now).
-    const reads = entities.filter(({ key }) => docs.get(key) === undefined)
-    const { states } = await readStates(
-      this.#kv,
-      reads.map(({ key, ns, id }) => ({ ns, id, meta: metas.get(key), base: bases.get(key) })),
-    )
-    const stateOf = new Map(reads.map(({ key }, i) => [key, states[i]]))
-    for (const { key, ns, id } of entities) {
-      const committed = metas.get(key)
-      const open = (state: Uint8Array | undefined): Y.Doc => {
-        const doc = createEntityDoc(state, this.#clientId)
-        this.#docs.set(key, doc)
-        return doc
-      }
-      working.set(key, new WorkingEntity(ns, id, committed, { doc: docs.get(key), state: stateOf.get(key) }, open))
-      this.#docs.loading(key)
-    }
-  }
-
   /** What the apply rules read of the store, as it is now. */
   #applyContext(): ApplyContext {
     return {
@@ -618,9 +494,4 @@ export class Committer {
   #encodeClientIds(): Uint8Array {
     return utf8(JSON.stringify(this.#clientIds))
   }
-}
-
-/** Remote changes and snapshot merges (as opposed to local writes, wipes and purges). */
-function isReplicationJob(job: JobInput): boolean {
-  return job.kind === 'remote' || job.kind === 'snapshot' || job.kind === 'snapshot-end'
 }
