@@ -7,9 +7,8 @@ import { failpoints } from '../failpoints.ts'
 import type { KvBatchOp, KvStore } from '../storage/kv-store.ts'
 import { applyJob, type ApplyContext } from './apply-rules.ts'
 import type { EntityDocs } from './doc-cache.ts'
-import { utf8 } from './entity-meta.ts'
 import { groupBatchOps } from './group-batch.ts'
-import { entityMetaKey, META_CLIENT_IDS, META_COUNTS, META_FEED_FLOOR, META_FEED_SEQ, META_GC_HORIZON, META_LOG_FLOOR, META_NODE_VV } from './keys.ts'
+import { entityMetaKey } from './keys.ts'
 import {
   countsAfter,
   jobEntities,
@@ -27,10 +26,10 @@ import {
 import { loadGroup } from './group-load.ts'
 import { JobQueues } from './job-queues.ts'
 import { planPurge, planWipe } from './maintenance.ts'
+import { clientIdsRecord, readNodeRecords } from './meta-records.ts'
 import type { BatchTiming, ConflictPolicy, DeltaLimits, EntityStoreEvents, GcStats, NamespaceMode } from './types.ts'
 import { feedBatchOf } from './views.ts'
 
-const textDecoder = new TextDecoder()
 
 /** What the committer works with. */
 export interface CommitterComponents {
@@ -160,27 +159,19 @@ export class Committer {
 
   /** Loads node metadata (the storage is open) and takes a Yjs clientID never used before by this node. */
   async open(): Promise<void> {
-    const [vv, feed, ids, counts, floor, horizon, feedFloor] = await this.#kv.getMany([
-      META_NODE_VV,
-      META_FEED_SEQ,
-      META_CLIENT_IDS,
-      META_COUNTS,
-      META_LOG_FLOOR,
-      META_GC_HORIZON,
-      META_FEED_FLOOR,
-    ])
-    this.#horizon = horizon ? (JSON.parse(textDecoder.decode(horizon)) as Record<string, VersionVector>) : {}
-    this.#feedFloor = feedFloor ? (JSON.parse(textDecoder.decode(feedFloor)) as Record<string, number>) : {}
-    this.#logFloor = floor ? (JSON.parse(textDecoder.decode(floor)) as VersionVector) : emptyVector()
-    this.#counts = counts ? (JSON.parse(textDecoder.decode(counts)) as Record<string, number>) : {}
-    this.#nodeVv = vv ? (JSON.parse(textDecoder.decode(vv)) as VersionVector) : emptyVector()
-    this.#feedSeq = feed ? Number(textDecoder.decode(feed)) : 0
-    this.#clientIds = ids ? (JSON.parse(textDecoder.decode(ids)) as number[]) : []
+    const records = await readNodeRecords(this.#kv)
+    this.#horizon = records.horizon
+    this.#feedFloor = records.feedFloor
+    this.#logFloor = records.logFloor
+    this.#counts = records.counts
+    this.#nodeVv = records.nodeVv
+    this.#feedSeq = records.feedSeq
+    this.#clientIds = records.clientIds
     this.#tip = this.#publishedState()
     this.#clientId = this.#freshClientId()
     // Persist the id before any edit is made with it: a restart after a crash can never reuse
     // a clientID whose Yjs clock may have gone backwards.
-    await this.#kv.batch([{ type: 'put', key: META_CLIENT_IDS, value: this.#encodeClientIds() }], { sync: true })
+    await this.#kv.batch([clientIdsRecord.put(this.#clientIds)], { sync: true })
     this.#clientIdsDirty = false
     this.#open = true
     this.#closing = false
@@ -328,7 +319,7 @@ export class Committer {
     }
     const write = g.committed.length > 0 || g.touched
     const counts = write ? countsAfter(start.counts, g.working) : start.counts
-    const ops = write ? groupBatchOps(g, counts, this.#deltaLimits, this.#clientIdsDirty ? this.#encodeClientIds() : undefined) : undefined
+    const ops = write ? groupBatchOps(g, counts, this.#deltaLimits, this.#clientIdsDirty ? this.#clientIds : undefined) : undefined
     const end: NodeState = { nodeVv: g.nodeVv, feedSeq: g.feedSeq, logFloor: g.logFloor, counts }
     this.#tip = end
     return { group, g, outcomes, ops, end, feedFrom: start.feedSeq, epoch, clientIds: this.#clientIds.length }
@@ -489,9 +480,5 @@ export class Committer {
     this.#clientId = this.#freshClientId()
     this.#clientIdsDirty = true
     this.#docs.clear()
-  }
-
-  #encodeClientIds(): Uint8Array {
-    return utf8(JSON.stringify(this.#clientIds))
   }
 }

@@ -4,7 +4,8 @@
  */
 import type { KvBatchOp } from '../storage/kv-store.ts'
 import { encodeMeta, utf8, type EntityMeta } from './entity-meta.ts'
-import { changeLogKey, conflictKey, entityMetaKey, feedKey, META_CLIENT_IDS, META_COUNTS, META_FEED_SEQ, META_LOG_FLOOR, META_NODE_VV, tombstoneKey } from './keys.ts'
+import { changeLogKey, conflictKey, entityMetaKey, feedKey, tombstoneKey } from './keys.ts'
+import { clientIdsRecord, countsRecord, feedSeqRecord, logFloorRecord, nodeVvRecord } from './meta-records.ts'
 import type { GroupState } from './jobs.ts'
 import { stateWriteOps } from './state-parts.ts'
 import type { DeltaLimits } from './types.ts'
@@ -12,8 +13,8 @@ import { conflictViews } from './views.ts'
 
 const EMPTY = new Uint8Array(0)
 
-/** `clientIds`: the encoded record of the Yjs clientIDs, when it must be written again. */
-export function groupBatchOps(g: GroupState, counts: Record<string, number>, deltaLimits: DeltaLimits, clientIds: Uint8Array | undefined): KvBatchOp[] {
+/** `clientIds`: every Yjs clientID of the node, when the record must be written again. */
+export function groupBatchOps(g: GroupState, counts: Record<string, number>, deltaLimits: DeltaLimits, clientIds: number[] | undefined): KvBatchOp[] {
   const ops: KvBatchOp[] = []
   for (const entity of g.working.values()) {
     if (!entity.changed || !entity.meta) continue
@@ -36,10 +37,7 @@ export function groupBatchOps(g: GroupState, counts: Record<string, number>, del
     ops.push({ type: 'put', key: feedKey(ns, meta.feedSeq), value: utf8(JSON.stringify(entry)) })
   }
   for (const { change, bytes } of g.committed) ops.push({ type: 'put', key: changeLogKey(change.origin, change.seq), value: bytes })
-  ops.push({ type: 'put', key: META_LOG_FLOOR, value: utf8(JSON.stringify(g.logFloor)) })
-  ops.push({ type: 'put', key: META_NODE_VV, value: utf8(JSON.stringify(g.nodeVv)) })
-  ops.push({ type: 'put', key: META_FEED_SEQ, value: utf8(String(g.feedSeq)) })
-  ops.push({ type: 'put', key: META_COUNTS, value: utf8(JSON.stringify(counts)) })
-  if (clientIds !== undefined) ops.push({ type: 'put', key: META_CLIENT_IDS, value: clientIds })
+  ops.push(logFloorRecord.put(g.logFloor), nodeVvRecord.put(g.nodeVv), feedSeqRecord.put(g.feedSeq), countsRecord.put(counts))
+  if (clientIds !== undefined) ops.push(clientIdsRecord.put(clientIds))
   return ops
 }

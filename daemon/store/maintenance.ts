@@ -6,7 +6,7 @@
 import { dominates, emptyVector, merge, type VersionVector } from '../../crdt/index.ts'
 import type { KvBatchOp, KvReader } from '../storage/kv-store.ts'
 import { own } from './apply-rules.ts'
-import { decodeMeta, utf8 } from './entity-meta.ts'
+import { decodeMeta } from './entity-meta.ts'
 import {
   conflictKey,
   conflictRange,
@@ -17,11 +17,6 @@ import {
   entityStateRange,
   feedKey,
   feedRange,
-  META_COUNTS,
-  META_FEED_FLOOR,
-  META_FEED_SEQ,
-  META_GC_HORIZON,
-  META_REMOVED,
   parseEntityMetaKey,
   tombstoneKey,
   tombstoneRange,
@@ -30,8 +25,7 @@ import type { Job } from './jobs.ts'
 import { deltaKeysOf } from './state-parts.ts'
 import type { EntityView } from './types.ts'
 import { viewOf } from './views.ts'
-
-const textDecoder = new TextDecoder()
+import { countsRecord, feedFloorRecord, feedSeqRecord, gcHorizonRecord, removedRecord } from './meta-records.ts'
 
 /** A wipe's batch, the entities it removes (their meta keys too) and the node state after it. */
 export interface WipePlan {
@@ -59,13 +53,11 @@ export async function planWipe(kv: KvReader, ns: string, state: { readonly count
   }
   const counts = { ...state.counts }
   delete counts[ns]
-  ops.push({ type: 'put', key: META_COUNTS, value: utf8(JSON.stringify(counts)) })
+  ops.push(countsRecord.put(counts))
   // The removal takes a feed position of its own (see META_REMOVED): backups notice it.
   const feedSeq = state.feedSeq + 1
-  const removedAt = await kv.get(META_REMOVED)
-  const marks = { ...(removedAt ? (JSON.parse(textDecoder.decode(removedAt)) as Record<string, number>) : {}), [ns]: feedSeq }
-  ops.push({ type: 'put', key: META_REMOVED, value: utf8(JSON.stringify(marks)) })
-  ops.push({ type: 'put', key: META_FEED_SEQ, value: utf8(String(feedSeq)) })
+  const marks = { ...removedRecord.decode(await kv.get(removedRecord.key)), [ns]: feedSeq }
+  ops.push(removedRecord.put(marks), feedSeqRecord.put(feedSeq))
   return { ops, removed, removedKeys, counts, feedSeq }
 }
 
@@ -118,14 +110,11 @@ export async function planPurge(kv: KvReader, job: Job & { kind: 'purge' }, stat
     // Entities were removed: like a wipe, the removal takes a feed position of its own in
     // each namespace it touched (META_REMOVED), so backups notice it.
     feedSeq++
-    const removedAt = await kv.get(META_REMOVED)
-    const marks: Record<string, number> = removedAt ? (JSON.parse(textDecoder.decode(removedAt)) as Record<string, number>) : {}
+    const marks = removedRecord.decode(await kv.get(removedRecord.key))
     for (const { ns } of purged) marks[ns] = feedSeq
-    ops.push({ type: 'put', key: META_REMOVED, value: utf8(JSON.stringify(marks)) })
-    ops.push({ type: 'put', key: META_FEED_SEQ, value: utf8(String(feedSeq)) })
+    ops.push(removedRecord.put(marks), feedSeqRecord.put(feedSeq))
   }
   if (purged.length === 0 && !job.adopt) return { ops: undefined, purged, purgedKeys, horizon, feedFloor, feedSeq }
-  ops.push({ type: 'put', key: META_GC_HORIZON, value: utf8(JSON.stringify(horizon)) })
-  ops.push({ type: 'put', key: META_FEED_FLOOR, value: utf8(JSON.stringify(feedFloor)) })
+  ops.push(gcHorizonRecord.put(horizon), feedFloorRecord.put(feedFloor))
   return { ops, purged, purgedKeys, horizon, feedFloor, feedSeq }
 }
