@@ -6,26 +6,20 @@
 import type { Logger } from 'pino'
 import type * as Y from 'yjs'
 import {
-  advanceHeads,
-  advanceFieldHeads,
-  classifyRemoteChange,
-  classifySnapshot,
   applyEntityUpdate,
+  compare,
+  mergeEntityMeta,
+  mergeFieldHeads,
   DATA_ROOT,
   clearEntity,
-  compare,
   counterOf,
   createEntityDoc,
   decodeFreshRecord,
-  dominates,
   emptyVector,
   encodeChange,
   freshRecordEdit,
   hasPendingUpdates,
-  isDeletedByHeads,
   merge,
-  mergeEntityMeta,
-  mergeFieldHeads,
   patchRecord,
   readRecord,
   readText,
@@ -34,7 +28,6 @@ import {
   resolveRecord,
   spliceText,
   textNames,
-  ValidationError,
   writtenFieldValues,
   withCounter,
   type ChangeRecord,
@@ -44,13 +37,23 @@ import {
   type JsonValue,
   type VersionVector,
 } from '../../crdt/index.ts'
-import { EntityNotFoundError, UnresolvedConflictError } from '../errors.ts'
+import {
+  advancedMeta,
+  isFrozen,
+  keptSnapshotVv,
+  mergedSnapshotMeta,
+  newIncarnationMeta,
+  remoteVerdict,
+  snapshotVerdict,
+  staleChangeMeta,
+  validateLocalOps,
+} from './apply-decisions.ts'
 import type { EntityMeta } from './entity-meta.ts'
 import { entityMetaKey } from './keys.ts'
 import type { Lru } from './lru.ts'
-import { isWellFormedUpdate, mergeEdits, RefusedBeforeEdit, type GroupState, type Job, type JobResult, type WorkingEntity } from './jobs.ts'
+import { mergeEdits, RefusedBeforeEdit, type GroupState, type Job, type JobResult, type WorkingEntity } from './jobs.ts'
 import type { ConflictPolicy, EntityView, GcStats, LocalOp, NamespaceMode, RemoteApplyResult, SnapshotApplyResult } from './types.ts'
-import { conflictViews, toView } from './views.ts'
+import { toView } from './views.ts'
 
 /** What the apply rules read of the store while they apply a group. */
 export interface ApplyContext {
@@ -115,39 +118,42 @@ function processRemote(ctx: ApplyContext, changes: readonly ChangeRecord[], g: G
   const deferred: ChangeRecord[] = []
   const invalid: ChangeRecord[] = []
   for (const change of changes) {
-    const have = counterOf(g.nodeVv, change.origin)
-    if (!isWellFormedUpdate(change.update)) {
+    const entity = g.working.get(entityMetaKey(change.ns, change.id)) as WorkingEntity
+    const verdict = remoteVerdict(change, { nodeVv: g.nodeVv, meta: entity.meta, horizon: own(ctx.horizon, change.ns), mode: ctx.modeOf(change.ns) })
+    if (verdict === 'invalid') {
       invalid.push(change)
-    } else if (change.seq <= have) {
-      duplicates++
-    } else if (change.seq !== have + 1 || !dominates(g.nodeVv, change.context)) {
-      deferred.push(change)
-    } else {
-      g.nodeVv = withCounter(g.nodeVv, change.origin, change.seq)
-      const entity = g.working.get(entityMetaKey(change.ns, change.id)) as WorkingEntity
-      const verdict = classifyRemoteChange(entity.meta, change, own(ctx.horizon, change.ns))
-      if (ctx.modeOf(change.ns) === 'push-only') {
-        // Kept in the log (so it is relayed) but never applied here.
-        g.committed.push({ change, bytes: encodeChange(change), feedSeq: 0, remote: true, applied: false })
-      } else if (verdict === 'stale') {
-        // Made on a superseded incarnation or a purged tombstone: every node records its dot
-        // and applies nothing of it (docs/tombstone-gc.md).
-        ctx.gcStats.staleChanges++
-        ctx.log.debug({ ns: change.ns, id: change.id, origin: change.origin, seq: change.seq }, 'stale change recorded, not applied')
-        if (entity.meta) {
-          // Its vector changed: a new feed position, so feed readers (backups) see it.
-          entity.meta = { ...entity.meta, vv: withCounter(entity.meta.vv, change.origin, change.seq), feedSeq: ++g.feedSeq }
-          entity.changed = true
-        }
-        g.committed.push({ change, bytes: encodeChange(change), feedSeq: 0, remote: true, applied: false })
-      } else {
-        if (verdict === 'reset') startIncarnation(ctx, entity)
-        applyRemoteChange(ctx, change, entity)
-        g.committed.push({ change, bytes: encodeChange(change), feedSeq: ++g.feedSeq, remote: true, applied: true })
-        entity.meta = { ...(entity.meta as EntityMeta), feedSeq: g.feedSeq }
-      }
-      applied++
+      continue
     }
+    if (verdict === 'duplicate') {
+      duplicates++
+      continue
+    }
+    if (verdict === 'deferred') {
+      deferred.push(change)
+      continue
+    }
+    g.nodeVv = withCounter(g.nodeVv, change.origin, change.seq)
+    if (verdict === 'record') {
+      // Kept in the log (so it is relayed) but never applied here.
+      g.committed.push({ change, bytes: encodeChange(change), feedSeq: 0, remote: true, applied: false })
+    } else if (verdict === 'stale') {
+      // Made on a superseded incarnation or a purged tombstone: every node records its dot
+      // and applies nothing of it (docs/tombstone-gc.md).
+      ctx.gcStats.staleChanges++
+      ctx.log.debug({ ns: change.ns, id: change.id, origin: change.origin, seq: change.seq }, 'stale change recorded, not applied')
+      if (entity.meta) {
+        // Its vector changed: a new feed position, so feed readers (backups) see it.
+        entity.meta = staleChangeMeta(entity.meta, change, ++g.feedSeq)
+        entity.changed = true
+      }
+      g.committed.push({ change, bytes: encodeChange(change), feedSeq: 0, remote: true, applied: false })
+    } else {
+      if (verdict === 'reset') startIncarnation(ctx, entity)
+      applyRemoteChange(ctx, change, entity)
+      g.committed.push({ change, bytes: encodeChange(change), feedSeq: ++g.feedSeq, remote: true, applied: true })
+      entity.meta = { ...(entity.meta as EntityMeta), feedSeq: g.feedSeq }
+    }
+    applied++
   }
   return { applied, duplicates, deferred, invalid }
 }
@@ -156,17 +162,17 @@ function processSnapshot(ctx: ApplyContext, entities: readonly EntitySnapshot[],
   let merged = 0
   let invalid = 0
   for (const snap of entities) {
-    if (ctx.modeOf(snap.ns) === 'push-only') continue
-    if (!isWellFormedUpdate(snap.state)) {
+    const entity = g.working.get(entityMetaKey(snap.ns, snap.id)) as WorkingEntity
+    const verdict = snapshotVerdict(snap, entity.meta, ctx.modeOf(snap.ns))
+    if (verdict === 'skip') continue
+    if (verdict === 'invalid') {
       invalid++
       continue
     }
-    const entity = g.working.get(entityMetaKey(snap.ns, snap.id)) as WorkingEntity
-    const verdict = classifySnapshot(entity.meta, snap)
     if (verdict === 'keep') {
       // Its incarnation is superseded here: only its history (vector) is taken.
-      const vv = merge((entity.meta as EntityMeta).vv, snap.vv)
-      if (compare(vv, (entity.meta as EntityMeta).vv) === 'equal') continue
+      const vv = keptSnapshotVv(entity.meta as EntityMeta, snap)
+      if (vv === undefined) continue
       entity.meta = { ...(entity.meta as EntityMeta), vv, feedSeq: ++g.feedSeq }
       entity.changed = true
       g.touched = true
@@ -188,63 +194,23 @@ function processSnapshot(ctx: ApplyContext, entities: readonly EntitySnapshot[],
     )
     applyEntityUpdate(entity.doc, snap.state)
     entity.replaced()
-    entity.meta = {
-      vv: meta.vv,
-      heads: meta.heads,
-      fieldHeads,
-      deleted: meta.deleted,
-      updatedAt: Math.max(before?.updatedAt ?? 0, snap.updatedAt),
-      feedSeq: ++g.feedSeq,
-      value: readRecord(entity.doc),
-      texts: textNames(entity.doc),
-      ...(meta.deleted && { deletedAt: Math.max(before?.deleted === true ? (before.deletedAt ?? 0) : 0, snap.updatedAt) }),
-      ...((snap.incarnation ?? before?.incarnation) && { incarnation: snap.incarnation ?? before?.incarnation }),
-    }
+    entity.meta = mergedSnapshotMeta(before, snap, meta, { fieldHeads, feedSeq: ++g.feedSeq, value: readRecord(entity.doc), texts: textNames(entity.doc) })
     entity.changed = true
     g.touched = true
     merged++
   }
   return { merged, invalid }
 }
+
 function validateLocal(ctx: ApplyContext, ops: readonly LocalOp[], working: Map<string, WorkingEntity>): void {
-  // Dry run of the job on existence and text lengths only: finds every refusal before any edit.
-  const sim = new Map<string, { live: boolean; fresh: boolean; texts: Map<string, number> }>()
-  for (const op of ops) {
-    const key = entityMetaKey(op.ns, op.id)
-    const entity = working.get(key) as WorkingEntity
-    let state = sim.get(key) ?? { live: entity.meta !== undefined && !entity.meta.deleted, fresh: false, texts: new Map() }
-    if (op.op === 'yjs' && !isWellFormedUpdate(op.update)) throw new ValidationError('INVALID_UPDATE', 'not a Yjs update')
-    if (op.op === 'yjs' && !state.live && entity.meta !== undefined && isFrozen(ctx, entity.meta)) {
-      // A Yjs client's update builds on the old document, which GC may purge anywhere now.
-      throw new ValidationError('ENTITY_DELETED', `entity ${op.ns}/${op.id} was deleted; write it with PUT to create it again`)
-    }
-    if (op.op === 'resolve') {
-      if (!state.live) throw new EntityNotFoundError(op.ns, op.id)
-      sim.set(key, state)
-      continue
-    }
-    if (entity.meta !== undefined && !state.fresh && ctx.policyOf(op.ns) === 'strict' && conflictViews(entity.meta).length > 0) {
-      throw new UnresolvedConflictError(op.ns, op.id)
-    }
-    if (op.op === 'delete') {
-      if (!state.live) throw new EntityNotFoundError(op.ns, op.id)
-      state = { live: false, fresh: true, texts: new Map() }
-    } else {
-      // A write to a missing or deleted entity starts from nothing.
-      if (!state.live) state = { live: true, fresh: true, texts: new Map() }
-      if (op.op === 'text') {
-        let length = state.texts.get(op.name) ?? (state.fresh ? 0 : readText(entity.doc, op.name).length)
-        for (const [pos, del, ins] of op.splices) {
-          if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(del) || pos < 0 || del < 0 || pos + del > length) {
-            throw new ValidationError('TEXT_RANGE', `splice [${pos}, ${del}] is outside the text (length ${length})`)
-          }
-          length += ins.length - del
-        }
-        state.texts.set(op.name, length)
-      }
-    }
-    sim.set(key, state)
-  }
+  validateLocalOps(
+    ops,
+    (key) => {
+      const entity = working.get(key) as WorkingEntity
+      return { meta: entity.meta, textLength: (name) => readText(entity.doc, name).length }
+    },
+    { policyOf: ctx.policyOf, isFrozen: (meta) => isFrozen(meta, ctx.now(), ctx.graceMs) },
+  )
 }
 
 function applyLocal(ctx: ApplyContext, op: LocalOp, entity: WorkingEntity, nodeVv: VersionVector): ChangeRecord | undefined {
@@ -270,7 +236,7 @@ function applyLocal(ctx: ApplyContext, op: LocalOp, entity: WorkingEntity, nodeV
   } else {
     // Past its grace period a tombstone may be purged anywhere: the write starts a new
     // incarnation on an empty document, which depends on nothing of the old one.
-    fresh = meta?.deleted === true && isFrozen(ctx, meta)
+    fresh = meta?.deleted === true && isFrozen(meta, ctx.now(), ctx.graceMs)
     if (fresh) startIncarnation(ctx, entity)
     const cleared = live || fresh ? undefined : clearEntity(entity.doc)
     const main =
@@ -299,13 +265,8 @@ function applyLocal(ctx: ApplyContext, op: LocalOp, entity: WorkingEntity, nodeV
     time: ctx.now(),
     ...(fresh && { fresh: true as const }),
   }
-  advanceMeta(ctx, entity, change, undefined, record)
+  advanceMeta(entity, change, undefined, record)
   return change
-}
-
-/** True when a tombstone's grace period has passed: writes to it start a new incarnation. */
-function isFrozen(ctx: ApplyContext, meta: EntityMeta): boolean {
-  return meta.deleted && ctx.now() >= (meta.deletedAt ?? meta.updatedAt) + ctx.graceMs
 }
 
 /**
@@ -316,10 +277,7 @@ function startIncarnation(ctx: ApplyContext, entity: WorkingEntity): void {
   entity.doc = createEntityDoc(undefined, ctx.clientId)
   ctx.docs.set(entityMetaKey(entity.ns, entity.id), entity.doc)
   ctx.gcStats.incarnations++
-  if (entity.meta) {
-    const { deletedAt: _deletedAt, ...rest } = entity.meta
-    entity.meta = { ...rest, heads: [], fieldHeads: {}, deleted: false, value: {}, texts: [] }
-  }
+  if (entity.meta) entity.meta = newIncarnationMeta(entity.meta)
 }
 
 function applyRemoteChange(ctx: ApplyContext, change: ChangeRecord, entity: WorkingEntity): void {
@@ -329,7 +287,7 @@ function applyRemoteChange(ctx: ApplyContext, change: ChangeRecord, entity: Work
     const created = decodeFreshRecord(change.update)
     if (created !== undefined) {
       entity.setState(change.update)
-      advanceMeta(ctx, entity, change, undefined, created.value)
+      advanceMeta(entity, change, undefined, created.value)
       return
     }
   }
@@ -343,42 +301,21 @@ function applyRemoteChange(ctx: ApplyContext, change: ChangeRecord, entity: Work
     // Causal delivery makes this impossible; if it happens anyway, say so loudly.
     ctx.log.error({ ns: change.ns, id: change.id, origin: change.origin, seq: change.seq }, 'Yjs update left pending')
   }
-  advanceMeta(ctx, entity, change, (f) => before[f] ?? null)
+  advanceMeta(entity, change, (f) => before[f] ?? null)
 }
 
 /** `record`: the entity's record after the change, when it has no document (a fresh write). */
-function advanceMeta(ctx: ApplyContext, entity: WorkingEntity, change: ChangeRecord, before: (field: string) => JsonValue | null = () => null, record?: JsonRecord): void {
-  const meta = entity.meta
+function advanceMeta(entity: WorkingEntity, change: ChangeRecord, before: (field: string) => JsonValue | null = () => null, record?: JsonRecord): void {
   let written: Record<string, JsonValue | null> | undefined
-  const fieldHeads = advanceFieldHeads(meta?.fieldHeads ?? {}, change, before, (f) => {
-    written ??= writtenFieldValues(entity.doc, change.update, change.fields)
-    return written[f] ?? null
-  })
-  const heads = advanceHeads(meta?.heads ?? [], {
-    origin: change.origin,
-    seq: change.seq,
-    op: change.op,
-    context: change.context,
-    fields: change.fields,
-  })
-  const deleted = isDeletedByHeads(heads)
-  const incarnation = change.fresh === true ? { origin: change.origin, seq: change.seq } : meta?.incarnation
-  // The latest delete time while deleted (the same on every node whatever the arrival order).
-  const deletedAt = deleted ? Math.max(meta?.deleted === true ? (meta.deletedAt ?? 0) : 0, change.op === 'delete' ? change.time : 0) : undefined
-  entity.meta = {
-    // A fresh change names the history it superseded in its context: a node that purged that
-    // history (or never had it) takes it from there, so the vector is the same everywhere.
-    vv: withCounter(change.fresh === true ? merge(meta?.vv ?? emptyVector(), change.context) : (meta?.vv ?? emptyVector()), change.origin, change.seq),
-    heads,
-    fieldHeads,
-    deleted,
-    updatedAt: Math.max(meta?.updatedAt ?? 0, change.time),
-    feedSeq: meta?.feedSeq ?? 0,
+  entity.meta = advancedMeta(entity.meta, change, {
+    before,
+    written: (f) => {
+      written ??= writtenFieldValues(entity.doc, change.update, change.fields)
+      return written[f] ?? null
+    },
     value: record ?? readRecord(entity.doc),
     texts: record ? [] : textNames(entity.doc),
-    ...(deletedAt !== undefined && { deletedAt }),
-    ...(incarnation && { incarnation }),
-  }
+  })
   entity.changed = true
 }
 
