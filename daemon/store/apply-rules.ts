@@ -50,6 +50,7 @@ import {
 } from './apply-decisions.ts'
 import type { EntityMeta } from './entity-meta.ts'
 import { entityMetaKey } from './keys.ts'
+import { own } from './meta-records.ts'
 import type { Lru } from './lru.ts'
 import { mergeEdits, RefusedBeforeEdit, type GroupState, type Job, type JobResult, type WorkingEntity } from './jobs.ts'
 import type { ConflictPolicy, EntityView, GcStats, LocalOp, NamespaceMode, RemoteApplyResult, SnapshotApplyResult } from './types.ts'
@@ -317,9 +318,4 @@ function advanceMeta(entity: WorkingEntity, change: ChangeRecord, before: (field
     texts: record ? [] : textNames(entity.doc),
   })
   entity.changed = true
-}
-
-/** A record's own value for `key` (a namespace may be named like an Object.prototype member). */
-export function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
-  return Object.hasOwn(record, key) ? record[key] : undefined
 }

@@ -12,10 +12,10 @@ import {
 } from '../../crdt/index.ts'
 import { CursorExpiredError, EntityNotFoundError, ReadOnlyNamespaceError } from '../errors.ts'
 import type { KvStore } from '../storage/kv-store.ts'
-import { own } from './apply-rules.ts'
 import { Committer } from './committer.ts'
 import { EntityDocs } from './doc-cache.ts'
 import { decodeMeta } from './entity-meta.ts'
+import { own } from './meta-records.ts'
 import {
   changeLogRange,
   conflictRange,

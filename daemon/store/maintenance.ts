@@ -5,7 +5,6 @@
  */
 import { dominates, emptyVector, merge, type VersionVector } from '../../crdt/index.ts'
 import type { KvBatchOp, KvReader } from '../storage/kv-store.ts'
-import { own } from './apply-rules.ts'
 import { decodeMeta } from './entity-meta.ts'
 import {
   conflictKey,
@@ -25,7 +24,7 @@ import type { Job } from './jobs.ts'
 import { deltaKeysOf } from './state-parts.ts'
 import type { EntityView } from './types.ts'
 import { viewOf } from './views.ts'
-import { countsRecord, feedFloorRecord, feedSeqRecord, gcHorizonRecord, removedRecord } from './meta-records.ts'
+import { countsRecord, feedFloorRecord, feedSeqRecord, gcHorizonRecord, own, removedRecord } from './meta-records.ts'
 
 /** A wipe's batch, the entities it removes (their meta keys too) and the node state after it. */
 export interface WipePlan {

@@ -91,3 +91,8 @@ export async function readNodeRecords(kv: KvReader): Promise<NodeRecords> {
     feedFloor: feedFloorRecord.decode(feedFloor),
   }
 }
+
+/** A record's own value for `key` (a namespace may be named like an Object.prototype member). */
+export function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined
+}
