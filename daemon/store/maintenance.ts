@@ -5,7 +5,7 @@
  */
 import { dominates, emptyVector, merge, type VersionVector } from '../../crdt/index.ts'
 import type { KvBatchOp, KvReader } from '../storage/kv-store.ts'
-import { decodeMeta } from './entity-meta.ts'
+import { decodeMeta, type EntityMeta } from './entity-meta.ts'
 import {
   conflictKey,
   conflictRange,
@@ -22,7 +22,7 @@ import {
 } from './keys.ts'
 import type { Job } from './jobs.ts'
 import { deltaKeysOf } from './state-parts.ts'
-import type { EntityView } from './types.ts'
+import type { EntityView, TombstoneInfo } from './types.ts'
 import { viewOf } from './views.ts'
 import { countsRecord, feedFloorRecord, feedSeqRecord, gcHorizonRecord, own, removedRecord } from './meta-records.ts'
 
@@ -77,33 +77,62 @@ export interface PurgePlan extends PurgeState {
   readonly purgedKeys: string[]
 }
 
+/** What a purge decides from the tombstones' metas as stored now. */
+export interface PurgeDecision {
+  /** The tombstones still as the GC found them, with their metas. */
+  readonly purged: readonly { readonly ns: string; readonly id: string; readonly meta: EntityMeta }[]
+  /** The deletes of every entry of theirs. */
+  readonly ops: KvBatchOp[]
+  readonly horizon: Record<string, VersionVector>
+  readonly feedFloor: Record<string, number>
+}
+
 /**
- * Removes the tombstones still as the GC found them, and raises the purge horizon (by a peer's
- * too, for `adopt`).
+ * Picks the tombstones still as the GC found them (`metas[i]` is the stored meta of
+ * `tombstones[i]`), deletes their entries, and raises each namespace's purge horizon and feed
+ * floor past them (and the horizon of `adopt.ns` to a peer's).
  */
-export async function planPurge(kv: KvReader, job: Job & { kind: 'purge' }, state: PurgeState): Promise<PurgePlan> {
+export function decidePurge(
+  tombstones: readonly TombstoneInfo[],
+  metas: readonly (EntityMeta | undefined)[],
+  state: Pick<PurgeState, 'horizon' | 'feedFloor'>,
+  adopt?: { readonly ns: string; readonly horizon: VersionVector },
+): PurgeDecision {
   const ops: KvBatchOp[] = []
-  const purged: EntityView[] = []
-  const purgedKeys: string[] = []
+  const purged: { ns: string; id: string; meta: EntityMeta }[] = []
   const horizon = { ...state.horizon }
   const feedFloor = { ...state.feedFloor }
-  const metas = await kv.getMany(job.tombstones.map((t) => entityMetaKey(t.ns, t.id)))
-  job.tombstones.forEach((t, i) => {
-    const bytes = metas[i]
-    const meta = bytes ? decodeMeta(bytes) : undefined
+  tombstones.forEach((t, i) => {
+    const meta = metas[i]
     // Moved on since the GC looked (a late change, a new incarnation): not purged now.
     if (!meta || !meta.deleted || !dominates(t.vv, meta.vv)) return
-    const key = entityMetaKey(t.ns, t.id)
-    ops.push({ type: 'del', key }, { type: 'del', key: entityStateKey(t.ns, t.id) }, { type: 'del', key: tombstoneKey(t.ns, t.id) })
+    ops.push({ type: 'del', key: entityMetaKey(t.ns, t.id) }, { type: 'del', key: entityStateKey(t.ns, t.id) }, { type: 'del', key: tombstoneKey(t.ns, t.id) })
     for (const delta of deltaKeysOf(t.ns, t.id, meta.stateParts)) ops.push({ type: 'del', key: delta })
     ops.push({ type: 'del', key: conflictKey(t.ns, t.id) })
     if (meta.feedSeq > 0) ops.push({ type: 'del', key: feedKey(t.ns, meta.feedSeq) })
     horizon[t.ns] = merge(own(horizon, t.ns) ?? emptyVector(), meta.vv)
     feedFloor[t.ns] = Math.max(own(feedFloor, t.ns) ?? 0, meta.feedSeq)
-    purgedKeys.push(key)
-    purged.push(viewOf(t.ns, t.id, meta))
+    purged.push({ ns: t.ns, id: t.id, meta })
   })
-  if (job.adopt) horizon[job.adopt.ns] = merge(own(horizon, job.adopt.ns) ?? emptyVector(), job.adopt.horizon)
+  if (adopt) horizon[adopt.ns] = merge(own(horizon, adopt.ns) ?? emptyVector(), adopt.horizon)
+  return { purged, ops, horizon, feedFloor }
+}
+
+/**
+ * Removes the tombstones still as the GC found them, and raises the purge horizon (by a peer's
+ * too, for `adopt`).
+ */
+export async function planPurge(kv: KvReader, job: Job & { kind: 'purge' }, state: PurgeState): Promise<PurgePlan> {
+  const metas = await kv.getMany(job.tombstones.map((t) => entityMetaKey(t.ns, t.id)))
+  const decision = decidePurge(
+    job.tombstones,
+    metas.map((bytes) => (bytes ? decodeMeta(bytes) : undefined)),
+    state,
+    job.adopt,
+  )
+  const { ops, horizon, feedFloor } = decision
+  const purged = decision.purged.map(({ ns, id, meta }) => viewOf(ns, id, meta))
+  const purgedKeys = decision.purged.map(({ ns, id }) => entityMetaKey(ns, id))
   let feedSeq = state.feedSeq
   if (purged.length > 0) {
     // Entities were removed: like a wipe, the removal takes a feed position of its own in
