@@ -1,3 +1,9 @@
+/**
+ * The committer: the one writer of the store (entity-store.ts is its facade). It takes jobs from
+ * its queues (job-queues.ts), loads and applies them a group at a time (group-load.ts,
+ * apply-rules.ts) and writes each group in one atomic, fsynced batch (group-batch.ts); wipes and
+ * purges run alone (maintenance.ts). Nothing is acknowledged before its batch is durable.
+ */
 import { randomInt } from 'node:crypto'
 import type { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'

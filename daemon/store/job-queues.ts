@@ -1,3 +1,4 @@
+/** The committer's queues of jobs, and how a group is taken from them. */
 import { jobSize, type Job, type JobInput } from './jobs.ts'
 
 /** Sizes of the committer's groups and queue (see {@link EntityStoreOptions}). */
