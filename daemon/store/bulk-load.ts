@@ -10,7 +10,8 @@
 import { isValidEntityId, isValidNamespace, ValidationError, type VersionVector } from '../../crdt/index.ts'
 import type { KvBatchOp, KvStore } from '../storage/kv-store.ts'
 import { encodeMeta, utf8, type EntityMeta } from './entity-meta.ts'
-import { conflictKey, entityMetaKey, entityStateKey, feedKey, META_COUNTS, META_FEED_SEQ, META_LOG_FLOOR, META_NODE_VV, tombstoneKey } from './keys.ts'
+import { conflictKey, entityMetaKey, entityStateKey, feedKey, tombstoneKey } from './keys.ts'
+import { countsRecord, feedSeqRecord, logFloorRecord, nodeVvRecord } from './meta-records.ts'
 import { conflictViews } from './views.ts'
 
 const EMPTY = new Uint8Array(0)
@@ -84,13 +85,7 @@ export class BulkLoader {
       this.#entityOps(ops, { ...e, meta }, encodeMeta(meta), meta.feedSeq)
     }
     this.#renumber.length = 0
-    const json = (value: unknown): Uint8Array => utf8(JSON.stringify(value))
-    ops.push(
-      { type: 'put', key: META_NODE_VV, value: json(node.vv) },
-      { type: 'put', key: META_LOG_FLOOR, value: json(node.vv) },
-      { type: 'put', key: META_FEED_SEQ, value: utf8(String(next)) },
-      { type: 'put', key: META_COUNTS, value: json(this.#counts) },
-    )
+    ops.push(nodeVvRecord.put(node.vv), logFloorRecord.put(node.vv), feedSeqRecord.put(next), countsRecord.put(this.#counts))
     await this.#kv.batch(ops, { sync: true })
     return { entities: this.#entities, live: this.#entities - this.#deleted, deleted: this.#deleted }
   }

@@ -1,110 +1,41 @@
-import { randomInt } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import type { Logger } from 'pino'
-import { failpoints } from '../failpoints.ts'
-import type * as Y from 'yjs'
 import {
-  advanceHeads,
-  advanceFieldHeads,
-  classifyRemoteChange,
-  classifySnapshot,
-  applyEntityUpdate,
   assertRecord,
-  DATA_ROOT,
   assertEntityId,
   assertNamespace,
-  clearEntity,
-  compare,
-  counterOf,
   createEntityDoc,
   decodeChange,
-  decodeFreshRecord,
-  dominates,
-  emptyVector,
-  encodeChange,
-  freshRecordEdit,
-  hasPendingUpdates,
-  isDeletedByHeads,
-  merge,
-  mergeEntityMeta,
-  mergeFieldHeads,
-  patchRecord,
-  readRecord,
   readText,
-  applyClientUpdate,
-  replaceRecord,
-  resolveRecord,
-  spliceText,
-  textNames,
-  ValidationError,
-  writtenFieldValues,
-  withCounter,
   type ChangeRecord,
-  type EntityEdit,
   type EntitySnapshot,
-  type JsonRecord,
-  type JsonValue,
   type VersionVector,
 } from '../../crdt/index.ts'
-import { CursorExpiredError, EntityNotFoundError, ReadOnlyNamespaceError, UnavailableError, UnresolvedConflictError } from '../errors.ts'
-import type { KvBatchOp, KvStore } from '../storage/kv-store.ts'
-import { decodeMeta, encodeMeta, utf8, type EntityMeta } from './entity-meta.ts'
+import { CursorExpiredError, EntityNotFoundError, ReadOnlyNamespaceError } from '../errors.ts'
+import type { KvStore } from '../storage/kv-store.ts'
+import { Committer } from './committer.ts'
+import { EntityDocs } from './doc-cache.ts'
+import { decodeMeta } from './entity-meta.ts'
+import { own } from './meta-records.ts'
 import {
-  changeLogKey,
   changeLogRange,
-  conflictKey,
   conflictRange,
-  entityDeltaRange,
   entityMetaKey,
   entityMetaRange,
   entityStateKey,
-  entityStateRange,
-  feedKey,
   feedRange,
   feedSeqOfKey,
-  META_CLIENT_IDS,
-  META_COUNTS,
-  META_FEED_FLOOR,
-  META_GC_HORIZON,
-  META_LOG_FLOOR,
-  META_FEED_SEQ,
-  META_NODE_VV,
-  META_REMOVED,
   parseEntityMetaKey,
-  tombstoneKey,
   tombstoneRange,
 } from './keys.ts'
-import { Lru } from './lru.ts'
 import { assertRecordLimits } from './record-limits.ts'
-import {
-  countsAfter,
-  isWellFormedUpdate,
-  jobEntities,
-  jobSize,
-  mergeEdits,
-  RedoGroupWithout,
-  RefusedBeforeEdit,
-  type GroupOutcome,
-  type GroupState,
-  type Job,
-  type JobInput,
-  type JobResult,
-  type NodeState,
-  type PreparedGroup,
-  WorkingEntity,
-} from './jobs.ts'
 import { SnapshotView } from './snapshot-view.ts'
-import { DEFAULT_DELTA_LIMITS, deltaKeysOf, readStates, stateWriteOps } from './state-parts.ts'
+import { DEFAULT_DELTA_LIMITS, readStates } from './state-parts.ts'
 import type {
-  BatchTiming,
-  CommittedChange,
-  ConflictPolicy,
-  DeltaLimits,
   EntityConflictView,
   EntityStoreComponents,
+  EntityStoreEvents,
   EntityStoreOptions,
   EntityView,
-  FeedBatch,
   FeedEntry,
   GcStats,
   LocalOp,
@@ -114,7 +45,7 @@ import type {
   StoredEntity,
   TombstoneInfo,
 } from './types.ts'
-import { conflictViews, feedBatchOf, toView, viewOf } from './views.ts'
+import { conflictViews, viewOf } from './views.ts'
 
 /** The store's files as of one moment ({@link EntityStore.openCheckpoint}). */
 export interface FilesCheckpoint {
@@ -130,155 +61,76 @@ export type * from './types.ts'
 export { SnapshotView, splitEntityKey, type RawEntity } from './snapshot-view.ts'
 export { conflictViews } from './views.ts'
 
-const EMPTY = new Uint8Array(0)
 /**
  * Most keys a read outside the committer (an entity, a text, a page of a list) does on the event
  * loop's thread ({@link KvStore.getManyNow}). Larger reads go to a worker thread, so the event
  * loop serves requests meanwhile.
  */
 const SYNC_READ_MAX_KEYS = 16
-/**
- * Most keys the committer reads on the event loop's thread for a group's entities: the group is
- * applied on this thread right after anyway, and a worker thread's round trip costs about 30 us of
- * CPU (a missing key costs under 1 us on this thread, a cached one a few).
- */
-const COMMIT_SYNC_READ_MAX_KEYS = 64
 const textDecoder = new TextDecoder()
 
 /**
  * The node's entities on a {@link KvStore}: every local write and every remote change goes
- * through one committer that applies a group of operations to the Y.Docs and writes them in one
- * atomic, fsynced batch (group commit). A caller's promise resolves only after its batch is
- * durable. Reads see committed state only. After each batch it emits `commit` (all its changes,
- * once) and `change` (each change), and `durable` with how long the batch took to write and sync.
+ * through one committer (committer.ts) that applies a group of operations to the Y.Docs and writes
+ * them in one atomic, fsynced batch (group commit). A caller's promise resolves only after its
+ * batch is durable. Reads see committed state only. After each batch it emits `commit` (all its
+ * changes, once) and `change` (each change), and `durable` with how long the batch took to write
+ * and sync.
  */
-export class EntityStore extends EventEmitter<{
-  change: [CommittedChange]
-  commit: [readonly CommittedChange[]]
-  feed: [FeedBatch]
-  durable: [BatchTiming]
-}> {
+export class EntityStore extends EventEmitter<EntityStoreEvents> {
   readonly nodeId: string
   readonly #kv: KvStore
-  readonly #log: Logger
-  readonly #docs: Lru<string, Y.Doc>
-  readonly #maxGroupOps: number
-  readonly #maxQueuedOps: number
-  readonly #now: () => number
+  readonly #docs: EntityDocs
+  readonly #committer: Committer
   readonly #modeOf: (ns: string) => NamespaceMode
-  readonly #policyOf: (ns: string) => ConflictPolicy
   readonly #graceMs: number
   /** Tombstone GC counters. */
-  readonly gcStats: GcStats = { purged: 0, staleChanges: 0, incarnations: 0 }
-  /** Per namespace, the merged vectors of the tombstones purged here (or adopted from a peer). */
-  #horizon: Record<string, VersionVector> = {}
-  /** Per namespace, the highest feed position a purge removed: older cursors may miss deletes. */
-  #feedFloor: Record<string, number> = {}
-
-  /** Local writes, wipes and purges, in order; counted against maxQueuedOps. */
-  #queue: Job[] = []
-  /** Remote changes and snapshots: go first, never refused for load. */
-  #replicationQueue: Job[] = []
-  #queuedOps = 0
-  #running = false
-  #open = false
-  #closing = false
-  #idle: PromiseWithResolvers<void> | undefined
-  /** Set while the committer waits on a batch with nothing queued: a new job wakes it. */
-  #wake: PromiseWithResolvers<void> | undefined
-  /** Entities with uncommitted edits in their cached Y.Doc (a commit is in flight). */
-  readonly #dirty = new Set<string>()
-  /** Commit batches being written ({@link #commitBatch}): reads go through the pool meanwhile. */
-  #batchesInFlight = 0
-  /** Groups written so far (and wipes and purges): numbers {@link #loadedIn}. */
-  #loads = 0
-  /**
-   * Per bucket of entity keys (a hash), the number of the last group written (or failed) that
-   * held one of them, or of the last wipe or purge (every bucket): a reader that finds its
-   * entity's bucket unchanged across its reads knows no commit touched the entity meanwhile.
-   */
-  readonly #loadedIn = new Float64Array(LOAD_BUCKETS)
-  readonly #deltaLimits: DeltaLimits
-  #commitDone: PromiseWithResolvers<void> | undefined
-
-  #nodeVv: VersionVector = emptyVector()
-  #logFloor: VersionVector = emptyVector()
-  #feedSeq = 0
-  #clientId = 0
-  #clientIds: number[] = []
-  #clientIdsDirty = false
-  /** Live entities per namespace (persisted with every batch). */
-  #counts: Readonly<Record<string, number>> = {}
-  /** The node state after the last group applied in memory (written or being written). */
-  #tip: NodeState = { nodeVv: emptyVector(), feedSeq: 0, logFloor: emptyVector(), counts: {} }
-  /** Rollbacks so far: a group prepared before a rollback is applied again, not written. */
-  #epoch = 0
+  readonly gcStats: GcStats
 
   constructor(components: EntityStoreComponents, options: EntityStoreOptions = {}) {
     super()
     this.nodeId = components.nodeId
     this.#kv = components.kv
-    this.#log = components.logger
-    this.#docs = new Lru(options.docCacheSize ?? 1000)
-    this.#maxGroupOps = options.maxGroupOps ?? 2000
-    this.#maxQueuedOps = options.maxQueuedOps ?? 50_000
-    this.#now = options.now ?? Date.now
+    this.#docs = new EntityDocs(options.docCacheSize ?? 1000)
     this.#modeOf = options.modeOf ?? (() => 'two-way')
-    this.#policyOf = options.conflictPolicyOf ?? (() => 'auto')
     this.#graceMs = options.tombstoneGraceMs ?? 24 * 3600_000
-    this.#deltaLimits = { ...DEFAULT_DELTA_LIMITS, ...options.stateDeltas }
+    this.#committer = new Committer(
+      { nodeId: components.nodeId, kv: components.kv, logger: components.logger, docs: this.#docs, events: this },
+      {
+        maxGroupOps: options.maxGroupOps ?? 2000,
+        maxQueuedOps: options.maxQueuedOps ?? 50_000,
+        now: options.now ?? Date.now,
+        modeOf: this.#modeOf,
+        policyOf: options.conflictPolicyOf ?? (() => 'auto'),
+        graceMs: this.#graceMs,
+        deltaLimits: { ...DEFAULT_DELTA_LIMITS, ...options.stateDeltas },
+      },
+    )
+    this.gcStats = this.#committer.gcStats
     this.setMaxListeners(0) // one listener per change-feed stream and per replication peer
   }
 
   /** Node version vector: per origin, every change up to this seq is applied here. */
   get versionVector(): VersionVector {
-    return this.#nodeVv
+    return this.#committer.nodeVv
   }
 
   /** Yjs clientID this process edits with (fresh on every open). */
   get clientId(): number {
-    return this.#clientId
+    return this.#committer.clientId
   }
 
   /** Loads node metadata and takes a Yjs clientID never used before by this node. */
   async open(): Promise<void> {
-    if (this.#open) return
+    if (this.#committer.isOpen) return
     await this.#kv.open()
-    const [vv, feed, ids, counts, floor, horizon, feedFloor] = await this.#kv.getMany([
-      META_NODE_VV,
-      META_FEED_SEQ,
-      META_CLIENT_IDS,
-      META_COUNTS,
-      META_LOG_FLOOR,
-      META_GC_HORIZON,
-      META_FEED_FLOOR,
-    ])
-    this.#horizon = horizon ? (JSON.parse(textDecoder.decode(horizon)) as Record<string, VersionVector>) : {}
-    this.#feedFloor = feedFloor ? (JSON.parse(textDecoder.decode(feedFloor)) as Record<string, number>) : {}
-    this.#logFloor = floor ? (JSON.parse(textDecoder.decode(floor)) as VersionVector) : emptyVector()
-    this.#counts = counts ? (JSON.parse(textDecoder.decode(counts)) as Record<string, number>) : {}
-    this.#nodeVv = vv ? (JSON.parse(textDecoder.decode(vv)) as VersionVector) : emptyVector()
-    this.#feedSeq = feed ? Number(textDecoder.decode(feed)) : 0
-    this.#clientIds = ids ? (JSON.parse(textDecoder.decode(ids)) as number[]) : []
-    this.#tip = this.#publishedState()
-    this.#clientId = this.#freshClientId()
-    // Persist the id before any edit is made with it: a restart after a crash can never reuse
-    // a clientID whose Yjs clock may have gone backwards.
-    await this.#kv.batch([{ type: 'put', key: META_CLIENT_IDS, value: this.#encodeClientIds() }], { sync: true })
-    this.#clientIdsDirty = false
-    this.#open = true
-    this.#closing = false
+    await this.#committer.open()
   }
 
   /** Refuses new work, waits for queued writes to commit, closes the storage. */
   async close(): Promise<void> {
-    if (!this.#open) return
-    this.#closing = true
-    if (this.#running || this.#queue.length > 0 || this.#replicationQueue.length > 0) {
-      this.#idle ??= Promise.withResolvers()
-      await this.#idle.promise
-    }
-    this.#open = false
+    if (!this.#committer.isOpen) return
+    await this.#committer.close()
     this.#docs.clear()
     await this.#kv.close()
   }
@@ -296,7 +148,7 @@ export class EntityStore extends EventEmitter<{
       }
       if (this.#modeOf(op.ns) === 'pull-only') throw new ReadOnlyNamespaceError(op.ns)
     }
-    const result = await this.#enqueue({ kind: 'local', ops })
+    const result = await this.#committer.enqueue({ kind: 'local', ops })
     return result.views
   }
 
@@ -306,7 +158,7 @@ export class EntityStore extends EventEmitter<{
    * deferred untouched, so a Yjs update never waits on missing dependencies.
    */
   async applyRemote(changes: readonly ChangeRecord[]): Promise<RemoteApplyResult> {
-    const result = await this.#enqueue({ kind: 'remote', changes })
+    const result = await this.#committer.enqueue({ kind: 'remote', changes })
     return result.remote as RemoteApplyResult
   }
 
@@ -315,7 +167,7 @@ export class EntityStore extends EventEmitter<{
    * not move until {@link completeSnapshot}, so a crash halfway leaves the node asking again.
    */
   async applySnapshot(entities: readonly EntitySnapshot[]): Promise<SnapshotApplyResult> {
-    const result = await this.#enqueue({ kind: 'snapshot', entities })
+    const result = await this.#committer.enqueue({ kind: 'snapshot', entities })
     return result.snapshot as SnapshotApplyResult
   }
 
@@ -325,7 +177,7 @@ export class EntityStore extends EventEmitter<{
    * snapshot from this node too).
    */
   async completeSnapshot(vv: VersionVector): Promise<void> {
-    await this.#enqueue({ kind: 'snapshot-end', vv })
+    await this.#committer.enqueue({ kind: 'snapshot-end', vv })
   }
 
   /**
@@ -335,7 +187,7 @@ export class EntityStore extends EventEmitter<{
    */
   async wipeNamespace(ns: string): Promise<number> {
     assertNamespace(ns)
-    const result = await this.#enqueue({ kind: 'wipe', ns })
+    const result = await this.#committer.enqueue({ kind: 'wipe', ns })
     return result.views.length
   }
 
@@ -347,7 +199,7 @@ export class EntityStore extends EventEmitter<{
    */
   async purgeTombstones(tombstones: readonly TombstoneInfo[]): Promise<number> {
     if (tombstones.length === 0) return 0
-    const result = await this.#enqueue({ kind: 'purge', tombstones })
+    const result = await this.#committer.enqueue({ kind: 'purge', tombstones })
     return result.views.length
   }
 
@@ -361,7 +213,7 @@ export class EntityStore extends EventEmitter<{
 
   /** Per namespace, the merged vectors of the tombstones purged here (or adopted from a peer). */
   get purgeHorizon(): Readonly<Record<string, VersionVector>> {
-    return this.#horizon
+    return this.#committer.horizon
   }
 
   /** The grace period of tombstones (see {@link EntityStoreOptions.tombstoneGraceMs}). */
@@ -375,820 +227,25 @@ export class EntityStore extends EventEmitter<{
    */
   async adoptPurgeHorizon(ns: string, horizon: VersionVector): Promise<void> {
     assertNamespace(ns)
-    await this.#enqueue({ kind: 'purge', tombstones: [], adopt: { ns, horizon } })
+    await this.#committer.enqueue({ kind: 'purge', tombstones: [], adopt: { ns, horizon } })
   }
 
   /** Per origin, the seq up to which this node's log may miss records (taken by snapshot). */
   get logFloor(): VersionVector {
-    return this.#logFloor
+    return this.#committer.logFloor
   }
 
-  #enqueue(input: JobInput): Promise<JobResult> {
-    if (!this.#open || this.#closing) return Promise.reject(new UnavailableError('SHUTTING_DOWN', 'the store is closing'))
-    const size = jobSize(input)
-    const { promise, resolve, reject } = Promise.withResolvers<JobResult>()
-    if (isReplicationJob(input)) {
-      // Never refused for load: replication waits its turn (its sessions wait with it), and goes
-      // ahead of queued local writes so that a write burst cannot stall convergence.
-      this.#replicationQueue.push({ ...input, resolve, reject } as Job)
-    } else {
-      if (this.#queuedOps + size > this.#maxQueuedOps) {
-        return Promise.reject(new UnavailableError('OVERLOADED', 'too many writes are waiting; retry later'))
-      }
-      this.#queue.push({ ...input, resolve, reject } as Job)
-      this.#queuedOps += size
-    }
-    if (!this.#running) void this.#run()
-    else this.#wake?.resolve()
-    return promise
-  }
-
-  /**
-   * The committer. Group commits are pipelined two deep: while one group's batch is being
-   * written and fsynced, the next group is loaded and applied on top of it (its node vector,
-   * feed position and counts continue from the tip), so the CPU work of a group overlaps the
-   * previous group's fsync. Batches are still written one at a time and in order, and a group
-   * that touches an entity of the group being written waits for it: every entity it loads from
-   * storage is then committed there. Nothing is answered before its own batch is durable.
-   */
-  async #run(): Promise<void> {
-    this.#running = true
-    let writing: { done: Promise<void>; keys: ReadonlySet<string>; finished: boolean } | undefined
-    const drain = async (): Promise<void> => {
-      await writing?.done
-      writing = undefined
-    }
-    try {
-      for (;;) {
-        if (writing?.finished) writing = undefined
-        if (this.#queue.length === 0 && this.#replicationQueue.length === 0) {
-          if (writing === undefined) break
-          // Wait for the batch being written, or for new jobs to apply meanwhile.
-          this.#wake = Promise.withResolvers()
-          await Promise.race([writing.done, this.#wake.promise])
-          this.#wake = undefined
-          continue
-        }
-        const first = this.#replicationQueue.length > 0 ? undefined : (this.#queue[0] as Job)
-        if (first?.kind === 'wipe' || first?.kind === 'purge') {
-          await drain()
-          this.#queue.shift()
-          this.#queuedOps -= jobSize(first)
-          if (first.kind === 'wipe') await this.#commitWipe(first)
-          else await this.#commitPurge(first)
-          this.#tip = this.#publishedState()
-          continue
-        }
-        const group = first === undefined ? this.#takeMixedGroup() : this.#takeLocalGroup()
-        const keys = new Set(group.flatMap((job) => jobEntities(job).map(({ ns, id }) => entityMetaKey(ns, id))))
-        if (writing && [...keys].some((key) => writing?.keys.has(key))) await drain()
-        const prepared = await this.#prepareGroup(group)
-        if (prepared === undefined) continue
-        const previous = writing?.done
-        const next = { done: this.#writeGroup(prepared, previous), keys, finished: false }
-        const finish = (): void => {
-          next.finished = true
-        }
-        next.done.then(finish, finish)
-        writing = next
-        // At most one batch waits behind the one being written.
-        if (previous) await previous
-      }
-    } finally {
-      this.#running = false
-      this.#idle?.resolve()
-      this.#idle = undefined
-    }
-  }
-
-  /** Local writes from the head of the queue, up to maxGroupOps (at least one job). */
-  #takeLocalGroup(): Job[] {
-    const group: Job[] = []
-    let ops = 0
-    while (this.#queue.length > 0) {
-      const next = this.#queue[0] as Job
-      const size = jobSize(next)
-      if (next.kind === 'wipe' || next.kind === 'purge' || (group.length > 0 && ops + size > this.#maxGroupOps)) break
-      group.push(next)
-      this.#queue.shift()
-      ops += size
-    }
-    this.#queuedOps -= ops
-    return group
-  }
-
-  /**
-   * A group led by replication jobs (at most half the group while local writes wait, so neither
-   * starves), filled up with local writes.
-   */
-  #takeMixedGroup(): Job[] {
-    const group: Job[] = []
-    let ops = 0
-    const localWaiting = this.#queue.length > 0 && this.#queue[0]?.kind === 'local'
-    const replicationBudget = localWaiting ? Math.max(1, Math.floor(this.#maxGroupOps / 2)) : this.#maxGroupOps
-    while (this.#replicationQueue.length > 0) {
-      const size = jobSize(this.#replicationQueue[0] as Job)
-      if (group.length > 0 && ops + size > replicationBudget) break
-      group.push(this.#replicationQueue.shift() as Job)
-      ops += size
-    }
-    let localOps = 0
-    while (this.#queue.length > 0 && this.#queue[0]?.kind === 'local') {
-      const size = jobSize(this.#queue[0])
-      if (ops + size > this.#maxGroupOps) break
-      group.push(this.#queue.shift() as Job)
-      ops += size
-      localOps += size
-    }
-    this.#queuedOps -= localOps
-    return group
-  }
-
-  /** The node state readers see: that of the last durable batch. */
-  #publishedState(): NodeState {
-    return { nodeVv: this.#nodeVv, feedSeq: this.#feedSeq, logFloor: this.#logFloor, counts: this.#counts }
-  }
-
-  /** Puts jobs back at the head of their queues, in order (to be done again). */
-  #requeue(jobs: readonly Job[]): void {
-    const local = jobs.filter((j) => !isReplicationJob(j))
-    this.#replicationQueue.unshift(...jobs.filter(isReplicationJob))
-    this.#queue.unshift(...local)
-    this.#queuedOps += local.reduce((n, j) => n + jobSize(j), 0)
-  }
-
-  /**
-   * Forgets the in-memory edits of groups that will not be written: their documents leave the
-   * cache, and the Yjs clientID changes, since the clocks those edits used are now unused.
-   */
-  #discardEdits(working: ReadonlyMap<string, WorkingEntity>): void {
-    for (const key of working.keys()) {
-      this.#docs.delete(key)
-      this.#dirty.delete(key)
-    }
-    this.#rotateClientId()
-  }
-
-  /** Forgets a group's edits and puts its jobs back, to be applied again from the durable state. */
-  #redo(working: ReadonlyMap<string, WorkingEntity>, jobs: readonly Job[]): void {
-    this.#discardEdits(working)
-    this.#requeue(jobs)
-  }
-
-  /**
-   * Loads a group's entities and applies its jobs on top of the tip (the state after the groups
-   * before it, durable or being written). Returns what to write, or undefined when the group was
-   * put back (a job refused halfway, or a failure of the batch before it while loading).
-   */
-  async #prepareGroup(group: Job[]): Promise<PreparedGroup | undefined> {
-    const start = this.#tip
-    const epoch = this.#epoch
-    const g: GroupState = { working: new Map(), nodeVv: start.nodeVv, feedSeq: start.feedSeq, logFloor: start.logFloor, committed: [], touched: false }
-    const outcomes: GroupOutcome[] = []
-    try {
-      await this.#loadWorking(group, g.working)
-      if (epoch !== this.#epoch) {
-        // The batch being written failed meanwhile: the tip this group started from is gone.
-        this.#redo(g.working, group)
-        return undefined
-      }
-      for (const job of group) {
-        // Each local job is validated in full before it touches a document, so a refused job
-        // leaves no trace and the other jobs of the group go on.
-        try {
-          outcomes.push({ job, result: this.#process(job, g) })
-        } catch (error) {
-          if (error instanceof RefusedBeforeEdit) outcomes.push({ job, error: error.cause })
-          else if (job.kind === 'local' && (error instanceof ValidationError || error instanceof EntityNotFoundError)) {
-            // Refused halfway: its edits are already in the documents. Redo the group without it.
-            throw new RedoGroupWithout(job, error)
-          } else throw error
-        }
-      }
-    } catch (error) {
-      if (error instanceof RedoGroupWithout) {
-        error.job.reject(error.cause)
-        this.#redo(g.working, group.filter((j) => j !== error.job))
-        return undefined
-      }
-      this.#discardEdits(g.working)
-      this.#log.error({ err: error }, 'applying a group of writes failed; the group was refused')
-      for (const job of group) job.reject(error)
-      return undefined
-    }
-    const write = g.committed.length > 0 || g.touched
-    const counts = write ? countsAfter(start.counts, g.working) : start.counts
-    const ops = write ? this.#batchOps(g, counts) : undefined
-    const end: NodeState = { nodeVv: g.nodeVv, feedSeq: g.feedSeq, logFloor: g.logFloor, counts }
-    this.#tip = end
-    return { group, g, outcomes, ops, end, feedFrom: start.feedSeq, epoch, clientIds: this.#clientIds.length }
-  }
-
-  /**
-   * Writes a prepared group once the batch before it is done, publishes its state and answers its
-   * jobs. When the batch before it failed, the group was built on edits that are gone: it is put
-   * back to be done again. When its own batch fails, its jobs are refused and the tip goes back
-   * to the last durable state.
-   */
-  async #writeGroup(p: PreparedGroup, previous: Promise<void> | undefined): Promise<void> {
-    const { group, g, outcomes, ops, end } = p
-    let timing: BatchTiming | undefined
-    try {
-      await previous
-      if (p.epoch !== this.#epoch) {
-        this.#redo(g.working, group)
-        return
-      }
-      if (ops !== undefined) {
-        if (failpoints.ackBeforeCommitMs > 0) {
-          // Failpoint (off in production): answer local writes first, commit later.
-          for (const o of outcomes) if (o.job.kind === 'local' && o.result) o.job.resolve(o.result)
-          await new Promise((resolve) => setTimeout(resolve, failpoints.ackBeforeCommitMs))
-        }
-        try {
-          // Published only once durable: the vector, feed position and counts others read (status,
-          // HELLO, the change feed) never show a group whose batch could still fail, and always
-          // agree with each other.
-          timing = await this.#commitBatch(ops, () => {
-            this.#nodeVv = end.nodeVv
-            this.#feedSeq = end.feedSeq
-            this.#logFloor = end.logFloor
-            this.#counts = end.counts
-          })
-        } catch (error) {
-          // Nothing of this group is durable, nor of a group built on it: back to the last
-          // durable state, and every group prepared on top of this one is put back.
-          this.#epoch++
-          this.#tip = this.#publishedState()
-          this.#discardEdits(g.working)
-          this.#log.error({ err: error }, 'commit failed; the group of writes was refused')
-          for (const job of group) job.reject(error)
-          return
-        }
-        if (p.clientIds === this.#clientIds.length) this.#clientIdsDirty = false
-      }
-    } finally {
-      const done = ++this.#loads
-      for (const key of g.working.keys()) {
-        this.#dirty.delete(key)
-        this.#loadedIn[loadBucket(key)] = done
-      }
-      this.#commitDone?.resolve()
-      this.#commitDone = undefined
-    }
-    for (const { job, result, error } of outcomes) {
-      if (error !== undefined) job.reject(error)
-      else job.resolve(result as JobResult)
-    }
-    if (ops === undefined) return
-    try {
-      if (this.listenerCount('feed') > 0) this.emit('feed', feedBatchOf(g, p.feedFrom))
-      if (g.committed.length > 0) {
-        this.emit('commit', g.committed)
-        for (const c of g.committed) this.emit('change', c)
-      }
-      // Last: the replicator's listeners above must not depend on a metrics listener.
-      if (timing !== undefined) this.emit('durable', timing)
-    } catch (error) {
-      // A listener's bug must not stop the committer: the group is durable and answered.
-      this.#log.error({ err: error }, 'a commit listener failed')
-    }
-  }
-
-  /**
-   * Writes a commit's batch (synced) and runs `publish`, which makes its state the node's, as soon
-   * as it is durable. Meanwhile no read is done on this thread ({@link #read}): LevelDB shows a
-   * batch as soon as it is written, before the code after the await has run, and a reader must
-   * not see an entity that the node's vector, feed position and counts do not include yet. A read
-   * through the pool is answered after the batch's own completion, so after `publish`.
-   */
-  async #commitBatch(ops: readonly KvBatchOp[], publish: () => void): Promise<BatchTiming> {
-    this.#batchesInFlight++
-    try {
-      const started = performance.now()
-      await this.#kv.batch(ops, { sync: true })
-      publish()
-      return { entries: ops.length, seconds: (performance.now() - started) / 1000 }
-    } finally {
-      this.#batchesInFlight--
-    }
-  }
-
-  async #commitWipe(job: Job & { kind: 'wipe' }): Promise<void> {
-    try {
-      const ops: KvBatchOp[] = []
-      const removed: EntityView[] = []
-      for (const range of [entityMetaRange(job.ns), entityStateRange(job.ns), entityDeltaRange(job.ns), feedRange(job.ns, 0), conflictRange(job.ns), tombstoneRange(job.ns)]) {
-        for await (const [key, value] of this.#kv.iterate(range)) {
-          ops.push({ type: 'del', key })
-          if (key.startsWith('e')) {
-            const { id } = parseEntityMetaKey(key)
-            removed.push(viewOf(job.ns, id, decodeMeta(value)))
-            this.#docs.delete(key)
-          }
-        }
-      }
-      const counts = { ...this.#counts }
-      delete counts[job.ns]
-      ops.push({ type: 'put', key: META_COUNTS, value: utf8(JSON.stringify(counts)) })
-      // The removal takes a feed position of its own (see META_REMOVED): backups notice it.
-      const feedSeq = this.#feedSeq + 1
-      const removedAt = await this.#kv.get(META_REMOVED)
-      const marks = { ...(removedAt ? (JSON.parse(textDecoder.decode(removedAt)) as Record<string, number>) : {}), [job.ns]: feedSeq }
-      ops.push({ type: 'put', key: META_REMOVED, value: utf8(JSON.stringify(marks)) })
-      ops.push({ type: 'put', key: META_FEED_SEQ, value: utf8(String(feedSeq)) })
-      await this.#commitBatch(ops, () => {
-        this.#counts = counts
-        this.#feedSeq = feedSeq
-      })
-      // An entity written again after the wipe starts a new Y.Doc whose clock restarts at 0: with
-      // the same clientID its items would collide with those of its earlier life (still held by
-      // peers and backups). A fresh clientID keeps every (client, clock) pair unique.
-      this.#rotateClientId()
-      job.resolve({ views: removed })
-    } catch (error) {
-      this.#log.error({ err: error, ns: job.ns }, 'wiping a namespace failed')
-      job.reject(error)
-    } finally {
-      this.#loadedIn.fill(++this.#loads)
-    }
-  }
-
-  async #commitPurge(job: Job & { kind: 'purge' }): Promise<void> {
-    try {
-      const ops: KvBatchOp[] = []
-      const purged: EntityView[] = []
-      const horizon = { ...this.#horizon }
-      const feedFloor = { ...this.#feedFloor }
-      const metas = await this.#kv.getMany(job.tombstones.map((t) => entityMetaKey(t.ns, t.id)))
-      job.tombstones.forEach((t, i) => {
-        const bytes = metas[i]
-        const meta = bytes ? decodeMeta(bytes) : undefined
-        // Moved on since the GC looked (a late change, a new incarnation): not purged now.
-        if (!meta || !meta.deleted || !dominates(t.vv, meta.vv)) return
-        const key = entityMetaKey(t.ns, t.id)
-        ops.push({ type: 'del', key }, { type: 'del', key: entityStateKey(t.ns, t.id) }, { type: 'del', key: tombstoneKey(t.ns, t.id) })
-        for (const delta of deltaKeysOf(t.ns, t.id, meta.stateParts)) ops.push({ type: 'del', key: delta })
-        ops.push({ type: 'del', key: conflictKey(t.ns, t.id) })
-        if (meta.feedSeq > 0) ops.push({ type: 'del', key: feedKey(t.ns, meta.feedSeq) })
-        horizon[t.ns] = merge(own(horizon, t.ns) ?? emptyVector(), meta.vv)
-        feedFloor[t.ns] = Math.max(own(feedFloor, t.ns) ?? 0, meta.feedSeq)
-        this.#docs.delete(key)
-        purged.push(viewOf(t.ns, t.id, meta))
-      })
-      if (job.adopt) horizon[job.adopt.ns] = merge(own(horizon, job.adopt.ns) ?? emptyVector(), job.adopt.horizon)
-      let feedSeq = this.#feedSeq
-      if (purged.length > 0) {
-        // Entities were removed: like a wipe, the removal takes a feed position of its own in
-        // each namespace it touched (META_REMOVED), so backups notice it.
-        feedSeq++
-        const removedAt = await this.#kv.get(META_REMOVED)
-        const marks: Record<string, number> = removedAt ? (JSON.parse(textDecoder.decode(removedAt)) as Record<string, number>) : {}
-        for (const { ns } of purged) marks[ns] = feedSeq
-        ops.push({ type: 'put', key: META_REMOVED, value: utf8(JSON.stringify(marks)) })
-        ops.push({ type: 'put', key: META_FEED_SEQ, value: utf8(String(feedSeq)) })
-      }
-      if (purged.length > 0 || job.adopt) {
-        ops.push({ type: 'put', key: META_GC_HORIZON, value: utf8(JSON.stringify(horizon)) })
-        ops.push({ type: 'put', key: META_FEED_FLOOR, value: utf8(JSON.stringify(feedFloor)) })
-        await this.#commitBatch(ops, () => {
-          this.#horizon = horizon
-          this.#feedFloor = feedFloor
-          this.#feedSeq = feedSeq
-        })
-        this.gcStats.purged += purged.length
-      }
-      job.resolve({ views: purged })
-    } catch (error) {
-      this.#log.error({ err: error }, 'purging tombstones failed')
-      job.reject(error)
-    } finally {
-      this.#loadedIn.fill(++this.#loads)
-    }
-  }
-
-  #process(job: Job, g: GroupState): JobResult {
-    switch (job.kind) {
-      case 'local':
-        return { views: this.#processLocal(job.ops, g) }
-      case 'remote':
-        return { views: [], remote: this.#processRemote(job.changes, g) }
-      case 'snapshot':
-        return { views: [], snapshot: this.#processSnapshot(job.entities, g) }
-      case 'snapshot-end':
-        g.nodeVv = merge(g.nodeVv, job.vv)
-        g.logFloor = merge(g.logFloor, job.vv)
-        g.touched = true
-        return { views: [] }
-      case 'wipe':
-      case 'purge':
-        throw new Error('a wipe or purge runs alone')
-    }
-  }
-
-  #processLocal(ops: readonly LocalOp[], g: GroupState): EntityView[] {
-    try {
-      this.#validateLocal(ops, g.working)
-    } catch (error) {
-      throw new RefusedBeforeEdit(error)
-    }
-    const views: EntityView[] = []
-    for (const op of ops) {
-      const entity = g.working.get(entityMetaKey(op.ns, op.id)) as WorkingEntity
-      const change = this.#applyLocal(op, entity, g.nodeVv)
-      if (change) {
-        g.nodeVv = withCounter(g.nodeVv, this.nodeId, change.seq)
-        g.committed.push({ change, bytes: encodeChange(change), feedSeq: ++g.feedSeq, remote: false, applied: true })
-        entity.meta = { ...(entity.meta as EntityMeta), feedSeq: g.feedSeq }
-      }
-      views.push(toView(entity))
-    }
-    return views
-  }
-
-  #processRemote(changes: readonly ChangeRecord[], g: GroupState): RemoteApplyResult {
-    let applied = 0
-    let duplicates = 0
-    const deferred: ChangeRecord[] = []
-    const invalid: ChangeRecord[] = []
-    for (const change of changes) {
-      const have = counterOf(g.nodeVv, change.origin)
-      if (!isWellFormedUpdate(change.update)) {
-        invalid.push(change)
-      } else if (change.seq <= have) {
-        duplicates++
-      } else if (change.seq !== have + 1 || !dominates(g.nodeVv, change.context)) {
-        deferred.push(change)
-      } else {
-        g.nodeVv = withCounter(g.nodeVv, change.origin, change.seq)
-        const entity = g.working.get(entityMetaKey(change.ns, change.id)) as WorkingEntity
-        const verdict = classifyRemoteChange(entity.meta, change, own(this.#horizon, change.ns))
-        if (this.#modeOf(change.ns) === 'push-only') {
-          // Kept in the log (so it is relayed) but never applied here.
-          g.committed.push({ change, bytes: encodeChange(change), feedSeq: 0, remote: true, applied: false })
-        } else if (verdict === 'stale') {
-          // Made on a superseded incarnation or a purged tombstone: every node records its dot
-          // and applies nothing of it (docs/tombstone-gc.md).
-          this.gcStats.staleChanges++
-          this.#log.debug({ ns: change.ns, id: change.id, origin: change.origin, seq: change.seq }, 'stale change recorded, not applied')
-          if (entity.meta) {
-            // Its vector changed: a new feed position, so feed readers (backups) see it.
-            entity.meta = { ...entity.meta, vv: withCounter(entity.meta.vv, change.origin, change.seq), feedSeq: ++g.feedSeq }
-            entity.changed = true
-          }
-          g.committed.push({ change, bytes: encodeChange(change), feedSeq: 0, remote: true, applied: false })
-        } else {
-          if (verdict === 'reset') this.#startIncarnation(entity)
-          this.#applyRemoteChange(change, entity)
-          g.committed.push({ change, bytes: encodeChange(change), feedSeq: ++g.feedSeq, remote: true, applied: true })
-          entity.meta = { ...(entity.meta as EntityMeta), feedSeq: g.feedSeq }
-        }
-        applied++
-      }
-    }
-    return { applied, duplicates, deferred, invalid }
-  }
-
-  #processSnapshot(entities: readonly EntitySnapshot[], g: GroupState): SnapshotApplyResult {
-    let merged = 0
-    let invalid = 0
-    for (const snap of entities) {
-      if (this.#modeOf(snap.ns) === 'push-only') continue
-      if (!isWellFormedUpdate(snap.state)) {
-        invalid++
-        continue
-      }
-      const entity = g.working.get(entityMetaKey(snap.ns, snap.id)) as WorkingEntity
-      const verdict = classifySnapshot(entity.meta, snap)
-      if (verdict === 'keep') {
-        // Its incarnation is superseded here: only its history (vector) is taken.
-        const vv = merge((entity.meta as EntityMeta).vv, snap.vv)
-        if (compare(vv, (entity.meta as EntityMeta).vv) === 'equal') continue
-        entity.meta = { ...(entity.meta as EntityMeta), vv, feedSeq: ++g.feedSeq }
-        entity.changed = true
-        g.touched = true
-        merged++
-        continue
-      }
-      if (verdict === 'replace') this.#startIncarnation(entity)
-      const before = entity.meta
-      const meta = mergeEntityMeta(before, snap)
-      if (before && compare(before.vv, meta.vv) === 'equal') continue // nothing new in it
-      // Merged before the state is applied, so that local values are still this replica's.
-      const data = entity.doc.getMap(DATA_ROOT)
-      let incoming: JsonRecord | undefined
-      const fieldHeads = mergeFieldHeads(
-        { vv: before?.vv ?? emptyVector(), fieldHeads: before?.fieldHeads ?? {} },
-        snap,
-        (f) => (data.get(f) as JsonValue | undefined) ?? null,
-        (f) => (incoming ??= readRecord(createEntityDoc(snap.state)))[f] ?? null,
-      )
-      applyEntityUpdate(entity.doc, snap.state)
-      entity.replaced()
-      entity.meta = {
-        vv: meta.vv,
-        heads: meta.heads,
-        fieldHeads,
-        deleted: meta.deleted,
-        updatedAt: Math.max(before?.updatedAt ?? 0, snap.updatedAt),
-        feedSeq: ++g.feedSeq,
-        value: readRecord(entity.doc),
-        texts: textNames(entity.doc),
-        ...(meta.deleted && { deletedAt: Math.max(before?.deleted === true ? (before.deletedAt ?? 0) : 0, snap.updatedAt) }),
-        ...((snap.incarnation ?? before?.incarnation) && { incarnation: snap.incarnation ?? before?.incarnation }),
-      }
-      entity.changed = true
-      g.touched = true
-      merged++
-    }
-    return { merged, invalid }
-  }
-
-  async #loadWorking(group: readonly Job[], working: Map<string, WorkingEntity>): Promise<void> {
-    const wanted = new Map<string, { ns: string; id: string }>()
-    for (const job of group) {
-      for (const { ns, id } of jobEntities(job)) wanted.set(entityMetaKey(ns, id), { ns, id })
-    }
-    // The state of an entity whose document is cached is not read: the document is its state (a
-    // large text's state can be hundreds of KB, read and copied for nothing on every commit).
-    const entities = [...wanted].map(([key, { ns, id }]) => ({ key, ns, id, readState: !this.#docs.has(key) }))
-    const keys = entities.flatMap(({ ns, id, readState }) => (readState ? [entityMetaKey(ns, id), entityStateKey(ns, id)] : [entityMetaKey(ns, id)]))
-    // None of these entities is in the batch being written ({@link #run} waits for it when one
-    // is), so that batch landing during the read changes nothing it reads: on this thread even
-    // then, which saves a worker thread's round trip per group.
-    const values = (keys.length <= COMMIT_SYNC_READ_MAX_KEYS ? this.#kv.getManyNow(keys) : undefined) ?? (await this.#kv.getMany(keys))
-    const metas = new Map<string, EntityMeta | undefined>()
-    const bases = new Map<string, Uint8Array | undefined>()
-    // The cached documents as of the reads (taken before any other await).
-    const docs = new Map<string, Y.Doc | undefined>()
-    let at = 0
-    for (const { key, readState } of entities) {
-      const metaBytes = values[at++]
-      metas.set(key, metaBytes ? decodeMeta(metaBytes) : undefined)
-      if (readState) bases.set(key, values[at++])
-      docs.set(key, this.#docs.get(key))
-    }
-    // A document evicted from the cache while the reads ran: its state is read now.
-    const evicted = entities.filter(({ key, readState }) => !readState && docs.get(key) === undefined)
-    if (evicted.length > 0) {
-      const late = await this.#kv.getMany(evicted.map(({ ns, id }) => entityStateKey(ns, id)))
-      evicted.forEach(({ key }, i) => bases.set(key, late[i]))
-    }
-    // The deltas stored after the bases read (none of these entities is being committed now).
-    const reads = entities.filter(({ key }) => docs.get(key) === undefined)
-    const { states } = await readStates(
-      this.#kv,
-      reads.map(({ key, ns, id }) => ({ ns, id, meta: metas.get(key), base: bases.get(key) })),
-    )
-    const stateOf = new Map(reads.map(({ key }, i) => [key, states[i]]))
-    for (const { key, ns, id } of entities) {
-      const committed = metas.get(key)
-      const open = (state: Uint8Array | undefined): Y.Doc => {
-        const doc = createEntityDoc(state, this.#clientId)
-        this.#docs.set(key, doc)
-        return doc
-      }
-      working.set(key, new WorkingEntity(ns, id, committed, { doc: docs.get(key), state: stateOf.get(key) }, open))
-      this.#dirty.add(key)
-    }
-  }
-
-  #validateLocal(ops: readonly LocalOp[], working: Map<string, WorkingEntity>): void {
-    // Dry run of the job on existence and text lengths only: finds every refusal before any edit.
-    const sim = new Map<string, { live: boolean; fresh: boolean; texts: Map<string, number> }>()
-    for (const op of ops) {
-      const key = entityMetaKey(op.ns, op.id)
-      const entity = working.get(key) as WorkingEntity
-      let state = sim.get(key) ?? { live: entity.meta !== undefined && !entity.meta.deleted, fresh: false, texts: new Map() }
-      if (op.op === 'yjs' && !isWellFormedUpdate(op.update)) throw new ValidationError('INVALID_UPDATE', 'not a Yjs update')
-      if (op.op === 'yjs' && !state.live && entity.meta !== undefined && this.#isFrozen(entity.meta)) {
-        // A Yjs client's update builds on the old document, which GC may purge anywhere now.
-        throw new ValidationError('ENTITY_DELETED', `entity ${op.ns}/${op.id} was deleted; write it with PUT to create it again`)
-      }
-      if (op.op === 'resolve') {
-        if (!state.live) throw new EntityNotFoundError(op.ns, op.id)
-        sim.set(key, state)
-        continue
-      }
-      if (entity.meta !== undefined && !state.fresh && this.#policyOf(op.ns) === 'strict' && conflictViews(entity.meta).length > 0) {
-        throw new UnresolvedConflictError(op.ns, op.id)
-      }
-      if (op.op === 'delete') {
-        if (!state.live) throw new EntityNotFoundError(op.ns, op.id)
-        state = { live: false, fresh: true, texts: new Map() }
-      } else {
-        // A write to a missing or deleted entity starts from nothing.
-        if (!state.live) state = { live: true, fresh: true, texts: new Map() }
-        if (op.op === 'text') {
-          let length = state.texts.get(op.name) ?? (state.fresh ? 0 : readText(entity.doc, op.name).length)
-          for (const [pos, del, ins] of op.splices) {
-            if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(del) || pos < 0 || del < 0 || pos + del > length) {
-              throw new ValidationError('TEXT_RANGE', `splice [${pos}, ${del}] is outside the text (length ${length})`)
-            }
-            length += ins.length - del
-          }
-          state.texts.set(op.name, length)
-        }
-      }
-      sim.set(key, state)
-    }
-  }
-
-  #applyLocal(op: LocalOp, entity: WorkingEntity, nodeVv: VersionVector): ChangeRecord | undefined {
-    const meta = entity.meta
-    const live = meta !== undefined && !meta.deleted
-    let fresh = false
-    let edit: EntityEdit
-    let record: JsonRecord | undefined
-    if (op.op === 'delete') {
-      edit = { update: null, fields: [], texts: [] }
-    } else if (op.op === 'resolve') {
-      // Always a change, even when it keeps every winner: it is what sees all the siblings.
-      edit = resolveRecord(entity.doc, op.value)
-    } else if (op.op === 'yjs') {
-      edit = applyClientUpdate(entity.doc, op.update)
-      if (edit.update === null) return undefined
-    } else if ((op.op === 'put' || op.op === 'patch') && entity.isNew) {
-      // The commonest write, an insert: encoded without building a document (same bytes).
-      const created = freshRecordEdit(this.#clientId, op.value, op.op)
-      entity.setState(created.state)
-      edit = created.edit
-      record = created.value
-    } else {
-      // Past its grace period a tombstone may be purged anywhere: the write starts a new
-      // incarnation on an empty document, which depends on nothing of the old one.
-      fresh = meta?.deleted === true && this.#isFrozen(meta)
-      if (fresh) this.#startIncarnation(entity)
-      const cleared = live || fresh ? undefined : clearEntity(entity.doc)
-      const main =
-        op.op === 'put'
-          ? replaceRecord(entity.doc, op.value)
-          : op.op === 'patch'
-            ? patchRecord(entity.doc, op.value)
-            : spliceText(entity.doc, op.name, op.splices)
-      edit = cleared ? mergeEdits(cleared, main) : main
-      // An unchanged live entity needs no change; a write to a missing or deleted one always
-      // makes one (it (re)creates the entity, even when the record is empty).
-      if (edit.update === null && live) return undefined
-    }
-    if (record === undefined) entity.applied(edit.update)
-    const seq = counterOf(nodeVv, this.nodeId) + 1
-    const change: ChangeRecord = {
-      origin: this.nodeId,
-      seq,
-      ns: op.ns,
-      id: op.id,
-      op: op.op === 'delete' ? 'delete' : 'upsert',
-      context: meta?.vv ?? emptyVector(),
-      fields: edit.fields,
-      texts: edit.texts,
-      update: edit.update ?? new Uint8Array(0),
-      time: this.#now(),
-      ...(fresh && { fresh: true as const }),
-    }
-    this.#advanceMeta(entity, change, undefined, record)
-    return change
-  }
-
-  /** True when a tombstone's grace period has passed: writes to it start a new incarnation. */
-  #isFrozen(meta: EntityMeta): boolean {
-    return meta.deleted && this.#now() >= (meta.deletedAt ?? meta.updatedAt) + this.#graceMs
-  }
-
-  /**
-   * Replaces the entity's document by an empty one for a change that starts a new incarnation;
-   * the causal history (vector) stays, heads and field heads start over with that change.
-   */
-  #startIncarnation(entity: WorkingEntity): void {
-    entity.doc = createEntityDoc(undefined, this.#clientId)
-    this.#docs.set(entityMetaKey(entity.ns, entity.id), entity.doc)
-    this.gcStats.incarnations++
-    if (entity.meta) {
-      const { deletedAt: _deletedAt, ...rest } = entity.meta
-      entity.meta = { ...rest, heads: [], fieldHeads: {}, deleted: false, value: {}, texts: [] }
-    }
-  }
-
-  #applyRemoteChange(change: ChangeRecord, entity: WorkingEntity): void {
-    if (entity.isNew && change.texts.length === 0) {
-      // A new entity's first write, as another node's fast path made it: the update is the
-      // whole state and the record is read off it, with no Y.Doc (decodeFreshRecord).
-      const created = decodeFreshRecord(change.update)
-      if (created !== undefined) {
-        entity.setState(change.update)
-        this.#advanceMeta(entity, change, undefined, created.value)
-        return
-      }
-    }
-    // The fields' values before this change: a concurrent write that stays a head keeps its value.
-    const data = entity.doc.getMap(DATA_ROOT)
-    const before: Record<string, JsonValue | null> = {}
-    for (const f of change.fields) before[f] = (data.get(f) as JsonValue | undefined) ?? null
-    applyEntityUpdate(entity.doc, change.update)
-    entity.applied(change.update)
-    if (hasPendingUpdates(entity.doc)) {
-      // Causal delivery makes this impossible; if it happens anyway, say so loudly.
-      this.#log.error({ ns: change.ns, id: change.id, origin: change.origin, seq: change.seq }, 'Yjs update left pending')
-    }
-    this.#advanceMeta(entity, change, (f) => before[f] ?? null)
-  }
-
-  /** `record`: the entity's record after the change, when it has no document (a fresh write). */
-  #advanceMeta(entity: WorkingEntity, change: ChangeRecord, before: (field: string) => JsonValue | null = () => null, record?: JsonRecord): void {
-    const meta = entity.meta
-    let written: Record<string, JsonValue | null> | undefined
-    const fieldHeads = advanceFieldHeads(meta?.fieldHeads ?? {}, change, before, (f) => {
-      written ??= writtenFieldValues(entity.doc, change.update, change.fields)
-      return written[f] ?? null
-    })
-    const heads = advanceHeads(meta?.heads ?? [], {
-      origin: change.origin,
-      seq: change.seq,
-      op: change.op,
-      context: change.context,
-      fields: change.fields,
-    })
-    const deleted = isDeletedByHeads(heads)
-    const incarnation = change.fresh === true ? { origin: change.origin, seq: change.seq } : meta?.incarnation
-    // The latest delete time while deleted (the same on every node whatever the arrival order).
-    const deletedAt = deleted ? Math.max(meta?.deleted === true ? (meta.deletedAt ?? 0) : 0, change.op === 'delete' ? change.time : 0) : undefined
-    entity.meta = {
-      // A fresh change names the history it superseded in its context: a node that purged that
-      // history (or never had it) takes it from there, so the vector is the same everywhere.
-      vv: withCounter(change.fresh === true ? merge(meta?.vv ?? emptyVector(), change.context) : (meta?.vv ?? emptyVector()), change.origin, change.seq),
-      heads,
-      fieldHeads,
-      deleted,
-      updatedAt: Math.max(meta?.updatedAt ?? 0, change.time),
-      feedSeq: meta?.feedSeq ?? 0,
-      value: record ?? readRecord(entity.doc),
-      texts: record ? [] : textNames(entity.doc),
-      ...(deletedAt !== undefined && { deletedAt }),
-      ...(incarnation && { incarnation }),
-    }
-    entity.changed = true
-  }
-
-  #batchOps(g: GroupState, counts: Record<string, number>): KvBatchOp[] {
-    const ops: KvBatchOp[] = []
-    for (const entity of g.working.values()) {
-      if (!entity.changed || !entity.meta) continue
-      const { ns, id, committed: before } = entity
-      const stateParts = stateWriteOps(ns, id, before?.stateParts, before !== undefined, entity.meta.feedSeq, { updates: entity.updates, encodeWhole: () => entity.encodeState() }, ops, this.#deltaLimits)
-      const { stateParts: _stale, ...rest } = entity.meta
-      const meta: EntityMeta = stateParts ? { ...rest, stateParts } : rest
-      ops.push({ type: 'put', key: entityMetaKey(ns, id), value: encodeMeta(meta) })
-      if (before && before.feedSeq > 0) ops.push({ type: 'del', key: feedKey(ns, before.feedSeq) })
-      const conflicted = conflictViews(meta).length > 0
-      if (conflicted !== (before !== undefined && conflictViews(before).length > 0)) {
-        ops.push(conflicted ? { type: 'put', key: conflictKey(ns, id), value: EMPTY } : { type: 'del', key: conflictKey(ns, id) })
-      }
-      if (meta.deleted) {
-        ops.push({ type: 'put', key: tombstoneKey(ns, id), value: utf8(JSON.stringify({ deletedAt: meta.deletedAt ?? meta.updatedAt, vv: meta.vv })) })
-      } else if (before?.deleted === true) {
-        ops.push({ type: 'del', key: tombstoneKey(ns, id) })
-      }
-      const entry = { id, op: meta.deleted ? 'delete' : 'upsert', version: meta.vv }
-      ops.push({ type: 'put', key: feedKey(ns, meta.feedSeq), value: utf8(JSON.stringify(entry)) })
-    }
-    for (const { change, bytes } of g.committed) ops.push({ type: 'put', key: changeLogKey(change.origin, change.seq), value: bytes })
-    ops.push({ type: 'put', key: META_LOG_FLOOR, value: utf8(JSON.stringify(g.logFloor)) })
-    ops.push({ type: 'put', key: META_NODE_VV, value: utf8(JSON.stringify(g.nodeVv)) })
-    ops.push({ type: 'put', key: META_FEED_SEQ, value: utf8(String(g.feedSeq)) })
-    ops.push({ type: 'put', key: META_COUNTS, value: utf8(JSON.stringify(counts)) })
-    if (this.#clientIdsDirty) ops.push({ type: 'put', key: META_CLIENT_IDS, value: this.#encodeClientIds() })
-    return ops
-  }
-
-  #freshClientId(): number {
-    const used = new Set(this.#clientIds)
-    let id: number
-    do id = randomInt(1, 2 ** 32 - 1)
-    while (used.has(id))
-    this.#clientIds.push(id)
-    return id
-  }
-
-  #rotateClientId(): void {
-    this.#clientId = this.#freshClientId()
-    this.#clientIdsDirty = true
-    this.#docs.clear()
-  }
-
-  #encodeClientIds(): Uint8Array {
-    return utf8(JSON.stringify(this.#clientIds))
-  }
 
   // ---- reads (committed state only) --------------------------------------------------------
 
   /**
    * Reads a few keys on this thread when the store can: a worker thread's round trip costs more
    * than the reads, and under load the caller waits its turn for the callback. More keys, a
-   * commit being written ({@link #commitBatch}), or a store that cannot now: through a worker
+   * commit being written ({@link Committer.writing}), or a store that cannot now: through a worker
    * thread. (The committer reads its groups by its own rule, in #loadWorking.)
    */
   #read(keys: readonly string[]): (Uint8Array | undefined)[] | Promise<(Uint8Array | undefined)[]> {
-    const now = keys.length <= SYNC_READ_MAX_KEYS && this.#batchesInFlight === 0 ? this.#kv.getManyNow(keys) : undefined
+    const now = keys.length <= SYNC_READ_MAX_KEYS && !this.#committer.writing ? this.#kv.getManyNow(keys) : undefined
     return now ?? this.#kv.getMany(keys)
   }
 
@@ -1237,24 +294,20 @@ export class EntityStore extends EventEmitter<{
     assertNamespace(ns)
     assertEntityId(id)
     const key = entityMetaKey(ns, id)
-    while (this.#dirty.has(key)) {
-      this.#commitDone ??= Promise.withResolvers()
-      await this.#commitDone.promise
-    }
-    const bucket = loadBucket(key)
-    const loadedBefore = this.#loadedIn[bucket]
+    while (this.#docs.isDirty(key)) await this.#docs.nextGroupEnd()
+    const loadedBefore = this.#docs.loadNumber(key)
     const [metaBytes, base] = await this.#read([key, entityStateKey(ns, id)])
     let meta = metaBytes ? decodeMeta(metaBytes) : undefined
     if (!meta || meta.deleted) throw new EntityNotFoundError(ns, id)
     let doc = this.#docs.get(key)
-    if (!doc || this.#dirty.has(key)) {
+    if (!doc || this.#docs.isDirty(key)) {
       const read = await readStates(this.#kv, [{ ns, id, meta, base }])
       meta = read.metas[0]
       if (!meta || meta.deleted) throw new EntityNotFoundError(ns, id)
-      doc = createEntityDoc(read.states[0], this.#clientId)
+      doc = createEntityDoc(read.states[0], this.#committer.clientId)
       // Cached only when no group holding the entity ended meanwhile: it could have committed (and
       // cached) a newer document, which this one, built from the earlier reads, must not replace.
-      if (this.#loadedIn[bucket] === loadedBefore && !this.#dirty.has(key)) this.#docs.set(key, doc)
+      if (this.#docs.loadNumber(key) === loadedBefore && !this.#docs.isDirty(key)) this.#docs.set(key, doc)
     }
     return { text: readText(doc, name), version: meta.vv }
   }
@@ -1266,7 +319,7 @@ export class EntityStore extends EventEmitter<{
    */
   assertCursor(ns: string, cursor: number): void {
     assertNamespace(ns)
-    const floor = own(this.#feedFloor, ns) ?? 0
+    const floor = own(this.#committer.feedFloor, ns) ?? 0
     if (cursor > 0 && cursor < floor) throw new CursorExpiredError(ns, cursor, floor)
   }
 
@@ -1351,7 +404,7 @@ export class EntityStore extends EventEmitter<{
 
   /** The latest feed position (a cursor that skips the whole backlog). */
   get feedCursor(): number {
-    return this.#feedSeq
+    return this.#committer.feedSeq
   }
 
   /** Change records of `origin` after `afterSeq`, in seq order (the per-origin log). */
@@ -1366,26 +419,6 @@ export class EntityStore extends EventEmitter<{
 
   /** Number of live (not deleted) entities per namespace. */
   get entityCounts(): Readonly<Record<string, number>> {
-    return this.#counts
+    return this.#committer.counts
   }
-}
-
-/** A record's own value for `key` (a namespace may be named like an Object.prototype member). */
-function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
-  return Object.hasOwn(record, key) ? record[key] : undefined
-}
-
-/** Remote changes and snapshot merges (as opposed to local writes, wipes and purges). */
-function isReplicationJob(job: JobInput): boolean {
-  return job.kind === 'remote' || job.kind === 'snapshot' || job.kind === 'snapshot-end'
-}
-
-/** Buckets of {@link EntityStore}'s load numbers (a power of two). */
-const LOAD_BUCKETS = 4096
-
-/** The bucket of an entity key (FNV-1a). */
-function loadBucket(key: string): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
-  return (h >>> 0) & (LOAD_BUCKETS - 1)
 }

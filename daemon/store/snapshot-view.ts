@@ -4,7 +4,7 @@
  * stored after it, state-parts.ts) in batches, one entity by key, the change feed
  * and the per-origin change log after a position, and the node metadata of that same moment.
  */
-import { decodeChange, emptyVector, type ChangeRecord, type VersionVector } from '../../crdt/index.ts'
+import { decodeChange, type ChangeRecord, type VersionVector } from '../../crdt/index.ts'
 import { compareKeys } from '../storage/key-order.ts'
 import type { KvSnapshot } from '../storage/kv-store.ts'
 import { decodeMeta } from './entity-meta.ts'
@@ -14,13 +14,9 @@ import {
   entityStateKey,
   feedRange,
   feedSeqOfKey,
-  META_COUNTS,
-  META_FEED_SEQ,
-  META_LOG_FLOOR,
-  META_NODE_VV,
-  META_REMOVED,
   tombstoneRange,
 } from './keys.ts'
+import { countsRecord, feedSeqRecord, logFloorRecord, nodeVvRecord, removedRecord } from './meta-records.ts'
 import { readEntities } from './read-entities.ts'
 import { joinState, readStates } from './state-parts.ts'
 import type { StoredEntity, StoreSnapshot } from './types.ts'
@@ -72,14 +68,13 @@ export class SnapshotView implements StoreSnapshot {
   /** Reads the node metadata of `kv`; closes it on failure. */
   static async open(kv: KvSnapshot): Promise<SnapshotView> {
     try {
-      const [vv, feed, floor, removed, counts] = await kv.getMany([META_NODE_VV, META_FEED_SEQ, META_LOG_FLOOR, META_REMOVED, META_COUNTS])
-      const json = <T>(bytes: Uint8Array | undefined, fallback: T): T => (bytes ? (JSON.parse(textDecoder.decode(bytes)) as T) : fallback)
+      const [vv, feed, floor, removed, counts] = await kv.getMany([nodeVvRecord.key, feedSeqRecord.key, logFloorRecord.key, removedRecord.key, countsRecord.key])
       return new SnapshotView(kv, {
-        vv: json(vv, emptyVector()),
-        feedSeq: feed ? Number(textDecoder.decode(feed)) : 0,
-        logFloor: json(floor, emptyVector()),
-        removedAt: json(removed, {}),
-        liveCounts: json(counts, {}),
+        vv: nodeVvRecord.decode(vv),
+        feedSeq: feedSeqRecord.decode(feed),
+        logFloor: logFloorRecord.decode(floor),
+        removedAt: removedRecord.decode(removed),
+        liveCounts: countsRecord.decode(counts),
       })
     } catch (error) {
       await kv.close().catch(() => undefined)

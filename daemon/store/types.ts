@@ -189,3 +189,14 @@ export interface SnapshotApplyResult {
   /** Entities refused because their Yjs state does not parse. */
   readonly invalid: number
 }
+
+/**
+ * What the store emits after each durable batch: `commit` (all its changes, once), `change` (each
+ * change), `feed` (its change-feed entries) and `durable` (how long the batch took to write and sync).
+ */
+export interface EntityStoreEvents {
+  change: [CommittedChange]
+  commit: [readonly CommittedChange[]]
+  feed: [FeedBatch]
+  durable: [BatchTiming]
+}
