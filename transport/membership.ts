@@ -21,6 +21,8 @@ export const MEMBERS_PROTOCOL = '/meshsync/members/1.0.0'
 export const MEMBER_ANNOUNCE_MS = 20_000
 /** A member not heard from (announcement or connection) for this long is reported not alive. */
 export const MEMBER_ALIVE_MS = 3 * MEMBER_ANNOUNCE_MS
+/** Least time between two announcements made because this node's degree changed. */
+const DEGREE_ANNOUNCE_MS = 2000
 /** Format version of an announcement. */
 const ANNOUNCE_VERSION = 1
 /** Largest signed peer record accepted (a record names a handful of addresses). */
@@ -103,6 +105,7 @@ export class Membership {
   #timer: NodeJS.Timeout | undefined
   #soon: NodeJS.Timeout | undefined
   #running = false
+  #lastAnnounce = 0
 
   constructor(node: Node, init: MembershipInit) {
     this.#node = node
@@ -180,13 +183,21 @@ export class Membership {
   }
 
   /** Announces this node shortly (a burst of new subscribers makes one announcement). */
-  announceSoon(): void {
+  announceSoon(delayMs = 200 + Math.random() * 300): void {
     if (this.#soon !== undefined || !this.#running) return
     this.#soon = setTimeout(() => {
       this.#soon = undefined
       void this.announce()
-    }, 200 + Math.random() * 300)
+    }, delayMs)
     this.#soon.unref()
+  }
+
+  /**
+   * This node's connection count changed: it is announced again (at most every 2 s), so a node
+   * choosing whom to dial or to drop knows who has room (the overlay, see docs/architecture.md).
+   */
+  degreeChanged(): void {
+    this.announceSoon(Math.max(200 + Math.random() * 300, this.#lastAnnounce + DEGREE_ANNOUNCE_MS - Date.now()))
   }
 
   /** Publishes this node's signed record and degree on the members topic. */
@@ -195,7 +206,8 @@ export class Membership {
     try {
       const record = await this.#ownRecord()
       if (record === undefined) return
-      const data = encodeAnnouncement({ degree: this.#init.degree(), at: Date.now(), record })
+      this.#lastAnnounce = Date.now()
+      const data = encodeAnnouncement({ degree: this.#init.degree(), at: this.#lastAnnounce, record })
       await this.#node.services.pubsub.publish(MEMBERS_TOPIC, data)
     } catch {
       // nobody subscribed yet: the next subscriber triggers another announcement

@@ -237,8 +237,15 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
       }
       overlay.tickSoon()
     })
-    node.addEventListener('peer:connect', (e) => overlay.connected(e.detail.toString()))
-    node.addEventListener('peer:disconnect', () => overlay.tickSoon())
+    node.addEventListener('peer:connect', (e) => {
+      overlay.connected(e.detail.toString())
+      membership.degreeChanged()
+    })
+    node.addEventListener('peer:disconnect', (e) => {
+      overlay.disconnected(e.detail.toString())
+      overlay.tickSoon()
+      membership.degreeChanged()
+    })
     node.addEventListener('connection:open', (e) => {
       // The dialing side asks for every member the peer knows (a newcomer learns the cluster from its bootstrap peer).
       if (e.detail.direction === 'outbound') void membership.exchange(e.detail.remotePeer.toString()).then(() => overlay.tickSoon(), () => undefined)

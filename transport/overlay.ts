@@ -16,6 +16,8 @@ const MAX_BACKOFF_MS = 5 * 60_000
 const PROBE_EVERY_MS = 15_000
 /** Dials in flight at once. */
 const MAX_PARALLEL_DIALS = 4
+/** A peer whose connection closed this recently is dialed last (it may have closed it to trim its own degree). */
+const RECENTLY_LEFT_MS = 30_000
 
 /** What the overlay maintainer reads and does; the transport provides it. */
 export interface OverlayHost {
@@ -53,6 +55,7 @@ export class OverlayMaintainer {
   readonly #random: () => number
   readonly #dials = new Map<string, DialState>()
   readonly #dialing = new Set<string>()
+  readonly #left = new Map<string, number>()
   #lastProbe = 0
   #timer: NodeJS.Timeout | undefined
   #soon: NodeJS.Timeout | undefined
@@ -108,6 +111,13 @@ export class OverlayMaintainer {
   /** A connection to the peer opened: it is dialable, its backoff is forgotten. */
   connected(peerId: string): void {
     this.#dials.delete(peerId)
+    this.#left.delete(peerId)
+  }
+
+  /** The last connection to the peer closed. */
+  disconnected(peerId: string, now = Date.now()): void {
+    this.#left.set(peerId, now)
+    if (this.#left.size > 4096) this.#left.clear()
   }
 
   /** One round: dial up to the low watermark, trim down to the high one, maybe probe. */
@@ -125,8 +135,10 @@ export class OverlayMaintainer {
 
   #dialMembers(want: number, connected: ReadonlyMap<string, number>, now: number): void {
     const candidates = this.#shuffle(this.#candidates(connected, now))
-    // Members with room first (their degree below the high watermark, or not heard yet), alive before remembered ones.
-    const rank = (m: Member): number => (m.degree !== undefined && m.degree >= this.#max ? 2 : 0) + (m.alive ? 0 : 1)
+    // Members with room first (their degree below the high watermark, or not heard yet), alive
+    // before remembered ones, and last the ones that just left (perhaps trimmed by them).
+    const rank = (m: Member): number =>
+      (now - (this.#left.get(m.peerId) ?? -Infinity) < RECENTLY_LEFT_MS ? 4 : 0) + (m.degree !== undefined && m.degree >= this.#max ? 2 : 0) + (m.alive ? 0 : 1)
     candidates.sort((a, b) => rank(a) - rank(b))
     for (const m of candidates.slice(0, Math.min(want, MAX_PARALLEL_DIALS - this.#dialing.size))) this.#dial(m.peerId, now)
   }

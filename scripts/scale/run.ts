@@ -43,9 +43,11 @@ if (opts.high !== undefined) Object.assign(p2p, { minConnections: LOW, maxConnec
 
 const ms = (n: number): number => Math.round(n * 10) / 10
 const median = (values: number[]): number => percentile([...values].sort((a, b) => a - b), 0.5)
-const summary = (values: number[]): { p50: number; p99: number; max: number } => {
+/** p50 / p99 / max of propagation times; a write not seen on all within 60 s counts as Infinity (null in the JSON). */
+const summary = (values: number[]): { p50: number | null; p99: number | null; max: number | null; timedOut: number } => {
   const sorted = [...values].sort((a, b) => a - b)
-  return { p50: ms(percentile(sorted, 0.5)), p99: ms(percentile(sorted, 0.99)), max: ms(sorted[sorted.length - 1] ?? 0) }
+  const fin = (v: number): number | null => (Number.isFinite(v) ? ms(v) : null)
+  return { p50: fin(percentile(sorted, 0.5)), p99: fin(percentile(sorted, 0.99)), max: fin(sorted[sorted.length - 1] ?? 0), timedOut: values.filter((v) => !Number.isFinite(v)).length }
 }
 
 async function status(node: ScaleNode): Promise<Status> {
@@ -79,7 +81,7 @@ async function waitVisible(nodes: readonly ScaleNode[], origin: string, seq: num
   }
 }
 
-/** Writes one entity on `writer` `count` times; for each, the ms until every node of `nodes` has it. */
+/** Writes one entity on `writer` `count` times; for each, the ms until every node of `nodes` has it (Infinity: not within 60 s). */
 async function propagation(writer: ScaleNode, nodes: readonly ScaleNode[], count: number, tag: string): Promise<number[]> {
   const origin = (await status(writer)).versionVector
   const nodeId = (writer.daemon.info.nodeId)
@@ -89,7 +91,7 @@ async function propagation(writer: ScaleNode, nodes: readonly ScaleNode[], count
     const t0 = performance.now()
     await writer.client.expect('PUT', `/v1/ns/scale/entities/${tag}-${i}`, JSON.stringify({ v: i }))
     seq++
-    times.push(await waitVisible(nodes, nodeId, seq, t0))
+    times.push(await waitVisible(nodes, nodeId, seq, t0).catch(() => Infinity))
     await sleep(100 + Math.random() * 100)
   }
   return times
@@ -132,15 +134,20 @@ async function main(): Promise<void> {
   try {
     const started = performance.now()
     let degrees: number[] = []
+    let membershipMs: number | null = null
+    let membersMs: number | null = null
     for (;;) {
       degrees = await Promise.all(nodes.map(async (node) => (await connectedPeers(node)).length))
-      if (degrees.every((d) => d >= want)) break
-      if (performance.now() - started > 120_000) break
+      const now = performance.now()
+      if (membershipMs === null && degrees.every((d) => d >= want)) membershipMs = ms(now - started)
+      // meshsync_members_known: the members each node knows (absent before the overlay existed).
+      if (membersMs === null && (await Promise.all(nodes.map((node) => metricSum(node, 'meshsync_members_known')))).every((m) => m >= N - 1)) membersMs = ms(now - started)
+      if ((membershipMs !== null && membersMs !== null) || now - started > 120_000) break
       await sleep(100)
     }
-    const membershipMs = degrees.every((d) => d >= want) ? ms(performance.now() - started) : null
-    result.membershipMs = membershipMs
+    Object.assign(result, { membershipMs, membersKnownMs: membersMs })
     console.log(`every node has >= ${want} connections: ${membershipMs === null ? 'not within 120 s' : `${membershipMs} ms`} after the last start`)
+    console.log(`every node knows all ${N - 1} other members: ${membersMs === null ? 'not within 120 s' : `${membersMs} ms`} after the last start`)
     await sleep(5000)
     degrees = await Promise.all(nodes.map(async (node) => (await connectedPeers(node)).length))
     result.peersPerNode = { min: Math.min(...degrees), median: median(degrees), max: Math.max(...degrees), all: degrees }
@@ -151,16 +158,17 @@ async function main(): Promise<void> {
     const fromFirst = summary(await propagation(first, nodes, WRITES, 'first'))
     const fromLast = summary(await propagation(last, nodes, WRITES, 'last'))
     Object.assign(result, { writeOnNode0: fromFirst, writeOnLastNode: fromLast })
-    console.log(`write on node 0 visible on all: p50 ${fromFirst.p50} / p99 ${fromFirst.p99} / max ${fromFirst.max} ms`)
-    console.log(`write on node ${N - 1} visible on all: p50 ${fromLast.p50} / p99 ${fromLast.p99} / max ${fromLast.max} ms`)
+    const show = (s: ReturnType<typeof summary>): string => `p50 ${s.p50 ?? '>60000'} / p99 ${s.p99 ?? '>60000'} / max ${s.max ?? '>60000'} ms${s.timedOut > 0 ? ` (${s.timedOut} of ${WRITES} not on all within 60 s)` : ''}`
+    console.log(`write on node 0 visible on all: ${show(fromFirst)}`)
+    console.log(`write on node ${N - 1} visible on all: ${show(fromLast)}`)
 
     const ops = Array.from({ length: 2000 }, (_, i) => ({ op: 'put', ns: 'bulk', id: `b-${i}`, value: { v: i, pad: 'x'.repeat(64) } }))
     const before = (await status(first)).versionVector[first.daemon.info.nodeId] ?? 0
     const t0 = performance.now()
     await first.client.expect('POST', '/v1/batch', JSON.stringify({ ops }))
-    const bulkMs = ms(await waitVisible(nodes, first.daemon.info.nodeId, before + 2000, t0, 180_000))
+    const bulkMs = await waitVisible(nodes, first.daemon.info.nodeId, before + 2000, t0, 180_000).then(ms, () => null)
     result.bulk2000Ms = bulkMs
-    console.log(`2,000 batched writes on node 0 converged on all: ${bulkMs} ms`)
+    console.log(`2,000 batched writes on node 0 converged on all: ${bulkMs ?? '> 180000'} ms`)
 
     await sleep(5000)
     const sample = async (): Promise<{ sessions: number[]; bytes: number[]; cpu: number[] }> => {
@@ -193,12 +201,7 @@ async function main(): Promise<void> {
       await sleep(200)
     }
     const survivorDegrees = await Promise.all(survivors.map(async (node) => (await connectedPeers(node)).filter((p) => p !== first.daemon.info.peerId).length))
-    let survivorWrite: number | null = null
-    try {
-      survivorWrite = ms((await propagation(last, survivors, 1, 'survivor'))[0] as number)
-    } catch (error) {
-      console.log(`after node 0 was killed: ${(error as Error).message}`)
-    }
+    const survivorWrite = summary(await propagation(last, survivors, 1, 'survivor')).max
     result.killNode0 = { components, survivorPeers: { min: Math.min(...survivorDegrees), median: median(survivorDegrees), max: Math.max(...survivorDegrees) }, writeOnSurvivorMs: survivorWrite }
     console.log(`node 0 killed: survivors form ${components} connected component(s), peers min ${Math.min(...survivorDegrees)}; a write on node ${N - 1} reached all survivors: ${survivorWrite === null ? 'no (60 s)' : `${survivorWrite} ms`}`)
   } finally {
