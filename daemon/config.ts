@@ -35,7 +35,7 @@ export interface DaemonConfig {
     readonly gossipPaceMaxMs: number
     /** Sign gossip messages, on the topic of nodes before 0.2 (for a rolling upgrade); off by default. */
     readonly signGossip: boolean
-    /** Low watermark of the overlay: below this many connected peers, known members are dialed (docs/configuration.md). */
+    /** Low watermark of the overlay: below this many connected peers, known members are dialed (docs/sync-protocol.md, Membership and the overlay). */
     readonly minConnections: number
     /** High watermark of the overlay: above this many connected peers, connections are closed. */
     readonly maxConnections: number

@@ -85,7 +85,7 @@ export class Daemon {
         peers.remember(peerId, addr)
       }
     }
-    // Every member's signed record, kept so a restarted node finds the cluster without its bootstrap address (docs/architecture.md).
+    // Every member's signed record, kept so a restarted node finds the cluster without its bootstrap address (docs/sync-protocol.md, Membership and the overlay).
     const datastore = await lifecycle.start(
       'peer-store',
       async () => {

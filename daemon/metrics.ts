@@ -204,7 +204,7 @@ export class DaemonMetrics {
     }
   }
 
-  /** Gauges of the overlay (docs/operations.md): peers connected, members known and alive, the watermarks. */
+  /** Gauges of the overlay (docs/sync-protocol.md, Membership and the overlay): peers connected, members known and alive, the watermarks. */
   watchOverlay(transport: { overlayStats(): OverlayStats }): void {
     const registers = [this.registry]
     const gauges: [string, string, (s: OverlayStats) => number][] = [

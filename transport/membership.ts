@@ -91,7 +91,7 @@ export interface MembershipInit {
 type Node = Libp2p<{ pubsub: GossipSub }>
 
 /**
- * Cluster membership (see docs/architecture.md): every member, its addresses and liveness, learnt
+ * Cluster membership (docs/sync-protocol.md, Membership and the overlay): every member, its addresses and liveness, learnt
  * from any one bootstrap address. Built on libp2p's own pieces: signed peer records (verified, and
  * stored in the peer store, which the daemon persists in its data dir so a restarted node still
  * knows every member), gossipsub to spread them, and a peer exchange when a connection opens.
@@ -194,7 +194,7 @@ export class Membership {
 
   /**
    * This node's connection count changed: it is announced again (at most every 2 s), so a node
-   * choosing whom to dial or to drop knows who has room (the overlay, see docs/architecture.md).
+   * choosing whom to dial or to drop knows who has room (docs/sync-protocol.md, Membership and the overlay).
    */
   degreeChanged(): void {
     this.announceSoon(Math.max(200 + Math.random() * 300, this.#lastAnnounce + DEGREE_ANNOUNCE_MS - Date.now()))

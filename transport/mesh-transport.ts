@@ -204,7 +204,7 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
           // A cluster of trusted members (they hold the cluster key): many behind one address (a
           // NAT, a container host, loopback here) is normal, not a Sybil attack. With the default
           // IP-colocation penalty, 15 peers on one IP scored below the graylist threshold and
-          // gossip stopped altogether (docs/performance.md).
+          // gossip stopped altogether (docs/sync-protocol.md, Membership and the overlay).
           scoreParams: { IPColocationFactorWeight: 0 },
         }),
       },
@@ -231,7 +231,7 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> {
       const peer = e.detail.id
       if (peer.equals(this.peerId) || denied(peer)) return
       this.emit('peer:discovery', peer.toString())
-      // Dialed only while the overlay needs connections (mDNS on a LAN finds every node; see docs/architecture.md).
+      // Dialed only while the overlay needs connections (mDNS on a LAN finds every node; docs/sync-protocol.md, Membership and the overlay).
       if (node.getConnections(peer).length === 0 && !overlay.full()) {
         void node.dial(peer, { signal: AbortSignal.timeout(10_000) }).catch(() => undefined)
       }

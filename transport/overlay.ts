@@ -40,7 +40,7 @@ interface DialState {
 }
 
 /**
- * Keeps the node's degree between two watermarks (see docs/architecture.md): below
+ * Keeps the node's degree between two watermarks (docs/sync-protocol.md, Membership and the overlay): below
  * `minConnections` it dials random members it is not connected to (those with room first; a
  * failing member backs off exponentially), above `maxConnections` it closes the connections to
  * the peers that have the most others (never one younger than {@link TRIM_GRACE_MS}). Now and

@@ -18,7 +18,7 @@ export type P2pSettings = Readonly<Record<string, unknown>>
 /**
  * Starts `n` daemons on loopback, mDNS off: node 0 first (it makes the cluster key), then every
  * other node with a copy of the key and node 0's address as its only bootstrap address (an edge
- * cluster where mDNS does not reach, see docs/performance.md). Later nodes start `parallel` at a
+ * cluster where mDNS does not reach; docs/sync-protocol.md, Membership and the overlay). Later nodes start `parallel` at a
  * time. The only place the scale harness launches daemons.
  */
 export async function startScaleCluster(n: number, options: { baseDir: string; parallel?: number; p2p?: P2pSettings }): Promise<ScaleNode[]> {

@@ -1,6 +1,6 @@
 /**
  * The scale harness (`npm run scale -- --nodes 48`): N daemons on loopback, every node
- * bootstrapped to node 0 only, mDNS off, and the figures of docs/performance.md's scale table —
+ * bootstrapped to node 0 only, mDNS off, and the figures of the scale table in docs/sync-protocol.md (Membership and the overlay) —
  * membership time, peers per node, propagation to all, bulk convergence, idle sessions, bytes, CPU
  * and RSS per node, and what happens when node 0 is killed. Writes bench/results/scale-<date>-<N>.json.
  */
@@ -42,12 +42,18 @@ const p2p: Record<string, unknown> = {}
 if (opts.high !== undefined) Object.assign(p2p, { minConnections: LOW, maxConnections: Number(opts.high) })
 
 const ms = (n: number): number => Math.round(n * 10) / 10
-const median = (values: number[]): number => percentile([...values].sort((a, b) => a - b), 0.5)
+const median = (values: number[]): number => percentile([...values].sort((a, b) => a - b), 50)
 /** p50 / p99 / max of propagation times; a write not seen on all within 60 s counts as Infinity (null in the JSON). */
-const summary = (values: number[]): { p50: number | null; p99: number | null; max: number | null; timedOut: number } => {
+const summary = (values: number[]): { p50: number | null; p99: number | null; max: number | null; timedOut: number; all: (number | null)[] } => {
   const sorted = [...values].sort((a, b) => a - b)
   const fin = (v: number): number | null => (Number.isFinite(v) ? ms(v) : null)
-  return { p50: fin(percentile(sorted, 0.5)), p99: fin(percentile(sorted, 0.99)), max: fin(sorted[sorted.length - 1] ?? 0), timedOut: values.filter((v) => !Number.isFinite(v)).length }
+  return {
+    p50: fin(percentile(sorted, 50)),
+    p99: fin(percentile(sorted, 99)),
+    max: fin(sorted[sorted.length - 1] ?? 0),
+    timedOut: values.filter((v) => !Number.isFinite(v)).length,
+    all: values.map(fin),
+  }
 }
 
 async function status(node: ScaleNode): Promise<Status> {
@@ -163,12 +169,23 @@ async function main(): Promise<void> {
     console.log(`write on node ${N - 1} visible on all: ${show(fromLast)}`)
 
     const ops = Array.from({ length: 2000 }, (_, i) => ({ op: 'put', ns: 'bulk', id: `b-${i}`, value: { v: i, pad: 'x'.repeat(64) } }))
+    const received = async (): Promise<{ gossip: number; sync: number }> => {
+      const [gossip, sync] = await Promise.all([
+        Promise.all(nodes.map((node) => metricSum(node, 'meshsync_gossip_changes_received_total'))),
+        Promise.all(nodes.map((node) => metricSum(node, 'meshsync_sync_records_received_total'))),
+      ])
+      return { gossip: gossip.reduce((a, b) => a + b, 0), sync: sync.reduce((a, b) => a + b, 0) }
+    }
+    const r0 = await received()
     const before = (await status(first)).versionVector[first.daemon.info.nodeId] ?? 0
     const t0 = performance.now()
     await first.client.expect('POST', '/v1/batch', JSON.stringify({ ops }))
     const bulkMs = await waitVisible(nodes, first.daemon.info.nodeId, before + 2000, t0, 180_000).then(ms, () => null)
-    result.bulk2000Ms = bulkMs
-    console.log(`2,000 batched writes on node 0 converged on all: ${bulkMs ?? '> 180000'} ms`)
+    const r1 = await received()
+    // How the bulk travelled: change records received by gossip and by sync sessions, summed over the nodes.
+    const bulkRecords = { byGossip: r1.gossip - r0.gossip, bySync: r1.sync - r0.sync }
+    Object.assign(result, { bulk2000Ms: bulkMs, bulkRecords })
+    console.log(`2,000 batched writes on node 0 converged on all: ${bulkMs ?? '> 180000'} ms (records received by gossip ${bulkRecords.byGossip}, by sync ${bulkRecords.bySync})`)
 
     await sleep(5000)
     const sample = async (): Promise<{ sessions: number[]; bytes: number[]; cpu: number[] }> => {
