@@ -60,7 +60,7 @@ async function components(nodes: readonly DaemonHandle[]): Promise<number> {
 }
 
 describe('membership and a bounded-degree overlay (every node bootstrapped to node 0 only)', () => {
-  it('every node learns every member, keeps its degree within the watermarks, and the cluster outlives node 0', { timeout: 240_000 }, async () => {
+  it('every node learns every member, keeps its degree within the watermarks, and the cluster outlives node 0', { timeout: 420_000 }, async () => {
     const first = await startNode()
     const nodes = [first]
     for (let i = 1; i < NODES; i++) nodes.push(await startNode(joinArgs(first)))
