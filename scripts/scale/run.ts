@@ -32,18 +32,20 @@ const { values: opts } = parseArgs({
     idle: { type: 'string', default: '60' },
     parallel: { type: 'string', default: '4' },
     label: { type: 'string', default: '' },
+    'write-timeout': { type: 'string', default: '20' },
   },
 })
 const N = Number(opts.nodes)
 const LOW = Number(opts.low)
 const WRITES = Number(opts.writes)
 const IDLE_S = Number(opts.idle)
+const WRITE_TIMEOUT_MS = Number(opts['write-timeout']) * 1000
 const p2p: Record<string, unknown> = {}
 if (opts.high !== undefined) Object.assign(p2p, { minConnections: LOW, maxConnections: Number(opts.high) })
 
 const ms = (n: number): number => Math.round(n * 10) / 10
 const median = (values: number[]): number => percentile([...values].sort((a, b) => a - b), 50)
-/** p50 / p99 / max of propagation times; a write not seen on all within 60 s counts as Infinity (null in the JSON). */
+/** p50 / p99 / max of propagation times; a write not seen on all within --write-timeout counts as Infinity (null in the JSON). */
 const summary = (values: number[]): { p50: number | null; p99: number | null; max: number | null; timedOut: number; all: (number | null)[] } => {
   const sorted = [...values].sort((a, b) => a - b)
   const fin = (v: number): number | null => (Number.isFinite(v) ? ms(v) : null)
@@ -87,7 +89,7 @@ async function waitVisible(nodes: readonly ScaleNode[], origin: string, seq: num
   }
 }
 
-/** Writes one entity on `writer` `count` times; for each, the ms until every node of `nodes` has it (Infinity: not within 60 s). */
+/** Writes one entity on `writer` `count` times; for each, the ms until every node of `nodes` has it (Infinity: not within --write-timeout). */
 async function propagation(writer: ScaleNode, nodes: readonly ScaleNode[], count: number, tag: string): Promise<number[]> {
   const origin = (await status(writer)).versionVector
   const nodeId = (writer.daemon.info.nodeId)
@@ -97,7 +99,7 @@ async function propagation(writer: ScaleNode, nodes: readonly ScaleNode[], count
     const t0 = performance.now()
     await writer.client.expect('PUT', `/v1/ns/scale/entities/${tag}-${i}`, JSON.stringify({ v: i }))
     seq++
-    times.push(await waitVisible(nodes, nodeId, seq, t0).catch(() => Infinity))
+    times.push(await waitVisible(nodes, nodeId, seq, t0, WRITE_TIMEOUT_MS).catch(() => Infinity))
     await sleep(100 + Math.random() * 100)
   }
   return times
@@ -148,12 +150,12 @@ async function main(): Promise<void> {
       if (membershipMs === null && degrees.every((d) => d >= want)) membershipMs = ms(now - started)
       // meshsync_members_known: the members each node knows (absent before the overlay existed).
       if (membersMs === null && (await Promise.all(nodes.map((node) => metricSum(node, 'meshsync_members_known')))).every((m) => m >= N - 1)) membersMs = ms(now - started)
-      if ((membershipMs !== null && membersMs !== null) || now - started > 120_000) break
+      if ((membershipMs !== null && membersMs !== null) || now - started > 60_000) break
       await sleep(100)
     }
     Object.assign(result, { membershipMs, membersKnownMs: membersMs })
-    console.log(`every node has >= ${want} connections: ${membershipMs === null ? 'not within 120 s' : `${membershipMs} ms`} after the last start`)
-    console.log(`every node knows all ${N - 1} other members: ${membersMs === null ? 'not within 120 s' : `${membersMs} ms`} after the last start`)
+    console.log(`every node has >= ${want} connections: ${membershipMs === null ? 'not within 60 s' : `${membershipMs} ms`} after the last start`)
+    console.log(`every node knows all ${N - 1} other members: ${membersMs === null ? 'not within 60 s' : `${membersMs} ms`} after the last start`)
     await sleep(5000)
     degrees = await Promise.all(nodes.map(async (node) => (await connectedPeers(node)).length))
     result.peersPerNode = { min: Math.min(...degrees), median: median(degrees), max: Math.max(...degrees), all: degrees }
@@ -164,7 +166,8 @@ async function main(): Promise<void> {
     const fromFirst = summary(await propagation(first, nodes, WRITES, 'first'))
     const fromLast = summary(await propagation(last, nodes, WRITES, 'last'))
     Object.assign(result, { writeOnNode0: fromFirst, writeOnLastNode: fromLast })
-    const show = (s: ReturnType<typeof summary>): string => `p50 ${s.p50 ?? '>60000'} / p99 ${s.p99 ?? '>60000'} / max ${s.max ?? '>60000'} ms${s.timedOut > 0 ? ` (${s.timedOut} of ${WRITES} not on all within 60 s)` : ''}`
+    const over = `>${WRITE_TIMEOUT_MS}`
+    const show = (s: ReturnType<typeof summary>): string => `p50 ${s.p50 ?? over} / p99 ${s.p99 ?? over} / max ${s.max ?? over} ms${s.timedOut > 0 ? ` (${s.timedOut} of ${WRITES} not on all within ${WRITE_TIMEOUT_MS} ms)` : ''}`
     console.log(`write on node 0 visible on all: ${show(fromFirst)}`)
     console.log(`write on node ${N - 1} visible on all: ${show(fromLast)}`)
 
@@ -219,8 +222,9 @@ async function main(): Promise<void> {
     }
     const survivorDegrees = await Promise.all(survivors.map(async (node) => (await connectedPeers(node)).filter((p) => p !== first.daemon.info.peerId).length))
     const survivorWrite = summary(await propagation(last, survivors, 1, 'survivor')).max
+    result.writeTimeoutMs = WRITE_TIMEOUT_MS
     result.killNode0 = { components, survivorPeers: { min: Math.min(...survivorDegrees), median: median(survivorDegrees), max: Math.max(...survivorDegrees) }, writeOnSurvivorMs: survivorWrite }
-    console.log(`node 0 killed: survivors form ${components} connected component(s), peers min ${Math.min(...survivorDegrees)}; a write on node ${N - 1} reached all survivors: ${survivorWrite === null ? 'no (60 s)' : `${survivorWrite} ms`}`)
+    console.log(`node 0 killed: survivors form ${components} connected component(s), peers min ${Math.min(...survivorDegrees)}; a write on node ${N - 1} reached all survivors: ${survivorWrite === null ? `no (${WRITE_TIMEOUT_MS} ms)` : `${survivorWrite} ms`}`)
   } finally {
     await stopScaleCluster(nodes.filter((n) => n.alive))
     await rm(baseDir, { recursive: true, force: true })
