@@ -5,6 +5,7 @@ import { isValidNamespace, MeshsyncError } from '../crdt/index.ts'
 import type { ConflictPolicy, NamespaceMode } from './store/entity-store.ts'
 import { DEFAULT_GOSSIP_PACE_MAX_MS, DEFAULT_GOSSIP_PACE_MS } from './replication/replicator.ts'
 import { bootstrapAddressProblem } from '../transport/addresses.ts'
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_CONNECTIONS } from '../transport/overlay.ts'
 
 /** Everything a daemon is started with. Config file < command-line flags. */
 export interface DaemonConfig {
@@ -34,6 +35,10 @@ export interface DaemonConfig {
     readonly gossipPaceMaxMs: number
     /** Sign gossip messages, on the topic of nodes before 0.2 (for a rolling upgrade); off by default. */
     readonly signGossip: boolean
+    /** Low watermark of the overlay: below this many connected peers, known members are dialed (docs/sync-protocol.md, Membership and the overlay). */
+    readonly minConnections: number
+    /** High watermark of the overlay: above this many connected peers, connections are closed. */
+    readonly maxConnections: number
   }
   /** Per-namespace replication mode; namespaces not listed are two-way. */
   readonly namespaces: Readonly<Record<string, { readonly mode: NamespaceMode; readonly conflicts: ConflictPolicy }>>
@@ -101,7 +106,7 @@ export function defaultConfig(dataDir: string): DaemonConfig {
   return {
     dataDir,
     api: { host: '127.0.0.1', port: DEFAULT_API_PORT, bodyLimit: 8 * 1024 * 1024 },
-    p2p: { listen: [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`], bootstrap: [], mdns: true, allowPeers: [], gossip: true, antiEntropyIntervalMs: 10_000, gossipPaceMs: DEFAULT_GOSSIP_PACE_MS, gossipPaceMaxMs: DEFAULT_GOSSIP_PACE_MAX_MS, signGossip: false },
+    p2p: { listen: [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`], bootstrap: [], mdns: true, allowPeers: [], gossip: true, antiEntropyIntervalMs: 10_000, gossipPaceMs: DEFAULT_GOSSIP_PACE_MS, gossipPaceMaxMs: DEFAULT_GOSSIP_PACE_MAX_MS, signGossip: false, minConnections: DEFAULT_MIN_CONNECTIONS, maxConnections: DEFAULT_MAX_CONNECTIONS },
     namespaces: {},
     store: { docCacheSize: 1000, maxGroupOps: 2000, maxQueuedOps: 50_000 },
     log: { level: 'info' },
@@ -192,6 +197,7 @@ function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: str
       gossipPaceMs: num(p2p, 'gossipPaceMs', base.p2p.gossipPaceMs, where),
       gossipPaceMaxMs: num(p2p, 'gossipPaceMaxMs', base.p2p.gossipPaceMaxMs, where),
       signGossip: bool(p2p, 'signGossip', base.p2p.signGossip, where),
+      ...watermarks(p2p, base.p2p, where),
     },
     namespaces: namespaceModes(section(file, 'namespaces', where), where),
     store: {
@@ -277,6 +283,15 @@ function str(obj: Record<string, unknown>, key: string, fallback: string, where:
   if (v === undefined) return fallback
   if (typeof v !== 'string') throw new ConfigError(`${where}: "${key}" must be a string`)
   return v
+}
+
+/** `p2p.minConnections` and `p2p.maxConnections`: 1 <= min <= max. */
+function watermarks(p2p: Record<string, unknown>, base: DaemonConfig['p2p'], where: string): { minConnections: number; maxConnections: number } {
+  const minConnections = num(p2p, 'minConnections', base.minConnections, where)
+  const maxConnections = num(p2p, 'maxConnections', Math.max(base.maxConnections, minConnections), where)
+  if (minConnections < 1) throw new ConfigError(`${where}: "minConnections" must be at least 1`)
+  if (maxConnections < minConnections) throw new ConfigError(`${where}: "maxConnections" must be at least "minConnections" (${minConnections})`)
+  return { minConnections, maxConnections }
 }
 
 function num(obj: Record<string, unknown>, key: string, fallback: number, where: string): number {

@@ -1,5 +1,6 @@
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
+import { LevelDatastore } from 'datastore-level'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { MeshTransport, peerIdOfAddress } from '../transport/index.ts'
@@ -84,7 +85,20 @@ export class Daemon {
         peers.remember(peerId, addr)
       }
     }
+    // Every member's signed record, kept so a restarted node finds the cluster without its bootstrap address (docs/sync-protocol.md, Membership and the overlay).
+    const datastore = await lifecycle.start(
+      'peer-store',
+      async () => {
+        const store = new LevelDatastore(layout.peerStore)
+        await store.open()
+        return store
+      },
+      (store) => store.close(),
+    )
     const transport = new MeshTransport({
+      datastore,
+      minConnections: config.p2p.minConnections,
+      maxConnections: config.p2p.maxConnections,
       privateKey: identity.privateKey,
       clusterKey: await readFile(layout.clusterKey),
       listen: config.p2p.listen,
@@ -103,6 +117,7 @@ export class Daemon {
     await lifecycle.start('transport', () => transport.start(), () => transport.stop())
     await lifecycle.start('replicator', async () => replicator.start(), () => replicator.stop())
     metrics.watchReplication(replicator)
+    metrics.watchOverlay(transport)
     const backups = new BackupService(
       { store, logger: log.child({ component: 'backup' }) },
       {
@@ -125,7 +140,7 @@ export class Daemon {
       metrics: () => metrics.render(),
       resync: (ns, from) => replicator.resyncNamespace(ns, from !== undefined ? { from } : {}),
       dial: async (addr) => {
-        const peerId = await transport.dial(addr)
+        const peerId = await transport.dial(addr, { force: true })
         peers.remember(peerId, addr)
         return peerId
       },

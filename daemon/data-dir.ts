@@ -16,6 +16,8 @@ export interface DataDirLayout {
   readonly config: string
   /** Remembered peers and their addresses (for reconnecting after a restart). */
   readonly peers: string
+  /** libp2p's peer store: the signed record of every cluster member known (for finding the cluster again after a restart). */
+  readonly peerStore: string
 }
 
 /** Where each file of a data dir lives. */
@@ -30,6 +32,7 @@ export function dataDirLayout(root: string): DataDirLayout {
     daemonJson: join(root, 'daemon.json'),
     config: join(root, 'config.json'),
     peers: join(root, 'peers.json'),
+    peerStore: join(root, 'peerstore'),
   }
 }
 

@@ -2,6 +2,7 @@ import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { OverlayStats } from '../transport/index.ts'
 import type { Replicator } from './replication/replicator.ts'
 import type { BatchTiming, CommittedChange, EntityStore } from './store/entity-store.ts'
 
@@ -198,6 +199,26 @@ export class DaemonMetrics {
             const v = read(p)
             if (v !== null) this.set({ peer: p.peerId }, v)
           }
+        },
+      })
+    }
+  }
+
+  /** Gauges of the overlay (docs/sync-protocol.md, Membership and the overlay): peers connected, members known and alive, the watermarks. */
+  watchOverlay(transport: { overlayStats(): OverlayStats }): void {
+    const registers = [this.registry]
+    const gauges: [string, string, (s: OverlayStats) => number][] = [
+      ['meshsync_connected_peers', 'Peers with an open connection (the overlay keeps it between p2p.minConnections and p2p.maxConnections).', (s) => s.connectedPeers],
+      ['meshsync_members_known', 'Cluster members this node knows (itself excepted), connected or not.', (s) => s.knownMembers],
+      ['meshsync_members_alive', 'Members heard from (an announcement or a connection) within the last minute.', (s) => s.aliveMembers],
+    ]
+    for (const [name, help, read] of gauges) {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read(transport.overlayStats()))
         },
       })
     }

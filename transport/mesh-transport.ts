@@ -4,6 +4,7 @@ import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub, StrictNoSign, StrictSign, TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import type { Datastore } from 'interface-datastore'
 import { mdns } from '@libp2p/mdns'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
@@ -31,6 +32,8 @@ import {
 } from './gossip-messages.ts'
 import { GossipRelay, LINKS_REFRESH_MS, type RelayStats } from './gossip-relay.ts'
 import { nodeIdOf, nodeIdOfPeerId } from './identity.ts'
+import { Membership, type Member } from './membership.ts'
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_CONNECTIONS, OverlayMaintainer } from './overlay.ts'
 import { privateNetwork } from './private-network.ts'
 import type { InboundGossip, InvalidInput, ReplicationTransport, SyncStreamHandler } from './replication-transport.ts'
 import { RESYNC_PROTOCOL, SYNC_PROTOCOL } from './sync-frames.ts'
@@ -61,6 +64,21 @@ export interface MeshTransportInit {
   readonly denyPeer?: (peerId: string) => boolean
   /** Test hook: return true to drop an inbound gossip message before validation. */
   readonly dropInboundGossip?: () => boolean
+  /** Least number of peers to keep connections to: below it, known members are dialed (default 6). */
+  readonly minConnections?: number
+  /** Most peers to keep connections to: above it, connections are closed (default 12). */
+  readonly maxConnections?: number
+  /** Where libp2p keeps its peer store (every member's signed record); in memory when absent. */
+  readonly datastore?: Datastore
+}
+
+/** The overlay's state, for metrics. */
+export interface OverlayStats {
+  readonly connectedPeers: number
+  readonly knownMembers: number
+  readonly aliveMembers: number
+  readonly minConnections: number
+  readonly maxConnections: number
 }
 
 export interface MeshTransportEvents {
@@ -106,6 +124,8 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
   #linksTimer: NodeJS.Timeout | undefined
   #linksSoon: NodeJS.Timeout | undefined
   #headsSoon: NodeJS.Timeout | undefined
+  #membership: Membership | undefined
+  #overlay: OverlayMaintainer | undefined
 
   constructor(init: MeshTransportInit) {
     super()
@@ -123,11 +143,14 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
     const allow = init.allowPeers && init.allowPeers.length > 0 ? new Set(init.allowPeers) : undefined
     const denied = (peer: PeerId): boolean =>
       (allow !== undefined && !allow.has(peer.toString())) || (init.denyPeer?.(peer.toString()) ?? false)
+    const minConnections = init.minConnections ?? DEFAULT_MIN_CONNECTIONS
+    const maxConnections = Math.max(minConnections, init.maxConnections ?? DEFAULT_MAX_CONNECTIONS)
     const discovery = []
     if (init.mdns ?? true) discovery.push(mdns({ interval: init.mdnsIntervalMs ?? 10_000, serviceTag: '_meshsync._udp.local' }))
     if (init.bootstrap && init.bootstrap.length > 0) discovery.push(bootstrap({ list: [...init.bootstrap], timeout: 100 }))
     const node = await createLibp2p({
       privateKey: init.privateKey,
+      ...(init.datastore && { datastore: init.datastore }),
       addresses: { listen: [...init.listen] },
       transports: [tcp()],
       connectionEncrypters: [noise()],
@@ -138,7 +161,9 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
         denyInboundEncryptedConnection: denied,
         denyOutboundEncryptedConnection: denied,
       },
-      connectionManager: { dialTimeout: 10_000 },
+      // The overlay keeps the degree between the watermarks; this hard cap (connections, not peers)
+      // refuses inbound ones past it, leaving room for newcomers while the overlay trims.
+      connectionManager: { dialTimeout: 10_000, maxConnections: Math.max(2 * maxConnections, maxConnections + 8) },
       // A link that went silent (a cut cable, a partition, a stopped peer) is found within ~8 s
       // and the connection dropped, so the next dial opens a fresh TCP connection after the link
       // heals, rather than waiting out the old one's retransmission backoff (libp2p: 10 s + 5 s).
@@ -160,6 +185,12 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
           // cluster key is trusted to relay honestly on the sync protocol too, so a signature per
           // message (an Ed25519 sign and a verify at each receiver) bought no protection.
           globalSignaturePolicy: this.#signed ? StrictSign : StrictNoSign,
+          ...gossipMeshParams(minConnections, maxConnections),
+          // A cluster of trusted members (they hold the cluster key): many behind one address (a
+          // NAT, a container host, loopback here) is normal, not a Sybil attack. With the default
+          // IP-colocation penalty, 15 peers on one IP scored below the graylist threshold and
+          // gossip stopped altogether (docs/sync-protocol.md, Membership and the overlay).
+          scoreParams: { IPColocationFactorWeight: 0 },
         }),
       },
     })
@@ -167,13 +198,42 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
     node.addEventListener('peer:connect', (e) => this.emit('peer:connect', e.detail.toString()))
     node.addEventListener('peer:disconnect', (e) => this.emit('peer:disconnect', e.detail.toString()))
     node.addEventListener('connection:open', (e) => supersedeOlderConnections(node, e.detail))
+    const membership = new Membership(node, { privateKey: init.privateKey, denied, degree: () => this.#connectedSince().size, gossip: init.gossip ?? true })
+    this.#membership = membership
+    const overlay = new OverlayMaintainer(
+      {
+        connected: () => this.#connectedSince(),
+        members: () => membership.members(),
+        dial: async (peerId) => {
+          await node.dial(peerIdFromString(peerId), { signal: AbortSignal.timeout(10_000) })
+        },
+        hangUp: (peerId) => node.hangUp(peerIdFromString(peerId)),
+      },
+      { minConnections, maxConnections },
+    )
+    this.#overlay = overlay
     node.addEventListener('peer:discovery', (e) => {
       const peer = e.detail.id
       if (peer.equals(this.peerId) || denied(peer)) return
       this.emit('peer:discovery', peer.toString())
-      if (node.getConnections(peer).length === 0) {
+      // Dialed only while the overlay needs connections (mDNS on a LAN finds every node; docs/sync-protocol.md, Membership and the overlay).
+      if (node.getConnections(peer).length === 0 && !overlay.full()) {
         void node.dial(peer, { signal: AbortSignal.timeout(10_000) }).catch(() => undefined)
       }
+      overlay.tickSoon()
+    })
+    node.addEventListener('peer:connect', (e) => {
+      overlay.connected(e.detail.toString())
+      membership.degreeChanged()
+    })
+    node.addEventListener('peer:disconnect', (e) => {
+      overlay.disconnected(e.detail.toString())
+      overlay.tickSoon()
+      membership.degreeChanged()
+    })
+    node.addEventListener('connection:open', (e) => {
+      // The dialing side asks for every member the peer knows (a newcomer learns the cluster from its bootstrap peer).
+      if (e.detail.direction === 'outbound') void membership.exchange(e.detail.remotePeer.toString()).then(() => overlay.tickSoon(), () => undefined)
     })
     if (init.gossip ?? true) this.#setupGossip(node)
     await node.handle(
@@ -202,6 +262,8 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
       },
       { maxInboundStreams: 2, maxOutboundStreams: 2 },
     )
+    await membership.start()
+    overlay.start()
   }
 
   /** Stops libp2p (closes every connection). Idempotent. */
@@ -213,6 +275,8 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
     this.#linksSoon = undefined
     clearTimeout(this.#headsSoon)
     this.#headsSoon = undefined
+    this.#overlay?.stop()
+    this.#membership?.stop()
     await node?.stop()
   }
 
@@ -230,6 +294,33 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
     const peers = new Set<string>()
     for (const connection of this.#node?.getConnections() ?? []) peers.add(connection.remotePeer.toString())
     return [...peers]
+  }
+
+  /** Every member of the cluster this node knows (itself excepted): addresses, last heard, degree. */
+  members(): Member[] {
+    return this.#membership?.members() ?? []
+  }
+
+  /** Connected peers, known and alive members, and the watermarks. */
+  overlayStats(): OverlayStats {
+    const members = this.members()
+    return {
+      connectedPeers: this.#connectedSince().size,
+      knownMembers: members.length,
+      aliveMembers: members.filter((m) => m.alive).length,
+      minConnections: this.#overlay?.minConnections ?? this.#init.minConnections ?? DEFAULT_MIN_CONNECTIONS,
+      maxConnections: this.#overlay?.maxConnections ?? this.#init.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    }
+  }
+
+  /** Connected peers, each with when its oldest open connection opened (ms since the epoch). */
+  #connectedSince(): Map<string, number> {
+    const since = new Map<string, number>()
+    for (const c of this.#node?.getConnections() ?? []) {
+      const peer = c.remotePeer.toString()
+      since.set(peer, Math.min(since.get(peer) ?? Infinity, c.timeline.open))
+    }
+    return since
   }
 
   /** This node's connections to a peer, oldest first (`opened`: ms since the epoch, when its socket opened). */
@@ -273,10 +364,20 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
     }
   }
 
-  /** Dials a multiaddr (with `/p2p/<id>`) or a known peer id; resolves with the peer id. */
-  async dial(target: string, options: { signal?: AbortSignal } = {}): Promise<string> {
+  /**
+   * Dials a multiaddr (with `/p2p/<id>`) or a known peer id; resolves with the peer id. A dial to a
+   * peer not connected yet is refused (OVERLAY_FULL) while the node has its low watermark of peers,
+   * unless `force` (an operator's dial): the overlay chooses the node's neighbours.
+   */
+  async dial(target: string, options: { signal?: AbortSignal; force?: boolean } = {}): Promise<string> {
     const node = this.#requireNode()
     const to: Multiaddr | PeerId = target.startsWith('/') ? multiaddr(target) : peerIdFromString(target)
+    if (!options.force && this.#overlay?.full()) {
+      const peer = isPeerId(to) ? to : to.getComponents().findLast((c) => c.name === 'p2p')?.value
+      if (peer === undefined || node.getConnections(typeof peer === 'string' ? peerIdFromString(peer) : peer).length === 0) {
+        throw new OverlayFullError(`not dialing ${target}: ${this.#connectedSince().size} peers connected, the overlay needs no more`)
+      }
+    }
     const connection = await node.dial(to, { signal: options.signal ?? AbortSignal.timeout(10_000) })
     return connection.remotePeer.toString()
   }
@@ -460,6 +561,28 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
     if (!this.#node) throw new Error('transport is not started')
     return this.#node
   }
+}
+
+/** A dial refused because the node already has its low watermark of peers (see {@link MeshTransport.dial}). */
+export class OverlayFullError extends Error {
+  override readonly name = 'OverlayFullError'
+}
+
+function isPeerId(value: Multiaddr | PeerId): value is PeerId {
+  return 'toMultihash' in value
+}
+
+/**
+ * gossipsub's mesh degree for an overlay of `low`-`high` connections per node: D up to 6 (what
+ * gossipsub recommends), never above the low watermark, so the mesh of each topic can be built
+ * from the connections the overlay keeps, and a message crosses the cluster in a few hops.
+ */
+export function gossipMeshParams(low: number, high: number): { D: number; Dlo: number; Dhi: number; Dout: number } {
+  const D = Math.max(1, Math.min(6, low))
+  const Dlo = Math.max(1, D - 2)
+  const Dhi = Math.max(D, high)
+  const Dout = Math.max(0, Math.min(Math.floor(D / 2), Dlo - 1))
+  return { D, Dlo, Dhi, Dout }
 }
 
 /** The highest (origin, seq) of a gossip message's changes (all of one origin). */
