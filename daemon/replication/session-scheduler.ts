@@ -41,10 +41,25 @@ export interface SessionSchedulerComponents {
   readonly strikes: { strike(peerId: string, surface: string, reason: string): void }
 }
 
+/** Tunables of the scheduler. */
+export interface SessionSchedulerOptions {
+  /** Mean period of the anti-entropy tick (jittered ±25%). */
+  readonly antiEntropyIntervalMs?: number | undefined
+  /** Most peers one tick starts a session with, and most peers news a session brought is passed on to. */
+  readonly antiEntropyFanout?: number | undefined
+  /** Idle timeout of a sync stream. */
+  readonly streamTimeoutMs?: number | undefined
+}
+
+/** Default of {@link SessionSchedulerOptions.antiEntropyFanout}. */
+export const DEFAULT_ANTI_ENTROPY_FANOUT = 3
+
 /**
  * Anti-entropy sessions (docs/sync-protocol.md): the one place that decides with which peers, and
- * when, a session runs: on connect, periodically, whenever a gap is seen, and to pass on what a
- * session brought. One outbound session per peer at a time; a request meanwhile reruns it once.
+ * when, a session runs: on connect, at each periodic tick with up to `fanout` peers (those not
+ * synced for longest first, {@link AntiEntropyDue}), whenever a gap is seen or a publish missed a
+ * peer, and to pass on what a session brought. One outbound session per peer at a time; a request
+ * meanwhile reruns it once.
  */
 export class SessionScheduler {
   readonly stats: SessionStats = { sessions: 0, sessionFailures: 0, bytesIn: 0, bytesOut: 0, relayedSessions: 0, periodicSkipped: 0 }
@@ -67,7 +82,7 @@ export class SessionScheduler {
   readonly #gapTimers = new Map<string, NodeJS.Timeout>()
   #timer: NodeJS.Timeout | undefined
 
-  constructor(components: SessionSchedulerComponents, options: { antiEntropyIntervalMs?: number | undefined; streamTimeoutMs?: number | undefined } = {}) {
+  constructor(components: SessionSchedulerComponents, options: SessionSchedulerOptions = {}) {
     this.#transport = components.transport
     this.#peers = components.peers
     this.#log = components.logger
@@ -77,7 +92,7 @@ export class SessionScheduler {
     this.#gc = components.gc
     this.#strikes = components.strikes
     this.#interval = options.antiEntropyIntervalMs ?? 10_000
-    this.#antiEntropyDue = new AntiEntropyDue(this.#interval)
+    this.#antiEntropyDue = new AntiEntropyDue(this.#interval, { fanout: options.antiEntropyFanout ?? DEFAULT_ANTI_ENTROPY_FANOUT })
     this.#streamTimeout = options.streamTimeoutMs ?? 30_000
   }
 
@@ -212,13 +227,16 @@ export class SessionScheduler {
     this.#gc.observe(result.peer.nodeId, result.theirVv)
     // Only a change's origin gossips it, so what this session brought (e.g. writes the peer made
     // before it joined) would reach the other peers only at their next anti-entropy period.
-    // Pass it on now (multi-hop); this stops once a session brings nothing new. "New" is what no
-    // other path had delivered: counting the vector's growth instead (gossip lands during every
-    // session under steady writes) made each session start more, a storm of sessions.
+    // Pass it on now (multi-hop) to up to `fanout` peers, those not synced for longest first (the
+    // others get it from them, or at their next tick); this stops once a session brings nothing
+    // new. "New" is what no other path had delivered: counting the vector's growth instead (gossip
+    // lands during every session under steady writes) made each session start more, a storm of
+    // sessions.
     const novel = this.#ingest.takeNovel(peerId)
     if (novel > 0) {
       this.stats.relayedSessions++
-      for (const other of this.#transport.connectedPeers()) if (other !== peerId) this.syncSoon(other)
+      const others = this.#transport.connectedPeers().filter((other) => other !== peerId)
+      for (const other of this.#antiEntropyDue.relayTargets(others, performance.now())) this.syncSoon(other)
     }
     for (const addr of await this.#transport.dialableAddrs(peerId)) this.#peers.remember(peerId, addr)
   }
@@ -227,12 +245,12 @@ export class SessionScheduler {
     if (!this.#run.running) return
     const delay = this.#interval * (0.75 + Math.random() * 0.5)
     this.#timer = setTimeout(() => {
-      const connected = this.#transport.connectedPeers()
       // A session in progress (either side's) serves as this period's: when it succeeds it is
       // recorded, and rerunning it right after would find nothing new.
-      const due = this.#antiEntropyDue.due(connected, performance.now()).filter((p) => !this.#sessions.has(p) && !this.#inbound.has(p))
-      this.stats.periodicSkipped += connected.length - due.length
-      for (const peerId of due) this.syncWith(peerId)
+      const busy = (peerId: string): boolean => this.#sessions.has(peerId) || this.#inbound.has(peerId)
+      const { picked, skipped } = this.#antiEntropyDue.pick(this.#transport.connectedPeers(), performance.now(), busy)
+      this.stats.periodicSkipped += skipped
+      for (const peerId of picked) this.syncWith(peerId)
       this.#scheduleAntiEntropy()
     }, delay)
     this.#timer.unref()
