@@ -103,6 +103,7 @@ export class Replicator {
   readonly #onDisconnect = (peerId: string): void => {
     this.#log.debug({ peerId }, 'peer disconnected')
     this.#peers.disconnected(peerId)
+    this.gc.forgetPeer(peerId)
   }
 
   constructor(components: ReplicatorComponents, options: ReplicatorOptions = {}) {

@@ -1,7 +1,7 @@
 import type { Stream } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { VersionVector } from '../../crdt/index.ts'
-import { nodeIdOfPeerId, runSyncSession, SyncProtocolError, type ReplicationTransport, type SyncSource } from '../../transport/index.ts'
+import { nodeIdOfPeerId, runSyncSession, SyncProtocolError, type GcHello, type ReplicationTransport, type SyncSource } from '../../transport/index.ts'
 import { AntiEntropyDue } from './anti-entropy-due.ts'
 import type { PeerBook } from './peer-book.ts'
 import type { ReplicationRun } from './replication-run.ts'
@@ -37,7 +37,11 @@ export interface SessionSchedulerComponents {
   /** What the session with a peer brought that no other path had delivered. */
   readonly ingest: { takeNovel(peerId: string): number }
   /** Tombstone GC: learns what each member has. */
-  readonly gc: { observe(nodeId: string, vv: VersionVector): void }
+  readonly gc: {
+    observe(nodeId: string, vv: VersionVector): void
+    /** The peer holds what this node's HELLO of a session that succeeded carried. */
+    delivered(peerId: string, sent: GcHello): void
+  }
   readonly strikes: { strike(peerId: string, surface: string, reason: string): void }
 }
 
@@ -225,6 +229,7 @@ export class SessionScheduler {
     if (result.invalidRecords > 0) this.#strikes.strike(peerId, 'sync', `${result.invalidRecords} malformed change records`)
     this.#peers.synced(peerId, result.peer.nodeId, result.theirVv, result.bytesIn, result.bytesOut)
     this.#gc.observe(result.peer.nodeId, result.theirVv)
+    if (result.gcSent) this.#gc.delivered(peerId, result.gcSent)
     // Only a change's origin gossips it, so what this session brought (e.g. writes the peer made
     // before it joined) would reach the other peers only at their next anti-entropy period.
     // Pass it on now (multi-hop) to up to `fanout` peers, those not synced for longest first (the
