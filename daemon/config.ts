@@ -3,7 +3,7 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { isValidNamespace, MeshsyncError } from '../crdt/index.ts'
 import type { ConflictPolicy, NamespaceMode } from './store/entity-store.ts'
-import { DEFAULT_GOSSIP_PACE_MAX_MS, DEFAULT_GOSSIP_PACE_MS } from './replication/replicator.ts'
+import { DEFAULT_ANTI_ENTROPY_FANOUT, DEFAULT_GOSSIP_PACE_MAX_MS, DEFAULT_GOSSIP_PACE_MS } from './replication/replicator.ts'
 import { bootstrapAddressProblem } from '../transport/addresses.ts'
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_CONNECTIONS } from '../transport/overlay.ts'
 
@@ -27,8 +27,10 @@ export interface DaemonConfig {
     readonly allowPeers: readonly string[]
     /** Gossip fast path (off: anti-entropy alone). */
     readonly gossip: boolean
-    /** Mean anti-entropy period per peer, ms. */
+    /** Mean period of the anti-entropy tick, ms. */
     readonly antiEntropyIntervalMs: number
+    /** Most connected peers one anti-entropy tick syncs with (at least 1). */
+    readonly antiEntropyFanout: number
     /** Least time between two gossip publishes, ms; a burst's commits share one message (0: one per commit). */
     readonly gossipPaceMs: number
     /** Most time between two gossip publishes, ms, reached under a sustained write load. */
@@ -106,7 +108,7 @@ export function defaultConfig(dataDir: string): DaemonConfig {
   return {
     dataDir,
     api: { host: '127.0.0.1', port: DEFAULT_API_PORT, bodyLimit: 8 * 1024 * 1024 },
-    p2p: { listen: [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`], bootstrap: [], mdns: true, allowPeers: [], gossip: true, antiEntropyIntervalMs: 10_000, gossipPaceMs: DEFAULT_GOSSIP_PACE_MS, gossipPaceMaxMs: DEFAULT_GOSSIP_PACE_MAX_MS, signGossip: false, minConnections: DEFAULT_MIN_CONNECTIONS, maxConnections: DEFAULT_MAX_CONNECTIONS },
+    p2p: { listen: [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`], bootstrap: [], mdns: true, allowPeers: [], gossip: true, antiEntropyIntervalMs: 10_000, antiEntropyFanout: DEFAULT_ANTI_ENTROPY_FANOUT, gossipPaceMs: DEFAULT_GOSSIP_PACE_MS, gossipPaceMaxMs: DEFAULT_GOSSIP_PACE_MAX_MS, signGossip: false, minConnections: DEFAULT_MIN_CONNECTIONS, maxConnections: DEFAULT_MAX_CONNECTIONS },
     namespaces: {},
     store: { docCacheSize: 1000, maxGroupOps: 2000, maxQueuedOps: 50_000 },
     log: { level: 'info' },
@@ -194,6 +196,7 @@ function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: str
       allowPeers: strList(p2p, 'allowPeers', base.p2p.allowPeers, where),
       gossip: bool(p2p, 'gossip', base.p2p.gossip, where),
       antiEntropyIntervalMs: num(p2p, 'antiEntropyIntervalMs', base.p2p.antiEntropyIntervalMs, where),
+      antiEntropyFanout: atLeastOne(num(p2p, 'antiEntropyFanout', base.p2p.antiEntropyFanout, where), `${where}: p2p.antiEntropyFanout`),
       gossipPaceMs: num(p2p, 'gossipPaceMs', base.p2p.gossipPaceMs, where),
       gossipPaceMaxMs: num(p2p, 'gossipPaceMaxMs', base.p2p.gossipPaceMaxMs, where),
       signGossip: bool(p2p, 'signGossip', base.p2p.signGossip, where),
@@ -298,6 +301,11 @@ function num(obj: Record<string, unknown>, key: string, fallback: number, where:
   const v = obj[key]
   if (v === undefined) return fallback
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ConfigError(`${where}: "${key}" must be a non-negative integer`)
+  return v
+}
+
+function atLeastOne(v: number, what: string): number {
+  if (v < 1) throw new ConfigError(`${what} must be at least 1`)
   return v
 }
 

@@ -112,7 +112,7 @@ export class Daemon {
     })
     const replicator = new Replicator(
       { store, transport, peers, logger: log.child({ component: 'replicator' }) },
-      { antiEntropyIntervalMs: config.p2p.antiEntropyIntervalMs, gossipPaceMs: config.p2p.gossipPaceMs, gossipPaceMaxMs: config.p2p.gossipPaceMaxMs, gcIntervalMs: config.gc.intervalMs, gcClockSkewMs: config.gc.clockSkewMs, seedAddrs },
+      { antiEntropyIntervalMs: config.p2p.antiEntropyIntervalMs, antiEntropyFanout: config.p2p.antiEntropyFanout, gossipPaceMs: config.p2p.gossipPaceMs, gossipPaceMaxMs: config.p2p.gossipPaceMaxMs, gcIntervalMs: config.gc.intervalMs, gcClockSkewMs: config.gc.clockSkewMs, seedAddrs },
     )
     await lifecycle.start('transport', () => transport.start(), () => transport.stop())
     await lifecycle.start('replicator', async () => replicator.start(), () => replicator.stop())

@@ -56,8 +56,11 @@ export interface SyncSource {
   receiveSnapshot(entities: readonly EntitySnapshot[], peer: SyncPeer): Promise<void>
   /** The peer's snapshot is complete up to `vv`. */
   completeSnapshot(vv: VersionVector, peer: SyncPeer): Promise<void>
-  /** Tombstone-GC knowledge to send in HELLO (optional). */
-  gcHello?(): GcHello
+  /**
+   * Tombstone-GC knowledge to send in HELLO to `peer` (optional): what it may lack of it
+   * (docs/tombstone-gc.md). The peer is the connection's; its HELLO is not read yet.
+   */
+  gcHello?(peer: SyncPeer): GcHello
   /** Sees the peer's HELLO before anything is exchanged; throwing ends the session. */
   acceptHello?(hello: HelloFrame, peer: SyncPeer): Promise<void> | void
 }
@@ -73,6 +76,8 @@ export interface SyncSessionStats {
   readonly invalidRecords: number
   readonly bytesIn: number
   readonly bytesOut: number
+  /** The tombstone-GC part of the HELLO this side sent: the peer has read it, as the session succeeded. */
+  readonly gcSent?: GcHello
 }
 
 /** The peer broke the protocol (bad frame, wrong order, wrong identity). */
@@ -124,7 +129,7 @@ export async function runSyncSession(
   }
 
   try {
-    const gc = source.gcHello?.()
+    const gc = source.gcHello?.({ peerId: options.remotePeerId, nodeId: options.expectedNodeId })
     await write({ type: FRAME_HELLO, version: SYNC_PROTOCOL_VERSION, nodeId: source.nodeId, vv: source.versionVector(), ...(gc && { gc }) })
     const hello = await read()
     if (hello.type !== FRAME_HELLO) throw new SyncProtocolError('expected HELLO')
@@ -212,6 +217,7 @@ export async function runSyncSession(
       invalidRecords: got.invalid,
       bytesIn,
       bytesOut,
+      ...(gc && { gcSent: gc }),
     }
   } catch (error) {
     stream.abort(error instanceof Error ? error : new Error(String(error)))

@@ -14,14 +14,17 @@ import { ReplicaSyncSource, type SyncSourceStats } from './sync-source.ts'
 import { TombstoneCollector } from './tombstone-gc.ts'
 
 export { DEFAULT_GOSSIP_PACE_MAX_MS, DEFAULT_GOSSIP_PACE_MS } from './gossip-pace.ts'
+export { DEFAULT_ANTI_ENTROPY_FANOUT } from './session-scheduler.ts'
 export { ResyncError } from './namespace-resync.ts'
 export { GcHorizonError } from './sync-source.ts'
 export type { SyncPeer }
 
 /** Tunables of replication. */
 export interface ReplicatorOptions {
-  /** Mean period of anti-entropy with each connected peer (jittered ±25%). */
+  /** Mean period of the anti-entropy tick (jittered ±25%). */
   readonly antiEntropyIntervalMs?: number
+  /** Most connected peers one anti-entropy tick syncs with (default 3, `DEFAULT_ANTI_ENTROPY_FANOUT`). */
+  readonly antiEntropyFanout?: number
   /** Idle timeout of a sync stream. */
   readonly streamTimeoutMs?: number
   /** Bound of the out-of-order buffer. */
@@ -66,7 +69,7 @@ export interface ReplicatorComponents {
  * Joins the store and the transport (docs/sync-protocol.md). Local commits go out on gossip at
  * once (fast path, {@link GossipOutbox}); remote changes from gossip and from sync sessions go
  * through one ingest path into the store, in causal order ({@link Ingest}); anti-entropy sessions
- * run on connect, periodically and whenever a gap is seen, and repair exactly what differs
+ * run on connect, periodically with a few peers at a time and whenever a gap is seen, and repair exactly what differs
  * ({@link SessionScheduler}, {@link ReplicaSyncSource}); the {@link Dialer} keeps peers connected.
  */
 export class Replicator {
@@ -100,6 +103,7 @@ export class Replicator {
   readonly #onDisconnect = (peerId: string): void => {
     this.#log.debug({ peerId }, 'peer disconnected')
     this.#peers.disconnected(peerId)
+    this.gc.forgetPeer(peerId)
   }
 
   constructor(components: ReplicatorComponents, options: ReplicatorOptions = {}) {
@@ -132,7 +136,7 @@ export class Replicator {
     this.#source = new ReplicaSyncSource({ store, gc: this.gc, logger, ingest: this.#ingest, resync: this.#resync, sessions }, { snapshotThreshold: options.snapshotThreshold })
     this.#sessions = new SessionScheduler(
       { transport, peers, logger, run, source: this.#source, ingest: this.#ingest, gc: this.gc, strikes: this.#strikes },
-      { antiEntropyIntervalMs: options.antiEntropyIntervalMs, streamTimeoutMs: options.streamTimeoutMs },
+      { antiEntropyIntervalMs: options.antiEntropyIntervalMs, antiEntropyFanout: options.antiEntropyFanout, streamTimeoutMs: options.streamTimeoutMs },
     )
     this.#dialer = new Dialer({ transport, peers, logger, run }, { seedAddrs: options.seedAddrs })
     this.stats = statsOf(this.#outbox.stats, this.#ingest.stats, this.#sessions.stats, this.#source.stats, this.#strikes.stats)

@@ -1,7 +1,7 @@
 import type { Stream } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { VersionVector } from '../../crdt/index.ts'
-import { nodeIdOfPeerId, runSyncSession, SyncProtocolError, type ReplicationTransport, type SyncSource } from '../../transport/index.ts'
+import { nodeIdOfPeerId, runSyncSession, SyncProtocolError, type GcHello, type ReplicationTransport, type SyncSource } from '../../transport/index.ts'
 import { AntiEntropyDue } from './anti-entropy-due.ts'
 import type { PeerBook } from './peer-book.ts'
 import type { ReplicationRun } from './replication-run.ts'
@@ -37,14 +37,33 @@ export interface SessionSchedulerComponents {
   /** What the session with a peer brought that no other path had delivered. */
   readonly ingest: { takeNovel(peerId: string): number }
   /** Tombstone GC: learns what each member has. */
-  readonly gc: { observe(nodeId: string, vv: VersionVector): void }
+  readonly gc: {
+    observe(nodeId: string, vv: VersionVector): void
+    /** The peer holds what this node's HELLO of a session that succeeded carried. */
+    delivered(peerId: string, sent: GcHello): void
+  }
   readonly strikes: { strike(peerId: string, surface: string, reason: string): void }
 }
 
+/** Tunables of the scheduler. */
+export interface SessionSchedulerOptions {
+  /** Mean period of the anti-entropy tick (jittered ±25%). */
+  readonly antiEntropyIntervalMs?: number | undefined
+  /** Most peers one tick starts a session with, and most peers news a session brought is passed on to. */
+  readonly antiEntropyFanout?: number | undefined
+  /** Idle timeout of a sync stream. */
+  readonly streamTimeoutMs?: number | undefined
+}
+
+/** Default of {@link SessionSchedulerOptions.antiEntropyFanout}. */
+export const DEFAULT_ANTI_ENTROPY_FANOUT = 3
+
 /**
  * Anti-entropy sessions (docs/sync-protocol.md): the one place that decides with which peers, and
- * when, a session runs: on connect, periodically, whenever a gap is seen, and to pass on what a
- * session brought. One outbound session per peer at a time; a request meanwhile reruns it once.
+ * when, a session runs: on connect, at each periodic tick with up to `fanout` peers (those not
+ * synced for longest first, {@link AntiEntropyDue}), whenever a gap is seen or a publish missed a
+ * peer, and to pass on what a session brought. One outbound session per peer at a time; a request
+ * meanwhile reruns it once.
  */
 export class SessionScheduler {
   readonly stats: SessionStats = { sessions: 0, sessionFailures: 0, bytesIn: 0, bytesOut: 0, relayedSessions: 0, periodicSkipped: 0 }
@@ -67,7 +86,7 @@ export class SessionScheduler {
   readonly #gapTimers = new Map<string, NodeJS.Timeout>()
   #timer: NodeJS.Timeout | undefined
 
-  constructor(components: SessionSchedulerComponents, options: { antiEntropyIntervalMs?: number | undefined; streamTimeoutMs?: number | undefined } = {}) {
+  constructor(components: SessionSchedulerComponents, options: SessionSchedulerOptions = {}) {
     this.#transport = components.transport
     this.#peers = components.peers
     this.#log = components.logger
@@ -77,7 +96,7 @@ export class SessionScheduler {
     this.#gc = components.gc
     this.#strikes = components.strikes
     this.#interval = options.antiEntropyIntervalMs ?? 10_000
-    this.#antiEntropyDue = new AntiEntropyDue(this.#interval)
+    this.#antiEntropyDue = new AntiEntropyDue(this.#interval, { fanout: options.antiEntropyFanout ?? DEFAULT_ANTI_ENTROPY_FANOUT })
     this.#streamTimeout = options.streamTimeoutMs ?? 30_000
   }
 
@@ -210,15 +229,19 @@ export class SessionScheduler {
     if (result.invalidRecords > 0) this.#strikes.strike(peerId, 'sync', `${result.invalidRecords} malformed change records`)
     this.#peers.synced(peerId, result.peer.nodeId, result.theirVv, result.bytesIn, result.bytesOut)
     this.#gc.observe(result.peer.nodeId, result.theirVv)
+    if (result.gcSent) this.#gc.delivered(peerId, result.gcSent)
     // Only a change's origin gossips it, so what this session brought (e.g. writes the peer made
     // before it joined) would reach the other peers only at their next anti-entropy period.
-    // Pass it on now (multi-hop); this stops once a session brings nothing new. "New" is what no
-    // other path had delivered: counting the vector's growth instead (gossip lands during every
-    // session under steady writes) made each session start more, a storm of sessions.
+    // Pass it on now (multi-hop) to up to `fanout` peers, those not synced for longest first (the
+    // others get it from them, or at their next tick); this stops once a session brings nothing
+    // new. "New" is what no other path had delivered: counting the vector's growth instead (gossip
+    // lands during every session under steady writes) made each session start more, a storm of
+    // sessions.
     const novel = this.#ingest.takeNovel(peerId)
     if (novel > 0) {
       this.stats.relayedSessions++
-      for (const other of this.#transport.connectedPeers()) if (other !== peerId) this.syncSoon(other)
+      const others = this.#transport.connectedPeers().filter((other) => other !== peerId)
+      for (const other of this.#antiEntropyDue.relayTargets(others, performance.now())) this.syncSoon(other)
     }
     for (const addr of await this.#transport.dialableAddrs(peerId)) this.#peers.remember(peerId, addr)
   }
@@ -227,12 +250,12 @@ export class SessionScheduler {
     if (!this.#run.running) return
     const delay = this.#interval * (0.75 + Math.random() * 0.5)
     this.#timer = setTimeout(() => {
-      const connected = this.#transport.connectedPeers()
       // A session in progress (either side's) serves as this period's: when it succeeds it is
       // recorded, and rerunning it right after would find nothing new.
-      const due = this.#antiEntropyDue.due(connected, performance.now()).filter((p) => !this.#sessions.has(p) && !this.#inbound.has(p))
-      this.stats.periodicSkipped += connected.length - due.length
-      for (const peerId of due) this.syncWith(peerId)
+      const busy = (peerId: string): boolean => this.#sessions.has(peerId) || this.#inbound.has(peerId)
+      const { picked, skipped } = this.#antiEntropyDue.pick(this.#transport.connectedPeers(), performance.now(), busy)
+      this.stats.periodicSkipped += skipped
+      for (const peerId of picked) this.syncWith(peerId)
       this.#scheduleAntiEntropy()
     }, delay)
     this.#timer.unref()

@@ -144,12 +144,12 @@ export class ReplicaSyncSource implements SyncSource {
     return missing > this.#snapshotThreshold && missing > 2 * entities
   }
 
-  gcHello(): GcHello {
-    return this.gc.hello()
+  gcHello(peer: SyncPeer): GcHello {
+    return this.gc.helloFor(peer)
   }
 
   acceptHello(hello: HelloFrame, peer: SyncPeer): void {
-    this.gc.fromHello(peer.nodeId, hello.vv, hello.gc)
+    this.gc.fromHello(peer.nodeId, hello.vv, hello.gc, peer.peerId)
     const theirHorizon = hello.gc?.horizon ?? {}
     const mine = staleNamespaces(theirHorizon, this.#store.versionVector, this.#store.purgeHorizon)
     if (mine.length > 0) {

@@ -11,8 +11,17 @@ import type { EntityStore, TombstoneInfo } from '../store/entity-store.ts'
  *    with a vector that includes the tombstone, and this node holds every change that member
  *    had made by then (so no write made on the old document can still arrive here).
  * Members are every origin in this node's vector, every peer it knows, and every node its peers
- * report; observations travel in each sync HELLO, so a line A-B-C still collects.
+ * report; observations travel in sync HELLOs, so a line A-B-C still collects. A HELLO carries a
+ * peer only the observations it may lack ({@link TombstoneCollector.helloFor}).
  */
+
+/**
+ * Observations are passed on again to a peer that holds one of the same member only once they fall
+ * in a later period of this fraction of the grace period (1 h at the default 24 h): what counts
+ * for a purge is being seen after the grace period, so this delays a purge by at most one such
+ * period, and an idle cluster's HELLOs stop carrying a payload per member.
+ */
+export const ACK_PERIODS_PER_GRACE = 24
 
 /** Tunables of the collector. */
 export interface TombstoneGcOptions {
@@ -93,6 +102,20 @@ export class TombstoneCollector {
   readonly #skew: number
   readonly #now: () => number
   readonly #knownPeers: () => readonly string[]
+  /**
+   * Per peer id, the latest observation of each member the peer is known to hold (it sent it in a
+   * HELLO, or a HELLO that carried it reached it), and the ack period this started in: each
+   * period starts afresh, so a peer that lost its observations (a restart this node did not see
+   * as a disconnect) gets them all again within one period.
+   */
+  readonly #held = new Map<string, { period: number; acks: Map<string, AckEntry> }>()
+  /**
+   * A node that starts knows no observation, and a peer that did not see it go (no disconnect)
+   * sends it only news until its next ack period starts: no purge until a HELLO arrives one ack
+   * period after the start, when every peer has sent it all it holds (unless no member is known).
+   */
+  readonly #observingSince: number
+  #observedAll: boolean
 
   constructor(store: EntityStore, knownPeers: () => readonly string[], logger: Logger, options: TombstoneGcOptions = {}) {
     this.#store = store
@@ -101,12 +124,43 @@ export class TombstoneCollector {
     this.#skew = options.clockSkewMs ?? 60_000
     this.#now = options.now ?? Date.now
     this.acks = new AckBook(options.historyPerMember ?? 16)
+    this.#observingSince = this.#now() + this.#ackPeriodMs()
+    this.#observedAll = this.#ackPeriodMs() <= 0
   }
 
-  /** What this node tells a peer in HELLO: its observations (itself included) and horizons. */
+  /** Every observation (itself included) and the horizons: a HELLO for a peer whose observations are unknown. */
   hello(): GcHello {
     this.acks.observe(this.#store.nodeId, this.#store.versionVector, this.#now())
     return { acks: this.acks.latest(), horizon: this.#store.purgeHorizon }
+  }
+
+  /**
+   * What this node tells `peer` in HELLO: the horizons (always whole: the peer checks them every
+   * session), and of the latest observation of each member only those the peer may lack: it holds
+   * none of that member, or an older one from an earlier ack period ({@link ACK_PERIODS_PER_GRACE}).
+   * Neither this node (the peer observes it in this session) nor the peer itself is included.
+   * A 1.x node reads such a HELLO as it reads a full one: fewer observations only ever delay a purge.
+   */
+  helloFor(peer: { peerId: string; nodeId: string }): GcHello {
+    const held = this.#heldBy(peer.peerId)
+    const period = this.#ackPeriodMs()
+    const news = (a: AckEntry): boolean => {
+      const h = held.get(a.nodeId)
+      if (h === undefined) return true
+      return period > 0 ? Math.floor(a.at / period) > Math.floor(h.at / period) : a.at > h.at
+    }
+    const acks = this.acks.latest().filter((a) => a.nodeId !== this.#store.nodeId && a.nodeId !== peer.nodeId && news(a))
+    return { acks, horizon: this.#store.purgeHorizon }
+  }
+
+  /** A session with `peerId` succeeded: the peer has read this node's HELLO, and holds what it carried. */
+  delivered(peerId: string, sent: GcHello): void {
+    this.#hold(peerId, sent.acks)
+  }
+
+  /** `peerId` disconnected: it may come back without the observations it held. */
+  forgetPeer(peerId: string): void {
+    this.#held.delete(peerId)
   }
 
   /** Records that `nodeId` has `vv` now (a session's ACK). */
@@ -114,10 +168,38 @@ export class TombstoneCollector {
     this.acks.observe(nodeId, vv, this.#now())
   }
 
-  /** Takes a peer's HELLO: it was seen with `vv` now, and reports what it observed of others. */
-  fromHello(nodeId: string, vv: VersionVector, gc: GcHello | undefined): void {
-    this.acks.observe(nodeId, vv, this.#now())
-    for (const a of gc?.acks ?? []) if (a.nodeId !== this.#store.nodeId) this.acks.observe(a.nodeId, a.vv, a.at)
+  /**
+   * Takes a peer's HELLO: it was seen with `vv` now, and reports what it observed of others (which
+   * it holds, so they need not go back to it: `peerId`, the connection's peer id).
+   */
+  fromHello(nodeId: string, vv: VersionVector, gc: GcHello | undefined, peerId?: string): void {
+    const now = this.#now()
+    this.acks.observe(nodeId, vv, now)
+    if (now >= this.#observingSince) this.#observedAll = true
+    const others = (gc?.acks ?? []).filter((a) => a.nodeId !== this.#store.nodeId)
+    for (const a of others) this.acks.observe(a.nodeId, a.vv, a.at)
+    if (peerId !== undefined) this.#hold(peerId, others)
+  }
+
+  #ackPeriodMs(): number {
+    return this.#store.tombstoneGraceMs / ACK_PERIODS_PER_GRACE
+  }
+
+  /** What `peerId` is known to hold, started afresh at each ack period. */
+  #heldBy(peerId: string): Map<string, AckEntry> {
+    const ms = this.#ackPeriodMs()
+    const period = ms > 0 ? Math.floor(this.#now() / ms) : 0
+    let held = this.#held.get(peerId)
+    if (held?.period !== period) {
+      held = { period, acks: new Map() }
+      this.#held.set(peerId, held)
+    }
+    return held.acks
+  }
+
+  #hold(peerId: string, acks: readonly AckEntry[]): void {
+    const held = this.#heldBy(peerId)
+    for (const a of acks) if (a.at > (held.get(a.nodeId)?.at ?? -Infinity)) held.set(a.nodeId, a)
   }
 
   /** Every node whose observation a purge needs (this node excluded). */
@@ -131,6 +213,7 @@ export class TombstoneCollector {
   isStable(t: TombstoneInfo, members: readonly string[] = this.members()): boolean {
     const since = t.deletedAt + this.#store.tombstoneGraceMs + this.#skew
     if (this.#now() < since) return false
+    if (!this.#observedAll && members.length > 0) return false
     const mine = this.#store.versionVector
     // Any observation after `since` that includes the tombstone will do: every write `m` made on
     // the old document came before it (before `m` froze the tombstone, or before it had the delete).

@@ -15,6 +15,8 @@ export class FakeReplicationTransport extends EventEmitter<ReplicationTransportE
   readonly publishedAt: number[] = []
   /** Targets dialed, in order. */
   readonly dialed: string[] = []
+  /** Peers a sync stream was asked of, in order (each such session fails). */
+  readonly syncOpened: string[] = []
   /** Peers hung up on, in order. */
   readonly hungUp: string[] = []
   /** The peers connectedPeers() reports. */
@@ -56,6 +58,7 @@ export class FakeReplicationTransport extends EventEmitter<ReplicationTransportE
   }
 
   async openSyncStream(peerId: string): Promise<Stream> {
+    this.syncOpened.push(peerId)
     throw new Error(`the fake transport opens no streams (sync with ${peerId})`)
   }
 

@@ -2,6 +2,7 @@ import { cp, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { ACK_PERIODS_PER_GRACE } from '../../daemon/replication/tombstone-gc.ts'
 import { LevelKvStore } from '../../daemon/storage/index.ts'
 import type { LocalOp } from '../../daemon/store/entity-store.ts'
 import { generateIdentityKey } from '../../transport/index.ts'
@@ -84,6 +85,8 @@ describe('tombstone GC over real nodes', () => {
     c = await start({ clusterKey: key, identityKey: cKey, kv: new LevelKvStore(join(cDir, 'db')) })
     await c.transport.dial(a.addr())
     await c.transport.dial(b.addr())
+    // A node that starts purges only with HELLOs from one ack period on (docs/tombstone-gc.md).
+    await new Promise((r) => setTimeout(r, GRACE / ACK_PERIODS_PER_GRACE))
     await syncAll([a, b, c])
     for (const n of [a, b]) for (let i = 0; i < 20; i++) expect(await isGone(n, 'items', `e${i}`)).toBe(true)
     await expect(c.store.get('items', 'e3')).rejects.toMatchObject({ code: 'ENTITY_NOT_FOUND' })

@@ -89,4 +89,63 @@ describe('AntiEntropyDue', () => {
     expect(due.due(['b'], 2_000)).toEqual(['b'])
     expect(due.due(['a', 'b'], 2_001)).toEqual(['a', 'b'])
   })
+
+  it('a tick picks at most fanout peers, those not synced or picked for longest first; busy and recently synced peers are skipped', () => {
+    const due = new AntiEntropyDue(10_000, { fanout: 2, random: () => 0.5 })
+    const peers = ['a', 'b', 'c', 'd', 'e']
+    due.synced('a', 100)
+    due.synced('b', 50)
+    // At 6_000: a and b were synced more than half a period ago; c, d, e never: they go first.
+    expect(due.pick(peers, 6_000)).toEqual({ picked: ['c', 'd'], skipped: 0 })
+    expect(due.pick(peers, 16_000, (p) => p === 'e')).toEqual({ picked: ['b', 'a'], skipped: 1 })
+    due.synced('c', 20_000)
+    // c was just synced (not due); e has waited longest; then d (picked at 6_000).
+    expect(due.pick(peers, 21_000)).toEqual({ picked: ['e', 'd'], skipped: 1 })
+  })
+
+  it('relaying news goes to at most fanout peers, and counts as their turn', () => {
+    const due = new AntiEntropyDue(10_000, { fanout: 2, random: () => 0.5 })
+    expect(due.relayTargets(['a', 'b', 'c'], 0)).toEqual(['a', 'b'])
+    expect(due.pick(['a', 'b', 'c'], 1_000).picked).toEqual(['c', 'a'])
+  })
+
+  it('whatever the number of peers and the inbound sessions, a tick picks at most fanout peers and every peer is synced or picked within ceil(peers / fanout) ticks', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), (n, fanout, rngSeed) => {
+        let state = rngSeed
+        const random = (): number => {
+          state = (Math.imul(state, 1103515245) + 12345) >>> 0
+          return state / 2 ** 32
+        }
+        const interval = 1000
+        const due = new AntiEntropyDue(interval, { fanout, random })
+        const peers = Array.from({ length: n }, (_, i) => `p${i}`)
+        const touched = new Map(peers.map((p) => [p, 0]))
+        const bound = Math.ceil(n / fanout) * 1.25 * interval
+        let now = 0
+        let mostPicked = 0
+        let longestWait = 0
+        for (let tick = 0; tick < 200; tick++) {
+          now += interval * (0.75 + random() * 0.5)
+          // Peers start sessions too (they succeed at once here).
+          for (const p of peers) {
+            if (random() < 0.2) {
+              due.synced(p, now - 1)
+              touched.set(p, now - 1)
+            }
+          }
+          const { picked } = due.pick(peers, now)
+          mostPicked = Math.max(mostPicked, new Set(picked).size, picked.length)
+          for (const p of picked) {
+            due.synced(p, now)
+            touched.set(p, now)
+          }
+          for (const t of touched.values()) longestWait = Math.max(longestWait, now - t)
+        }
+        expect(mostPicked).toBe(Math.min(fanout, n))
+        expect(longestWait).toBeLessThanOrEqual(bound + 1e-6)
+      }),
+      { seed: SEED, numRuns: 100 },
+    )
+  })
 })

@@ -299,8 +299,12 @@ describe('randomized: deletes, recreates, partial syncs and GC sweeps on 4 nodes
           if (staleNamespaces(y.purgeHorizon, x.versionVector, x.purgeHorizon).length > 0) return
           await replicate(x, y)
           await replicate(y, x)
-          gx.fromHello(y.nodeId, y.versionVector, gy.hello())
-          gy.fromHello(x.nodeId, x.versionVector, gx.hello())
+          // The HELLOs a session carries: each side's observations the other may lack.
+          const [hx, hy] = [gx.helloFor({ peerId: y.nodeId, nodeId: y.nodeId }), gy.helloFor({ peerId: x.nodeId, nodeId: x.nodeId })]
+          gx.fromHello(y.nodeId, y.versionVector, hy, y.nodeId)
+          gy.fromHello(x.nodeId, x.versionVector, hx, x.nodeId)
+          gx.delivered(y.nodeId, hx)
+          gy.delivered(x.nodeId, hy)
         }
         for (const s of steps) {
           if (s.kind === 'write') {
