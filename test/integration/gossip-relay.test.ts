@@ -46,11 +46,21 @@ describe('gossip relay', () => {
   })
 
   it('in a line A-B-C, B passes A’s changes on to C, which A does not reach', { timeout: 30_000 }, async () => {
-    const [a, b, c] = await startThree()
+    // A and C accept only B, so the overlay (which would dial C from A once A learns of it) keeps the line.
+    const key = newClusterKey()
+    const b = await startMeshNode({ clusterKey: key })
+    nodes.push(b)
+    const bId = b.transport.peerId.toString()
+    const [a, c] = await Promise.all([0, 1].map(() => startMeshNode({ clusterKey: key, allowPeers: [bId] })))
+    nodes.push(a!, c!)
+    if (!a || !c) throw new Error('nodes did not start')
     await a.transport.dial(b.addr())
     await b.transport.dial(c.addr())
     await knowsLinks(b, a, [b])
     await waitFor(() => b.transport.gossipPeers().length === 2 && c.transport.gossipPeers().length === 1, { message: 'gossip mesh' })
+    // The connect sessions of A-B and B-C are over before the writes, so any session after them is counted.
+    await waitFor(() => c.replicator.stats.sessions >= 1 && b.replicator.stats.sessions >= 2, { message: 'connect sessions' })
+    await Promise.all([a, b, c].map((n) => n.replicator.idle()))
     const sessions = c.replicator.stats.sessions
     for (let i = 0; i < 5; i++) await a.store.write([{ op: 'put', ns: 'n', id: `e${i}`, value: { i } }])
     await waitFor(() => (c.store.versionVector[a.transport.nodeId] ?? 0) >= 5, { timeout: 5_000, message: "A's writes on C" })
