@@ -227,6 +227,8 @@ export class SessionScheduler {
     this.stats.bytesIn += result.bytesIn
     this.stats.bytesOut += result.bytesOut
     if (result.invalidRecords > 0) this.#strikes.strike(peerId, 'sync', `${result.invalidRecords} malformed change records`)
+    // The peer's addresses are in the book before the session shows as done in /v1/peers.
+    for (const addr of await this.#transport.dialableAddrs(peerId)) this.#peers.remember(peerId, addr)
     this.#peers.synced(peerId, result.peer.nodeId, result.theirVv, result.bytesIn, result.bytesOut)
     this.#gc.observe(result.peer.nodeId, result.theirVv)
     if (result.gcSent) this.#gc.delivered(peerId, result.gcSent)
@@ -243,7 +245,6 @@ export class SessionScheduler {
       const others = this.#transport.connectedPeers().filter((other) => other !== peerId)
       for (const other of this.#antiEntropyDue.relayTargets(others, performance.now())) this.syncSoon(other)
     }
-    for (const addr of await this.#transport.dialableAddrs(peerId)) this.#peers.remember(peerId, addr)
   }
 
   #scheduleAntiEntropy(): void {
