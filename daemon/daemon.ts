@@ -100,7 +100,7 @@ export class Daemon {
       { store, transport, peers, logger: log.child({ component: 'replicator' }) },
       { antiEntropyIntervalMs: config.p2p.antiEntropyIntervalMs, gossipPaceMs: config.p2p.gossipPaceMs, gossipPaceMaxMs: config.p2p.gossipPaceMaxMs, gcIntervalMs: config.gc.intervalMs, gcClockSkewMs: config.gc.clockSkewMs, seedAddrs },
     )
-    await lifecycle.start('transport', () => transport.start(), () => transport.stop())
+    await lifecycle.start('transport', () => startTransport(transport, config.p2p.listen), () => transport.stop())
     await lifecycle.start('replicator', async () => replicator.start(), () => replicator.stop())
     metrics.watchReplication(replicator)
     const backups = new BackupService(
@@ -192,6 +192,23 @@ async function listenTcp(app: FastifyInstance, host: string, port: number): Prom
       throw new DaemonError('PORT_IN_USE', `API port ${host}:${port} is in use (pass --api-port 0 to pick a free one)`, { cause })
     }
     throw cause
+  }
+}
+
+/**
+ * Starts libp2p; a listen address another process holds becomes one PORT_IN_USE line naming it
+ * (docs/cli.md, start), instead of libp2p's multi-line error with a stack per address.
+ */
+async function startTransport(transport: MeshTransport, listen: readonly string[]): Promise<void> {
+  try {
+    await transport.start()
+  } catch (cause) {
+    const message = cause instanceof Error ? cause.message : String(cause)
+    if (!message.includes('EADDRINUSE')) throw cause
+    // libp2p lists each failed address as "  <multiaddr>: Error: listen EADDRINUSE ...".
+    const taken = [...message.matchAll(/^\s*(\/\S+): .*EADDRINUSE/gm)].map((m) => m[1] as string)
+    const addrs = taken.length > 0 ? taken : listen
+    throw new DaemonError('PORT_IN_USE', `p2p listen address ${addrs.join(', ')} is in use (another daemon?); pass --listen with another port, or /ip4/0.0.0.0/tcp/0 for a free one`, { cause })
   }
 }
 
