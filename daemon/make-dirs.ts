@@ -10,16 +10,20 @@ export async function makeDirs(dir: string, mode?: number): Promise<void> {
   const missing: string[] = []
   let current = dir
   for (;;) {
+    let isDirectory: boolean
     try {
-      if ((await stat(current)).isDirectory()) break
-      throw Object.assign(new Error(`${current} is not a directory`), { code: 'ENOTDIR' })
+      isDirectory = (await stat(current)).isDirectory()
     } catch (cause) {
       if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw cause
       const parent = dirname(current)
       if (parent === current) break
       missing.push(current)
       current = parent
+      continue
     }
+    // A file where the directory should be: mkdir says so (EEXIST); one above it fails below (ENOTDIR).
+    if (!isDirectory && current === dir) await mkdir(dir, mode)
+    break
   }
   for (const level of missing.reverse()) {
     try {
