@@ -181,7 +181,14 @@ export class BackupService {
   async create(input: CallOptions & { type: BackupType; method?: BackupMethodName }): Promise<BackupSummary & { target: string }> {
     const method = backupMethod(input.method ?? DEFAULT_METHOD)
     method.checkType(input.type)
-    await this.#check(input.target, 'write')
+    try {
+      await this.#check(input.target, 'write')
+    } catch (error) {
+      // A target that cannot take the backup is a failed backup (a schedule's alert fires); a
+      // busy node is not: the caller retries.
+      if (!(error instanceof BackupError && error.code === 'BACKUP_BUSY')) this.#failed(error)
+      throw error
+    }
     return this.#exclusive('backup', async (job) => {
       const started = Date.now()
       try {
@@ -192,12 +199,16 @@ export class BackupService {
         this.#log.info({ backup: summary.id, type: summary.type, method: summary.method, entities: summary.entities, bytes: summary.bytes }, 'backup created')
         return { ...summary, target: this.#targetOf(input.target) }
       } catch (error) {
-        const e = error instanceof BackupError ? error : undefined
-        this.#lastFailure = { at: new Date().toISOString(), code: e?.code ?? 'INTERNAL', message: error instanceof Error ? error.message : String(error) }
+        this.#failed(error)
         this.#log.error({ err: error }, 'backup failed')
         throw error
       }
     })
+  }
+
+  #failed(error: unknown): void {
+    const code = error instanceof BackupError ? error.code : 'INTERNAL'
+    this.#lastFailure = { at: new Date().toISOString(), code, message: error instanceof Error ? error.message : String(error) }
   }
 
   /** The sets of a repository, oldest first. */
