@@ -71,7 +71,7 @@ export const ERROR_CODES = {
   BACKUP_BUSY: { status: 423, meaning: 'another backup, restore, verify, synthesize or prune runs on this node; answered at once with `Retry-After` (seconds)' },
   BACKUP_ABORTED: { status: 503, meaning: 'the operation ran past its deadline or the daemon is stopping; nothing of it was kept' },
   // The CLI and the daemon's start (never an API response)
-  INVALID_ARGUMENT: { status: null, meaning: 'a command-line argument that is not a valid number or port' },
+  INVALID_ARGUMENT: { status: null, meaning: 'a command line the CLI cannot run: an unknown command or option, a missing argument, or a value that is not a valid number or port' },
   CONFIG_INVALID: { status: null, meaning: 'invalid configuration (file or flags), or an unreadable or empty `backup.passphraseFile`' },
   PORT_IN_USE: { status: null, meaning: 'the API port or a p2p listen port is taken by another process' },
   ALREADY_RUNNING: { status: null, meaning: 'a daemon is already running on the data dir' },
@@ -81,6 +81,7 @@ export const ERROR_CODES = {
   CLUSTER_KEY_INVALID: { status: 400, meaning: 'the cluster key file is not a libp2p pre-shared key file' },
   CLUSTER_KEY_UNREADABLE: { status: 400, meaning: 'the cluster key file cannot be read' },
   CLUSTER_KEY_MISMATCH: { status: 400, meaning: 'the data dir already holds a different cluster key' },
+  CLUSTER_KEY_REQUIRED: { status: null, meaning: '`restore --into` without `--cluster-key FILE` or `--new-cluster` (the CLI never makes a new cluster unasked)' },
 } as const satisfies Record<string, { readonly status: number | null; readonly meaning: string }>
 
 /** A code of {@link ERROR_CODES}. */
