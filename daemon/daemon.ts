@@ -33,6 +33,7 @@ export class Daemon {
   readonly store: EntityStore
   readonly transport: MeshTransport
   readonly replicator: Replicator
+  readonly backups: BackupService
   readonly #lifecycle: Lifecycle
   #stopping: Promise<void> | undefined
 
@@ -42,6 +43,7 @@ export class Daemon {
     store: EntityStore
     transport: MeshTransport
     replicator: Replicator
+    backups: BackupService
     lifecycle: Lifecycle
   }) {
     this.info = parts.info
@@ -49,6 +51,7 @@ export class Daemon {
     this.store = parts.store
     this.transport = parts.transport
     this.replicator = parts.replicator
+    this.backups = parts.backups
     this.#lifecycle = parts.lifecycle
   }
 
@@ -174,7 +177,7 @@ export class Daemon {
       () => rm(layout.daemonJson, { force: true }),
     )
     log.info({ api: info.api, peerId: info.peerId, listen: info.listen }, 'meshsync ready')
-    return new Daemon({ info, layout, store, transport, replicator, lifecycle })
+    return new Daemon({ info, layout, store, transport, replicator, backups, lifecycle })
   }
 
   /** Stops every service in reverse order (idempotent). */

@@ -50,6 +50,8 @@ export function installErrorHandling(app: FastifyInstance): void {
     const { code } = body.error
     // A full disk refuses every write until space is freed: one warning per request, no stack.
     if (code === 'STORAGE_FULL') request.log.warn({ code }, 'write refused: the disk is full')
+    // A backup stopped by its deadline or by the daemon stopping: expected, no stack.
+    else if (code === 'BACKUP_ABORTED') request.log.warn({ code }, body.error.message)
     else if (unknownCode !== undefined) request.log.error({ err: error, code: unknownCode }, 'request failed with a code that has no HTTP status (daemon/errors.ts)')
     else if (status >= 500) request.log.error({ err: error }, 'request failed')
     else request.log.debug({ code }, 'request refused')

@@ -67,10 +67,21 @@ export class OperationRunner {
   readonly #now: () => number
   #running: Running | undefined
   #stopped = false
+  /** Aborted operations whose work has not returned yet (a call stuck in the file system). */
+  #abandoned = 0
 
   constructor(options: { deadlineMs?: number; now?: () => number } = {}) {
     this.#deadlineMs = options.deadlineMs ?? DEFAULT_OPERATION_DEADLINE_MS
     this.#now = options.now ?? Date.now
+  }
+
+  /**
+   * Aborted operations still inside a call that never returned. A file-system call stuck in
+   * Node's thread pool (a FIFO, a dead network mount) also keeps `process.exit` from returning,
+   * so the daemon then ends its process without it (docs/operations.md, Stopping).
+   */
+  get abandoned(): number {
+    return this.#abandoned
   }
 
   /** True while an operation runs. */
@@ -141,11 +152,19 @@ export class OperationRunner {
     })
     aborted.catch(() => undefined)
     const work = Promise.resolve().then(() => fn(ctx))
-    work.catch(() => undefined)
+    let settled = false
+    void work.then(
+      () => (settled = true),
+      () => (settled = true),
+    )
     this.#running = entry
     const done = Promise.race([work, aborted]).finally(() => {
       clearTimeout(deadline)
       if (this.#running === entry) this.#running = undefined
+      if (!settled) {
+        this.#abandoned++
+        void work.catch(() => undefined).finally(() => this.#abandoned--)
+      }
     })
     entry.done = done
     return done

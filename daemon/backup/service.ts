@@ -165,6 +165,11 @@ export class BackupService {
     await this.#runner.stop()
   }
 
+  /** Aborted operations still stuck in a call that never returned (operations.ts). */
+  get abandoned(): number {
+    return this.#runner.abandoned
+  }
+
   status(): BackupStatus {
     const now = (this.#settings.now ?? Date.now)()
     return {
@@ -213,7 +218,8 @@ export class BackupService {
 
   /** The sets of a repository, oldest first. */
   async list(input: CallOptions = {}): Promise<{ target: string; sets: BackupSummary[]; broken: { id: string; code: string; message: string }[] }> {
-    await this.#check(input.target, 'read')
+    // Reading the list is short and takes no lock: it runs next to a long operation.
+    await checkTarget(this.#targetOf(input.target), 'read')
     return this.#withRepo(input.target, undefined, async (repo) => {
       const { sets, broken } = await listManifests(repo)
       return { target: repo.location, sets: sets.map(summarize), broken }

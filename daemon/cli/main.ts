@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeSync } from 'node:fs'
 import { Command, CommanderError, Option } from 'commander'
 import { MeshsyncError } from '../../crdt/index.ts'
 import { defaultDataDir, loadConfig, type ConfigOverrides } from '../config.ts'
@@ -259,14 +259,13 @@ async function runDaemon(opts: ConfigOverrides & { mdns: boolean }): Promise<voi
   let signals = 0
   const stop = (signal: NodeJS.Signals, running: Daemon): void => {
     logger.info({ signal }, 'shutting down')
-    // A stop that hangs (a file system call that never returns) does not keep the process.
+    // A stop that hangs does not keep the process (docs/operations.md, Stopping).
     setTimeout(() => {
-      logger.error({ graceMs: SHUTDOWN_GRACE_MS }, 'shutdown took longer than its grace period; exiting')
-      logger.flush()
-      process.exit(1)
+      exitStuck(logger, `shutdown took longer than its grace period (${SHUTDOWN_GRACE_MS / 1000} s); exiting`)
     }, SHUTDOWN_GRACE_MS).unref()
     running.stop().then(
       () => {
+        if (running.backups.abandoned > 0) exitStuck(logger, 'stopped; a backup operation is stuck in a file-system call that never returned, so the process ends without waiting for it')
         logger.flush()
         process.exit(0)
       },
@@ -295,6 +294,18 @@ async function runDaemon(opts: ConfigOverrides & { mdns: boolean }): Promise<voi
   console.log(`  dashboard ${info.api.url}/  (sign in once with the URL \`meshsync dashboard\` prints)`)
   console.log(`  data dir  ${config.dataDir}`)
   if (requested) stop(requested, daemon)
+}
+
+/**
+ * Ends the process at once with one line on stderr. A thread of Node's pool stuck in a
+ * file-system call keeps `process.exit` waiting for it for ever (Node joins the pool on exit);
+ * SIGKILL to itself is the one exit that does not wait.
+ */
+function exitStuck(logger: ReturnType<typeof createLogger>, message: string): never {
+  logger.flush()
+  writeSync(2, `meshsync: ${message}\n`)
+  process.kill(process.pid, 'SIGKILL')
+  process.exit(1)
 }
 
 function client(opts: ClientOptions): SocketClient {
