@@ -126,7 +126,11 @@ export class OperationRunner {
    * as soon as it does.
    */
   run<T>(kind: OperationKind, fn: (ctx: OperationContext) => Promise<T>): Promise<T> {
-    this.checkIdle()
+    try {
+      this.checkIdle()
+    } catch (error) {
+      return Promise.reject(error as Error)
+    }
     const controller = new AbortController()
     const deadline = setTimeout(
       () => controller.abort(new BackupError('BACKUP_ABORTED', `the ${kind} ran past its deadline of ${Math.round(this.#deadlineMs / 1000)} s and was stopped`)),
@@ -219,13 +223,13 @@ export function guardRepository(repo: BackupRepository, signal: AbortSignal, cou
       await repo.put(key, bytes, check())
       count(bytes.length)
     },
-    list: (prefix) => repo.list(prefix, check()),
+    list: async (prefix) => repo.list(prefix, check()),
     // Lock release and cleanup must still work after an abort: deletes are not refused.
-    delete: (key) => repo.delete(key, signal.aborted ? {} : { signal }),
-    listSets: () => repo.listSets(check()),
+    delete: async (key) => repo.delete(key, signal.aborted ? {} : { signal }),
+    listSets: async () => repo.listSets(check()),
     beginSet: async (id) => writer(await repo.beginSet(id, check())),
-    deleteSet: (id) => repo.deleteSet(id, check()),
-    removeDebris: () => repo.removeDebris(check()),
+    deleteSet: async (id) => repo.deleteSet(id, check()),
+    removeDebris: async () => repo.removeDebris(check()),
     close: () => repo.close(),
   }
 }
