@@ -39,8 +39,10 @@ describe('npm run chaos', () => {
     await waitFor(
       async () => {
         for (const root of (await readdir(tmp)).filter((n) => n.startsWith('meshsync-chaos-'))) {
-          for (const node of await readdir(join(tmp, root)).catch(() => [])) {
-            if ((await readdir(join(tmp, root, node)).catch(() => [])).includes('api.sock')) return true
+          const nodes: string[] = await readdir(join(tmp, root)).catch(() => [])
+          for (const node of nodes) {
+            const files: string[] = await readdir(join(tmp, root, node)).catch(() => [])
+            if (files.includes('api.sock')) return true
           }
         }
         return undefined
