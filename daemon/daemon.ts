@@ -34,6 +34,7 @@ export class Daemon {
   readonly store: EntityStore
   readonly transport: MeshTransport
   readonly replicator: Replicator
+  readonly backups: BackupService
   readonly #lifecycle: Lifecycle
   #stopping: Promise<void> | undefined
 
@@ -43,6 +44,7 @@ export class Daemon {
     store: EntityStore
     transport: MeshTransport
     replicator: Replicator
+    backups: BackupService
     lifecycle: Lifecycle
   }) {
     this.info = parts.info
@@ -50,6 +52,7 @@ export class Daemon {
     this.store = parts.store
     this.transport = parts.transport
     this.replicator = parts.replicator
+    this.backups = parts.backups
     this.#lifecycle = parts.lifecycle
   }
 
@@ -114,7 +117,7 @@ export class Daemon {
       { store, transport, peers, logger: log.child({ component: 'replicator' }) },
       { antiEntropyIntervalMs: config.p2p.antiEntropyIntervalMs, antiEntropyFanout: config.p2p.antiEntropyFanout, gossipPaceMs: config.p2p.gossipPaceMs, gossipPaceMaxMs: config.p2p.gossipPaceMaxMs, gcIntervalMs: config.gc.intervalMs, gcClockSkewMs: config.gc.clockSkewMs, seedAddrs },
     )
-    await lifecycle.start('transport', () => transport.start(), () => transport.stop())
+    await lifecycle.start('transport', () => startTransport(transport, config.p2p.listen), () => transport.stop())
     await lifecycle.start('replicator', async () => replicator.start(), () => replicator.stop())
     metrics.watchReplication(replicator)
     metrics.watchOverlay(transport)
@@ -189,7 +192,7 @@ export class Daemon {
       () => rm(layout.daemonJson, { force: true }),
     )
     log.info({ api: info.api, peerId: info.peerId, listen: info.listen }, 'meshsync ready')
-    return new Daemon({ info, layout, store, transport, replicator, lifecycle })
+    return new Daemon({ info, layout, store, transport, replicator, backups, lifecycle })
   }
 
   /** Stops every service in reverse order (idempotent). */
@@ -207,6 +210,23 @@ async function listenTcp(app: FastifyInstance, host: string, port: number): Prom
       throw new DaemonError('PORT_IN_USE', `API port ${host}:${port} is in use (pass --api-port 0 to pick a free one)`, { cause })
     }
     throw cause
+  }
+}
+
+/**
+ * Starts libp2p; a listen address another process holds becomes one PORT_IN_USE line naming it
+ * (docs/cli.md, start), instead of libp2p's multi-line error with a stack per address.
+ */
+async function startTransport(transport: MeshTransport, listen: readonly string[]): Promise<void> {
+  try {
+    await transport.start()
+  } catch (cause) {
+    const message = cause instanceof Error ? cause.message : String(cause)
+    if (!message.includes('EADDRINUSE')) throw cause
+    // libp2p lists each failed address as "  <multiaddr>: Error: listen EADDRINUSE ...".
+    const taken = [...message.matchAll(/^\s*(\/\S+): .*EADDRINUSE/gm)].map((m) => m[1] as string)
+    const addrs = taken.length > 0 ? taken : listen
+    throw new DaemonError('PORT_IN_USE', `p2p listen address ${addrs.join(', ')} is in use (another daemon?); pass --listen with another port, or /ip4/0.0.0.0/tcp/0 for a free one`, { cause })
   }
 }
 

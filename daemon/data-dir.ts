@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, open, readFile, rename } from 'node:fs/promises'
+import { chmod, open, readFile, rename } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { generateClusterKey, generateIdentityKey, identityFromKey, type NodeIdentity } from '../transport/index.ts'
 import { DaemonError } from './errors.ts'
+import { makeDirs } from './make-dirs.ts'
 
 /** Paths of everything a data dir holds (docs/architecture.md, Data directory). */
 export interface DataDirLayout {
@@ -50,7 +51,7 @@ export interface InitResult {
  */
 export async function initDataDir(root: string, options: { clusterKeyFile?: string } = {}): Promise<InitResult> {
   const layout = dataDirLayout(root)
-  await mkdir(root, { recursive: true, mode: 0o700 })
+  await makeDirs(root, 0o700)
   const created: string[] = []
   if (await writeSecretIfAbsent(layout.nodeKey, await generateIdentityKey())) created.push(layout.nodeKey)
   const clusterKey = options.clusterKeyFile ? await readClusterKeyFile(options.clusterKeyFile) : generateClusterKey()

@@ -18,7 +18,8 @@ export const ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'a body that is not `application/json`' },
   BAD_REQUEST: { status: 400, meaning: 'a request the HTTP layer refused for another reason (the status is the one it gave, a 4xx)' },
   UNAUTHORIZED: { status: 401, meaning: 'missing or wrong bearer token (TCP only)' },
-  ROUTE_NOT_FOUND: { status: 404, meaning: 'no such route (also a known path with another method)' },
+  ROUTE_NOT_FOUND: { status: 404, meaning: 'no such route' },
+  METHOD_NOT_ALLOWED: { status: 405, meaning: 'a known path with a method it does not take (the `Allow` header lists those it takes)' },
   // Data model (crdt/)
   INVALID_NAMESPACE: { status: 400, meaning: 'a namespace outside the allowed form' },
   INVALID_ID: { status: 400, meaning: 'an entity id outside the allowed form' },
@@ -62,15 +63,17 @@ export const ERROR_CODES = {
   UNSUPPORTED_FORMAT: { status: 422, meaning: 'a repository or manifest written by a newer meshsync' },
   TARGET_UNREACHABLE: { status: 502, meaning: 'the backup directory or bucket cannot be read or written' },
   NO_BACKUP_TARGET: { status: 400, meaning: 'no `target` given or configured (or backups are not available on this node)' },
-  INVALID_TARGET: { status: 400, meaning: 'a target that is not a directory or `s3://` URL (also: an empty retention policy)' },
+  INVALID_TARGET: { status: 400, meaning: 'a target that is not an absolute path or `s3://` URL, a path that is not a directory or where nothing can be written (checked before the operation starts; also: an empty retention policy)' },
   RESTORE_TARGET_NOT_EMPTY: { status: 409, meaning: '`into` names a directory that already holds files' },
   RESTORE_TOO_LARGE: { status: 413, meaning: 'a live restore needs more writes in its one atomic batch than `store.maxQueuedOps`; nothing was written' },
   FILES_BACKUP_UNSUPPORTED: { status: 501, meaning: 'a files backup of a store that keeps no database files (the in-memory store of tests)' },
   FILES_BACKUP_FULL_ONLY: { status: 400, meaning: 'a files backup asked for as an incremental or differential' },
+  BACKUP_BUSY: { status: 423, meaning: 'another backup, restore, verify, synthesize or prune runs on this node; answered at once with `Retry-After` (seconds)' },
+  BACKUP_ABORTED: { status: 503, meaning: 'the operation ran past its deadline or the daemon is stopping; nothing of it was kept' },
   // The CLI and the daemon's start (never an API response)
-  INVALID_ARGUMENT: { status: null, meaning: 'a command-line argument that is not a valid number or port' },
+  INVALID_ARGUMENT: { status: null, meaning: 'a command line the CLI cannot run: an unknown command or option, a missing argument, or a value that is not a valid number or port' },
   CONFIG_INVALID: { status: null, meaning: 'invalid configuration (file or flags), or an unreadable or empty `backup.passphraseFile`' },
-  PORT_IN_USE: { status: null, meaning: 'the API port is taken by another process' },
+  PORT_IN_USE: { status: null, meaning: 'the API port or a p2p listen port is taken by another process' },
   ALREADY_RUNNING: { status: null, meaning: 'a daemon is already running on the data dir' },
   DAEMON_NOT_RUNNING: { status: null, meaning: 'no daemon is listening on the data dir (the CLI)' },
   HTTP_ERROR: { status: null, meaning: 'the CLI got an error status without an error body' },
@@ -78,6 +81,7 @@ export const ERROR_CODES = {
   CLUSTER_KEY_INVALID: { status: 400, meaning: 'the cluster key file is not a libp2p pre-shared key file' },
   CLUSTER_KEY_UNREADABLE: { status: 400, meaning: 'the cluster key file cannot be read' },
   CLUSTER_KEY_MISMATCH: { status: 400, meaning: 'the data dir already holds a different cluster key' },
+  CLUSTER_KEY_REQUIRED: { status: null, meaning: '`restore --into` without `--cluster-key FILE` or `--new-cluster` (the CLI never makes a new cluster unasked)' },
 } as const satisfies Record<string, { readonly status: number | null; readonly meaning: string }>
 
 /** A code of {@link ERROR_CODES}. */

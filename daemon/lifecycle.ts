@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import { DaemonError } from './errors.ts'
 
 /** A step of start-up with the step that undoes it. */
 interface Step {
@@ -24,7 +25,10 @@ export class Lifecycle {
     try {
       value = await start()
     } catch (error) {
-      this.#log.error({ err: error, service: name }, 'start failed; stopping what had started')
+      // An expected start failure (a port in use, a bad key file) is the CLI's one line
+      // (docs/cli.md, start); only an unexpected one is logged with its stack.
+      if (error instanceof DaemonError) this.#log.debug({ code: error.code, service: name }, 'start failed; stopping what had started')
+      else this.#log.error({ err: error, service: name }, 'start failed; stopping what had started')
       await this.stopAll()
       throw error
     }

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises'
+import { open, readdir, readFile, rename, rm } from 'node:fs/promises'
 import { dirname, join, resolve, sep } from 'node:path'
 import { BackupError } from './errors.ts'
+import { makeDirs } from '../make-dirs.ts'
 import { MANIFEST, type BackupRepository, type SetWriter } from './repository.ts'
 
 /**
@@ -95,7 +96,7 @@ export class DirRepository implements BackupRepository {
     const final = this.#path(`sets/${id}`)
     const location = this.location
     try {
-      await mkdir(staging, { recursive: true })
+      await makeDirs(staging)
     } catch (cause) {
       throw unreachable(location, cause)
     }
@@ -164,7 +165,7 @@ export class DirRepository implements BackupRepository {
 /** Writes a file through a temp name: write, fsync, rename, fsync the directory. */
 async function writeDurably(path: string, bytes: Uint8Array): Promise<void> {
   const dir = dirname(path)
-  await mkdir(dir, { recursive: true })
+  await makeDirs(dir)
   const tmp = join(dir, `.tmp-${randomBytes(6).toString('hex')}`)
   await writeSynced(tmp, bytes)
   await rename(tmp, path)

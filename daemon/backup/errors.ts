@@ -21,6 +21,9 @@ import type { ErrorCodes } from '../errors.ts'
  * - `FILES_BACKUP_UNSUPPORTED`: a files backup of a store that keeps no database files (the
  *   memory store of tests).
  * - `FILES_BACKUP_FULL_ONLY`: a files backup asked for as an incremental or differential.
+ * - `BACKUP_BUSY`: another backup operation runs on this node (answered at once, with a retry
+ *   hint; operations.ts).
+ * - `BACKUP_ABORTED`: an operation stopped by its deadline or by the daemon stopping.
  */
 export type BackupErrorCode = ErrorCodes<
   | 'BACKUP_NOT_FOUND'
@@ -39,6 +42,8 @@ export type BackupErrorCode = ErrorCodes<
   | 'RESTORE_TOO_LARGE'
   | 'FILES_BACKUP_UNSUPPORTED'
   | 'FILES_BACKUP_FULL_ONLY'
+  | 'BACKUP_BUSY'
+  | 'BACKUP_ABORTED'
 >
 
 /** A backup operation refused or failed; nothing in the repository or the store was changed. */

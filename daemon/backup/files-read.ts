@@ -6,11 +6,12 @@
  * a synthetic full) reads a files set too.
  */
 import { createHash } from 'node:crypto'
-import { mkdir, mkdtemp, open, rm, type FileHandle } from 'node:fs/promises'
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CodecError } from '../../crdt/index.ts'
 import { dataDirLayout, type InitResult } from '../data-dir.ts'
+import { makeDirs } from '../make-dirs.ts'
 import { LEVELDB_FILE_NAME, LevelKvStore } from '../storage/level-kv-store.ts'
 import { SnapshotView, splitEntityKey } from '../store/snapshot-view.ts'
 import { BackupError, corrupt } from './errors.ts'
@@ -91,7 +92,7 @@ async function* fileParts(repo: BackupRepository, sealer: Sealer, m: Manifest, c
  * and the directory durable. Resolves with the bytes written.
  */
 export async function unpackFiles(repo: BackupRepository, sealer: Sealer, m: Manifest, dir: string, options: { sync: boolean; checkFiles: boolean }): Promise<number> {
-  await mkdir(dir, { recursive: true })
+  await makeDirs(dir)
   // Each file is synced (when asked) and closed as soon as it is written, while the next ones are.
   const finishing: Promise<void>[] = []
   const finish = (h: FileHandle): void => {
@@ -259,7 +260,7 @@ function entityOf(m: Manifest, key: string, meta: Uint8Array, state: Uint8Array)
  */
 export async function restoreFiles(repo: BackupRepository, sealer: Sealer, manifest: Manifest, into: string, init: () => Promise<InitResult>): Promise<RestoreDirResult> {
   const db = dataDirLayout(into).db
-  await mkdir(into, { recursive: true, mode: 0o700 }) // before the files make it with a wider mode
+  await makeDirs(into, 0o700) // before the files make it with a wider mode
   // The data dir's keys are made while the files are written (each settles before a failure is
   // passed on, so that nothing is still writing when the directory is removed). Every chunk's
   // SHA-256 is checked as it is read; each file's own (a second pass over every byte, a fifth of

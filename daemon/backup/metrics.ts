@@ -38,4 +38,39 @@ export function registerBackupMetrics(registry: Registry, service: BackupService
       this.set((service.status().lastSuccess?.durationMs ?? 0) / 1000)
     },
   })
+  new Gauge({
+    name: 'meshsync_backup_operation_running',
+    help: 'A backup, restore, verify, synthesize or prune running now (1), by kind.',
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      this.reset()
+      const op = service.status().operation
+      if (op) this.set({ kind: op.kind }, 1)
+    },
+  })
+  new Gauge({
+    name: 'meshsync_backup_operation_done',
+    help: 'Entities (or objects, for verify) the running backup operation has done (0: none running).',
+    registers,
+    collect() {
+      this.set(service.status().operation?.done ?? 0)
+    },
+  })
+  new Gauge({
+    name: 'meshsync_backup_operation_total',
+    help: 'Entities (or objects) the running backup operation has in all (0: none running or not known yet).',
+    registers,
+    collect() {
+      this.set(service.status().operation?.total ?? 0)
+    },
+  })
+  new Gauge({
+    name: 'meshsync_backup_operation_bytes',
+    help: 'Bytes the running backup operation has read from and written to the repository.',
+    registers,
+    collect() {
+      this.set(service.status().operation?.bytes ?? 0)
+    },
+  })
 }

@@ -11,6 +11,8 @@ import { listManifests, loadManifest, resolveSetId, type VerifyResult } from './
 import type { BackupRepository } from './repository.ts'
 import { restoreIntoDir, restoreIntoLive, type LiveStore, type RestoreDirResult, type RestoreLiveResult } from './restore.ts'
 import { openSealer, type KdfParams } from './seal.ts'
+import { OperationRunner, type OperationContext, type OperationKind, type OperationProgress } from './operations.ts'
+import { checkTarget } from './preflight.ts'
 import { openRepository, type OpenRepositoryOptions } from './target.ts'
 
 /** A set as list and create report it. */
@@ -82,6 +84,8 @@ export interface BackupSettings {
   readonly repositoryOptions?: OpenRepositoryOptions
   /** Cluster key file copied into a data dir restored through the API. */
   readonly clusterKeyFile?: string
+  /** Deadline of one operation (default 6 hours; docs/backups.md, Long operations). */
+  readonly deadlineMs?: number
 }
 
 /** Outcome of the last backup, for `/v1/status` and the metrics. */
@@ -92,6 +96,8 @@ export interface BackupStatus {
   readonly lastFailure: { readonly at: string; readonly code: string; readonly message: string } | null
   /** Age in ms of the last successful backup's snapshot. */
   readonly ageMs: number | null
+  /** The backup, restore, verify, synthesize or prune running now, with its progress; null when none. */
+  readonly operation: OperationProgress | null
 }
 
 /** What the service needs from the daemon. */
@@ -116,8 +122,7 @@ export class BackupService {
   readonly #store: MethodSource & LiveStore
   readonly #log: Logger
   readonly #settings: BackupSettings
-  #queue: Promise<unknown> = Promise.resolve()
-  #running = 0
+  readonly #runner: OperationRunner
   #lastSuccess: BackupStatus['lastSuccess'] = null
   #lastFailure: BackupStatus['lastFailure'] = null
   #timers: NodeJS.Timeout[] = []
@@ -126,6 +131,7 @@ export class BackupService {
     this.#store = components.store
     this.#log = components.logger
     this.#settings = settings
+    this.#runner = new OperationRunner({ ...(settings.deadlineMs !== undefined && { deadlineMs: settings.deadlineMs }), ...(settings.now && { now: settings.now }) })
   }
 
   /** Starts the schedules (idempotent). */
@@ -140,7 +146,11 @@ export class BackupService {
           .then(async () => {
             if (schedule.keep) await this.prune(schedule.keep)
           })
-          .catch((err: unknown) => this.#log.error({ err, schedule: schedule.type }, 'scheduled backup failed'))
+          .catch((err: unknown) => {
+            // Another operation (one asked for through the API) was running: this tick is skipped.
+            if (err instanceof BackupError && err.code === 'BACKUP_BUSY') this.#log.warn({ schedule: schedule.type }, `scheduled backup skipped: ${err.message}`)
+            else this.#log.error({ err, schedule: schedule.type }, 'scheduled backup failed')
+          })
           .finally(() => (busy = false))
       }, schedule.everyMs)
       timer.unref()
@@ -148,21 +158,27 @@ export class BackupService {
     }
   }
 
-  /** Stops the schedules and waits for the running operation (idempotent). */
+  /** Stops the schedules and aborts the running operation (idempotent); new ones are refused. */
   async stop(): Promise<void> {
     for (const t of this.#timers) clearInterval(t)
     this.#timers = []
-    await this.#queue.catch(() => undefined)
+    await this.#runner.stop()
+  }
+
+  /** Aborted operations still stuck in a call that never returned (operations.ts). */
+  get abandoned(): number {
+    return this.#runner.abandoned
   }
 
   status(): BackupStatus {
     const now = (this.#settings.now ?? Date.now)()
     return {
       target: this.#settings.target ?? null,
-      running: this.#running > 0,
+      running: this.#runner.busy,
       lastSuccess: this.#lastSuccess,
       lastFailure: this.#lastFailure,
       ageMs: this.#lastSuccess ? now - Date.parse(this.#lastSuccess.at) : null,
+      operation: this.#runner.progress(),
     }
   }
 
@@ -170,26 +186,41 @@ export class BackupService {
   async create(input: CallOptions & { type: BackupType; method?: BackupMethodName }): Promise<BackupSummary & { target: string }> {
     const method = backupMethod(input.method ?? DEFAULT_METHOD)
     method.checkType(input.type)
-    return this.#exclusive(async () => {
+    try {
+      await this.#check(input.target, 'write')
+    } catch (error) {
+      // A target that cannot take the backup is a failed backup (a schedule's alert fires); a
+      // busy node is not: the caller retries.
+      if (!(error instanceof BackupError && error.code === 'BACKUP_BUSY')) this.#failed(error)
+      throw error
+    }
+    return this.#exclusive('backup', async (job) => {
       const started = Date.now()
       try {
-        const manifest = await this.#withRepo(input.target, (repo) => method.create(repo, this.#store, input.type, this.#writeOptions(input)))
+        if (input.type === 'full') this.#runner.estimateTotal(this.#liveEntities())
+        const manifest = await this.#withRepo(input.target, job, (repo) => method.create(repo, this.#store, input.type, this.#writeOptions(input, job)))
         const summary = summarize(manifest)
         this.#lastSuccess = { id: summary.id, at: summary.snapshotAt, type: summary.type, method: summary.method, bytes: summary.bytes, entities: summary.entities, durationMs: Date.now() - started }
         this.#log.info({ backup: summary.id, type: summary.type, method: summary.method, entities: summary.entities, bytes: summary.bytes }, 'backup created')
         return { ...summary, target: this.#targetOf(input.target) }
       } catch (error) {
-        const e = error instanceof BackupError ? error : undefined
-        this.#lastFailure = { at: new Date().toISOString(), code: e?.code ?? 'INTERNAL', message: error instanceof Error ? error.message : String(error) }
+        this.#failed(error)
         this.#log.error({ err: error }, 'backup failed')
         throw error
       }
     })
   }
 
+  #failed(error: unknown): void {
+    const code = error instanceof BackupError ? error.code : 'INTERNAL'
+    this.#lastFailure = { at: new Date().toISOString(), code, message: error instanceof Error ? error.message : String(error) }
+  }
+
   /** The sets of a repository, oldest first. */
   async list(input: CallOptions = {}): Promise<{ target: string; sets: BackupSummary[]; broken: { id: string; code: string; message: string }[] }> {
-    return this.#withRepo(input.target, async (repo) => {
+    // Reading the list is short and takes no lock: it runs next to a long operation.
+    await checkTarget(this.#targetOf(input.target), 'read')
+    return this.#withRepo(input.target, undefined, async (repo) => {
       const { sets, broken } = await listManifests(repo)
       return { target: repo.location, sets: sets.map(summarize), broken }
     })
@@ -197,10 +228,10 @@ export class BackupService {
 
   /** Reads back every object of a set and its chain (under a shared lock); BACKUP_CORRUPT naming the first bad one. */
   async verify(ref: string, input: CallOptions = {}): Promise<VerifyResult> {
-    return this.#withRepo(input.target, async (repo) => {
+    await this.#check(input.target, 'read')
+    return this.#exclusive('verify', (job) => this.#withRepo(input.target, job, async (repo) => {
       const manifest = await loadManifest(repo, await resolveSetId(repo, ref))
-      const { onProgress } = input
-      const { passphrase, now, lock, logger } = this.#writeOptions(input)
+      const { passphrase, now, lock, logger, onProgress } = this.#writeOptions(input, job)
       return verifyBackup(repo, manifest, {
         passphrase,
         ...(now && { now }),
@@ -208,7 +239,7 @@ export class BackupService {
         ...(logger && { logger }),
         ...(onProgress && { onProgress: (p: { done: number; total: number }) => onProgress({ phase: 'verify', done: p.done, total: p.total }) }),
       })
-    })
+    }))
   }
 
   /** Restores a set (or one namespace or entity of it) into the live node, or into a new data dir. */
@@ -216,22 +247,25 @@ export class BackupService {
     input: CallOptions & { backup: string; ns?: string | undefined; id?: string | undefined; into?: string | undefined },
   ): Promise<RestoreLiveResult | RestoreDirResult> {
     if (input.id !== undefined && input.ns === undefined) throw new BackupError('INVALID_TARGET', 'restoring one entity needs its namespace (ns)')
-    return this.#exclusive(() =>
-      this.#withRepo(input.target, async (repo) => {
+    await this.#check(input.target, 'read')
+    if (input.into !== undefined) await checkTarget(input.into, 'write')
+    return this.#exclusive('restore', (job) =>
+      this.#withRepo(input.target, job, async (repo) => {
         const manifest = await loadManifest(repo, await resolveSetId(repo, input.backup))
         const lock = { owner: `restore ${manifest.id}`, mode: 'shared' as const, ...(this.#settings.now && { now: this.#settings.now }), logger: this.#log, ...this.#settings.lock }
         return withLock(repo, lock, async () => {
           const { sealer } = await openSealer(repo, { passphrase: this.#passphrase(input) })
           const scope = { ns: input.ns, id: input.id }
+          const { onProgress } = this.#writeOptions(input, job)
           if (input.into !== undefined) {
             return restoreIntoDir(repo, sealer, manifest, resolve(input.into), {
               logger: this.#log,
               scope,
               clusterKeyFile: this.#settings.clusterKeyFile,
-              ...(input.onProgress && { onProgress: input.onProgress }),
+              ...(onProgress && { onProgress }),
             })
           }
-          const result = await restoreIntoLive(repo, sealer, manifest, this.#store, { scope, ...(input.onProgress && { onProgress: input.onProgress }) })
+          const result = await restoreIntoLive(repo, sealer, manifest, this.#store, { scope, ...(onProgress && { onProgress }) })
           this.#log.info({ ...result }, 'restored into the live node')
           return result
         })
@@ -241,25 +275,35 @@ export class BackupService {
 
   /** A new full set merged offline from a set's chain. */
   async synthesize(ref: string, input: CallOptions = {}): Promise<BackupSummary> {
-    return this.#exclusive(() =>
-      this.#withRepo(input.target, async (repo) => summarize(await synthesizeFull(repo, await loadManifest(repo, await resolveSetId(repo, ref)), this.#writeOptions(input)))),
+    await this.#check(input.target, 'write')
+    return this.#exclusive('synthesize', (job) =>
+      this.#withRepo(input.target, job, async (repo) => summarize(await synthesizeFull(repo, await loadManifest(repo, await resolveSetId(repo, ref)), this.#writeOptions(input, job)))),
     )
   }
 
   /** Applies a retention policy. */
   async prune(policy: RetentionPolicy, input: CallOptions & { dryRun?: boolean } = {}): Promise<PruneResult> {
-    return this.#exclusive(() => this.#withRepo(input.target, (repo) => prune(repo, policy, { ...this.#writeOptions(input), ...(input.dryRun && { dryRun: true }) })))
+    await this.#check(input.target, input.dryRun ? 'read' : 'write')
+    return this.#exclusive('prune', (job) => this.#withRepo(input.target, job, (repo) => prune(repo, policy, { ...this.#writeOptions(input, job), ...(input.dryRun && { dryRun: true }) })))
   }
 
-  #writeOptions(input: CallOptions): WriteOptions {
+  /** The settings of one operation; its progress goes to the runner (status, metrics) and the caller. */
+  #writeOptions(input: CallOptions, job?: OperationContext): WriteOptions {
     const s = this.#settings
+    const report = input.onProgress
+    const onProgress = job
+      ? (p: Progress): void => {
+          job.progress(p)
+          report?.(p)
+        }
+      : report
     return {
       passphrase: this.#passphrase(input),
       logger: this.#log,
       ...(s.kdf && { kdf: s.kdf }),
       ...(s.now && { now: s.now }),
       ...(s.lock && { lock: s.lock }),
-      ...(input.onProgress && { onProgress: input.onProgress }),
+      ...(onProgress && { onProgress }),
     }
   }
 
@@ -273,26 +317,32 @@ export class BackupService {
     return t
   }
 
-  async #withRepo<T>(target: string | undefined, fn: (repo: BackupRepository) => Promise<T>): Promise<T> {
+  async #withRepo<T>(target: string | undefined, job: OperationContext | undefined, fn: (repo: BackupRepository) => Promise<T>): Promise<T> {
     const repo = openRepository(this.#targetOf(target), this.#settings.repositoryOptions)
     try {
-      return await fn(repo)
+      return await fn(job ? job.guard(repo) : repo)
     } finally {
       await repo.close()
     }
   }
 
-  /** Runs `fn` after every earlier writing operation of this process has finished. */
-  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.catch(() => undefined).then(async () => {
-      this.#running++
-      try {
-        return await fn()
-      } finally {
-        this.#running--
-      }
-    })
-    this.#queue = run
-    return run
+  /**
+   * The checks an operation passes before it runs, each answered at once: a target that can be
+   * used (preflight.ts), and no other operation running (BACKUP_BUSY with a retry hint).
+   */
+  async #check(target: string | undefined, access: 'read' | 'write'): Promise<void> {
+    await checkTarget(this.#targetOf(target), access)
+    this.#runner.checkIdle()
+  }
+
+  /** Runs `fn` as this node's one long operation, with a deadline and an abort path (operations.ts). */
+  #exclusive<T>(kind: OperationKind, fn: (job: OperationContext) => Promise<T>): Promise<T> {
+    return this.#runner.run(kind, fn)
+  }
+
+  /** Live entities of the node: the expected count of a full backup (for its progress). */
+  #liveEntities(): number {
+    const counts = (this.#store as Partial<{ entityCounts: Readonly<Record<string, number>> }>).entityCounts
+    return counts ? Object.values(counts).reduce((a, b) => a + b, 0) : 0
   }
 }

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Option, type Command } from 'commander'
-import type { Progress } from '../backup/create.ts'
-import { BackupService, type BackupSummary } from '../backup/service.ts'
+import type { OperationProgress } from '../backup/operations.ts'
+import { BackupService, type BackupStatus, type BackupSummary } from '../backup/service.ts'
 import type { RetentionPolicy } from '../backup/maintain.ts'
 import { BACKUP_METHODS, backupMethod, DEFAULT_METHOD, type BackupMethodName } from '../backup/methods.ts'
 import { defaultDataDir, loadConfig } from '../config.ts'
@@ -12,12 +12,16 @@ import { createLogger } from '../logger.ts'
 import { MemoryKvStore } from '../storage/memory-kv-store.ts'
 import { EntityStore } from '../store/entity-store.ts'
 import { SocketClient } from './client.ts'
+import { formatBytes, showProgress } from './progress.ts'
 
 interface Common {
   dataDir?: string
   json?: boolean
   repo?: string
   passphraseFile?: string
+  /** Old names of `--repo` (docs/cli.md, Backups), kept as aliases. */
+  to?: string
+  from?: string
 }
 
 /**
@@ -31,13 +35,13 @@ export function registerBackupCommands(program: Command): void {
   common(backup.command('create').description('take a backup through the running daemon'))
     .addOption(new Option('--type <type>', 'full | incremental | differential (default: incremental; full with --method files)').choices(['full', 'incremental', 'differential']))
     .addOption(new Option('--method <method>', 'entities (any type) | files (the database files as of one moment; a full, faster to take and restore)').choices(Object.keys(BACKUP_METHODS)).default(DEFAULT_METHOD))
-    .option('--to <target>', 'repository: a directory or s3://bucket/prefix (default: backup.target of the config)')
-    .action(async (opts: Common & { type?: string; method: BackupMethodName; to?: string }) => {
+    .addOption(repoAlias('--to'))
+    .action(async (opts: Common & { type?: string; method: BackupMethodName }) => {
       const method = backupMethod(opts.method)
       const type = opts.type ?? method.defaultType
-      const target = opts.to ?? opts.repo
+      const target = repoOf(opts)
       const passphrase = explicitPassphrase(opts)
-      const done = spinner('backup')
+      const done = daemonProgress('backup', opts)
       const result = await socket(opts)
         .call<BackupSummary & { target: string }>('POST', '/v1/backups', {
           type,
@@ -50,7 +54,7 @@ export function registerBackupCommands(program: Command): void {
       console.log(`${result.type} backup ${result.id}: ${result.entities} entities, ${result.records} records, ${formatBytes(result.bytes)} in ${result.target}`)
     })
 
-  common(backup.command('list').description('list the backups of a repository')).action(async (opts: Common) => {
+  common(backup.command('list').description('list the backups of a repository')).addOption(repoAlias('--from')).action(async (opts: Common) => {
     const result = await (await offline(opts)).list(await targetOpts(opts))
     if (opts.json) return print(result)
     if (result.sets.length === 0) console.log(`no backups in ${result.target}`)
@@ -64,7 +68,8 @@ export function registerBackupCommands(program: Command): void {
   common(backup.command('verify').description('read back every chunk of a backup and its chain (SHA-256, decryption, decoding, diffs rebuilt)'))
     .argument('<id>', 'backup id, unique prefix, or "latest"')
     .action(async (id: string, opts: Common) => {
-      const result = await (await offline(opts)).verify(id, { ...(await targetOpts(opts)), onProgress: progress('verify') })
+      const service = await offline(opts)
+      const result = await withProgress('verify', service, opts, () => service.verify(id, targetOpts(opts)))
       if (opts.json) return print(result)
       console.log(`backup ${result.id} is intact: ${result.chain.length} sets, ${result.objects} objects, ${result.records} records (${result.diffs} diffs rebuilt), ${formatBytes(result.bytes)}`)
     })
@@ -72,7 +77,8 @@ export function registerBackupCommands(program: Command): void {
   common(backup.command('synthesize').description('merge a backup chain into a new full backup, offline'))
     .argument('<id>', 'backup id, unique prefix, or "latest"')
     .action(async (id: string, opts: Common) => {
-      const result = await (await offline(opts)).synthesize(id, { ...(await targetOpts(opts)), onProgress: progress('synthesize') })
+      const service = await offline(opts)
+      const result = await withProgress('synthesize', service, opts, () => service.synthesize(id, targetOpts(opts)))
       if (opts.json) return print(result)
       console.log(`synthetic full ${result.id}: ${result.entities} entities, ${formatBytes(result.bytes)}`)
     })
@@ -92,7 +98,7 @@ export function registerBackupCommands(program: Command): void {
         ...(opts.keepWeekly !== undefined && { weekly: opts.keepWeekly }),
         ...(opts.keepMonthly !== undefined && { monthly: opts.keepMonthly }),
       }
-      const result = await (await offline(opts)).prune(policy, { ...(await targetOpts(opts)), ...(opts.dryRun && { dryRun: true }) })
+      const result = await (await offline(opts)).prune(policy, { ...targetOpts(opts), ...(opts.dryRun && { dryRun: true }) })
       if (opts.json) return print(result)
       for (const k of result.kept) console.log(`keep    ${k.id}  (${k.reasons.join(', ')})`)
       for (const id of result.removed) console.log(`${result.dryRun ? 'would remove' : 'removed'} ${id}`)
@@ -102,30 +108,31 @@ export function registerBackupCommands(program: Command): void {
 
   common(program.command('restore').description('restore a backup into the live node (as forward changes that replicate), or into a new data dir'))
     .argument('<backup>', 'backup id, unique prefix, or "latest"')
-    .option('--from <target>', 'repository (default: backup.target of the config)')
+    .addOption(repoAlias('--from'))
     .option('--ns <ns>', 'only this namespace')
     .option('--id <id>', 'only this entity (with --ns)')
     .option('--into <dir>', 'a new data dir to rebuild (disaster recovery; no daemon needed)')
-    .option('--cluster-key <file>', 'with --into: the cluster key the restored node joins with')
-    .action(async (ref: string, opts: Common & { from?: string; ns?: string; id?: string; into?: string; clusterKey?: string }) => {
-      const repo = opts.from ?? opts.repo
+    .option('--cluster-key <file>', 'with --into: the cluster key the restored node joins with (a node\'s <data-dir>/cluster.key)')
+    .option('--new-cluster', 'with --into: make a new cluster key instead (the node joins no existing cluster)')
+    .action(async (ref: string, opts: Common & { ns?: string; id?: string; into?: string; clusterKey?: string; newCluster?: boolean }) => {
+      const repo = repoOf(opts)
       if (opts.into !== undefined) {
-        const service = await offline({ ...opts, ...(repo !== undefined && { repo }) }, opts.clusterKey)
-        const result = await service.restore({
-          backup: ref,
-          into: resolve(opts.into),
-          ns: opts.ns,
-          id: opts.id,
-          ...(await targetOpts({ ...opts, ...(repo !== undefined && { repo }) })),
-          onProgress: progress('restore'),
-        })
-        if (opts.json) return print(result)
+        const clusterKey = clusterKeyFor(opts)
+        const service = await offline(opts, clusterKey)
+        const into = resolve(opts.into)
+        const result = await withProgress('restore', service, opts, () =>
+          service.restore({ backup: ref, into, ns: opts.ns, id: opts.id, ...targetOpts(opts) }),
+        )
         const r = result as { entities: number; deleted: number; nodeId: string; into: string }
-        console.log(`restored ${r.entities} entities (${r.deleted} deleted) into ${r.into}; new node id ${r.nodeId}. Start it with: meshsync start --data-dir ${r.into}`)
+        const start = startCommand(r.into, clusterKey !== undefined ? bootstrapHint(opts) : undefined)
+        if (opts.json) return print({ ...r, clusterKey: clusterKey ?? null, start })
+        console.log(`restored ${r.entities} entities (${r.deleted} deleted) into ${r.into}; new node id ${r.nodeId}`)
+        if (clusterKey !== undefined) console.log(`cluster key copied from ${clusterKey}. Start it with: ${start}`)
+        else console.log(`a NEW cluster key is in ${dataDirLayout(r.into).clusterKey} (the node joins no existing cluster). Start it with: ${start}`)
         return
       }
       const passphrase = explicitPassphrase(opts)
-      const done = spinner('restore')
+      const done = daemonProgress('restore', opts)
       const result = await socket(opts)
         .call<{ entities: number; restored: number; deleted: number; undeleted: number; unchanged: number }>('POST', '/v1/restore', {
           backup: ref,
@@ -138,6 +145,36 @@ export function registerBackupCommands(program: Command): void {
       if (opts.json) return print(result)
       console.log(`restored ${result.restored}, undeleted ${result.undeleted}, deleted ${result.deleted}, unchanged ${result.unchanged} (of ${result.entities})`)
     })
+}
+
+/**
+ * The cluster key a restore into a new data dir joins with (docs/backups.md, Into a new data
+ * dir): `--cluster-key`, or none with `--new-cluster` (a new key is made). Without either it
+ * refuses (CLUSTER_KEY_REQUIRED) instead of silently making a node of a new cluster, and names
+ * the key of the node on this machine when there is one. A backup never holds the cluster key.
+ */
+function clusterKeyFor(opts: Common & { clusterKey?: string; newCluster?: boolean }): string | undefined {
+  if (opts.clusterKey !== undefined && opts.newCluster) throw new DaemonError('INVALID_ARGUMENT', '--cluster-key and --new-cluster exclude each other')
+  if (opts.clusterKey !== undefined) return resolve(opts.clusterKey)
+  if (opts.newCluster) return undefined
+  const local = dataDirLayout(opts.dataDir ?? defaultDataDir()).clusterKey
+  const hint = existsSync(local) ? ` (this machine's node has ${local})` : ` (a node's <data-dir>/cluster.key)`
+  throw new DaemonError('CLUSTER_KEY_REQUIRED', `restore --into needs the cluster key the node joins with: pass --cluster-key FILE${hint}, or --new-cluster to start a new cluster`)
+}
+
+/** A p2p address of the node running on the data dir, for the restored node's --bootstrap. */
+function bootstrapHint(opts: Common): string | undefined {
+  try {
+    const info = JSON.parse(readFileSync(dataDirLayout(opts.dataDir ?? defaultDataDir()).daemonJson, 'utf8')) as { listen?: string[] }
+    return info.listen?.[0]
+  } catch {
+    return undefined
+  }
+}
+
+/** The command that starts a restored node (in its cluster when it has the cluster's key). */
+function startCommand(into: string, bootstrap: string | undefined): string {
+  return `meshsync start --data-dir ${into}${bootstrap !== undefined ? ` --bootstrap ${bootstrap}` : ''}`
 }
 
 function common(cmd: Command): Command {
@@ -160,15 +197,26 @@ async function offline(opts: Common, clusterKeyFile?: string): Promise<BackupSer
   return new BackupService(
     { store, logger: createLogger(process.env.MESHSYNC_LOG_LEVEL ?? 'warn') },
     {
-      target: opts.repo !== undefined ? absoluteTarget(opts.repo) : config.backup.target,
+      target: repoOf(opts) !== undefined ? absoluteTarget(repoOf(opts) as string) : config.backup.target,
       passphrase,
       ...(clusterKeyFile !== undefined && { clusterKeyFile: resolve(clusterKeyFile) }),
     },
   )
 }
 
-async function targetOpts(opts: Common): Promise<{ target?: string }> {
-  return opts.repo !== undefined ? { target: absoluteTarget(opts.repo) } : {}
+function targetOpts(opts: Common): { target?: string } {
+  const repo = repoOf(opts)
+  return repo !== undefined ? { target: absoluteTarget(repo) } : {}
+}
+
+/** `--repo`, or one of its old names (`--to` for create, `--from` for restore and list). */
+function repoOf(opts: Common): string | undefined {
+  return opts.repo ?? opts.to ?? opts.from
+}
+
+/** An old name of `--repo`, still taken (hidden from the help). */
+function repoAlias(flag: '--to' | '--from'): Option {
+  return new Option(`${flag} <target>`, 'same as --repo').hideHelp()
 }
 
 function explicitPassphrase(opts: Common): string | undefined {
@@ -200,36 +248,26 @@ function parseCount(value: string): number {
   return n
 }
 
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`
-  return `${(n / 1024 ** 3).toFixed(2)} GiB`
-}
-
 function print(value: unknown): void {
   console.log(JSON.stringify(value))
 }
 
-/** A one-line progress display on a terminal (nothing when stderr is not a TTY). */
-function progress(label: string): ((p: Progress) => void) | undefined {
-  if (!process.stderr.isTTY) return undefined
-  return (p) => {
-    const of = p.total !== undefined && p.total > 0 ? `/${p.total} (${Math.floor((100 * p.done) / p.total)}%)` : ''
-    process.stderr.write(`\r${label}: ${p.done}${of}   `)
-    if (p.total !== undefined && p.done >= p.total) process.stderr.write('\n')
-  }
+/**
+ * Progress of an operation the daemon runs (docs/cli.md, Backups): its `/v1/status` read on a
+ * second connection while the request waits. Nothing under --json. Returns the stop function.
+ */
+function daemonProgress(label: string, opts: Common): () => void {
+  if (opts.json) return () => undefined
+  const status = socket(opts)
+  return showProgress(label, async () => (await status.call<{ backups?: BackupStatus }>('GET', '/v1/status')).backups?.operation ?? null)
 }
 
-/** A spinner while waiting for the daemon; returns the function that clears it. */
-function spinner(label: string): () => void {
-  if (!process.stderr.isTTY) return () => undefined
-  const frames = ['|', '/', '-', '\\']
-  let i = 0
-  const started = Date.now()
-  const timer = setInterval(() => process.stderr.write(`\r${label} ${frames[i++ % 4]} ${((Date.now() - started) / 1000).toFixed(0)}s `), 200)
-  return () => {
-    clearInterval(timer)
-    process.stderr.write('\r\x1b[K')
+/** Runs an offline operation with its progress shown (nothing under --json). */
+async function withProgress<T>(label: string, service: BackupService, opts: Common, fn: () => Promise<T>): Promise<T> {
+  const stop = opts.json ? () => undefined : showProgress(label, (): OperationProgress | null => service.status().operation)
+  try {
+    return await fn()
+  } finally {
+    stop()
   }
 }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeSync } from 'node:fs'
 import { Command, CommanderError, Option } from 'commander'
 import { MeshsyncError } from '../../crdt/index.ts'
 import { defaultDataDir, loadConfig, type ConfigOverrides } from '../config.ts'
@@ -15,22 +15,44 @@ interface ClientOptions {
   json?: boolean
 }
 
+/** How long a stopping daemon may take before it exits anyway (docs/cli.md, start). */
+const SHUTDOWN_GRACE_MS = 15_000
+
+/** What commander ends with on purpose (help, version): exit with its code, print nothing more. */
+const COMMANDER_EXITS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version'])
+
 /** Runs the CLI; exits the process with a non-zero code on failure. */
 export async function main(argv: readonly string[]): Promise<void> {
   const program = buildProgram()
+  const json = argv.includes('--json')
   try {
     await program.parseAsync([...argv])
   } catch (error) {
-    if (error instanceof CommanderError) process.exit(error.exitCode)
-    fail(error)
+    if (error instanceof CommanderError) {
+      if (COMMANDER_EXITS.has(error.code)) process.exit(error.exitCode)
+      // An unknown command or option, a missing argument: one line, no usage (that is --help).
+      const message = error.message.replace(/^error: /, '')
+      fail(new DaemonError('INVALID_ARGUMENT', `${message} (see meshsync --help)`), json)
+    }
+    fail(error, json)
   }
 }
 
+/** The package's version (`meshsync --version`). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
 function buildProgram(): Command {
+  // Set before any command is added: subcommands inherit them.
   const program = new Command('meshsync')
     .description('Peer-to-peer sync daemon: LevelDB + version vectors + Yjs CRDTs over libp2p.')
-    .showHelpAfterError()
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .showHelpAfterError(false)
     .exitOverride()
+    // Commander's own error lines are dropped: main() prints each failure as one line (or JSON).
+    .configureOutput({ outputError: () => undefined })
 
   program
     .command('start')
@@ -72,11 +94,17 @@ function buildProgram(): Command {
     for (const [k, v] of Object.entries(status)) console.log(`${k.padEnd(14)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
   })
 
-  clientCommand(program, 'peers', 'list known peers').action(async (opts: ClientOptions) => {
-    const peers = await client(opts).call<{ peerId: string; connected: boolean; lastSyncAt: string | null; addrs: string[] }[]>('GET', '/v1/peers')
+  clientCommand(program, 'peers', 'list known peers: state, node id, peer id, changes they lack (behind), last sync, addresses').action(async (opts: ClientOptions) => {
+    const peers = await client(opts).call<{ peerId: string; nodeId: string | null; connected: boolean; lastSyncAt: string | null; behind: number | null; addrs: string[] }[]>(
+      'GET',
+      '/v1/peers',
+    )
     if (opts.json) return print(peers)
     if (peers.length === 0) return console.log('no peers')
-    for (const p of peers) console.log(`${p.connected ? 'up  ' : 'down'} ${p.peerId} last sync ${p.lastSyncAt ?? 'never'} ${p.addrs.join(' ')}`)
+    for (const p of peers) {
+      const behind = p.behind === null ? '?' : String(p.behind)
+      console.log(`${p.connected ? 'up  ' : 'down'} node ${p.nodeId ?? '?'.padEnd(16)} ${p.peerId} behind ${behind} last sync ${p.lastSyncAt ?? 'never'} ${p.addrs.join(' ')}`)
+    }
   })
 
   clientCommand(program, 'dashboard', 'print the URL that opens the web dashboard of the running node (it holds the API token)').action(
@@ -231,8 +259,13 @@ async function runDaemon(opts: ConfigOverrides & { mdns: boolean }): Promise<voi
   let signals = 0
   const stop = (signal: NodeJS.Signals, running: Daemon): void => {
     logger.info({ signal }, 'shutting down')
+    // A stop that hangs does not keep the process (docs/operations.md, Stopping).
+    setTimeout(() => {
+      exitStuck(logger, `shutdown took longer than its grace period (${SHUTDOWN_GRACE_MS / 1000} s); exiting`)
+    }, SHUTDOWN_GRACE_MS).unref()
     running.stop().then(
       () => {
+        if (running.backups.abandoned > 0) exitStuck(logger, 'stopped; a backup operation is stuck in a file-system call that never returned, so the process ends without waiting for it')
         logger.flush()
         process.exit(0)
       },
@@ -261,6 +294,18 @@ async function runDaemon(opts: ConfigOverrides & { mdns: boolean }): Promise<voi
   console.log(`  dashboard ${info.api.url}/  (sign in once with the URL \`meshsync dashboard\` prints)`)
   console.log(`  data dir  ${config.dataDir}`)
   if (requested) stop(requested, daemon)
+}
+
+/**
+ * Ends the process at once with one line on stderr. A thread of Node's pool stuck in a
+ * file-system call keeps `process.exit` waiting for it for ever (Node joins the pool on exit);
+ * SIGKILL to itself is the one exit that does not wait.
+ */
+function exitStuck(logger: ReturnType<typeof createLogger>, message: string): never {
+  logger.flush()
+  writeSync(2, `meshsync: ${message}\n`)
+  process.kill(process.pid, 'SIGKILL')
+  process.exit(1)
 }
 
 function client(opts: ClientOptions): SocketClient {
@@ -305,9 +350,15 @@ function parsePositive(value: string): number {
   return n
 }
 
-/** One line on stderr and a non-zero exit: never a stack trace for an expected failure. */
-function fail(error: unknown): never {
-  if (error instanceof MeshsyncError) console.error(`meshsync: ${error.message} (${error.code})`)
+/**
+ * One line on stderr and a non-zero exit: never a stack trace for an expected failure. Under
+ * `--json` the line is `{"error": {"code", "message"}}`, as the API's (docs/cli.md).
+ */
+function fail(error: unknown, json = false): never {
+  if (json) {
+    const code = error instanceof MeshsyncError ? error.code : 'INTERNAL'
+    console.error(JSON.stringify({ error: { code, message: error instanceof Error ? error.message : String(error) } }))
+  } else if (error instanceof MeshsyncError) console.error(`meshsync: ${error.message} (${error.code})`)
   else if (error instanceof Error) console.error(`meshsync: ${error.message}`)
   else console.error(`meshsync: ${String(error)}`)
   process.exit(1)

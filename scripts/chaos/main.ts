@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { runChaos, summarize, type ChaosOptions } from './run.ts'
+import { NetnsUnavailableError, runChaos, summarize, type ChaosOptions } from './run.ts'
 
 /**
  * One chaos run (scripts/chaos/run.ts); prints the summary, writes the JSON report, exits 1 when
@@ -9,7 +9,8 @@ const USAGE = `usage: npm run chaos -- [options]
   --nodes N              daemons (default 5)
   --duration S           seconds of workload under faults (default 60)
   --seed K               seed of the fault schedule and the workload (default 1)
-  --netns                one network namespace per daemon, faults by nftables (root); default loopback
+  --netns                one network namespace per daemon, faults by nftables (root; refused
+                         where it cannot run); default loopback
   --report FILE          where the JSON report goes (default tmp/chaos/report-seed<K>.json)
   --failpoints LIST      failpoints planted in every daemon (tests of the checker)
   --keep-data            keep the daemons' data dirs afterwards
@@ -72,8 +73,16 @@ if (chosen === 'help') {
   console.log(USAGE)
   process.exit(0)
 }
+// Exiting runs the run's exit handler: daemons killed, data dirs and sockets removed (run.ts).
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
-const report = await runChaos(chosen)
+let report
+try {
+  report = await runChaos(chosen)
+} catch (error) {
+  if (!(error instanceof NetnsUnavailableError)) throw error
+  console.error(`chaos: ${error.message}`)
+  process.exit(2)
+}
 console.log(summarize(report))
 console.log(`  report         ${chosen.reportPath}`)
 process.exit(report.ok ? 0 : 1)

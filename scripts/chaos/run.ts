@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -15,7 +16,7 @@ export interface ChaosOptions {
   /** Length of the faulty phase (workload + faults), seconds. */
   readonly durationS: number
   readonly seed: number
-  /** Network namespaces + nftables (root only); falls back to loopback when unavailable. */
+  /** Network namespaces + nftables (root only); refused (NetnsUnavailableError) when unavailable (docs/chaos.md). */
   readonly netns: boolean
   /** Where the JSON report goes (default: none). */
   readonly reportPath?: string
@@ -160,17 +161,30 @@ const union = (vs: readonly VersionVector[]): VersionVector => {
   return out
 }
 
-/** One chaos run: cluster up, workload + seeded faults, heal, converge, check, report. */
+/** Network faults were asked for (`--netns`) on a machine that cannot make them. */
+export class NetnsUnavailableError extends Error {
+  constructor(why: string) {
+    super(`--netns needs network namespaces and nftables: ${why}; run as root with \`ip\` and \`nft\` installed, or leave out --netns for a loopback run (process faults only)`)
+    this.name = 'NetnsUnavailableError'
+  }
+}
+
+/**
+ * One chaos run: cluster up, workload + seeded faults, heal, converge, check, report. A run asked
+ * for netns mode where it cannot run is refused (NetnsUnavailableError) before anything starts,
+ * never run in loopback mode instead: it would test no network fault.
+ */
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const log = options.log ?? ((line: string) => console.log(line))
   const started = Date.now()
   const unavailable = options.netns ? netnsUnavailable() : undefined
-  const mode: 'netns' | 'loopback' = options.netns && !unavailable ? 'netns' : 'loopback'
+  if (unavailable !== undefined) throw new NetnsUnavailableError(unavailable)
+  const mode: 'netns' | 'loopback' = options.netns ? 'netns' : 'loopback'
   const noDisks = mode === 'netns' ? tmpfsUnavailable() : undefined
   const disks = mode === 'netns' && !noDisks ? new ChaosDisks((options.diskMiB ?? diskMiB(options.durationS)) * 1024 * 1024) : undefined
   const modeNote =
     mode === 'loopback'
-      ? `loopback mode: process faults only (kill -9, SIGSTOP/SIGCONT, restart of all nodes)${options.netns ? `; netns mode unavailable: ${unavailable}` : '; pass --netns (as root) for network faults'}`
+      ? 'loopback mode: process faults only (kill -9, SIGSTOP/SIGCONT, restart of all nodes); pass --netns (as root) for network faults'
       : noDisks
         ? `no tmpfs data disks (no disk-full faults): ${noDisks}`
         : undefined
@@ -197,10 +211,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const network = mode === 'netns' ? new ChaosNetwork(options.nodes, `${process.pid}-s${options.seed}`) : undefined
   const failures: string[] = []
   let cluster: ChaosCluster | undefined
+  // A run ended early (Ctrl-C: main.ts exits on SIGINT) leaves nothing behind: no daemon, no
+  // namespace or disk, and no data dir or socket unless --keep-data.
   const killAll = (): void => {
     for (const n of cluster?.nodes ?? []) n.child?.kill('SIGKILL')
     network?.teardown()
-    disks?.teardown()
+    disks?.teardown(options.keepData === true)
+    if (!options.keepData) rmSync(root, { recursive: true, force: true })
   }
   process.once('exit', killAll)
   const resources = new Map<number, { maxRss: number; maxFds: number; rss: number; fds: number; maxDisk: number; disk: number }>()

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readdirSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -121,6 +121,29 @@ describe('backups through the API and the CLI', () => {
     expect(restored.info.nodeId).not.toBe(d.info.nodeId)
     await restored.stop()
     expect((await cli(['restore', 'latest', '--into', into, '--repo', repo])).code).not.toBe(0)
+  })
+
+  it('CLI: restore --into asks for the cluster key, and prints a start command that joins the cluster', async () => {
+    const base = await tempDir('meshsync-dr-key-')
+    const key = join(d.dataDir, 'cluster.key')
+    // Without --cluster-key or --new-cluster: refused, naming the option and this node's key.
+    const refused = await cli(['restore', 'latest', '--into', join(base, 'a'), '--repo', repo, ...dir])
+    expect(refused.code).not.toBe(0)
+    expect(refused.stderr).toContain('--cluster-key FILE')
+    expect(refused.stderr).toContain(key)
+    expect(refused.stderr).toMatch(/\(CLUSTER_KEY_REQUIRED\)\n$/)
+    expect(readdirSync(base)).toEqual([])
+
+    // --from, the old name of --repo, still works.
+    const joined = await cli(['restore', 'latest', '--into', join(base, 'b'), '--from', repo, '--cluster-key', key, ...dir])
+    expect(joined).toMatchObject({ code: 0, stderr: '' })
+    expect(readFileSync(join(base, 'b', 'cluster.key'))).toEqual(readFileSync(key))
+    expect(joined.stdout).toContain(`cluster key copied from ${key}. Start it with: meshsync start --data-dir ${join(base, 'b')} --bootstrap ${d.info.listen[0]}`)
+
+    const fresh = await cli(['restore', 'latest', '--into', join(base, 'c'), '--repo', repo, '--new-cluster', '--json', ...dir])
+    expect(fresh).toMatchObject({ code: 0, stderr: '' })
+    expect(JSON.parse(fresh.stdout)).toMatchObject({ clusterKey: null, start: `meshsync start --data-dir ${join(base, 'c')}` })
+    expect(readFileSync(join(base, 'c', 'cluster.key'))).not.toEqual(readFileSync(key))
   })
 
   it('CLI: a flipped byte makes verify fail naming the chunk, and restore refuse', async () => {

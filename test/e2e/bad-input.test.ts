@@ -153,6 +153,21 @@ const cases: Case[] = [
   { name: 'PUT with a body and no content type', status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', send: put('a', '{"a": 1}', { 'content-type': undefined }) },
   { name: 'PATCH as text/plain', status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', send: (c) => c('PATCH', `/v1/ns/${NS}/entities/seed`, '{}', { 'content-type': 'text/plain' }) },
 
+  // a known path with another method (docs/api.md, Errors)
+  { name: 'DELETE /v1/status', status: 405, code: 'METHOD_NOT_ALLOWED', send: (c) => c('DELETE', '/v1/status') },
+  { name: 'PUT /v1/batch', status: 405, code: 'METHOD_NOT_ALLOWED', send: (c) => c('PUT', '/v1/batch', { ops: [] }) },
+  { name: 'POST to an entity', status: 405, code: 'METHOD_NOT_ALLOWED', send: (c) => c('POST', `/v1/ns/${NS}/entities/seed`, { n: 1 }) },
+  { name: 'GET a path no route has', status: 404, code: 'ROUTE_NOT_FOUND', send: get('/v1/nothing') },
+
+  // backup targets, refused at once before anything queues (docs/api.md, Long operations)
+  { name: 'backup into /proc/self', status: 400, code: 'INVALID_TARGET', send: (c) => c('POST', '/v1/backups', { type: 'full', target: '/proc/self' }) },
+  { name: 'backup under /proc/self', status: 400, code: 'INVALID_TARGET', send: (c) => c('POST', '/v1/backups', { type: 'full', target: '/proc/self/meshsync/repo' }) },
+  { name: 'backup into a relative path', status: 400, code: 'INVALID_TARGET', send: (c) => c('POST', '/v1/backups', { type: 'full', target: 'backups/here' }) },
+  { name: 'list a relative path', status: 400, code: 'INVALID_TARGET', send: get('/v1/backups?target=backups') },
+  { name: 'verify in a relative path', status: 400, code: 'INVALID_TARGET', send: (c) => c('POST', '/v1/backups/latest/verify', { target: './repo' }) },
+  { name: 'restore from a relative path', status: 400, code: 'INVALID_TARGET', send: (c) => c('POST', '/v1/restore', { backup: 'latest', target: 'repo' }) },
+  { name: 'restore into a relative data dir', status: 400, code: 'INVALID_TARGET', send: (c) => c('POST', '/v1/restore', { backup: 'latest', target: '/tmp', into: 'node' }) },
+
   // authentication (the socket needs no token)
   { name: 'TCP without a token', status: 401, code: 'UNAUTHORIZED', only: 'tcp', send: put('a', { a: 1 }, { authorization: undefined }) },
   { name: 'TCP with a wrong token', status: 401, code: 'UNAUTHORIZED', only: 'tcp', send: put('a', { a: 1 }, { authorization: 'Bearer not-the-token' }) },
@@ -230,6 +245,27 @@ describe('bad input', () => {
     expect(results.slice(0, 32).map((r) => r.status)).toEqual(Array(32).fill(200))
     expect(results.slice(32).map((r) => (r.json as { error: { code: string } }).error.code)).toEqual(['INVALID_RECORD', 'INVALID_RECORD'])
     for (let i = 0; i < 32; i++) await daemon.sock('DELETE', `/v1/ns/${NS}/entities/group-${i}`)
+  })
+
+  it('405 names the methods a path takes in Allow', async () => {
+    for (const via of ['tcp', 'sock'] as const) {
+      const res = await daemon[via]<{ error: { message: string } }>('DELETE', '/v1/status')
+      expect(res.status).toBe(405)
+      expect(res.headers.allow?.split(', ')).toContain('GET')
+      expect(res.headers.allow).not.toContain('DELETE')
+      const entity = await daemon[via]('POST', `/v1/ns/${NS}/entities/seed`, { n: 1 })
+      expect(entity.headers.allow?.split(', ').sort()).toEqual(expect.arrayContaining(['DELETE', 'GET', 'PATCH', 'PUT']))
+    }
+  })
+
+  it('a refused /proc/self backup leaves the node free: the next backup request is not kept waiting', async () => {
+    const refused = await daemon.sock<{ error: { code: string } }>('POST', '/v1/backups', { type: 'full', target: '/proc/self' })
+    expect(refused.json.error.code).toBe('INVALID_TARGET')
+    const repo = await tempDir('meshsync-bad-repo-')
+    const created = await daemon.sock<{ entities: number }>('POST', '/v1/backups', { type: 'full', target: repo })
+    expect(created.status).toBe(201)
+    const status = await daemon.sock<{ backups: { running: boolean; operation: unknown } }>('GET', '/v1/status')
+    expect(status.json.backups).toMatchObject({ running: false, operation: null })
   })
 
   it('streams nothing for a bad SSE request and keeps serving', async () => {

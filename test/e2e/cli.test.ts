@@ -2,6 +2,8 @@ import { execFileSync, spawn } from 'node:child_process'
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { readFileSync } from 'node:fs'
+import { joinArgs } from '../helpers/cluster.ts'
 import { meshsyncBin, repoRoot, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon-process.ts'
 import { useTempDirs } from '../helpers/temp-dir.ts'
 import { abortWait, waitFor } from '../helpers/wait-for.ts'
@@ -186,6 +188,12 @@ describe('CLI', () => {
       cli(['watch', 'cli', '--data-dir', emptyDir]),
       cli(['start', ...dir, '--api-port', '0', '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0']),
       cli(['start', '--data-dir', emptyDir, '--bootstrap', '127.0.0.1:4911']),
+      cli(['frobnicate', ...dir]),
+      cli(['get', 'cli', 'x', '--bogus', ...dir]),
+      cli(['get', 'cli', ...dir]),
+      // A second daemon on the first one's p2p port (its own data dir and API port).
+      cli(['start', '--data-dir', join(emptyDir, 'second'), '--api-port', '0', '--no-mdns', '--listen', takenP2p()]),
+      cli(['restore', 'latest', '--into', join(emptyDir, 'restored'), '--repo', emptyDir]),
     ])
     const codes = [
       'ENTITY_NOT_FOUND',
@@ -197,19 +205,71 @@ describe('CLI', () => {
       'DAEMON_NOT_RUNNING',
       'ALREADY_RUNNING',
       'CONFIG_INVALID',
+      'INVALID_ARGUMENT',
+      'INVALID_ARGUMENT',
+      'INVALID_ARGUMENT',
+      'PORT_IN_USE',
+      'CLUSTER_KEY_REQUIRED',
     ]
     results.forEach((r, i) => {
       expect(r.code, r.stderr).not.toBe(0)
       expect(r.signal).toBeNull()
       expect(r.stdout).toBe('')
       expect(lines(r.stderr), r.stderr).toHaveLength(1)
-      expect(r.stderr).toMatch(new RegExp(`\\(${codes[i]}\\)\\n?$`))
+      // Under --json the line is the API's error shape.
+      if (i === 1) expect(JSON.parse(r.stderr)).toEqual({ error: { code: codes[i], message: expect.any(String) } })
+      else expect(r.stderr).toMatch(new RegExp(`\\(${codes[i]}\\)\\n?$`))
       expect(r.stderr).not.toMatch(/\n\s+at /) // no stack trace
+      expect(r.stderr).not.toMatch(/Usage:|Options:/) // no usage: that is --help
     })
+    expect(results[9]?.stderr).toMatch(/unknown command 'frobnicate'/)
+    expect(results[10]?.stderr).toMatch(/unknown option '--bogus'/)
+    expect(results[12]?.stderr).toContain(`p2p listen address ${takenP2p()} is in use`)
+    // The restore names the option that gives the cluster key, and the one that makes a new cluster.
+    expect(results[13]?.stderr).toMatch(/--cluster-key FILE.*--new-cluster/)
     // The refused second `start` left the running daemon alone.
     expect((await d.sock('GET', '/v1/health')).status).toBe(200)
     expect((await d.tcp('GET', '/v1/status')).status).toBe(200)
   }, 120_000)
+
+  /** The first daemon's p2p address without its peer id: a port taken by it. */
+  function takenP2p(): string {
+    return (d.info.listen[0] as string).replace(/\/p2p\/.*$/, '')
+  }
+
+  it('--version prints the package version; --help still prints the usage', async () => {
+    const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version
+    for (const flag of ['--version', '-V']) expect(await cli([flag])).toMatchObject({ code: 0, stdout: `${version}\n`, stderr: '' })
+    const help = await cli(['--help'])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toMatch(/Usage: meshsync/)
+    expect(help.stdout).toContain('--version')
+  })
+
+  it('--json errors are JSON, for the CLI\'s own errors too', async () => {
+    const unknown = await cli(['frobnicate', '--json'])
+    expect(unknown.code).toBe(1)
+    expect(JSON.parse(unknown.stderr)).toEqual({ error: { code: 'INVALID_ARGUMENT', message: expect.stringContaining('frobnicate') } })
+    const noDaemon = await cli(['status', '--json', '--data-dir', await tempDir('meshsync-nodaemon-')])
+    expect(JSON.parse(noDaemon.stderr)).toMatchObject({ error: { code: 'DAEMON_NOT_RUNNING' } })
+    expect(noDaemon.stdout).toBe('')
+  })
+
+  it('peers shows each peer\'s node id and how far behind it is', async () => {
+    const second = await startDaemon({ args: joinArgs(d) })
+    try {
+      await waitFor(async () => (await d.sock<{ nodeId: string | null; connected: boolean; behind: number | null }[]>('GET', '/v1/peers')).json.find((p) => p.connected && p.nodeId !== null && p.behind !== null), {
+        timeout: 30_000,
+        message: 'the second daemon synced with the first',
+      })
+      const peers = await cli(['peers', ...dir])
+      expect(peers.code).toBe(0)
+      const row = lines(peers.stdout).find((l) => l.includes(second.info.peerId))
+      expect(row).toMatch(new RegExp(`^up +node ${second.info.nodeId} ${second.info.peerId} behind \\d+ last sync `))
+    } finally {
+      await second.stop()
+    }
+  })
 
   it('init creates node.key, cluster.key and api-token with mode 0600', async () => {
     const root = join(await tempDir('meshsync-init-'), 'fresh')

@@ -283,6 +283,8 @@ describe('REST API', () => {
       ],
     })
     expect([res.status, codeOf(res)]).toEqual([404, 'ENTITY_NOT_FOUND'])
+    // The error names the op it is about.
+    expect((res.json as { error: { index: number } }).error.index).toBe(4)
     expect((await d.tcp('GET', '/v1/ns/atomic/entities/new1')).status).toBe(404)
     expect((await d.tcp('GET', '/v1/ns/atomic-other/entities/new2')).status).toBe(404)
     expect(ok(await d.tcp<Entity>('GET', '/v1/ns/atomic/entities/existing')).value).toEqual({ v: 1 })
@@ -308,6 +310,26 @@ describe('REST API', () => {
     ])
     expect((await d.tcp('GET', '/v1/ns/atomic/entities/existing')).status).toBe(404)
     expect(ok(await d.tcp<Entity>('GET', '/v1/ns/atomic-other/entities/new2')).value).toEqual({ v: 1 })
+  })
+
+  it('a 10,000-op batch with one bad op says which op, in the message and in `index`', async () => {
+    const ops = (bad: number, op: Record<string, unknown>): Record<string, unknown>[] =>
+      Array.from({ length: 10_000 }, (_, i) => (i === bad ? op : { op: 'put', ns: 'big-batch', id: `e${i}`, value: { i } }))
+    const vv = await vvTotal()
+    const cases: [number, Record<string, unknown>, string][] = [
+      [9000, { op: 'put', ns: 'NO', id: 'x', value: {} }, 'INVALID_NAMESPACE'],
+      [7777, { op: 'patch', ns: 'big-batch', id: 'x', value: { s: '\ud800' } }, 'INVALID_RECORD'],
+      [1234, { op: 'put', ns: 'big-batch', id: '', value: {} }, 'INVALID_ID'],
+      [9999, { op: 'put', ns: 'big-batch', value: {} }, 'INVALID_BODY'],
+      [5000, { op: 'delete', ns: 'big-batch', id: 'x', value: {} }, 'INVALID_BODY'],
+    ]
+    for (const [index, op, code] of cases) {
+      const res = await d.tcp<{ error: { code: string; message: string; index: number } }>('POST', '/v1/batch', { ops: ops(index, op) })
+      expect([res.status, res.json.error.code, res.json.error.index]).toEqual([400, code, index])
+      expect(res.json.error.message).toContain(code === 'INVALID_BODY' && index === 9999 ? `/ops/${index}` : `ops[${index}]: `)
+    }
+    // Nothing of any of them was written.
+    expect(await vvTotal()).toBe(vv)
   })
 
   it('text: POST applies splices in order, GET returns the text', async () => {

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify'
-import { assertNamespace, type JsonRecord, type TextSplice } from '../../../crdt/index.ts'
+import { assertNamespace, MeshsyncError, type JsonRecord, type TextSplice } from '../../../crdt/index.ts'
 import { RequestError } from '../../errors.ts'
 import type { LocalOp } from '../../store/entity-store.ts'
+import { BatchOpError, failedOpIndex } from '../batch-errors.ts'
 import type { ApiContext } from '../context.ts'
 import { batchBody, entityParams, listQuery, nsParams, recordBody, textBody, textParams } from '../schemas.ts'
 
@@ -55,13 +56,19 @@ export function entityRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (req) => {
       const ops: LocalOp[] = req.body.ops.map((o, i) => {
         if (o.op === 'delete') {
-          if (o.value !== undefined) throw new RequestError('INVALID_BODY', `ops[${i}]: a delete takes no value`)
+          if (o.value !== undefined) throw new BatchOpError(i, new RequestError('INVALID_BODY', 'a delete takes no value'))
           return { op: 'delete', ns: o.ns, id: o.id }
         }
-        if (o.value === undefined) throw new RequestError('INVALID_BODY', `ops[${i}]: ${o.op} needs a value`)
+        if (o.value === undefined) throw new BatchOpError(i, new RequestError('INVALID_BODY', `${o.op} needs a value`))
         return { op: o.op, ns: o.ns, id: o.id, value: o.value }
       })
-      return { results: await store.write(ops) }
+      try {
+        return { results: await store.write(ops) }
+      } catch (error) {
+        const index = error instanceof MeshsyncError ? failedOpIndex(ops, error) : undefined
+        if (index !== undefined) throw new BatchOpError(index, error as MeshsyncError)
+        throw error
+      }
     },
   )
 
