@@ -6,6 +6,7 @@ import { Replicator } from '../../../daemon/replication/replicator.ts'
 import { MemoryKvStore, type KvBatchOp, type KvWriteOptions } from '../../../daemon/storage/index.ts'
 import { EntityStore } from '../../../daemon/store/entity-store.ts'
 import { FakeReplicationTransport } from '../../helpers/fake-transport.ts'
+import { remoteChanges } from '../../helpers/remote-changes.ts'
 
 /**
  * Remote changes that arrive while a pass of ingestion is being committed join the next pass: one
@@ -44,16 +45,6 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close()
 })
 
-/** Changes 1..n of origin `bbbb`, each a put of its own entity. */
-async function remoteChanges(n: number): Promise<ChangeRecord[]> {
-  const other = new EntityStore({ kv: new MemoryKvStore(), nodeId: 'bbbb', logger })
-  await other.open()
-  for (let i = 1; i <= n; i++) await other.write([{ op: 'put', ns: 'r', id: `e${i}`, value: { i } }])
-  const out: ChangeRecord[] = []
-  for await (const c of other.changeLog('bbbb', 0)) out.push(c)
-  await other.close()
-  return out
-}
 
 async function startReplicator(kv: MemoryKvStore): Promise<{ store: EntityStore; replicator: Replicator; passes: number[] }> {
   const store = new EntityStore({ kv, nodeId: 'aaaa', logger })

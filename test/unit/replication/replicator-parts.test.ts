@@ -6,6 +6,7 @@ import { Replicator, type ReplicatorOptions } from '../../../daemon/replication/
 import { MemoryKvStore } from '../../../daemon/storage/index.ts'
 import { EntityStore } from '../../../daemon/store/entity-store.ts'
 import { FakeReplicationTransport } from '../../helpers/fake-transport.ts'
+import { remoteChanges } from '../../helpers/remote-changes.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 
 /**
@@ -36,16 +37,6 @@ async function start(options: ReplicatorOptions = {}): Promise<{ store: EntitySt
   return { store, transport, replicator, peers }
 }
 
-/** Changes 1..n of origin `bbbb`. */
-async function remoteChanges(n: number): Promise<ChangeRecord[]> {
-  const other = new EntityStore({ kv: new MemoryKvStore(), nodeId: 'bbbb', logger })
-  await other.open()
-  for (let i = 1; i <= n; i++) await other.write([{ op: 'put', ns: 'r', id: `e${i}`, value: { i } }])
-  const out: ChangeRecord[] = []
-  for await (const c of other.changeLog('bbbb', 0)) out.push(c)
-  await other.close()
-  return out
-}
 
 describe('replicator parts over a fake transport', () => {
   it('a publish that misses a connected peer is counted, and a session with that peer is asked for at once', async () => {
