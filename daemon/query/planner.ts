@@ -120,8 +120,10 @@ export function planQuery(where: Cond, sort: readonly SortKey[], indexes: readon
     if (effective.length === rest.length && effective.every((k, i) => k.path === rest[i]?.path)) {
       const same = effective.every((k, i) => k.dir === rest[i]?.dir)
       const flipped = effective.every((k, i) => k.dir !== rest[i]?.dir)
-      if (same && lastDir === 'asc') order = 'forward'
-      else if (flipped && lastDir === 'desc') order = 'reverse'
+      // The id ends each key in the direction of the index's last field (daemon/store/indexes.ts).
+      const idDir = index.fields.at(-1)?.dir ?? 'asc'
+      if (same && idDir === lastDir) order = 'forward'
+      else if (flipped && idDir !== lastDir) order = 'reverse'
     }
     const score = [e, ranges.length > 0 ? 1 : 0, order ? 1 : 0, -index.fields.length]
     if (score[0] === 0 && score[1] === 0 && score[2] === 0) continue

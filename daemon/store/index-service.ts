@@ -24,7 +24,7 @@ export interface IndexView {
   readonly fields: readonly IndexField[]
   readonly source: 'config' | 'api'
   readonly state: 'building' | 'ready'
-  /** Entities indexed so far by the build (complete: every live entity). */
+  /** Entities indexed so far (complete: every live entity of the namespace). */
   readonly built: number
   /** Live entities of the namespace now. */
   readonly total: number
@@ -151,7 +151,9 @@ export class IndexService {
   }
 
   #view(ns: string, index: NamedIndex): IndexView {
-    return { ns, name: index.name, fields: index.fields, source: index.source, state: index.state, built: index.built, total: own(this.#committer.counts, ns) ?? 0 }
+    const total = own(this.#committer.counts, ns) ?? 0
+    // A complete index holds every live entity; a building one, those its build has passed so far.
+    return { ns, name: index.name, fields: index.fields, source: index.source, state: index.state, built: index.state === 'ready' ? total : Math.min(index.built, total), total }
   }
 
   async #job(action: IndexAction): Promise<{ created?: boolean }> {

@@ -4,7 +4,7 @@
  * entry is written in the same batch as the entity change it follows (group-batch.ts,
  * maintenance.ts, index-jobs.ts).
  */
-import { encodeJson, encodeTuple } from '../query/collation.ts'
+import { encodeDirected, encodeTuple } from '../query/collation.ts'
 import { parsePath, QueryError, valueAt } from '../query/language.ts'
 import type { IndexField } from '../query/planner.ts'
 import type { KvBatchOp } from '../storage/kv-store.ts'
@@ -56,6 +56,7 @@ export function parseIndexDefinition(name: string, fields: unknown): IndexField[
     let path: unknown = f
     let dir: unknown = 'asc'
     if (Array.isArray(f)) [path, dir = 'asc'] = f as unknown[]
+    else if (f !== null && typeof f === 'object') ({ path, dir = 'asc' } = f as { path?: unknown; dir?: unknown })
     else if (typeof f === 'string' && (f.endsWith(':desc') || f.endsWith(':asc'))) [path, dir] = [f.slice(0, f.lastIndexOf(':')), f.slice(f.lastIndexOf(':') + 1)]
     parsePath(path, part)
     if (dir !== 'asc' && dir !== 'desc') throw new QueryError(part, 'the direction is "asc" or "desc"')
@@ -75,7 +76,16 @@ export function indexEntryKey(ns: string, index: NamedIndex, id: string, meta: E
   if (!meta || meta.deleted) return undefined
   const row = { id, updatedAt: meta.updatedAt, value: meta.value }
   const values = index.fields.map((f) => valueAt(row, f.path.split('.')))
-  return indexPrefix(ns, index.name) + encodeTuple(values, index.fields.map((f) => f.dir)) + encodeJson(id)
+  return indexPrefix(ns, index.name) + encodeTuple(values, index.fields.map((f) => f.dir)) + encodeDirected(id, idDirection(index.fields))
+}
+
+/**
+ * The direction of the id at the end of an index key: that of the index's last field, so that
+ * ties come in the order of the result order's rule (by id, in the direction of the last sort
+ * key) whichever way the index is read.
+ */
+export function idDirection(fields: readonly IndexField[]): 'asc' | 'desc' {
+  return fields.at(-1)?.dir ?? 'asc'
 }
 
 /** Appends the ops that move an entity's entries from its meta `before` to `after`. */

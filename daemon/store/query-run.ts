@@ -4,13 +4,13 @@
  * against the whole `where`, so an index only narrows what is read. A query that would examine
  * more than `maxScan` entities is refused (QUERY_NEEDS_INDEX) instead of stalling the node.
  */
-import { encodeJson, encodeTuple } from '../query/collation.ts'
+import { encodeDirected, encodeTuple } from '../query/collation.ts'
 import { matches, project, valueAt, type Query, type QueryRow } from '../query/language.ts'
 import { decodeCursor, encodeCursor, orderKey, planQuery, type Plan } from '../query/planner.ts'
 import { QueryNeedsIndexError } from '../errors.ts'
 import type { KvReader } from '../storage/kv-store.ts'
 import { decodeMeta, type EntityMeta } from './entity-meta.ts'
-import type { NamedIndex } from './indexes.ts'
+import { idDirection, type NamedIndex } from './indexes.ts'
 import { entityMetaKey, entityMetaRange, indexPrefix, parseEntityMetaKey } from './keys.ts'
 import type { EntityView } from './types.ts'
 import { viewOf } from './views.ts'
@@ -84,7 +84,7 @@ export async function runQuery(reader: KvReader, ns: string, query: Query, optio
       // Seek past the cursor: its index key is the equality values, its sort values and its id.
       const rest = plan.index.fields.slice(plan.eq.length)
       const restValues = rest.map((f) => cursor.values[query.sort.findIndex((k) => k.path === f.path)])
-      const seek = prefix + encodeTuple(plan.eq, plan.index.fields.map((f) => f.dir)) + encodeTuple(restValues, rest.map((f) => f.dir)) + encodeJson(cursor.id)
+      const seek = prefix + encodeTuple(plan.eq, plan.index.fields.map((f) => f.dir)) + encodeTuple(restValues, rest.map((f) => f.dir)) + encodeDirected(cursor.id, idDirection(plan.index.fields))
       if (plan.order === 'forward' && seek >= gte) gt = seek
       if (plan.order === 'reverse' && seek < lt) lt = seek
     }
