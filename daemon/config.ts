@@ -3,6 +3,7 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { isValidNamespace, MeshsyncError } from '../crdt/index.ts'
 import type { ConflictPolicy, NamespaceMode } from './store/entity-store.ts'
+import { parseIndexDefinition } from './store/indexes.ts'
 import { DEFAULT_ANTI_ENTROPY_FANOUT, DEFAULT_GOSSIP_PACE_MAX_MS, DEFAULT_GOSSIP_PACE_MS } from './replication/replicator.ts'
 import { bootstrapAddressProblem } from '../transport/addresses.ts'
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_CONNECTIONS } from '../transport/overlay.ts'
@@ -43,7 +44,12 @@ export interface DaemonConfig {
     readonly maxConnections: number
   }
   /** Per-namespace replication mode; namespaces not listed are two-way. */
-  readonly namespaces: Readonly<Record<string, { readonly mode: NamespaceMode; readonly conflicts: ConflictPolicy }>>
+  readonly namespaces: Readonly<Record<string, NamespaceSettings>>
+  /** Queries (docs/queries.md). */
+  readonly query: {
+    /** Most entities one query may examine; beyond it 400 QUERY_NEEDS_INDEX. */
+    readonly maxScan: number
+  }
   readonly store: {
     readonly docCacheSize: number
     readonly maxGroupOps: number
@@ -61,6 +67,14 @@ export interface DaemonConfig {
   }
   /** Backups (docs/backups.md): default repository, passphrase file, schedules. */
   readonly backup: BackupConfig
+}
+
+/** One entry of `namespaces`. */
+export interface NamespaceSettings {
+  readonly mode: NamespaceMode
+  readonly conflicts: ConflictPolicy
+  /** Secondary indexes (docs/queries.md): per name, its fields as `[path, "asc"|"desc"]`. */
+  readonly indexes?: Readonly<Record<string, readonly (readonly [string, 'asc' | 'desc'])[]>>
 }
 
 /** The `backup` section of the config file. */
@@ -110,6 +124,7 @@ export function defaultConfig(dataDir: string): DaemonConfig {
     api: { host: '127.0.0.1', port: DEFAULT_API_PORT, bodyLimit: 8 * 1024 * 1024 },
     p2p: { listen: [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`], bootstrap: [], mdns: true, allowPeers: [], gossip: true, antiEntropyIntervalMs: 10_000, antiEntropyFanout: DEFAULT_ANTI_ENTROPY_FANOUT, gossipPaceMs: DEFAULT_GOSSIP_PACE_MS, gossipPaceMaxMs: DEFAULT_GOSSIP_PACE_MAX_MS, signGossip: false, minConnections: DEFAULT_MIN_CONNECTIONS, maxConnections: DEFAULT_MAX_CONNECTIONS },
     namespaces: {},
+    query: { maxScan: 100_000 },
     store: { docCacheSize: 1000, maxGroupOps: 2000, maxQueuedOps: 50_000 },
     log: { level: 'info' },
     gc: { tombstoneGraceMs: 24 * 3600_000, intervalMs: 60_000, clockSkewMs: 60_000 },
@@ -173,13 +188,15 @@ async function readConfigFile(file: string, required: boolean): Promise<Record<s
 }
 
 function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: string): DaemonConfig {
-  const known = new Set(['api', 'p2p', 'store', 'log', 'namespaces', 'backup', 'gc'])
+  const known = new Set(['api', 'p2p', 'store', 'log', 'namespaces', 'backup', 'gc', 'query'])
   for (const key of Object.keys(file)) if (!known.has(key)) throw new ConfigError(`${where}: unknown setting "${key}"`)
   const api = section(file, 'api', where)
   const p2p = section(file, 'p2p', where)
   const store = section(file, 'store', where)
   const log = section(file, 'log', where)
   const gc = section(file, 'gc', where)
+  const query = section(file, 'query', where)
+  for (const key of Object.keys(query)) if (!Object.hasOwn(base.query, key)) throw new ConfigError(`${where}: unknown setting "query.${key}"`)
   for (const key of Object.keys(gc)) if (!Object.hasOwn(base.gc, key)) throw new ConfigError(`${where}: unknown setting "gc.${key}"`)
   return {
     dataDir: base.dataDir,
@@ -203,6 +220,7 @@ function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: str
       ...watermarks(p2p, base.p2p, where),
     },
     namespaces: namespaceModes(section(file, 'namespaces', where), where),
+    query: { maxScan: num(query, 'maxScan', base.query.maxScan, where) },
     store: {
       docCacheSize: num(store, 'docCacheSize', base.store.docCacheSize, where),
       maxGroupOps: num(store, 'maxGroupOps', base.store.maxGroupOps, where),
@@ -256,11 +274,11 @@ const MODES: readonly NamespaceMode[] = ['two-way', 'pull-only', 'push-only']
 
 const POLICIES: readonly ConflictPolicy[] = ['auto', 'strict']
 
-function namespaceModes(raw: Record<string, unknown>, where: string): Record<string, { mode: NamespaceMode; conflicts: ConflictPolicy }> {
-  const out: Record<string, { mode: NamespaceMode; conflicts: ConflictPolicy }> = {}
+function namespaceModes(raw: Record<string, unknown>, where: string): Record<string, NamespaceSettings> {
+  const out: Record<string, NamespaceSettings> = {}
   for (const [ns, value] of Object.entries(raw)) {
     if (!isValidNamespace(ns)) throw new ConfigError(`${where}: "${ns}" is not a valid namespace`)
-    const settings = (typeof value === 'object' && value !== null ? value : {}) as { mode?: unknown; conflicts?: unknown }
+    const settings = (typeof value === 'object' && value !== null ? value : {}) as { mode?: unknown; conflicts?: unknown; indexes?: unknown }
     const mode = settings.mode ?? 'two-way'
     if (typeof mode !== 'string' || !MODES.includes(mode as NamespaceMode)) {
       throw new ConfigError(`${where}: namespaces.${ns}.mode must be one of ${MODES.join(', ')}`)
@@ -269,7 +287,21 @@ function namespaceModes(raw: Record<string, unknown>, where: string): Record<str
     if (typeof conflicts !== 'string' || !POLICIES.includes(conflicts as ConflictPolicy)) {
       throw new ConfigError(`${where}: namespaces.${ns}.conflicts must be one of ${POLICIES.join(', ')}`)
     }
-    out[ns] = { mode: mode as NamespaceMode, conflicts: conflicts as ConflictPolicy }
+    out[ns] = { mode: mode as NamespaceMode, conflicts: conflicts as ConflictPolicy, ...(settings.indexes !== undefined && { indexes: indexSettings(ns, settings.indexes, where) }) }
+  }
+  return out
+}
+
+/** `namespaces.<ns>.indexes`: checked as the API checks an index (INVALID_QUERY becomes CONFIG_INVALID). */
+function indexSettings(ns: string, raw: unknown, where: string): Record<string, [string, 'asc' | 'desc'][]> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${where}: namespaces.${ns}.indexes must be an object of index name to fields`)
+  const out: Record<string, [string, 'asc' | 'desc'][]> = {}
+  for (const [name, fields] of Object.entries(raw)) {
+    try {
+      out[name] = parseIndexDefinition(name, fields).map((f) => [f.path, f.dir])
+    } catch (cause) {
+      throw new ConfigError(`${where}: namespaces.${ns}.indexes.${name}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
+    }
   }
   return out
 }

@@ -70,6 +70,13 @@ export class Daemon {
         tombstoneGraceMs: config.gc.tombstoneGraceMs,
         modeOf: (ns) => config.namespaces[ns]?.mode ?? 'two-way',
         conflictPolicyOf: (ns) => config.namespaces[ns]?.conflicts ?? 'auto',
+        // Declared indexes (docs/queries.md): the store builds new ones in the background.
+        indexes: Object.fromEntries(
+          Object.entries(config.namespaces).flatMap(([ns, n]) =>
+            n.indexes ? [[ns, Object.fromEntries(Object.entries(n.indexes).map(([name, fields]) => [name, fields.map(([path, dir]) => ({ path, dir }))]))]] : [],
+          ),
+        ),
+        maxScan: config.query.maxScan,
       },
     )
     await lifecycle.start('store', () => store.open(), () => store.close())

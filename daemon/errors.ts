@@ -11,7 +11,7 @@ export const ERROR_CODES = {
   // Requests
   INVALID_JSON: { status: 400, meaning: 'the body is not JSON' },
   INVALID_BODY: { status: 400, meaning: "the body does not match the route's schema (wrong types, missing or unknown fields)" },
-  INVALID_QUERY: { status: 400, meaning: 'bad query parameters (an unknown one, or `limit` out of range)' },
+  INVALID_QUERY: { status: 400, meaning: 'bad query parameters (an unknown one, or `limit` out of range), or a query or index definition that is not valid (the message starts with the part at fault, e.g. `where.status.$gte`)' },
   INVALID_URL: { status: 400, meaning: 'a path that is not valid percent-encoding' },
   URI_TOO_LONG: { status: 414, meaning: 'a path segment longer than 1024 characters' },
   PAYLOAD_TOO_LARGE: { status: 413, meaning: 'a body over `api.bodyLimit`' },
@@ -35,6 +35,9 @@ export const ERROR_CODES = {
   INVALID_CURSOR: { status: 400, meaning: 'a change-feed cursor this node did not issue' },
   CURSOR_EXPIRED: { status: 410, meaning: 'a change-feed cursor older than a tombstone purge (it could miss deletions): read again from cursor 0' },
   ENTITY_NOT_FOUND: { status: 404, meaning: 'no such entity (or it is deleted)' },
+  QUERY_NEEDS_INDEX: { status: 400, meaning: 'a query that would examine more than `query.maxScan` entities: add an index that serves it, or narrow it' },
+  INDEX_NOT_FOUND: { status: 404, meaning: 'no index of that name in the namespace' },
+  INDEX_CONFLICT: { status: 409, meaning: 'an index of that name exists with other fields, or is declared in the config (change it there)' },
   READ_ONLY_NAMESPACE: { status: 403, meaning: 'a local write to a pull-only namespace' },
   UNRESOLVED_CONFLICT: { status: 409, meaning: 'a write to a conflicted entity in a `strict` namespace' },
   // Peers and replication
@@ -164,5 +167,21 @@ export class UnresolvedConflictError extends MeshsyncError {
   constructor(ns: string, id: string) {
     super('UNRESOLVED_CONFLICT', `entity ${ns}/${id} has unresolved conflicts; resolve them first (POST .../resolve)`)
     this.name = 'UnresolvedConflictError'
+  }
+}
+
+/** A query that would examine more entities than `query.maxScan` (docs/queries.md). */
+export class QueryNeedsIndexError extends MeshsyncError {
+  constructor(ns: string, examined: number, maxScan: number) {
+    super('QUERY_NEEDS_INDEX', `the query would examine more than ${maxScan} entities of ${ns} (query.maxScan; at least ${examined}): add an index that serves it (docs/queries.md), or narrow it`)
+    this.name = 'QueryNeedsIndexError'
+  }
+}
+
+/** An index that does not exist, or one that cannot be created or dropped as asked. */
+export class IndexError extends MeshsyncError {
+  constructor(code: ErrorCodes<'INDEX_NOT_FOUND' | 'INDEX_CONFLICT'>, message: string) {
+    super(code, message)
+    this.name = 'IndexError'
   }
 }

@@ -74,6 +74,26 @@ export class DaemonMetrics {
       },
     })
     new Gauge({
+      name: 'meshsync_index_entities_built',
+      help: 'Entities a secondary index holds entries for so far, by namespace and index (docs/queries.md); with meshsync_index_ready.',
+      labelNames: ['ns', 'index'] as const,
+      registers,
+      collect() {
+        this.reset()
+        for (const i of store.indexes.list()) this.set({ ns: i.ns, index: i.name }, i.built)
+      },
+    })
+    new Gauge({
+      name: 'meshsync_index_ready',
+      help: 'Whether a secondary index is complete and serves queries (1) or is still building (0), by namespace and index.',
+      labelNames: ['ns', 'index'] as const,
+      registers,
+      collect() {
+        this.reset()
+        for (const i of store.indexes.list()) this.set({ ns: i.ns, index: i.name }, i.state === 'ready' ? 1 : 0)
+      },
+    })
+    new Gauge({
       name: 'meshsync_conflicts',
       help: 'Unresolved conflicts (entity fields), as GET /v1/conflicts lists them.',
       registers,

@@ -7,6 +7,7 @@ import { dataDirLayout, initDataDir } from '../data-dir.ts'
 import { DaemonError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import { registerBackupCommands } from './backup-commands.ts'
+import { registerQueryCommands } from './query-commands.ts'
 import { SocketClient } from './client.ts'
 
 /** Options every client command accepts. */
@@ -237,6 +238,7 @@ function buildProgram(): Command {
     })
 
   registerBackupCommands(program)
+  registerQueryCommands(program)
 
   return program
 }

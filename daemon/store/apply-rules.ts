@@ -89,7 +89,8 @@ export function applyJob(ctx: ApplyContext, job: Job, g: GroupState): JobResult 
       return { views: [] }
     case 'wipe':
     case 'purge':
-      throw new Error('a wipe or purge runs alone')
+    case 'index':
+      throw new Error('a wipe, purge or index job runs alone')
   }
 }
 

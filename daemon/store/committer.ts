@@ -7,13 +7,15 @@
 import { randomInt } from 'node:crypto'
 import type { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
-import { emptyVector, ValidationError, type VersionVector } from '../../crdt/index.ts'
+import { emptyVector, MeshsyncError, ValidationError, type VersionVector } from '../../crdt/index.ts'
 import { EntityNotFoundError, UnavailableError } from '../errors.ts'
 import { failpoints } from '../failpoints.ts'
 import type { KvBatchOp, KvStore } from '../storage/kv-store.ts'
 import { applyJob, type ApplyContext } from './apply-rules.ts'
 import type { EntityDocs } from './doc-cache.ts'
 import { groupBatchOps } from './group-batch.ts'
+import { planIndexJob } from './index-jobs.ts'
+import { indexCatalogRecord, indexesOf, type IndexCatalog, type NamedIndex } from './indexes.ts'
 import { entityMetaKey } from './keys.ts'
 import {
   countsAfter,
@@ -82,6 +84,10 @@ export class Committer {
   #horizon: Record<string, VersionVector> = {}
   /** Per namespace, the highest feed position a purge removed: older cursors may miss deletes. */
   #feedFloor: Record<string, number> = {}
+  /** Secondary indexes (indexes.ts); changed only by index jobs, which run alone. */
+  #indexes: IndexCatalog = {}
+  /** Per namespace, its indexes as a list (cleared when the catalog changes). */
+  #indexLists = new Map<string, readonly NamedIndex[]>()
 
   #running = false
   #open = false
@@ -153,6 +159,20 @@ export class Committer {
     return this.#feedFloor
   }
 
+  /** The secondary indexes, as durable. */
+  get indexes(): IndexCatalog {
+    return this.#indexes
+  }
+
+  #indexesOf = (ns: string): readonly NamedIndex[] => {
+    let list = this.#indexLists.get(ns)
+    if (list === undefined) {
+      list = indexesOf(this.#indexes, ns)
+      this.#indexLists.set(ns, list)
+    }
+    return list
+  }
+
   /** Yjs clientID this process edits with (fresh on every open). */
   get clientId(): number {
     return this.#clientId
@@ -173,6 +193,8 @@ export class Committer {
     this.#nodeVv = records.nodeVv
     this.#feedSeq = records.feedSeq
     this.#clientIds = records.clientIds
+    this.#indexes = indexCatalogRecord.decode(await this.#kv.get(indexCatalogRecord.key))
+    this.#indexLists.clear()
     this.#tip = this.#publishedState()
     this.#clientId = this.#freshClientId()
     // Persist the id before any edit is made with it: a restart after a crash can never reuse
@@ -231,11 +253,12 @@ export class Committer {
           continue
         }
         const first = this.#queues.head()
-        if (first?.kind === 'wipe' || first?.kind === 'purge') {
+        if (first?.kind === 'wipe' || first?.kind === 'purge' || first?.kind === 'index') {
           await drain()
           this.#queues.dropHead(first)
           if (first.kind === 'wipe') await this.#commitWipe(first)
-          else await this.#commitPurge(first)
+          else if (first.kind === 'purge') await this.#commitPurge(first)
+          else await this.#commitIndex(first)
           this.#tip = this.#publishedState()
           continue
         }
@@ -325,7 +348,7 @@ export class Committer {
     }
     const write = g.committed.length > 0 || g.touched
     const counts = write ? countsAfter(start.counts, g.working) : start.counts
-    const ops = write ? groupBatchOps(g, counts, this.#deltaLimits, this.#clientIdsDirty ? this.#clientIds : undefined) : undefined
+    const ops = write ? groupBatchOps(g, counts, this.#deltaLimits, this.#clientIdsDirty ? this.#clientIds : undefined, this.#indexesOf) : undefined
     const end: NodeState = { nodeVv: g.nodeVv, feedSeq: g.feedSeq, logFloor: g.logFloor, counts }
     this.#tip = end
     return { group, g, outcomes, ops, end, feedFrom: start.feedSeq, epoch, clientIds: this.#clientIds.length }
@@ -454,6 +477,22 @@ export class Committer {
       job.reject(error)
     } finally {
       this.#docs.allEnded()
+    }
+  }
+
+  async #commitIndex(job: Job & { kind: 'index' }): Promise<void> {
+    try {
+      const plan = await planIndexJob(this.#kv, this.#indexes, job.action)
+      if (plan.ops !== undefined) {
+        await this.#commitBatch(plan.ops, () => {
+          this.#indexes = plan.catalog
+          this.#indexLists.clear()
+        })
+      }
+      job.resolve({ views: [], index: plan.outcome })
+    } catch (error) {
+      if (!(error instanceof MeshsyncError)) this.#log.error({ err: error }, 'an index job failed')
+      job.reject(error)
     }
   }
 

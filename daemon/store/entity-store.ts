@@ -14,6 +14,7 @@ import { CursorExpiredError, EntityNotFoundError, ReadOnlyNamespaceError } from 
 import type { KvStore } from '../storage/kv-store.ts'
 import { Committer } from './committer.ts'
 import { EntityDocs } from './doc-cache.ts'
+import { IndexService } from './index-service.ts'
 import { decodeMeta } from './entity-meta.ts'
 import { own } from './meta-records.ts'
 import {
@@ -86,6 +87,9 @@ export class EntityStore extends EventEmitter<EntityStoreEvents> {
   readonly #graceMs: number
   /** Tombstone GC counters. */
   readonly gcStats: GcStats
+  /** Secondary indexes and queries (docs/queries.md). */
+  readonly indexes: IndexService
+  readonly #declaredIndexes: NonNullable<EntityStoreOptions['indexes']>
 
   constructor(components: EntityStoreComponents, options: EntityStoreOptions = {}) {
     super()
@@ -107,6 +111,8 @@ export class EntityStore extends EventEmitter<EntityStoreEvents> {
       },
     )
     this.gcStats = this.#committer.gcStats
+    this.indexes = new IndexService(components.kv, this.#committer, components.logger, options.maxScan ?? 100_000)
+    this.#declaredIndexes = options.indexes ?? {}
     this.setMaxListeners(0) // one listener per change-feed stream and per replication peer
   }
 
@@ -125,6 +131,8 @@ export class EntityStore extends EventEmitter<EntityStoreEvents> {
     if (this.#committer.isOpen) return
     await this.#kv.open()
     await this.#committer.open()
+    // The config's indexes; builds left unfinished by the last run resume (docs/queries.md).
+    await this.indexes.declare(this.#declaredIndexes)
   }
 
   /** Refuses new work, waits for queued writes to commit, closes the storage. */

@@ -1,11 +1,13 @@
 /**
  * The one batch a group commit writes: every entity the group changed (meta, state, feed,
- * conflict and tombstone entries), its change records and the node's records after it.
+ * conflict, tombstone and secondary index entries), its change records and the node's records
+ * after it.
  */
 import type { KvBatchOp } from '../storage/kv-store.ts'
 import { encodeMeta, utf8, type EntityMeta } from './entity-meta.ts'
 import { changeLogKey, conflictKey, entityMetaKey, feedKey, tombstoneKey } from './keys.ts'
 import { clientIdsRecord, countsRecord, feedSeqRecord, logFloorRecord, nodeVvRecord } from './meta-records.ts'
+import { indexEntryOps, type NamedIndex } from './indexes.ts'
 import type { GroupState } from './jobs.ts'
 import { stateWriteOps } from './state-parts.ts'
 import type { DeltaLimits } from './types.ts'
@@ -13,8 +15,17 @@ import { conflictViews } from './views.ts'
 
 const EMPTY = new Uint8Array(0)
 
-/** `clientIds`: every Yjs clientID of the node, when the record must be written again. */
-export function groupBatchOps(g: GroupState, counts: Record<string, number>, deltaLimits: DeltaLimits, clientIds: number[] | undefined): KvBatchOp[] {
+/**
+ * `clientIds`: every Yjs clientID of the node, when the record must be written again; `indexesOf`:
+ * the indexes of a namespace (building ones too), whose entries move with each entity.
+ */
+export function groupBatchOps(
+  g: GroupState,
+  counts: Record<string, number>,
+  deltaLimits: DeltaLimits,
+  clientIds: number[] | undefined,
+  indexesOf: (ns: string) => readonly NamedIndex[] = () => [],
+): KvBatchOp[] {
   const ops: KvBatchOp[] = []
   for (const entity of g.working.values()) {
     if (!entity.changed || !entity.meta) continue
@@ -33,6 +44,7 @@ export function groupBatchOps(g: GroupState, counts: Record<string, number>, del
     } else if (before?.deleted === true) {
       ops.push({ type: 'del', key: tombstoneKey(ns, id) })
     }
+    indexEntryOps(ns, id, before, meta, indexesOf(ns), ops)
     const entry = { id, op: meta.deleted ? 'delete' : 'upsert', version: meta.vv }
     ops.push({ type: 'put', key: feedKey(ns, meta.feedSeq), value: utf8(JSON.stringify(entry)) })
   }

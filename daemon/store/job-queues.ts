@@ -50,7 +50,7 @@ export class JobQueues {
     return this.#replicationQueue.length > 0 ? undefined : (this.#queue[0] as Job)
   }
 
-  /** Takes the local queue's head, {@link head} (a wipe or a purge, which runs alone). */
+  /** Takes the local queue's head, {@link head} (a wipe, a purge or an index job, which runs alone). */
   dropHead(job: Job): void {
     this.#queue.shift()
     this.#queuedOps -= jobSize(job)
@@ -68,7 +68,7 @@ export class JobQueues {
     while (this.#queue.length > 0) {
       const next = this.#queue[0] as Job
       const size = jobSize(next)
-      if (next.kind === 'wipe' || next.kind === 'purge' || (group.length > 0 && ops + size > this.#maxGroupOps)) break
+      if (next.kind === 'wipe' || next.kind === 'purge' || next.kind === 'index' || (group.length > 0 && ops + size > this.#maxGroupOps)) break
       group.push(next)
       this.#queue.shift()
       ops += size

@@ -5,6 +5,7 @@ import * as Y from 'yjs'
 import type { ChangeRecord, EntityEdit, EntitySnapshot, VersionVector } from '../../crdt/index.ts'
 import type { KvBatchOp } from '../storage/index.ts'
 import type { EntityMeta } from './entity-meta.ts'
+import type { IndexAction, IndexOutcome } from './index-jobs.ts'
 import type { CommittedChange, EntityView, LocalOp, RemoteApplyResult, SnapshotApplyResult, TombstoneInfo } from './types.ts'
 
 /** A local job refused by validation, before it touched any document. */
@@ -30,6 +31,7 @@ export type JobInput =
   | { readonly kind: 'snapshot'; readonly entities: readonly EntitySnapshot[] }
   | { readonly kind: 'snapshot-end'; readonly vv: VersionVector }
   | { readonly kind: 'wipe'; readonly ns: string }
+  | { readonly kind: 'index'; readonly action: IndexAction }
   | {
       readonly kind: 'purge'
       readonly tombstones: readonly TombstoneInfo[]
@@ -96,6 +98,7 @@ export function jobSize(job: JobInput): number {
       return job.entities.length
     case 'snapshot-end':
     case 'wipe':
+    case 'index':
       return 1
     case 'purge':
       return Math.max(1, job.tombstones.length)
@@ -113,6 +116,7 @@ export function jobEntities(job: JobInput): readonly { readonly ns: string; read
     case 'snapshot-end':
     case 'wipe':
     case 'purge':
+    case 'index':
       return []
   }
 }
@@ -121,6 +125,7 @@ export interface JobResult {
   readonly views: EntityView[]
   readonly remote?: RemoteApplyResult
   readonly snapshot?: SnapshotApplyResult
+  readonly index?: IndexOutcome
 }
 
 /**

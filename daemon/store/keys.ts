@@ -13,6 +13,10 @@
  * | `c\0<ns>\0<id>`                     | (empty) entity has unresolved conflicts |
  * | `t\0<ns>\0<id>`                     | tombstone: JSON {deletedAt, vv}         |
  * | `m\0<name>`                         | node metadata (node vv, feed seq, ...)  |
+ * | `i\0<ns>\0<index>\0<values><id>`     | secondary index entry: the entity's id  |
+ *
+ * An index entry's `<values><id>` is the order-preserving encoding of the indexed values and the
+ * id (daemon/query/collation.ts), so that key order is the index's order (docs/queries.md).
  */
 const SEP = '\u0000'
 const AFTER_SEP = '\u0001'
@@ -32,6 +36,8 @@ export const META_LOG_FLOOR = `m${SEP}log-floor`
 export const META_GC_HORIZON = `m${SEP}gc-horizon`
 /** Per namespace, the highest feed position a purge removed (JSON {ns: feedSeq}). */
 export const META_FEED_FLOOR = `m${SEP}feed-floor`
+/** Per namespace, its secondary indexes: definition, origin and build state (JSON). */
+export const META_INDEXES = `m${SEP}indexes`
 
 export function entityMetaKey(ns: string, id: string): string {
   return `e${SEP}${ns}${SEP}${id}`
@@ -111,6 +117,16 @@ export function feedRange(ns: string, afterSeq: number): { gt: string; lt: strin
 /** The feed seq encoded at the end of a feed key. */
 export function feedSeqOfKey(key: string): number {
   return Number.parseInt(key.slice(key.lastIndexOf(SEP) + 1), 16)
+}
+
+/** The key prefix of every entry of one index. */
+export function indexPrefix(ns: string, name: string): string {
+  return `i${SEP}${ns}${SEP}${name}${SEP}`
+}
+
+/** Entry keys of every index of `ns`. */
+export function indexRange(ns: string): { gte: string; lt: string } {
+  return { gte: `i${SEP}${ns}${SEP}`, lt: `i${SEP}${ns}${AFTER_SEP}` }
 }
 
 function hex16(n: number): string {

@@ -16,6 +16,7 @@ import {
   entityStateRange,
   feedKey,
   feedRange,
+  indexRange,
   parseEntityMetaKey,
   tombstoneKey,
   tombstoneRange,
@@ -35,12 +36,12 @@ export interface WipePlan {
   readonly feedSeq: number
 }
 
-/** Every entity of `ns` (state, metadata, feed and conflict entries) removed in one batch. */
+/** Every entity of `ns` (state, metadata, feed, conflict and index entries) removed in one batch; index definitions stay. */
 export async function planWipe(kv: KvReader, ns: string, state: { readonly counts: Readonly<Record<string, number>>; readonly feedSeq: number }): Promise<WipePlan> {
   const ops: KvBatchOp[] = []
   const removed: EntityView[] = []
   const removedKeys: string[] = []
-  for (const range of [entityMetaRange(ns), entityStateRange(ns), entityDeltaRange(ns), feedRange(ns, 0), conflictRange(ns), tombstoneRange(ns)]) {
+  for (const range of [entityMetaRange(ns), entityStateRange(ns), entityDeltaRange(ns), feedRange(ns, 0), conflictRange(ns), tombstoneRange(ns), indexRange(ns)]) {
     for await (const [key, value] of kv.iterate(range)) {
       ops.push({ type: 'del', key })
       if (key.startsWith('e')) {

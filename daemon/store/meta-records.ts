@@ -28,7 +28,7 @@ function record<T>(key: string, encode: (value: T) => Uint8Array, decode: (bytes
   }
 }
 
-function jsonRecord<T>(key: string, empty: () => T): MetaRecord<T> {
+export function jsonRecord<T>(key: string, empty: () => T): MetaRecord<T> {
   return record(
     key,
     (value) => utf8(JSON.stringify(value)),

@@ -1,3 +1,4 @@
+import type { IndexField } from '../query/planner.ts'
 import type { ChangeRecord, JsonRecord, JsonValue, TextSplice, VersionVector } from '../../crdt/index.ts'
 import type { Logger } from 'pino'
 import type { KvStore } from '../storage/kv-store.ts'
@@ -134,6 +135,14 @@ export interface EntityStoreOptions {
    * `minBaseBytes` (default 4096), up to `maxDeltas` (default 256) before the base is rewritten.
    */
   readonly stateDeltas?: Partial<DeltaLimits>
+  /**
+   * Indexes declared in the config (`namespaces.X.indexes`), per namespace and name: created on
+   * open (built in the background), replaced when their fields change, dropped when no longer
+   * declared (docs/queries.md).
+   */
+  readonly indexes?: Readonly<Record<string, Readonly<Record<string, readonly IndexField[]>>>>
+  /** Most entities a query may examine (`query.maxScan`, default 100,000). */
+  readonly maxScan?: number
 }
 
 /** See {@link EntityStoreOptions.stateDeltas}. */

@@ -19,6 +19,7 @@ export function systemRoutes(app: FastifyInstance, ctx: ApiContext): void {
       namespaces: counts,
       uptimeMs: Date.now() - ctx.startedAt,
       gc: { ...ctx.store.gcStats, graceMs: ctx.store.tombstoneGraceMs, purgedNamespaces: Object.keys(ctx.store.purgeHorizon) },
+      indexes: ctx.store.indexes.list().map(({ ns, name, state, built, total }) => ({ ns, name, state, built, total })),
       ...(ctx.backups && { backups: ctx.backups.status() }),
     }
   })

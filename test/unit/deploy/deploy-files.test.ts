@@ -17,7 +17,7 @@ describe('deploy/config.example.json', () => {
     const config = await loadConfig({ config: example, dataDir: '/var/lib/meshsync' }, {})
     expect(config.api.port).toBe(4717)
     expect(config.p2p.clusterKeyFile).toBe('/etc/meshsync/cluster.key')
-    expect(config.namespaces.ledger).toEqual({ mode: 'two-way', conflicts: 'strict' })
+    expect(config.namespaces.ledger).toEqual({ mode: 'two-way', conflicts: 'strict', indexes: { byAccount: [['account', 'asc'], ['updatedAt', 'desc']] } })
     expect(config.backup.schedules.map((s) => s.type)).toEqual(['full', 'incremental'])
   })
 
@@ -28,7 +28,10 @@ describe('deploy/config.example.json', () => {
     const optional = ['p2p.clusterKeyFile', 'backup.target', 'backup.passphraseFile']
     const want = [...settingPaths(settings), ...optional].sort()
     expect(settingPaths(file).sort()).toEqual([...new Set(want)].sort())
-    for (const ns of Object.values(file.namespaces as Record<string, object>)) expect(Object.keys(ns).sort()).toEqual(['conflicts', 'mode'])
+    // Every namespace setting appears on some namespace; mode and conflicts on each.
+    const namespaces = Object.values(file.namespaces as Record<string, object>)
+    for (const ns of namespaces) expect(Object.keys(ns)).toEqual(expect.arrayContaining(['conflicts', 'mode']))
+    expect([...new Set(namespaces.flatMap((ns) => Object.keys(ns)))].sort()).toEqual(['conflicts', 'indexes', 'mode'])
   })
 })
 

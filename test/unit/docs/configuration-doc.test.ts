@@ -112,6 +112,8 @@ function probeValues(row: ConfigRow): unknown[] {
       return [['12D3KooWprobe'], []]
     case 'list of schedules':
       return [[{ type: 'incremental', everyMs: 5000 }], []]
+    case 'object of indexes':
+      return [{ byStatus: [['status', 'asc'], ['updatedAt', 'desc']] }, {}]
     default:
       throw new Error(`docs/configuration.md: ${row.key} has a type the test does not know how to probe: ${row.type}`)
   }
