@@ -100,13 +100,13 @@ describe('overlay maintainer', () => {
 
   it('keeps a peer at or below the low watermark (a newcomer joining) when trimming, unless far over the high one', async () => {
     const old = NOW - TRIM_GRACE_MS - 1
-    const members = [member('newcomer-1', 1), member('newcomer-2', 2), member('settled', 5)]
-    const connected = new Map([['newcomer-1', old], ['newcomer-2', old], ['settled', old], ['x', old]])
-    const host = fakeHost([...members, member('x')], connected)
-    const overlay = new OverlayMaintainer(host, { minConnections: 2, maxConnections: 3 })
+    const members = [member('newcomer-1', 1), member('newcomer-2', 2), member('newcomer-3', 1), member('newcomer-4', 2), member('newcomer-5', 1), member('settled', 5)]
+    const connected = new Map(members.map((m) => [m.peerId, old] as [string, number]))
+    const host = fakeHost(members, connected)
+    const overlay = new OverlayMaintainer(host, { minConnections: 2, maxConnections: 4 })
     overlay.tick(NOW)
     await flush()
-    // One over the high watermark: the settled peer (5 > low 2) goes, the newcomers stay.
+    // Two over the high watermark (6 <= 1.5 x 4): the settled peer (5 > low 2) goes, the newcomers stay.
     expect(host.hungUp).toEqual(['settled'])
 
     // Far over (7 > 1.5 x 3): newcomers go too, the busiest first.
