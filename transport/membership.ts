@@ -17,12 +17,27 @@ import type { Libp2p } from 'libp2p'
 export const MEMBERS_TOPIC = 'meshsync/members/1'
 /** Stream protocol on which a node hands a peer that just connected every member it knows (peer exchange). */
 export const MEMBERS_PROTOCOL = '/meshsync/members/1.0.0'
-/** How often a member announces itself (before jitter). */
+/** How often a member of a small cluster announces itself (before jitter). */
 export const MEMBER_ANNOUNCE_MS = 20_000
-/** A member not heard from (announcement or connection) for this long is reported not alive. */
+/** A member not heard from (announcement or connection) for this long is reported not alive (in a small cluster). */
 export const MEMBER_ALIVE_MS = 3 * MEMBER_ANNOUNCE_MS
-/** Least time between two announcements made because this node's degree changed. */
-const DEGREE_ANNOUNCE_MS = 2000
+/**
+ * Least average time between two announcements in the whole cluster: a member's period grows
+ * with the members it knows, so what each node receives and verifies per minute stays flat in N.
+ */
+export const CLUSTER_ANNOUNCE_SPACING_MS = 2500
+/** Least time between two announcements made because this node's degree changed band. */
+const DEGREE_ANNOUNCE_MS = 5000
+
+/** How often a member announces itself when it knows `members` others: 20 s, longer in a larger cluster ({@link CLUSTER_ANNOUNCE_SPACING_MS}). */
+export function announcePeriodMs(members: number, baseMs = MEMBER_ANNOUNCE_MS): number {
+  return Math.max(baseMs, (members + 1) * CLUSTER_ANNOUNCE_SPACING_MS)
+}
+
+/** How long a member may stay unheard before it is reported not alive: three announcement periods. */
+export function aliveForMs(members: number, baseMs = MEMBER_ANNOUNCE_MS): number {
+  return 3 * announcePeriodMs(members, baseMs)
+}
 /** Format version of an announcement. */
 const ANNOUNCE_VERSION = 1
 /** Largest signed peer record accepted (a record names a handful of addresses). */
@@ -83,6 +98,11 @@ export interface MembershipInit {
   readonly denied: (peer: PeerId) => boolean
   /** Connections this node has now (announced with its record). */
   readonly degree: () => number
+  /**
+   * The band of a degree that matters to the peers' choices (e.g. below the low watermark, with
+   * room, full, over): a change of degree within a band is not announced (default: every change).
+   */
+  readonly degreeBand?: (degree: number) => number
   /** Whether to announce on the gossip topic (off when gossip is off: peer exchange alone). */
   readonly gossip: boolean
   readonly announceMs?: number
@@ -106,6 +126,7 @@ export class Membership {
   #soon: NodeJS.Timeout | undefined
   #running = false
   #lastAnnounce = 0
+  #announcedBand: number | undefined
 
   constructor(node: Node, init: MembershipInit) {
     this.#node = node
@@ -157,15 +178,16 @@ export class Membership {
       }
     })
     pubsub.addEventListener('subscription-change', (e) => {
-      if (e.detail.subscriptions.some((s) => s.topic === MEMBERS_TOPIC && s.subscribe)) this.announceSoon()
+      // The first subscriber carries this node's first announcement; later ones learn it by peer
+      // exchange or identify (an announcement per new neighbour flooded the cluster at startup).
+      if (this.#lastAnnounce === 0 && e.detail.subscriptions.some((s) => s.topic === MEMBERS_TOPIC && s.subscribe)) this.announceSoon()
     })
     pubsub.subscribe(MEMBERS_TOPIC)
-    const period = this.#init.announceMs ?? MEMBER_ANNOUNCE_MS
     const schedule = (): void => {
       this.#timer = setTimeout(() => {
         void this.announce()
         schedule()
-      }, period * (0.75 + Math.random() * 0.5))
+      }, announcePeriodMs(this.#members.size, this.#init.announceMs) * (0.75 + Math.random() * 0.5))
       this.#timer.unref()
     }
     schedule()
@@ -179,7 +201,8 @@ export class Membership {
 
   /** Every member this node knows, itself excepted. */
   members(now = Date.now()): Member[] {
-    return [...this.#members].map(([peerId, e]) => ({ peerId, addrs: e.addrs, degree: e.degree, lastSeen: e.lastSeen, alive: now - e.lastSeen < MEMBER_ALIVE_MS }))
+    const aliveFor = aliveForMs(this.#members.size, this.#init.announceMs)
+    return [...this.#members].map(([peerId, e]) => ({ peerId, addrs: e.addrs, degree: e.degree, lastSeen: e.lastSeen, alive: now - e.lastSeen < aliveFor }))
   }
 
   /** Announces this node shortly (a burst of new subscribers makes one announcement). */
@@ -193,10 +216,13 @@ export class Membership {
   }
 
   /**
-   * This node's connection count changed: it is announced again (at most every 2 s), so a node
-   * choosing whom to dial or to drop knows who has room (docs/sync-protocol.md, Membership and the overlay).
+   * This node's connection count changed: when its band changed (see {@link MembershipInit.degreeBand})
+   * it is announced again (at most every 5 s), so a node choosing whom to dial or to drop knows who
+   * has room (docs/sync-protocol.md, Membership and the overlay).
    */
   degreeChanged(): void {
+    const band = (this.#init.degreeBand ?? ((d: number) => d))(this.#init.degree())
+    if (band === this.#announcedBand) return
     this.announceSoon(Math.max(200 + Math.random() * 300, this.#lastAnnounce + DEGREE_ANNOUNCE_MS - Date.now()))
   }
 
@@ -207,7 +233,9 @@ export class Membership {
       const record = await this.#ownRecord()
       if (record === undefined) return
       this.#lastAnnounce = Date.now()
-      const data = encodeAnnouncement({ degree: this.#init.degree(), at: this.#lastAnnounce, record })
+      const degree = this.#init.degree()
+      this.#announcedBand = (this.#init.degreeBand ?? ((d: number) => d))(degree)
+      const data = encodeAnnouncement({ degree, at: this.#lastAnnounce, record })
       await this.#node.services.pubsub.publish(MEMBERS_TOPIC, data)
     } catch {
       // nobody subscribed yet: the next subscriber triggers another announcement

@@ -33,7 +33,7 @@ import {
 import { GossipRelay, LINKS_REFRESH_MS, type RelayStats } from './gossip-relay.ts'
 import { nodeIdOf, nodeIdOfPeerId } from './identity.ts'
 import { Membership, type Member } from './membership.ts'
-import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_CONNECTIONS, OverlayMaintainer } from './overlay.ts'
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_CONNECTIONS, degreeBand, OverlayMaintainer } from './overlay.ts'
 import { privateNetwork } from './private-network.ts'
 import type { InboundGossip, InvalidInput, ReplicationTransport, SyncStreamHandler } from './replication-transport.ts'
 import { RESYNC_PROTOCOL, SYNC_PROTOCOL } from './sync-frames.ts'
@@ -108,6 +108,8 @@ export const SUPERSEDE_AFTER_MS = 2000
  * typed messages; knows nothing of storage.
  */
 export class MeshTransport extends EventEmitter<MeshTransportEvents> implements ReplicationTransport {
+  /** The overlay dials this node's peers (docs/sync-protocol.md, Membership and the overlay): the replicator dials only seed addresses. */
+  readonly maintainsOverlay = true
   readonly peerId: PeerId
   readonly nodeId: string
   readonly #init: MeshTransportInit
@@ -198,7 +200,13 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
     node.addEventListener('peer:connect', (e) => this.emit('peer:connect', e.detail.toString()))
     node.addEventListener('peer:disconnect', (e) => this.emit('peer:disconnect', e.detail.toString()))
     node.addEventListener('connection:open', (e) => supersedeOlderConnections(node, e.detail))
-    const membership = new Membership(node, { privateKey: init.privateKey, denied, degree: () => this.#connectedSince().size, gossip: init.gossip ?? true })
+    const membership = new Membership(node, {
+      privateKey: init.privateKey,
+      denied,
+      degree: () => this.#connectedSince().size,
+      degreeBand: (degree) => degreeBand(degree, minConnections, maxConnections),
+      gossip: init.gossip ?? true,
+    })
     this.#membership = membership
     const overlay = new OverlayMaintainer(
       {

@@ -11,13 +11,23 @@ export const TRIM_GRACE_MS = 3000
 /** First wait before dialing a member again after a failed dial; doubles per failure. */
 const FIRST_BACKOFF_MS = 1000
 /** Longest wait between two dials of a member that keeps failing. */
-const MAX_BACKOFF_MS = 5 * 60_000
+export const MAX_BACKOFF_MS = 60_000
+/** Least time between two connections this node closes to relieve an overloaded peer (see {@link OverlayMaintainer}). */
+export const RELIEVE_EVERY_MS = 5000
 /** How often, at most, a member not heard from lately is probed (a partition heals through it). */
 const PROBE_EVERY_MS = 15_000
 /** Dials in flight at once. */
 const MAX_PARALLEL_DIALS = 4
 /** A peer whose connection closed this recently is dialed last (it may have closed it to trim its own degree). */
 const RECENTLY_LEFT_MS = 30_000
+
+/**
+ * The band of a degree that the overlay's choices depend on: 0 below the low watermark, 1 with
+ * room, 2 at the high watermark, 3 over it. A node announces its degree when its band changes.
+ */
+export function degreeBand(degree: number, min: number, max: number): number {
+  return degree < min ? 0 : degree < max ? 1 : degree === max ? 2 : 3
+}
 
 /** What the overlay maintainer reads and does; the transport provides it. */
 export interface OverlayHost {
@@ -43,10 +53,15 @@ interface DialState {
  * Keeps the node's degree between two watermarks (docs/sync-protocol.md, Membership and the overlay): below
  * `minConnections` it dials random members it is not connected to (those with room first; a
  * failing member backs off exponentially), above `maxConnections` it closes the connections to
- * the peers that have the most others (never one younger than {@link TRIM_GRACE_MS}). Now and
- * then, while below the high watermark, it probes a member it has not heard from lately: when
- * the overlay split in two, that dial joins the halves again. libp2p's connection manager refuses
- * inbound connections past a hard cap above the high watermark.
+ * the peers that have the most others (never one younger than {@link TRIM_GRACE_MS}, and not a
+ * peer known to be at or below the low watermark while the node is within 1.5x the high one).
+ * Between the watermarks nothing is dialed or closed (hysteresis), except that a node with more
+ * than the low watermark leaves, now and then, a peer that announced more than the high one (a
+ * newcomer leaves its bootstrap peer once it has others), with a probability that makes the
+ * peer's excess leave on average rather than all its peers at once. Now and then, while below
+ * the high watermark, it probes a member it has not heard from lately: when the overlay split in
+ * two, that dial joins the halves again. libp2p's connection manager refuses inbound connections
+ * past a hard cap above the high watermark.
  */
 export class OverlayMaintainer {
   readonly #host: OverlayHost
@@ -57,6 +72,7 @@ export class OverlayMaintainer {
   readonly #dialing = new Set<string>()
   readonly #left = new Map<string, number>()
   #lastProbe = 0
+  #lastRelief = 0
   #timer: NodeJS.Timeout | undefined
   #soon: NodeJS.Timeout | undefined
 
@@ -108,10 +124,15 @@ export class OverlayMaintainer {
     return this.#host.connected().size + this.#dialing.size >= this.#min
   }
 
-  /** A connection to the peer opened: it is dialable, its backoff is forgotten. */
+  /**
+   * A connection to the peer opened: it is dialable, its backoff is forgotten. While the node is
+   * below the low watermark, every other member is due at once (a link or partition that kept
+   * them away may have healed too); {@link MAX_PARALLEL_DIALS} bounds the dials this makes.
+   */
   connected(peerId: string): void {
     this.#dials.delete(peerId)
     this.#left.delete(peerId)
+    if (this.#host.connected().size < this.#min) for (const state of this.#dials.values()) state.nextAt = 0
   }
 
   /** The last connection to the peer closed. */
@@ -126,7 +147,22 @@ export class OverlayMaintainer {
     const degree = connected.size
     if (degree + this.#dialing.size < this.#min) this.#dialMembers(this.#min - degree - this.#dialing.size, connected, now)
     else if (degree > this.#max) this.#trim(degree - this.#max, connected, now)
-    else if (degree < this.#max && now - this.#lastProbe >= PROBE_EVERY_MS) this.#probe(connected, now)
+    else {
+      if (degree > this.#min && now - this.#lastRelief >= RELIEVE_EVERY_MS) this.#relieve(connected, now)
+      if (degree < this.#max && now - this.#lastProbe >= PROBE_EVERY_MS) this.#probe(connected, now)
+    }
+  }
+
+  /** Leaves one peer that announced more than the high watermark, with probability its excess over its degree (see the class comment). */
+  #relieve(connected: ReadonlyMap<string, number>, now: number): void {
+    const overloaded = this.#host
+      .members()
+      .filter((m) => m.degree !== undefined && m.degree > this.#max && now - (connected.get(m.peerId) ?? now) >= TRIM_GRACE_MS)
+      .sort((a, b) => (b.degree ?? 0) - (a.degree ?? 0))
+    const peer = overloaded[0]
+    if (peer?.degree === undefined) return
+    this.#lastRelief = now
+    if (this.#random() < (peer.degree - this.#max) / peer.degree) void this.#host.hangUp(peer.peerId).catch(() => undefined)
   }
 
   #candidates(connected: ReadonlyMap<string, number>, now: number): Member[] {
@@ -168,9 +204,13 @@ export class OverlayMaintainer {
 
   #trim(excess: number, connected: ReadonlyMap<string, number>, now: number): void {
     const degreeOf = new Map(this.#host.members().map((m) => [m.peerId, m.degree]))
-    const old = this.#shuffle([...connected].filter(([, since]) => now - since >= TRIM_GRACE_MS).map(([peerId]) => peerId))
     // The peers with the most connections lose one first: they stay above the low watermark. Not heard yet: in between.
     const score = (peerId: string): number => degreeOf.get(peerId) ?? this.#min + 0.5
+    // A peer at or below the low watermark (a newcomer still joining) is kept unless the node is far over the high one.
+    const keepLonely = connected.size <= this.#max * 1.5
+    const old = this.#shuffle(
+      [...connected].filter(([peerId, since]) => now - since >= TRIM_GRACE_MS && (!keepLonely || score(peerId) > this.#min)).map(([peerId]) => peerId),
+    )
     old.sort((a, b) => score(b) - score(a))
     for (const peerId of old.slice(0, excess)) void this.#host.hangUp(peerId).catch(() => undefined)
   }

@@ -61,6 +61,11 @@ export interface ReplicationTransport {
   readonly peerId: { toString(): string }
   on: ReplicationTransportListen
   off: ReplicationTransportListen
+  /**
+   * True when the transport keeps its own connections (an overlay dials members as they come and
+   * go): the replicator then dials only seed addresses, not every peer it remembers.
+   */
+  readonly maintainsOverlay?: boolean
   /** Peers with an open connection. */
   connectedPeers(): string[]
   /** Addresses a peer listens on, each ending in `/p2p/<peerId>`. */

@@ -9,16 +9,17 @@ const REDIAL_TICK_MS = 500
 const DIAL_TIMEOUT_MS = 5000
 
 export interface DialerComponents {
-  readonly transport: Pick<ReplicationTransport, 'connectedPeers' | 'dial'>
+  readonly transport: Pick<ReplicationTransport, 'connectedPeers' | 'dial' | 'maintainsOverlay'>
   readonly peers: PeerBook
   readonly logger: Logger
   readonly run: ReplicationRun
 }
 
 /**
- * Keeps the node connected: dials remembered peers that are not connected, with exponential
- * backoff per peer, and the seed addresses (bootstrap addresses without a peer id) until each has
- * answered once.
+ * Keeps the node connected: dials the seed addresses (bootstrap addresses without a peer id) until
+ * each has answered once, and, unless the transport maintains an overlay (which then chooses and
+ * dials the node's peers among the members; docs/sync-protocol.md, Membership and the overlay),
+ * remembered peers that are not connected, with exponential backoff per peer.
  */
 export class Dialer {
   readonly #transport: DialerComponents['transport']
@@ -51,13 +52,14 @@ export class Dialer {
 
   /** A peer came (back): the partition or link that kept the others away may have healed too. Dial them now rather than when their backoff runs out. */
   peerConnected(): void {
-    this.#peers.dialAllSoon()
+    if (this.#transport.maintainsOverlay !== true) this.#peers.dialAllSoon()
     if (this.#run.running) this.#redial()
   }
 
   /** Dials remembered peers that are not connected, with exponential backoff per peer, and the seed addresses not answered yet. */
   #redial(): void {
     this.#dialSeeds()
+    if (this.#transport.maintainsOverlay === true) return
     const connected = new Set(this.#transport.connectedPeers())
     for (const { peerId, addrs } of this.#peers.dueForDial()) {
       if (connected.has(peerId) || this.#dialing.has(peerId)) continue

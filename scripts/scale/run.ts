@@ -205,11 +205,19 @@ async function main(): Promise<void> {
     const sessions = perMin(s0.sessions, s1.sessions)
     const bytes = perMin(s0.bytes, s1.bytes)
     const cpuPct = perMin(s0.cpu, s1.cpu).map((cpuMsPerMin) => cpuMsPerMin / 600)
-    const rss = nodes.map((node) => (rssBytes(node.daemon.pid) ?? 0) / 2 ** 20)
     const range = (v: number[]): { min: number; median: number; max: number; node0: number } => ({ min: ms(Math.min(...v)), median: ms(median(v)), max: ms(Math.max(...v)), node0: ms(v[0] ?? 0) })
-    Object.assign(result, { idle: { seconds: IDLE_S, sessionsPerMin: range(sessions), syncBytesPerMin: range(bytes), cpuPercent: range(cpuPct), rssMB: range(rss) } })
+    const rss = nodes.map((node) => (rssBytes(node.daemon.pid) ?? 0) / 2 ** 20)
+    // Where the RSS goes: the V8 heap in use, its total, and memory outside it (Buffers, LevelDB's own is not counted).
+    const mb = async (name: string): Promise<number[]> => (await Promise.all(nodes.map((node) => metricSum(node, name)))).map((b) => b / 2 ** 20)
+    const memory = {
+      heapUsedMB: range(await mb('meshsync_process_nodejs_heap_size_used_bytes')),
+      heapTotalMB: range(await mb('meshsync_process_nodejs_heap_size_total_bytes')),
+      externalMB: range(await mb('meshsync_process_nodejs_external_memory_bytes')),
+    }
+    Object.assign(result, { idle: { seconds: IDLE_S, sessionsPerMin: range(sessions), syncBytesPerMin: range(bytes), cpuPercent: range(cpuPct), rssMB: range(rss), memory } })
     console.log(`idle, per node per minute: sync sessions ${JSON.stringify(range(sessions))}, sync bytes ${JSON.stringify(range(bytes))}`)
     console.log(`idle CPU % of a core ${JSON.stringify(range(cpuPct))}, RSS MB ${JSON.stringify(range(rss))}`)
+    console.log(`idle memory MB (V8 heap used / total, external): ${JSON.stringify(memory)}`)
 
     await killNode(first)
     const survivors = nodes.slice(1)

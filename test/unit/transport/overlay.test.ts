@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../../daemon/config.ts'
 import { gossipMeshParams } from '../../../transport/mesh-transport.ts'
 import type { Member } from '../../../transport/membership.ts'
-import { OverlayMaintainer, TRIM_GRACE_MS, type OverlayHost } from '../../../transport/overlay.ts'
-import { decodeAnnouncement, encodeAnnouncement } from '../../../transport/membership.ts'
+import { degreeBand, OverlayMaintainer, RELIEVE_EVERY_MS, TRIM_GRACE_MS, type OverlayHost } from '../../../transport/overlay.ts'
+import { aliveForMs, announcePeriodMs, decodeAnnouncement, encodeAnnouncement, MEMBER_ANNOUNCE_MS } from '../../../transport/membership.ts'
 
 const NOW = 1_000_000
 
@@ -98,12 +98,86 @@ describe('overlay maintainer', () => {
     expect(host.dialed).toEqual(['quiet'])
   })
 
+  it('keeps a peer at or below the low watermark (a newcomer joining) when trimming, unless far over the high one', async () => {
+    const old = NOW - TRIM_GRACE_MS - 1
+    const members = [member('newcomer-1', 1), member('newcomer-2', 2), member('newcomer-3', 1), member('newcomer-4', 2), member('newcomer-5', 1), member('settled', 5)]
+    const connected = new Map(members.map((m) => [m.peerId, old] as [string, number]))
+    const host = fakeHost(members, connected)
+    const overlay = new OverlayMaintainer(host, { minConnections: 2, maxConnections: 4 })
+    overlay.tick(NOW)
+    await flush()
+    // Two over the high watermark (6 <= 1.5 x 4): the settled peer (5 > low 2) goes, the newcomers stay.
+    expect(host.hungUp).toEqual(['settled'])
+
+    // Far over (7 > 1.5 x 3): newcomers go too, the busiest first.
+    const many = new Map(['n1', 'n2', 'n3', 'n4', 'n5', 'n6', 'n7'].map((p) => [p, old] as [string, number]))
+    const crowded = fakeHost(['n1', 'n2', 'n3', 'n4', 'n5', 'n6', 'n7'].map((p, i) => member(p, i === 6 ? 2 : 1)), many)
+    new OverlayMaintainer(crowded, { minConnections: 2, maxConnections: 3 }).tick(NOW)
+    await flush()
+    expect(crowded.hungUp).toHaveLength(4)
+    expect(crowded.hungUp[0]).toBe('n7')
+  })
+
+  it('between the watermarks, leaves a peer over the high watermark now and then (a newcomer leaves its bootstrap peer)', async () => {
+    const old = NOW - TRIM_GRACE_MS - 1
+    const members = [member('bootstrap', 30), member('a', 4), member('b', 4), member('c', 4)]
+    const connected = new Map([['bootstrap', old], ['a', old], ['b', old], ['c', old]])
+    let roll = 0.5
+    const host = fakeHost(members, connected)
+    const overlay = new OverlayMaintainer(host, { minConnections: 3, maxConnections: 6, random: () => roll })
+    overlay.tick(NOW)
+    await flush()
+    // 0.5 < (30 - 6) / 30: it leaves.
+    expect(host.hungUp).toEqual(['bootstrap'])
+    expect(host.dialed).toEqual([])
+
+    // At the low watermark it leaves nobody; nor (rate limited) right after leaving one.
+    connected.set('bootstrap', old)
+    const atLow = fakeHost(members, new Map([['bootstrap', old], ['a', old], ['b', old]]))
+    new OverlayMaintainer(atLow, { minConnections: 3, maxConnections: 6, random: () => 0 }).tick(NOW)
+    overlay.tick(NOW + RELIEVE_EVERY_MS - 1)
+    await flush()
+    expect(atLow.hungUp).toEqual([])
+    expect(host.hungUp).toEqual(['bootstrap'])
+
+    // A roll above the excess share keeps it (so its peers do not all leave it at once).
+    roll = 0.9
+    overlay.tick(NOW + RELIEVE_EVERY_MS)
+    await flush()
+    expect(host.hungUp).toEqual(['bootstrap'])
+  })
+
+  it('makes every backed-off member due again when a peer connects while below the low watermark', async () => {
+    const members = [member('flaky'), member('back')]
+    const connected = new Map<string, number>()
+    const failing = new Set(['flaky', 'back'])
+    const host = fakeHost(members, connected, failing)
+    const overlay = new OverlayMaintainer(host, { minConnections: 2, maxConnections: 3, random: () => 0 })
+    overlay.tick(NOW)
+    await flush()
+    expect(host.dialed.sort()).toEqual(['back', 'flaky'])
+    failing.clear()
+    overlay.tick(NOW + 10)
+    await flush()
+    expect(host.dialed).toHaveLength(2)
+    connected.set('back', NOW + 20)
+    overlay.connected('back')
+    overlay.tick(NOW + 30)
+    await flush()
+    expect(host.dialed.slice(2)).toEqual(['flaky'])
+  })
+
   it('refuses watermarks out of order', () => {
     expect(() => new OverlayMaintainer(fakeHost([], new Map()), { minConnections: 4, maxConnections: 3 })).toThrow(RangeError)
   })
 })
 
 describe('overlay settings', () => {
+  it('a degree band changes only where the overlay\'s choices change', () => {
+    expect([0, 5, 6, 11, 12, 13, 20].map((d) => degreeBand(d, 6, 12))).toEqual([0, 0, 1, 1, 2, 3, 3])
+  })
+
+
   it('gossipsub mesh degree fits within the watermarks', () => {
     expect(gossipMeshParams(6, 12)).toEqual({ D: 6, Dlo: 4, Dhi: 12, Dout: 3 })
     expect(gossipMeshParams(2, 3)).toEqual({ D: 2, Dlo: 1, Dhi: 3, Dout: 0 })
@@ -128,6 +202,16 @@ describe('overlay settings', () => {
 })
 
 describe('member announcements', () => {
+  it('a member announces less often in a larger cluster, so announcements per node per minute stay flat in N', () => {
+    expect(announcePeriodMs(7)).toBe(MEMBER_ANNOUNCE_MS)
+    const perNodePerMinute = (n: number): number => (n * 60_000) / announcePeriodMs(n - 1)
+    expect(perNodePerMinute(48)).toBeLessThanOrEqual(perNodePerMinute(8) * 1.01)
+    expect(perNodePerMinute(200)).toBeLessThanOrEqual(perNodePerMinute(8) * 1.01)
+    expect(aliveForMs(47)).toBe(3 * announcePeriodMs(47))
+    expect(aliveForMs(47)).toBeGreaterThan(aliveForMs(7))
+  })
+
+
   it('round-trip, and an unknown version is refused', () => {
     const record = new Uint8Array([1, 2, 3])
     expect(decodeAnnouncement(encodeAnnouncement({ degree: 7, at: NOW, record }))).toEqual({ degree: 7, at: NOW, record })
