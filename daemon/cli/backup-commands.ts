@@ -11,7 +11,7 @@ import { DaemonError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import { MemoryKvStore } from '../storage/memory-kv-store.ts'
 import { EntityStore } from '../store/entity-store.ts'
-import { SocketClient } from './client.ts'
+import { SocketClient, print } from './client.ts'
 import { formatBytes, showProgress } from './progress.ts'
 
 interface Common {
@@ -248,9 +248,6 @@ function parseCount(value: string): number {
   return n
 }
 
-function print(value: unknown): void {
-  console.log(JSON.stringify(value))
-}
 
 /**
  * Progress of an operation the daemon runs (docs/cli.md, Backups): its `/v1/status` read on a

@@ -125,3 +125,13 @@ async function readAll(res: AsyncIterable<unknown>): Promise<string> {
   for await (const chunk of res) chunks.push(chunk as Buffer)
   return Buffer.concat(chunks).toString('utf8')
 }
+
+/** One path segment of an API URL (a namespace, an id, an index name), percent-encoded. */
+export function enc(segment: string): string {
+  return encodeURIComponent(segment)
+}
+
+/** Prints one JSON value on a line (the CLI's `--json` output). */
+export function print(value: unknown): void {
+  console.log(JSON.stringify(value))
+}

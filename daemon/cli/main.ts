@@ -8,7 +8,7 @@ import { DaemonError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import { registerBackupCommands } from './backup-commands.ts'
 import { registerQueryCommands } from './query-commands.ts'
-import { SocketClient } from './client.ts'
+import { SocketClient, enc, print } from './client.ts'
 
 /** Options every client command accepts. */
 interface ClientOptions {
@@ -328,17 +328,11 @@ function printEntity(entity: unknown, opts: ClientOptions): void {
   console.log(JSON.stringify(entity, null, 2))
 }
 
-function print(value: unknown): void {
-  console.log(JSON.stringify(value))
-}
 
 function entityPath(ns: string, id: string): string {
   return `/v1/ns/${enc(ns)}/entities/${enc(id)}`
 }
 
-function enc(s: string): string {
-  return encodeURIComponent(s)
-}
 
 function parsePort(value: string): number {
   const n = Number(value)

@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander'
 import { defaultDataDir } from '../config.ts'
 import { dataDirLayout } from '../data-dir.ts'
 import { DaemonError } from '../errors.ts'
-import { SocketClient } from './client.ts'
+import { SocketClient, enc } from './client.ts'
 
 interface Common {
   dataDir?: string
@@ -134,9 +134,6 @@ function indexPath(ns: string, name: string): string {
   return `/v1/ns/${enc(ns)}/indexes/${enc(name)}`
 }
 
-function enc(s: string): string {
-  return encodeURIComponent(s)
-}
 
 function positive(value: string): number {
   const n = Number(value)
