@@ -297,6 +297,16 @@ export class EntityStore extends EventEmitter<EntityStoreEvents> {
     return states[0]
   }
 
+  /** The names of the entity's texts (sorted), with its version; ENTITY_NOT_FOUND when missing or deleted. */
+  async textNames(ns: string, id: string): Promise<{ texts: string[]; version: VersionVector }> {
+    assertNamespace(ns)
+    assertEntityId(id)
+    const [bytes] = await this.#read([entityMetaKey(ns, id)])
+    const meta = bytes ? decodeMeta(bytes) : undefined
+    if (!meta || meta.deleted) throw new EntityNotFoundError(ns, id)
+    return { texts: [...meta.texts].sort(), version: meta.vv }
+  }
+
   /** A text root of an entity, with the entity's version. */
   async getText(ns: string, id: string, name: string): Promise<{ text: string; version: VersionVector }> {
     assertNamespace(ns)
