@@ -73,6 +73,8 @@ export async function streamLiveQuery(store: EntityStore, log: Logger, req: Fast
     },
   }
   res.on('close', close)
+  // The client may have gone while the first events were read: its close event came before.
+  if (req.raw.socket.destroyed) return close()
   res.write(': meshsync live query\n\n')
   try {
     await live.attach(sink)
