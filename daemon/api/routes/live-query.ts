@@ -7,6 +7,8 @@ import { parseCursor } from './changes.ts'
 const SSE_HEARTBEAT_MS = 15_000
 /** How long a stream ended for a slow reader may take to hand over its last events before its socket is closed. */
 const END_GRACE_MS = 10_000
+/** How long a run of events (a snapshot, a catch-up) waits for a subscriber that reads nothing before it is dropped. */
+const PACE_TIMEOUT_MS = 60_000
 
 /**
  * `POST /v1/ns/:ns/query` with `Accept: text/event-stream`: a live query (docs/queries.md, Live
@@ -44,13 +46,14 @@ export async function streamLiveQuery(store: EntityStore, log: Logger, req: Fast
   }
   function write(text: string): void {
     if (closed) return
-    if (res.writableLength > 0 && res.writableLength + Buffer.byteLength(text) > limit) {
-      store.live.dropped++
-      log.warn({ ns, buffered: res.writableLength, limit }, 'a live query subscriber reads too slowly: its stream is closed')
-      finish('SLOW_CONSUMER', `the subscriber read too slowly: more than ${limit} bytes of events were waiting (query.liveBufferBytes); reconnect with Last-Event-ID`)
-      return
-    }
+    if (res.writableLength > 0 && res.writableLength + Buffer.byteLength(text) > limit) return dropSlow()
     res.write(text)
+  }
+  function dropSlow(): void {
+    if (closed) return
+    store.live.dropped++
+    log.warn({ ns, buffered: res.writableLength, limit }, 'a live query subscriber reads too slowly: its stream is closed')
+    finish('SLOW_CONSUMER', `the subscriber read too slowly: more than ${limit} bytes of events were waiting (query.liveBufferBytes), or none was read for ${PACE_TIMEOUT_MS / 1000} s; reconnect with Last-Event-ID`)
   }
   const sink: LiveSink = {
     emit: (event) => write(frame(event)),
@@ -58,10 +61,15 @@ export async function streamLiveQuery(store: EntityStore, log: Logger, req: Fast
       if (closed || res.writableLength <= limit / 2) return undefined
       return new Promise<void>((resolve) => {
         const done = (): void => {
+          clearTimeout(timer)
           res.off('drain', done)
           res.off('close', done)
           resolve()
         }
+        const timer = setTimeout(() => {
+          dropSlow()
+          done()
+        }, PACE_TIMEOUT_MS)
         res.once('drain', done)
         res.once('close', done)
       })
