@@ -77,6 +77,7 @@ export class Daemon {
           ),
         ),
         maxScan: config.query.maxScan,
+        liveBufferBytes: config.query.liveBufferBytes,
       },
     )
     await lifecycle.start('store', () => store.open(), () => store.close())

@@ -94,6 +94,25 @@ export class DaemonMetrics {
       },
     })
     new Gauge({
+      name: 'meshsync_live_query_subscribers',
+      help: 'Open live queries (POST /v1/ns/:ns/query with Accept: text/event-stream), by namespace (docs/queries.md).',
+      labelNames: ['ns'] as const,
+      registers,
+      collect() {
+        this.reset()
+        for (const [ns, n] of store.live.subscribers()) this.set({ ns }, n)
+      },
+    })
+    new Counter({
+      name: 'meshsync_live_query_dropped_total',
+      help: 'Live query streams the node closed because their subscriber read too slowly (query.liveBufferBytes).',
+      registers,
+      collect() {
+        this.reset()
+        this.inc(store.live.dropped)
+      },
+    })
+    new Gauge({
       name: 'meshsync_conflicts',
       help: 'Unresolved conflicts (entity fields), as GET /v1/conflicts lists them.',
       registers,

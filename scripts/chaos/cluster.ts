@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process'
 import { createWriteStream, readdirSync, readFileSync } from 'node:fs'
-import { mkdir, rm } from 'node:fs/promises'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { initDataDir } from '../../daemon/data-dir.ts'
@@ -161,6 +161,8 @@ export interface ClusterOptions {
   readonly network?: ChaosNetwork
   /** A tmpfs disk of its own for every node's data dir (netns mode). */
   readonly disks?: ChaosDisks
+  /** Every daemon's config.json (default: none). */
+  readonly config?: object
   /** Extra environment of every daemon (e.g. MESHSYNC_FAILPOINTS). */
   readonly env?: Record<string, string>
 }
@@ -190,6 +192,7 @@ export class ChaosCluster {
       }
       const { identity } = await initDataDir(dataDir, clusterKey ? { clusterKeyFile: clusterKey } : {})
       clusterKey ??= join(dataDir, 'cluster.key')
+      if (options.config) await writeFile(join(dataDir, 'config.json'), JSON.stringify(options.config))
       const host = options.network ? options.network.addresses[i] : '127.0.0.1'
       const port = options.network ? 4718 : await freePort()
       const listen = `/ip4/${host}/tcp/${port}`

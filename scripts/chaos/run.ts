@@ -8,6 +8,7 @@ import { ChaosCluster, sampleProc, sleep } from './cluster.ts'
 import { ChaosDisks, tmpfsUnavailable } from './disks.ts'
 import { Nemesis, type FaultEvent } from './faults.ts'
 import { ChaosNetwork, netnsUnavailable } from './netns.ts'
+import { checkIndexes, indexConfig, type IndexCheck } from './index-check.ts'
 import { DISK_FAULTS, makeSchedule, possibleKinds, scheduleHash, type FaultKind, type ScheduledFault } from './schedule.ts'
 import { Workload, type VersionVector, type WorkloadStats } from './workload.ts'
 
@@ -79,6 +80,8 @@ export interface ChaosReport {
   readonly faultsByKind: Record<string, number>
   readonly workload: WorkloadStats
   readonly check: CheckResult | undefined
+  /** Every node's declared indexes against a full scan, at the end. */
+  readonly indexes: IndexCheck | undefined
   readonly convergence: {
     /** Per heal and node: ms until the node held everything the cluster held at the heal. */
     readonly afterHeal: Percentiles
@@ -222,6 +225,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   process.once('exit', killAll)
   const resources = new Map<number, { maxRss: number; maxFds: number; rss: number; fds: number; maxDisk: number; disk: number }>()
   let checkResult: CheckResult | undefined
+  let indexCheck: IndexCheck | undefined
   let finalMs: number | undefined
   const healSamples: HealSample[] = []
   const finalPerNode: number[] = []
@@ -234,7 +238,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     network?.setup()
     const leftovers = disks?.setup() ?? []
     if (leftovers.length > 0) log(`unmounted ${leftovers.length} tmpfs disks left by crashed runs`)
-    cluster = await ChaosCluster.create({ nodes: options.nodes, root, ...(network && { network }), ...(disks && { disks }), env: daemonEnv(options) })
+    cluster = await ChaosCluster.create({ nodes: options.nodes, root, ...(network && { network }), ...(disks && { disks }), env: daemonEnv(options), config: indexConfig() })
     const c = cluster
     await c.startAll()
     await waitMesh(c, 30_000).catch((e: unknown) => log(`warning: ${String(e)}`))
@@ -306,6 +310,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     if (checkResult.phantoms > 0) failures.push(`${checkResult.phantoms} values no acknowledged or pending write made`)
     if (checkResult.partialBatches > 0) failures.push(`${checkResult.partialBatches} batches partly applied`)
     if (checkResult.divergent) failures.push('nodes ended with different states')
+    indexCheck = await checkIndexes(c.nodes.map((n) => ({ index: n.spec.index, api: n.api })))
+    if (indexCheck.mismatches.length > 0) failures.push(`${indexCheck.mismatches.length} indexes disagree with a full scan: ${indexCheck.mismatches[0]}`)
     if (workload.stats.staleReads > 0) failures.push(`${workload.stats.staleReads} stale reads (an acknowledged insert not visible on its node)`)
     if (backups) {
       await backups.verify()
@@ -342,6 +348,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       faultsByKind: nemesis?.countsByKind() ?? {},
       workload: workload?.stats ?? { attempted: 0, acknowledged: 0, failed: 0, unknown: 0, reads: 0, staleReads: 0, byKind: {}, errors: {} },
       check: checkResult,
+      indexes: indexCheck,
       convergence: {
         afterHeal: percentiles(healSamples.map((h) => h.ms)),
         afterHealBy: splitHealSamples(healSamples, nemesis?.events ?? []),
@@ -449,6 +456,7 @@ export function summarize(r: ChaosReport): string {
   lines.push(`  by kind        ${Object.entries(r.workload.byKind).map(([k, v]) => `${k} ${v.acknowledged}/${v.attempted}`).join(', ')}`)
   lines.push(`  not acked      ${Object.entries(r.workload.errors).sort((x, y) => y[1] - x[1]).slice(0, 6).map(([k, v]) => `${k} ${v}`).join(', ')}`)
   lines.push(`  lost           ${ch?.lost ?? '?'} acknowledged writes lost; phantoms ${ch?.phantoms ?? '?'}; partial batches ${ch?.partialBatches ?? '?'}; stale reads ${r.workload.staleReads}/${r.workload.reads}`)
+  lines.push(`  indexes        ${r.indexes ? `${r.indexes.checked} checked against a full scan, ${r.indexes.mismatches.length} disagree` : '?'}`)
   lines.push(`  faults         ${r.faults.length} (${Object.entries(r.faultsByKind).map(([k, v]) => `${k} ${v}`).join(', ')}), schedule ${r.scheduleHash}`)
   const a = r.convergence.afterHeal
   const f = r.convergence.finalPerNode
@@ -467,7 +475,7 @@ export function summarize(r: ChaosReport): string {
   lines.push(`  state          ${ch ? (ch.divergent ? 'DIVERGENT' : 'identical') : '?'} on all nodes; conflicts ${ch?.conflicts ?? '?'} (${ch?.conflictsIdentical ? 'identical' : 'DIFFER'}); fingerprints ${r.fingerprints.join(' ')}`)
   lines.push(`  resources      ${r.resources.map((x) => `n${x.node}: ${x.maxRssMB} MB max rss, ${x.maxFds} fds max, ${x.starts} starts${x.maxDiskMB !== undefined ? `, ${x.maxDiskMB} MB max on disk` : ''}`).join('; ')}${r.diskMiB ? ` (tmpfs data disks of ${r.diskMiB} MiB)` : ''}`)
   for (const f2 of r.failures) lines.push(`  FAILURE        ${f2.split('\n')[0]}`)
-  for (const s of [...(ch?.lostSamples ?? []).slice(0, 8), ...(ch?.phantomSamples ?? []).slice(0, 5), ...(ch?.divergenceSamples ?? []).slice(0, 8), ...r.crashes.slice(0, 3)]) lines.push(`    ${s.slice(0, 400)}`)
+  for (const s of [...(ch?.lostSamples ?? []).slice(0, 8), ...(ch?.phantomSamples ?? []).slice(0, 5), ...(ch?.divergenceSamples ?? []).slice(0, 8), ...(r.indexes?.mismatches ?? []).slice(0, 4), ...r.crashes.slice(0, 3)]) lines.push(`    ${s.slice(0, 400)}`)
   if (!r.ok) lines.push(`  data dirs kept in ${r.dataDir}`)
   return lines.join('\n')
 }
