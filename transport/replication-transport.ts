@@ -71,6 +71,11 @@ export interface ReplicationTransport {
   readonly maintainsOverlay?: boolean
   /** Peers with an open connection. */
   connectedPeers(): string[]
+  /**
+   * Every member of the cluster the transport knows of, connected or not (optional: without it
+   * the replicator knows only the peers it met). Tombstone GC waits for each one's acknowledgement.
+   */
+  members?(): readonly { readonly peerId: string }[]
   /** Addresses a peer listens on, each ending in `/p2p/<peerId>`. */
   dialableAddrs(peerId: string): Promise<string[]>
   /** Dials a multiaddr (with `/p2p/<id>`) or a known peer id; resolves with the peer id. */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { ChangeRecord } from '../../crdt/index.ts'
-import type { InvalidInput, RelayStats, ReplicationTransport, SyncPeer } from '../../transport/index.ts'
+import { nodeIdOfPeerId, type InvalidInput, type RelayStats, type ReplicationTransport, type SyncPeer } from '../../transport/index.ts'
 import type { EntityStore, GcStats } from '../store/entity-store.ts'
 import { Dialer } from './dialer.ts'
 import { GossipOutbox, type GossipOutboxStats } from './gossip-outbox.ts'
@@ -128,7 +128,8 @@ export class Replicator {
     }
     this.gc = new TombstoneCollector(
       store,
-      () => peers.views(store.versionVector).flatMap((p) => (p.nodeId ? [p.nodeId] : [])),
+      // Every member counts, also one this node never connected to (the overlay connects a few).
+      () => [...peers.views(store.versionVector).flatMap((p) => (p.nodeId ? [p.nodeId] : [])), ...(transport.members?.() ?? []).map((m) => nodeIdOfPeerId(m.peerId))],
       logger.child({ component: 'tombstone-gc' }),
       options.gcClockSkewMs !== undefined ? { clockSkewMs: options.gcClockSkewMs } : {},
     )
