@@ -203,8 +203,9 @@ export class ChaosCluster {
     return new ChaosCluster(nodes, options.network, options.disks)
   }
 
+  /** Starts every daemon at once (each may take up to 30 s plus 5 s per node: they share the machine's CPU). */
   async startAll(): Promise<void> {
-    await Promise.all(this.nodes.map((n) => n.start()))
+    await Promise.all(this.nodes.map((n) => n.start(30_000 + 5_000 * this.nodes.length)))
   }
 
   async stopAll(): Promise<void> {

@@ -9,7 +9,7 @@ import { ChaosDisks, tmpfsUnavailable } from './disks.ts'
 import { Nemesis, type FaultEvent } from './faults.ts'
 import { ChaosNetwork, netnsUnavailable } from './netns.ts'
 import { checkIndexes, indexConfig, type IndexCheck } from './index-check.ts'
-import { DISK_FAULTS, makeSchedule, possibleKinds, scheduleHash, type FaultKind, type ScheduledFault } from './schedule.ts'
+import { DISK_FAULTS, makeSchedule, NEIGHBOURHOOD_MIN_NODES, possibleKinds, scheduleHash, type FaultKind, type ScheduledFault } from './schedule.ts'
 import { Workload, type VersionVector, type WorkloadStats } from './workload.ts'
 
 export interface ChaosOptions {
@@ -193,10 +193,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         : undefined
   if (modeNote) log(modeNote)
   const durationMs = options.durationS * 1000
-  const impossible = options.schedule?.find((f) => !possibleKinds(mode === 'netns', disks !== undefined).includes(f.kind))
+  const impossible = options.schedule?.find((f) => !possibleKinds(mode === 'netns', disks !== undefined, options.nodes).includes(f.kind))
   if (impossible) {
-    const needs = (DISK_FAULTS as readonly FaultKind[]).includes(impossible.kind) ? 'the tmpfs data disks of netns mode' : 'netns mode'
-    throw new Error(`the schedule has a ${impossible.kind} fault, which needs ${needs}: ${unavailable ?? noDisks ?? 'netns mode not asked for'}`)
+    const needs = (DISK_FAULTS as readonly FaultKind[]).includes(impossible.kind)
+      ? 'the tmpfs data disks of netns mode'
+      : impossible.kind === 'kill-neighbourhood'
+        ? `a cluster of ${NEIGHBOURHOOD_MIN_NODES} nodes or more`
+        : 'netns mode'
+    const why = impossible.kind === 'kill-neighbourhood' ? `this run has ${options.nodes}` : (unavailable ?? noDisks ?? 'netns mode not asked for')
+    throw new Error(`the schedule has a ${impossible.kind} fault, which needs ${needs}: ${why}`)
   }
   const schedule = options.schedule ?? makeSchedule({
     seed: options.seed,
@@ -238,10 +243,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     network?.setup()
     const leftovers = disks?.setup() ?? []
     if (leftovers.length > 0) log(`unmounted ${leftovers.length} tmpfs disks left by crashed runs`)
-    cluster = await ChaosCluster.create({ nodes: options.nodes, root, ...(network && { network }), ...(disks && { disks }), env: daemonEnv(options), config: indexConfig() })
+    cluster = await ChaosCluster.create({ nodes: options.nodes, root, ...(network && { network }), ...(disks && { disks }), env: daemonEnv(options), config: { ...indexConfig(), ...overlayConfig(options.nodes) } })
     const c = cluster
     await c.startAll()
-    await waitMesh(c, 30_000).catch((e: unknown) => log(`warning: ${String(e)}`))
+    await waitMesh(c, 30_000, options.nodes >= NEIGHBOURHOOD_MIN_NODES ? CHAOS_OVERLAY.minConnections : options.nodes - 1).catch((e: unknown) => log(`warning: ${String(e)}`))
     log(`${mode}: ${options.nodes} daemons up (${c.nodes.map((n) => n.spec.nodeId).join(' ')})`)
 
     const t0 = Date.now()
@@ -393,9 +398,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
 const mb = (bytes: number | undefined): number => Math.round(((bytes ?? 0) / 1024 / 1024) * 10) / 10
 
-async function waitMesh(c: ChaosCluster, timeoutMs: number): Promise<void> {
+/**
+ * The overlay of a chaos cluster: a low degree, so that in a cluster of 7 or more a node's
+ * neighbourhood is not the whole cluster (a kill-neighbourhood fault then leaves a node whose every
+ * peer is gone, and the survivors elsewhere must carry on and take the restarted ones back).
+ */
+const CHAOS_OVERLAY = { minConnections: 3, maxConnections: 4 } as const
+
+function overlayConfig(nodes: number): object {
+  return nodes >= NEIGHBOURHOOD_MIN_NODES ? { p2p: CHAOS_OVERLAY } : {}
+}
+
+/** Waits until every node has `want` connected peers (every other node in a small cluster). */
+async function waitMesh(c: ChaosCluster, timeoutMs: number, want: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  const want = c.nodes.length - 1
   for (;;) {
     const counts = await Promise.all(
       c.nodes.map(async (n) => (await n.api.get<{ connected: boolean }[]>('/v1/peers').catch(() => [])).filter((p) => p.connected).length),
