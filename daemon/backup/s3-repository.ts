@@ -1,7 +1,8 @@
+import type * as S3Sdk from '@aws-sdk/client-s3'
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3'
 
 /** The AWS SDK, loaded on first use: about 5 MB of a daemon's memory that a node without an S3 target never needs. */
-type Sdk = typeof import('@aws-sdk/client-s3')
+type Sdk = typeof S3Sdk
 let sdk: Promise<Sdk> | undefined
 const loadSdk = (): Promise<Sdk> => (sdk ??= import('@aws-sdk/client-s3'))
 import { BackupError } from './errors.ts'
