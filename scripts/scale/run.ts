@@ -146,7 +146,10 @@ async function main(): Promise<void> {
   const want = Math.min(N - 1, LOW)
   const result: Record<string, unknown> = { nodes: N, lowWatermark: LOW, p2p, label: opts.label, date: new Date().toISOString() }
   console.log(`starting ${N} daemons (bootstrap to node 0 only, mDNS off)...`)
-  const nodes = await startScaleCluster(N, { baseDir, parallel: Number(opts.parallel), p2p })
+  const nodes = await startScaleCluster(N, { baseDir, parallel: Number(opts.parallel), p2p }).catch(async (error: unknown) => {
+    await rm(baseDir, { recursive: true, force: true })
+    throw error
+  })
   try {
     const started = performance.now()
     let degrees: number[] = []
