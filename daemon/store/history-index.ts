@@ -2,10 +2,9 @@
  * The history index (docs/history.md): one entry per change record of the per-origin log, under
  * its entity, written in the same batch as the record (group-batch.ts); a tombstone purge removes
  * the entries of what it purges and records that it did (maintenance.ts). A data dir of an earlier
- * version has no index: {@link buildHistoryIndex} builds it from the log on open. What the index
- * holds is checked against the log by {@link verifyHistory}.
+ * version has no index: history-build.ts builds it from the log on open. What the index holds is
+ * checked against the log by {@link verifyHistory}.
  */
-import type { Logger } from 'pino'
 import {
   decodeChange,
   dominates,
@@ -17,20 +16,18 @@ import {
   type ChangeRecord,
   type VersionVector,
 } from '../../crdt/index.ts'
-import type { KvBatchOp, KvReader, KvSnapshot, KvStore } from '../storage/kv-store.ts'
-import { decodeMeta, utf8 } from './entity-meta.ts'
+import type { KvBatchOp, KvReader, KvSnapshot } from '../storage/kv-store.ts'
+import { utf8 } from './entity-meta.ts'
 import {
   allChangeLogRange,
   allHistoryRange,
   changeLogKey,
-  entityMetaKey,
   historyGoneKey,
   historyKey,
   historyRange,
   META_HISTORY,
   parseHistoryKey,
 } from './keys.ts'
-import { gcHorizonRecord, own } from './meta-records.ts'
 
 /** The index's format as {@link META_HISTORY} records it. */
 const HISTORY_FORMAT = 1
@@ -85,65 +82,20 @@ export async function historyPurgeOps(kv: KvReader, ns: string, id: string, vv: 
     const { origin, seq } = parseHistoryKey(key)
     if (includesDot(vv, origin, seq)) ops.push({ type: 'del', key })
   }
-  const earlier = decodeHistoryGone(await kv.get(historyGoneKey(ns, id)))
-  const gone: HistoryGone = { before: merge(earlier?.before ?? emptyVector(), vv) }
-  ops.push({ type: 'put', key: historyGoneKey(ns, id), value: utf8(JSON.stringify(gone)) })
+  ops.push(await historyGoneOp(kv, ns, id, vv))
   return ops
+}
+
+/** The op that records the changes `before` includes as purged from the entity's history (with those recorded already). */
+export async function historyGoneOp(kv: KvReader, ns: string, id: string, before: VersionVector): Promise<KvBatchOp> {
+  const earlier = decodeHistoryGone(await kv.get(historyGoneKey(ns, id)))
+  const gone: HistoryGone = { before: merge(earlier?.before ?? emptyVector(), before) }
+  return { type: 'put', key: historyGoneKey(ns, id), value: utf8(JSON.stringify(gone)) }
 }
 
 /** The op that records the index as built (a new store, or the end of {@link buildHistoryIndex}). */
 export function historyBuiltOp(): KvBatchOp {
   return { type: 'put', key: META_HISTORY, value: utf8(String(HISTORY_FORMAT)) }
-}
-
-const BUILD_BATCH = 1000
-
-/**
- * Builds the history index of a data dir written by an earlier version (no {@link META_HISTORY}
- * record), from its change log, before the store takes any write: an entry for each record,
- * except the records of what tombstone purges removed (a record its entity's vector does not
- * include, covered by its namespace's purge horizon), which are recorded as gone instead. A
- * crash halfway leaves the record absent and the next open builds again (every write here is
- * idempotent). Resolves with the records indexed; 0 and nothing written when already built.
- */
-export async function buildHistoryIndex(kv: KvStore, log: Logger): Promise<number> {
-  if ((await kv.get(META_HISTORY)) !== undefined) return 0
-  const horizon = gcHorizonRecord.decode(await kv.get(gcHorizonRecord.key))
-  const gone = new Map<string, { ns: string; id: string; before: VersionVector }>()
-  let indexed = 0
-  let batch: ChangeRecord[] = []
-  const flush = async (): Promise<void> => {
-    const keys = [...new Set(batch.map((c) => entityMetaKey(c.ns, c.id)))]
-    const metas = new Map(keys.map((key, i) => [key, i]))
-    const values = await kv.getMany(keys)
-    const ops: KvBatchOp[] = []
-    for (const change of batch) {
-      const bytes = values[metas.get(entityMetaKey(change.ns, change.id)) as number]
-      const vv = bytes ? decodeMeta(bytes).vv : emptyVector()
-      const purged = !includesDot(vv, change.origin, change.seq) && includesDot(own(horizon, change.ns) ?? emptyVector(), change.origin, change.seq)
-      if (purged) {
-        const key = historyGoneKey(change.ns, change.id)
-        const before = changeVector(change)
-        const earlier = gone.get(key)
-        gone.set(key, { ns: change.ns, id: change.id, before: earlier ? merge(earlier.before, before) : before })
-        continue
-      }
-      ops.push(historyEntryOp(change))
-      indexed++
-    }
-    if (ops.length > 0) await kv.batch(ops, { sync: false })
-    batch = []
-  }
-  for await (const [, value] of kv.iterate(allChangeLogRange())) {
-    batch.push(decodeChange(value))
-    if (batch.length >= BUILD_BATCH) await flush()
-  }
-  await flush()
-  const ops: KvBatchOp[] = [...gone.entries()].map(([key, g]) => ({ type: 'put', key, value: utf8(JSON.stringify({ before: g.before } satisfies HistoryGone)) }))
-  ops.push(historyBuiltOp())
-  await kv.batch(ops, { sync: true })
-  if (indexed > 0 || gone.size > 0) log.info({ indexed, purged: gone.size }, 'built the history index from the change log (a data dir of an earlier version)')
-  return indexed
 }
 
 /** What {@link verifyHistory} found. */
