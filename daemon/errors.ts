@@ -32,7 +32,7 @@ export const ERROR_CODES = {
   ENTITY_DELETED: { status: 409, meaning: 'a Yjs update to an entity deleted longer ago than `gc.tombstoneGraceMs`: recreate it with PUT' },
   STORE_NOT_EMPTY: { status: null, meaning: 'a bulk load into a store that already holds entities (a restore reports it as BACKUP_CORRUPT)' },
   // Entities and the change feed
-  INVALID_CURSOR: { status: 400, meaning: 'a change-feed cursor this node did not issue' },
+  INVALID_CURSOR: { status: 400, meaning: 'a change-feed or history cursor this node did not issue' },
   CURSOR_EXPIRED: { status: 410, meaning: 'a change-feed cursor older than a tombstone purge (it could miss deletions): read again from cursor 0' },
   ENTITY_NOT_FOUND: { status: 404, meaning: 'no such entity (or it is deleted)' },
   QUERY_NEEDS_INDEX: { status: 400, meaning: 'a query that would examine more than `query.maxScan` entities: add an index that serves it, or narrow it' },

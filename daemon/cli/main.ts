@@ -7,6 +7,7 @@ import { dataDirLayout, initDataDir } from '../data-dir.ts'
 import { DaemonError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import { registerBackupCommands } from './backup-commands.ts'
+import { registerHistoryCommands } from './history-commands.ts'
 import { registerQueryCommands } from './query-commands.ts'
 import { SocketClient, enc, print } from './client.ts'
 
@@ -239,6 +240,7 @@ function buildProgram(): Command {
 
   registerBackupCommands(program)
   registerQueryCommands(program)
+  registerHistoryCommands(program)
 
   return program
 }
