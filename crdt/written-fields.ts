@@ -34,7 +34,7 @@ export function fieldWrites(update: Uint8Array, fields: readonly string[], doc: 
     if (!(struct instanceof Y.Item)) continue
     // A decoded item's parent is a root's name (a string) or the id of a nested type.
     const parent = struct.parent as unknown
-    let key: string | null = null
+    let key: string
     if (struct.parentSub !== null) {
       if (parent !== DATA_ROOT) continue // a key of a nested type, or of another root
       key = struct.parentSub

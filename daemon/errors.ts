@@ -56,6 +56,7 @@ export const ERROR_CODES = {
   INTERNAL: { status: 500, meaning: 'an unexpected error (logged by the daemon)' },
   // Backups (daemon/backup/errors.ts)
   BACKUP_NOT_FOUND: { status: 404, meaning: 'no backup with that id (or prefix) in the repository, or no repository there' },
+  NO_BACKUP_BEFORE: { status: 404, meaning: 'a read `at` a time before the oldest backup in the repository (none was taken at or before it)' },
   BACKUP_AMBIGUOUS: { status: 400, meaning: 'an id prefix that matches several backups' },
   BACKUP_CORRUPT: { status: 422, meaning: 'a chunk, index or manifest fails its SHA-256, size, decryption or decoding (the message names the backup and the object)' },
   CHAIN_INCOMPLETE: { status: 422, meaning: 'a backup whose parent or base is missing from the repository' },
@@ -121,8 +122,9 @@ export class DaemonError extends MeshsyncError {
 
 /** An entity that does not exist (or is deleted). */
 export class EntityNotFoundError extends MeshsyncError {
-  constructor(ns: string, id: string) {
-    super('ENTITY_NOT_FOUND', `entity ${ns}/${id} not found`)
+  /** `where`: where it was looked for, when not on this node (e.g. `in backup X`). */
+  constructor(ns: string, id: string, where?: string) {
+    super('ENTITY_NOT_FOUND', `entity ${ns}/${id} not found${where !== undefined ? ` ${where}` : ''}`)
     this.name = 'EntityNotFoundError'
   }
 }

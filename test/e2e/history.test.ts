@@ -83,7 +83,7 @@ describe('entity history across three nodes', () => {
     expect(hc).toEqual(ha)
     const items = ha as Item[]
     const [na, nb] = [a.info.nodeId, b.info.nodeId]
-    const dot = (i: Item): string => `${i.origin === na ? 'a' : i.origin === nb ? 'b' : 'c'}${i.seq}`
+    const dot = (i: { origin: string; seq: number }): string => `${i.origin === na ? 'a' : i.origin === nb ? 'b' : 'c'}${i.seq}`
     expect(items).toHaveLength(6)
     expect(dot(items[0] as Item)).toBe('a2')
     expect(items[0]).toMatchObject({ op: 'upsert', values: { title: 'settled' } })
