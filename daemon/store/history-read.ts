@@ -9,7 +9,6 @@ import {
   compareDots,
   createEntityDoc,
   decodeChange,
-  dominates,
   emptyVector,
   fieldWrites,
   includesDot,
@@ -80,9 +79,15 @@ interface Entry {
   readonly origin: string
   readonly seq: number
   readonly context: VersionVector
-  readonly vv: VersionVector
   readonly fresh: boolean
+  /** The change's version vector, one counter per origin of the history ({@link Columns}). */
+  readonly counters: Float64Array
+  /** The column of its origin. */
+  readonly column: number
 }
+
+/** The origins an entity's history names, each a column of every entry's {@link Entry.counters}. */
+type Columns = ReadonlyMap<string, number>
 
 const CURSOR = /^(\d{1,16})\.([0-9a-z]{1,64})\.(\d{1,16})$/
 
@@ -91,8 +96,31 @@ function cursorOf(e: Entry): string {
 }
 
 /** True when `b` was made on a version that includes `a` (a happened before b, or they are the same change). */
-function saw(b: { readonly vv: VersionVector }, a: Dot): boolean {
-  return includesDot(b.vv, a.origin, a.seq)
+function saw(columns: Columns, b: Entry, a: Dot): boolean {
+  const i = columns.get(a.origin)
+  return i !== undefined && (b.counters[i] as number) >= a.seq
+}
+
+/** The entries with their vectors as counters over the origins the history names. */
+function decodeEntries(raw: readonly { key: string; rank: number; origin: string; seq: number; context: VersionVector; fresh: boolean }[]): { entries: Entry[]; columns: Columns } {
+  const columns = new Map<string, number>()
+  const col = (origin: string): number => {
+    let i = columns.get(origin)
+    if (i === undefined) columns.set(origin, (i = columns.size))
+    return i
+  }
+  for (const r of raw) {
+    col(r.origin)
+    for (const origin of Object.keys(r.context)) col(origin)
+  }
+  const entries = raw.map((r) => {
+    const counters = new Float64Array(columns.size)
+    for (const [origin, n] of Object.entries(r.context)) counters[col(origin)] = n
+    const column = col(r.origin)
+    counters[column] = Math.max(counters[column] as number, r.seq)
+    return { key: r.key, rank: r.rank, origin: r.origin, seq: r.seq, context: r.context, fresh: r.fresh, counters, column }
+  })
+  return { entries, columns }
 }
 
 /**
@@ -110,14 +138,15 @@ export async function readHistory(snap: KvSnapshot, ns: string, id: string, opti
   const [metaBytes, base, goneBytes] = await snap.getMany([entityMetaKey(ns, id), entityStateKey(ns, id), historyGoneKey(ns, id)])
   const meta = metaBytes ? decodeMeta(metaBytes) : undefined
   const gone = decodeHistoryGone(goneBytes)
-  const entries: Entry[] = []
+  const raw: Parameters<typeof decodeEntries>[0][number][] = []
   for await (const batch of snap.iterateBatches(historyRange(ns, id))) {
     for (const [key, value] of batch) {
       const { rank, origin, seq } = parseHistoryKey(key)
       const v = decodeHistoryValue(value)
-      entries.push({ key, rank, origin, seq, context: v.c, vv: changeVector({ origin, seq, context: v.c }), fresh: v.f === 1 })
+      raw.push({ key, rank, origin, seq, context: v.c, fresh: v.f === 1 })
     }
   }
+  const { entries, columns } = decodeEntries(raw)
   if (entries.length === 0 && meta === undefined && gone === undefined) throw new EntityNotFoundError(ns, id)
   entries.reverse() // newest first
   const start = from === undefined ? 0 : entries.findIndex((e) => e.key < from)
@@ -129,7 +158,7 @@ export async function readHistory(snap: KvSnapshot, ns: string, id: string, opti
     if (bytes === undefined) throw new StorageError('STORAGE_CORRUPT', `the history of ${ns}/${id} names change ${e.origin}:${e.seq}, which is not in the change log`)
     return decodeChange(bytes)
   })
-  const docs = new IncarnationDocs(snap, ns, id, meta, base, entries)
+  const docs = new IncarnationDocs(snap, ns, id, meta, base, entries, columns)
   const items: HistoryItem[] = []
   for (const [i, e] of page.entries()) items.push(itemOf(e, changes[i] as ChangeRecord, entries, await docs.valuesOf(e, changes[i] as ChangeRecord)))
   const truncated = truncation(entries, meta, gone)
@@ -139,7 +168,15 @@ export async function readHistory(snap: KvSnapshot, ns: string, id: string, opti
 
 function itemOf(e: Entry, change: ChangeRecord, all: readonly Entry[], written: { values: Record<string, JsonValue | null>; unknown: string[] }): HistoryItem {
   const concurrent: Dot[] = []
-  for (const other of all) if (other !== e && !dominates(other.vv, e.vv) && !dominates(e.vv, other.vv)) concurrent.push({ origin: other.origin, seq: other.seq })
+  // Neither vector dominates the other. A change's vector dominates that of every change whose
+  // dot it includes (it was made on a version holding that change and all it had seen), so the
+  // test is on dots: O(1) a pair (docs/history.md, Order and concurrency).
+  const { counters, column, seq } = e
+  for (let i = 0; i < all.length; i++) {
+    const other = all[i] as Entry
+    if (other === e || (other.counters[column] as number) >= seq || (counters[other.column] as number) >= other.seq) continue
+    concurrent.push({ origin: other.origin, seq: other.seq })
+  }
   concurrent.sort(compareDots)
   return {
     cursor: cursorOf(e),
@@ -148,7 +185,7 @@ function itemOf(e: Entry, change: ChangeRecord, all: readonly Entry[], written: 
     time: new Date(change.time).toISOString(),
     op: change.op,
     ...(change.fresh === true && { fresh: true as const }),
-    version: e.vv,
+    version: changeVector(change),
     fields: change.fields,
     values: written.values,
     ...(written.unknown.length > 0 && { unknownValues: written.unknown }),
@@ -195,16 +232,18 @@ class IncarnationDocs {
   readonly #meta: EntityMeta | undefined
   readonly #base: Uint8Array | undefined
   readonly #entries: readonly Entry[]
+  readonly #columns: Columns
   #current: Promise<Y.Doc | undefined> | undefined
   readonly #rebuilt = new Map<string, Promise<Y.Doc>>()
 
-  constructor(snap: KvSnapshot, ns: string, id: string, meta: EntityMeta | undefined, base: Uint8Array | undefined, entries: readonly Entry[]) {
+  constructor(snap: KvSnapshot, ns: string, id: string, meta: EntityMeta | undefined, base: Uint8Array | undefined, entries: readonly Entry[], columns: Columns) {
     this.#snap = snap
     this.#ns = ns
     this.#id = id
     this.#meta = meta
     this.#base = base
     this.#entries = entries
+    this.#columns = columns
   }
 
   async valuesOf(e: Entry, change: ChangeRecord): Promise<{ values: Record<string, JsonValue | null>; unknown: string[] }> {
@@ -216,7 +255,7 @@ class IncarnationDocs {
     const meta = this.#meta
     const current = meta?.incarnation
     // A change that saw the current incarnation's first change was made on its document.
-    if (meta !== undefined && (current === undefined || saw(e, current))) return (this.#current ??= this.#load(meta))
+    if (meta !== undefined && (current === undefined || saw(this.#columns, e, current))) return (this.#current ??= this.#load(meta))
     const start = this.#incarnationOf(e)
     const key = start ? `${start.origin}:${start.seq}` : ''
     let doc = this.#rebuilt.get(key)
@@ -236,9 +275,9 @@ class IncarnationDocs {
    * The fresh change that started the incarnation `e` was made on: the latest fresh change it
    * saw (of concurrent ones, the greater dot, which every node keeps); undefined for the first.
    */
-  #incarnationOf(e: { readonly vv: VersionVector }): Entry | undefined {
-    const seen = this.#entries.filter((f) => f.fresh && saw(e, f))
-    const latest = seen.filter((f) => !seen.some((g) => g !== f && saw(g, f)))
+  #incarnationOf(e: Entry): Entry | undefined {
+    const seen = this.#entries.filter((f) => f.fresh && saw(this.#columns, e, f))
+    const latest = seen.filter((f) => !seen.some((g) => g !== f && saw(this.#columns, g, f)))
     return latest.sort(compareDots).at(-1)
   }
 
