@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { jsonEqual, type JsonRecord, type JsonValue } from '../../../crdt/index.ts'
+import { TombstoneCollector } from '../../../daemon/replication/tombstone-gc.ts'
 import { MemoryKvStore } from '../../../daemon/storage/index.ts'
 import { EntityStore, type HistoryItem, type LocalOp } from '../../../daemon/store/entity-store.ts'
 import { quietLogger, seededRandom } from '../../helpers/backup.ts'
@@ -132,6 +133,37 @@ describe('entity history', () => {
     expect(again.items.map((i) => [i.seq, i.values])).toEqual([[4, { v: 3 }]])
     expect(again.truncated).toEqual({ before: { aaaa: 3 }, reason: 'purged' })
     expect(await a.verifyHistory()).toMatchObject({ ok: true, records: 4, entries: 1, purged: 3 })
+  })
+
+  it('after a tombstone GC sweep on two nodes, both report the purged history gone, the same way', async () => {
+    const SKEW = 1_000
+    const a = await node('aaaa')
+    const b = await node('bbbb')
+    const gcA = new TombstoneCollector(a, () => ['bbbb'], quietLogger, { clockSkewMs: SKEW, now: () => now })
+    const gcB = new TombstoneCollector(b, () => ['aaaa'], quietLogger, { clockSkewMs: SKEW, now: () => now })
+    const session = async (): Promise<void> => {
+      await replicate(a, b)
+      await replicate(b, a)
+      gcA.fromHello(b.nodeId, b.versionVector, gcB.hello())
+      gcB.fromHello(a.nodeId, a.versionVector, gcA.hello())
+    }
+    await a.write([{ op: 'put', ns: 'n', id: 'x', value: { v: 1 } }])
+    await a.write([{ op: 'put', ns: 'n', id: 'kept', value: { v: 1 } }])
+    await session()
+    await b.write([{ op: 'patch', ns: 'n', id: 'x', value: { w: 2 } }])
+    await session()
+    await a.write([{ op: 'delete', ns: 'n', id: 'x' }])
+    await session()
+    now += GRACE + SKEW
+    await session()
+    expect(await gcA.sweep()).toBe(1)
+    expect(await gcB.sweep()).toBe(1)
+    const [ha, hb] = await Promise.all([a.history('n', 'x', { limit: 10 }), b.history('n', 'x', { limit: 10 })])
+    expect(hb).toEqual(ha)
+    expect(ha).toEqual({ ns: 'n', id: 'x', items: [], truncated: { before: { aaaa: 3, bbbb: 1 }, reason: 'purged' } })
+    // What was not purged keeps its history.
+    expect((await a.history('n', 'kept', { limit: 10 })).items.map((i) => i.values)).toEqual([{ v: 1 }])
+    for (const s of [a, b]) expect(await s.verifyHistory()).toMatchObject({ ok: true, purged: 3 })
   })
 
   it('changes a node took in a snapshot, without their records, are reported gone (log floor)', async () => {
