@@ -192,6 +192,8 @@ interface Slot {
   users: number
   retired: boolean
   timer?: NodeJS.Timeout
+  /** Set once retired and unused: the removal of its directory. */
+  closed?: Promise<void>
 }
 
 /**
@@ -230,12 +232,12 @@ class UnpackedSets {
     }
   }
 
+  /** Retires the set; resolves once it is removed, or at once when a read still uses it (the read's end removes it). */
   async close(): Promise<void> {
     const slot = this.#slot
     if (!slot) return
     this.#retire(slot)
-    clearTimeout(slot.timer)
-    await slot.unpacked.then((u) => u.close()).catch(() => undefined)
+    await slot.closed
   }
 
   #retire(slot: Slot): void {
@@ -247,7 +249,8 @@ class UnpackedSets {
   #release(slot: Slot): void {
     if (slot.users > 0) return
     if (slot.retired) {
-      void slot.unpacked.then((u) => u.close()).catch(() => undefined)
+      clearTimeout(slot.timer)
+      slot.closed ??= slot.unpacked.then((u) => u.close()).catch(() => undefined)
       return
     }
     clearTimeout(slot.timer)

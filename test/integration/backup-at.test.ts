@@ -179,21 +179,34 @@ describe.each(kinds)('reading entities at a backup, on %s', (_kind, encrypted, m
   it('unpacks a files set once for a series of reads', async () => {
     const files = taken.at(-1)?.set as BackupSummary
     const opened = vi.spyOn(Unpacked, 'open')
-    // A service of its own: nothing unpacked yet.
-    const service = new BackupService({ store, logger: quietLogger }, { target: await targetOf(taken[0] as Taken), ...(encrypted && { passphrase: PASSPHRASE }), repositoryOptions: { s3: s3.client } })
+    const closed = vi.spyOn(Unpacked.prototype, 'close')
+    // A service of its own: nothing unpacked yet (the describe's takes the second files set).
+    const writer = service
+    const reader = new BackupService({ store, logger: quietLogger }, { target: await targetOf(taken[0] as Taken), ...(encrypted && { passphrase: PASSPHRASE }), repositoryOptions: { s3: s3.client } })
     try {
       const key = Object.keys(taken.at(-1)?.state ?? {}).find((k) => !taken.at(-1)?.state[k]?.deleted) as string
       const [ns, id] = key.split('/') as [string, string]
-      for (let i = 0; i < 3; i++) await service.entityAt(ns, id, opts(files.id))
-      await service.listAt(ns, { limit: 5 }, opts(files.id))
+      for (let i = 0; i < 3; i++) await reader.entityAt(ns, id, opts(files.id))
+      await reader.listAt(ns, { limit: 5 }, opts(files.id))
       expect(opened).toHaveBeenCalledTimes(1)
-      // Another files set... there is one; an entity set in between does not drop it.
-      await service.entityAt(ns, id, opts(taken[0]?.set.id as string)).catch(() => undefined)
-      await service.entityAt(ns, id, opts(files.id))
+      // An entity set read in between does not drop it.
+      await reader.entityAt(ns, id, opts(taken[0]?.set.id as string)).catch(() => undefined)
+      await reader.entityAt(ns, id, opts(files.id))
       expect(opened).toHaveBeenCalledTimes(1)
+      expect(closed).toHaveBeenCalledTimes(0)
+      // Another files set takes its place: the first one is removed.
+      now += HOUR
+      const second = await writer.create({ type: 'full', method: 'files' })
+      await reader.entityAt(ns, id, opts(second.id))
+      expect(opened).toHaveBeenCalledTimes(2)
+      expect(closed).toHaveBeenCalledTimes(1)
+      // Stopping removes the one kept.
+      await reader.stop()
+      expect(closed).toHaveBeenCalledTimes(2)
     } finally {
       opened.mockRestore()
-      await service.stop()
+      closed.mockRestore()
+      await reader.stop()
     }
   })
 })
