@@ -29,6 +29,8 @@ export function fieldWrites(update: Uint8Array, fields: readonly string[], doc: 
   const decoded = Y.decodeUpdate(update)
   const data = doc?.getMap(DATA_ROOT)
   const clocks = new Map<string, number>()
+  /** Fields whose last item found was removed within the update. */
+  const overwritten = new Set<string>()
   let unresolved = false
   for (const struct of decoded.structs) {
     if (!(struct instanceof Y.Item)) continue
@@ -55,15 +57,20 @@ export function fieldWrites(update: Uint8Array, fields: readonly string[], doc: 
     clocks.set(key, struct.id.clock)
     const content = struct.content.getContent()
     const last = Y.createID(struct.id.client, struct.id.clock + struct.length - 1)
-    const value = content.length === 0 || Y.isDeleted(decoded.ds, last) ? null : (content[content.length - 1] as unknown)
+    const removed = content.length === 0 || Y.isDeleted(decoded.ds, last)
+    if (removed) overwritten.add(key)
+    else overwritten.delete(key)
+    const value = removed ? null : (content[content.length - 1] as unknown)
     values[key] = value instanceof Y.AbstractType ? (value.toJSON() as JsonValue) : ((value ?? null) as JsonValue | null)
   }
   const unknown: string[] = []
   for (const f of fields) {
-    if (Object.hasOwn(values, f)) continue
-    // No item for the field: the change only removed it, unless some item could not be placed.
-    if (unresolved) unknown.push(f)
-    else values[f] = null
+    // No item for the field, or its last one removed within the update: the change removed it,
+    // unless some item could not be placed (it may be the field's later value).
+    if (unresolved && (!Object.hasOwn(values, f) || overwritten.has(f))) {
+      delete values[f]
+      unknown.push(f)
+    } else if (!Object.hasOwn(values, f)) values[f] = null
   }
   return { values, unknown }
 }
