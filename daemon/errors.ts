@@ -32,7 +32,7 @@ export const ERROR_CODES = {
   ENTITY_DELETED: { status: 409, meaning: 'a Yjs update to an entity deleted longer ago than `gc.tombstoneGraceMs`: recreate it with PUT' },
   STORE_NOT_EMPTY: { status: null, meaning: 'a bulk load into a store that already holds entities (a restore reports it as BACKUP_CORRUPT)' },
   // Entities and the change feed
-  INVALID_CURSOR: { status: 400, meaning: 'a change-feed cursor this node did not issue' },
+  INVALID_CURSOR: { status: 400, meaning: 'a change-feed or history cursor this node did not issue' },
   CURSOR_EXPIRED: { status: 410, meaning: 'a change-feed cursor older than a tombstone purge (it could miss deletions): read again from cursor 0' },
   ENTITY_NOT_FOUND: { status: 404, meaning: 'no such entity (or it is deleted)' },
   SLOW_CONSUMER: { status: null, meaning: 'a live query stream the node ended (its `end` event) because the subscriber read too slowly: more than `query.liveBufferBytes` of events waited; resume with `Last-Event-ID`' },
@@ -57,6 +57,7 @@ export const ERROR_CODES = {
   INTERNAL: { status: 500, meaning: 'an unexpected error (logged by the daemon)' },
   // Backups (daemon/backup/errors.ts)
   BACKUP_NOT_FOUND: { status: 404, meaning: 'no backup with that id (or prefix) in the repository, or no repository there' },
+  NO_BACKUP_BEFORE: { status: 404, meaning: 'a read `at` a time before the oldest backup in the repository (none was taken at or before it)' },
   BACKUP_AMBIGUOUS: { status: 400, meaning: 'an id prefix that matches several backups' },
   BACKUP_CORRUPT: { status: 422, meaning: 'a chunk, index or manifest fails its SHA-256, size, decryption or decoding (the message names the backup and the object)' },
   CHAIN_INCOMPLETE: { status: 422, meaning: 'a backup whose parent or base is missing from the repository' },
@@ -122,8 +123,9 @@ export class DaemonError extends MeshsyncError {
 
 /** An entity that does not exist (or is deleted). */
 export class EntityNotFoundError extends MeshsyncError {
-  constructor(ns: string, id: string) {
-    super('ENTITY_NOT_FOUND', `entity ${ns}/${id} not found`)
+  /** `where`: where it was looked for, when not on this node (e.g. `in backup X`). */
+  constructor(ns: string, id: string, where?: string) {
+    super('ENTITY_NOT_FOUND', `entity ${ns}/${id} not found${where !== undefined ? ` ${where}` : ''}`)
     this.name = 'EntityNotFoundError'
   }
 }

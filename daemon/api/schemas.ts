@@ -30,6 +30,11 @@ export const entitySchema = {
     version: { $ref: 'VersionVector#' },
     updatedAt: { type: 'string', format: 'date-time' },
     deleted: { type: 'boolean' },
+    backup: {
+      type: 'object',
+      description: 'the backup set the entity was read from (a read with `at`)',
+      properties: { id: { type: 'string' }, snapshotAt: { type: 'string' }, node: { type: 'string' } },
+    },
     conflicts: {
       type: 'array',
       items: {
@@ -67,9 +72,17 @@ export const recordBody = { type: 'object', additionalProperties: true } as cons
 
 const uintString = { type: 'string', pattern: '^[0-9]{1,15}$' } as const
 
+/** A read as a backup holds the data (`at`: a set id, prefix, `latest` or a time; `target`: its repository). */
+const atProperties = { at: { type: 'string', minLength: 1, maxLength: 128 }, target: { type: 'string', minLength: 1, maxLength: 4096 } } as const
+
+export const atQuery = { type: 'object', properties: atProperties, additionalProperties: false } as const
+
+/** The passphrase of a backup repository read with `at`: a header, never in a URL. */
+export const passphraseHeader = { type: 'object', properties: { 'x-backup-passphrase': { type: 'string' } } } as const
+
 export const listQuery = {
   type: 'object',
-  properties: { prefix: { type: 'string', maxLength: 256 }, after: { type: 'string', maxLength: 256 }, limit: uintString },
+  properties: { prefix: { type: 'string', maxLength: 256 }, after: { type: 'string', maxLength: 256 }, limit: uintString, ...atProperties },
   additionalProperties: false,
 } as const
 

@@ -10,6 +10,7 @@ import { frameworkErrorHandler, installErrorHandling } from './error-handler.ts'
 import { backupRoutes } from './routes/backups.ts'
 import { changeRoutes } from './routes/changes.ts'
 import { entityRoutes } from './routes/entities.ts'
+import { historyRoutes } from './routes/history.ts'
 import { queryRoutes } from './routes/queries.ts'
 import { systemRoutes } from './routes/system.ts'
 import { yjsWebsocketRoutes } from './routes/yjs-websocket.ts'
@@ -60,6 +61,7 @@ export async function createApiServer(ctx: ApiContext, options: ApiServerOptions
   if (options.token !== undefined) requireBearerToken(app, options.token, session)
   systemRoutes(app, ctx)
   entityRoutes(app, ctx)
+  historyRoutes(app, ctx)
   queryRoutes(app, ctx)
   backupRoutes(app, ctx)
   changeRoutes(app, ctx)

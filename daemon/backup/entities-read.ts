@@ -23,6 +23,7 @@ import {
 } from './format.ts'
 import type { RestoredEntity, Scope, VerifyProblem, VerifyResult } from './read-types.ts'
 import { readObject } from './objects.ts'
+import { scopeRange } from './scope.ts'
 import { chainOf } from './read.ts'
 import { MANIFEST, type BackupRepository } from './repository.ts'
 import type { Sealer } from './seal.ts'
@@ -163,14 +164,6 @@ class SetCursor {
     if (!wanted) return
     while (this.#pos < this.#end && !wanted(this.index.keys[this.#pos] as string)) this.#pos++
   }
-}
-
-/** Key bounds [from, to) of a scope. */
-function scopeRange(scope: Scope): [string | undefined, string | undefined] {
-  if (scope.ns === undefined) return [undefined, undefined]
-  if (scope.id === undefined) return [`${scope.ns}\u0000`, `${scope.ns}\u0001`]
-  const key = `${scope.ns}\u0000${scope.id}`
-  return [key, `${key}\u0000`]
 }
 
 /**

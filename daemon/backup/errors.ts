@@ -6,6 +6,7 @@ import type { ErrorCodes } from '../errors.ts'
  * status, and in docs/api.md):
  *
  * - `BACKUP_NOT_FOUND`: no set with that id (or prefix) in the repository.
+ * - `NO_BACKUP_BEFORE`: a read at a time before every set of the repository.
  * - `BACKUP_AMBIGUOUS`: an id prefix that matches several sets.
  * - `BACKUP_CORRUPT`: a chunk, index or manifest that fails its SHA-256, does not decrypt,
  *   decompress or decode; `set` and `object` name it.
@@ -27,6 +28,7 @@ import type { ErrorCodes } from '../errors.ts'
  */
 export type BackupErrorCode = ErrorCodes<
   | 'BACKUP_NOT_FOUND'
+  | 'NO_BACKUP_BEFORE'
   | 'BACKUP_AMBIGUOUS'
   | 'BACKUP_CORRUPT'
   | 'CHAIN_INCOMPLETE'

@@ -13,7 +13,9 @@ import { CodecError } from '../../crdt/index.ts'
 import { dataDirLayout, type InitResult } from '../data-dir.ts'
 import { makeDirs } from '../make-dirs.ts'
 import { LEVELDB_FILE_NAME, LevelKvStore } from '../storage/level-kv-store.ts'
+import { compareKeys } from '../storage/key-order.ts'
 import { SnapshotView, splitEntityKey } from '../store/snapshot-view.ts'
+import { scopeRange } from './scope.ts'
 import { BackupError, corrupt } from './errors.ts'
 import { parseMeta, type Manifest, type SetFile } from './format.ts'
 import { readObject } from './objects.ts'
@@ -179,12 +181,12 @@ export async function* materializeFiles(repo: BackupRepository, sealer: Sealer, 
   const unpacked = await Unpacked.open(repo, sealer, m)
   try {
     let count = 0
+    const [from, to] = scopeRange(scope)
     for await (const batch of unpacked.view.rawEntities(scope.ns === undefined ? {} : { ns: scope.ns })) {
       for (const e of batch) {
-        const entity = entityOf(m, e.key, e.meta, e.state)
-        if (scope.id !== undefined && entity.id !== scope.id) continue
+        if ((from !== undefined && compareKeys(e.key, from) < 0) || (to !== undefined && compareKeys(e.key, to) >= 0)) continue
         count++
-        yield entity
+        yield entityOf(m, e.key, e.meta, e.state)
       }
     }
     if (scope.ns === undefined && count !== m.entities) throw corrupt(m.id, 'manifest.json', `the files hold ${count} entities, the manifest ${m.entities}`)
@@ -194,7 +196,7 @@ export async function* materializeFiles(repo: BackupRepository, sealer: Sealer, 
 }
 
 /** A files set unpacked into a scratch directory and opened as a store, with a view of it. */
-class Unpacked {
+export class Unpacked {
   readonly view: SnapshotView
   readonly #kv: LevelKvStore
   readonly #dir: string

@@ -7,6 +7,10 @@ export interface Scope {
   readonly ns?: string | undefined
   /** One entity (needs `ns`). */
   readonly id?: string | undefined
+  /** Only ids starting with this (needs `ns`). */
+  readonly prefix?: string | undefined
+  /** Only ids after this one, in key order (needs `ns`). */
+  readonly after?: string | undefined
 }
 
 /** An entity as a set restores it: its meta, its Yjs state, and the document when one was built. */

@@ -10,6 +10,7 @@ import { backupMethod, DEFAULT_METHOD, methodOf, type BackupMethodName } from '.
 import { listManifests, loadManifest, resolveSetId, type VerifyResult } from './read.ts'
 import type { BackupRepository } from './repository.ts'
 import { restoreIntoDir, restoreIntoLive, type LiveStore, type RestoreDirResult, type RestoreLiveResult } from './restore.ts'
+import { PointInTimeReader, type PointInTimeOptions } from './point-in-time.ts'
 import { openSealer, type KdfParams } from './seal.ts'
 import { OperationRunner, type OperationContext, type OperationKind, type OperationProgress } from './operations.ts'
 import { checkTarget } from './preflight.ts'
@@ -123,6 +124,7 @@ export class BackupService {
   readonly #log: Logger
   readonly #settings: BackupSettings
   readonly #runner: OperationRunner
+  readonly #pointInTime: PointInTimeReader
   #lastSuccess: BackupStatus['lastSuccess'] = null
   #lastFailure: BackupStatus['lastFailure'] = null
   #timers: NodeJS.Timeout[] = []
@@ -131,6 +133,7 @@ export class BackupService {
     this.#store = components.store
     this.#log = components.logger
     this.#settings = settings
+    this.#pointInTime = new PointInTimeReader({ repositoryOptions: settings.repositoryOptions, ...(settings.now && { now: settings.now }) })
     this.#runner = new OperationRunner({ ...(settings.deadlineMs !== undefined && { deadlineMs: settings.deadlineMs }), ...(settings.now && { now: settings.now }) })
   }
 
@@ -163,6 +166,7 @@ export class BackupService {
     for (const t of this.#timers) clearInterval(t)
     this.#timers = []
     await this.#runner.stop()
+    await this.#pointInTime.close()
   }
 
   /** Aborted operations still stuck in a call that never returned (operations.ts). */
@@ -271,6 +275,26 @@ export class BackupService {
         })
       }),
     )
+  }
+
+  /**
+   * Reads of entities as a backup holds them, without restoring anything (docs/backups.md,
+   * "Reading a backup without restoring"): short reads, not long operations, so they run next to one.
+   */
+  entityAt(ns: string, id: string, input: CallOptions & { at: string }): ReturnType<PointInTimeReader['entityView']> {
+    return this.#pointInTime.entityView(ns, id, this.#readOptions(input))
+  }
+
+  textAt(ns: string, id: string, name: string, input: CallOptions & { at: string }): ReturnType<PointInTimeReader['textView']> {
+    return this.#pointInTime.textView(ns, id, name, this.#readOptions(input))
+  }
+
+  listAt(ns: string, page: { prefix?: string | undefined; after?: string | undefined; limit: number }, input: CallOptions & { at: string }): ReturnType<PointInTimeReader['listView']> {
+    return this.#pointInTime.listView(ns, page, this.#readOptions(input))
+  }
+
+  #readOptions(input: CallOptions & { at: string }): PointInTimeOptions {
+    return { at: input.at, target: this.#targetOf(input.target), passphrase: this.#passphrase(input) }
   }
 
   /** A new full set merged offline from a set's chain. */

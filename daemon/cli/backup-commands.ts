@@ -219,7 +219,8 @@ function repoAlias(flag: '--to' | '--from'): Option {
   return new Option(`${flag} <target>`, 'same as --repo').hideHelp()
 }
 
-function explicitPassphrase(opts: Common): string | undefined {
+/** `--passphrase-file`, else MESHSYNC_BACKUP_PASSPHRASE; undefined when neither is given. */
+export function explicitPassphrase(opts: { passphraseFile?: string }): string | undefined {
   if (opts.passphraseFile !== undefined) return readPassphrase(opts.passphraseFile)
   const env = process.env.MESHSYNC_BACKUP_PASSPHRASE
   return env !== undefined && env !== '' ? env : undefined
@@ -238,7 +239,7 @@ function readPassphrase(file: string): string {
 }
 
 /** A directory target resolved against the CLI's cwd (the daemon's differs). */
-function absoluteTarget(target: string): string {
+export function absoluteTarget(target: string): string {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? target : resolve(target)
 }
 

@@ -43,8 +43,8 @@ export class SocketClient {
   }
 
   /** Sends a JSON request; resolves with the parsed JSON answer or throws {@link ClientError}. */
-  async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.#send(method, path, body, {})
+  async call<T = unknown>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    const res = await this.#send(method, path, body, headers)
     const text = await readAll(res)
     const parsed = text.length > 0 ? (JSON.parse(text) as unknown) : undefined
     if ((res.statusCode ?? 500) >= 400) throw ClientError.fromResponse(res.statusCode ?? 0, parsed)

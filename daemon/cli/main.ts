@@ -6,7 +6,8 @@ import { Daemon } from '../daemon.ts'
 import { dataDirLayout, initDataDir } from '../data-dir.ts'
 import { DaemonError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
-import { registerBackupCommands } from './backup-commands.ts'
+import { absoluteTarget, explicitPassphrase, registerBackupCommands } from './backup-commands.ts'
+import { registerHistoryCommands } from './history-commands.ts'
 import { registerQueryCommands } from './query-commands.ts'
 import { SocketClient, enc, print } from './client.ts'
 
@@ -141,10 +142,13 @@ function buildProgram(): Command {
       printEntity(await client(opts).call('PATCH', entityPath(ns, id), body), opts)
     })
 
-  clientCommand(program, 'get', 'show an entity')
+  atOptions(clientCommand(program, 'get', 'show an entity (with --at: as a backup holds it)'))
     .argument('<ns>')
     .argument('<id>')
-    .action(async (ns: string, id: string, opts: ClientOptions) => printEntity(await client(opts).call('GET', entityPath(ns, id)), opts))
+    .action(async (ns: string, id: string, opts: ClientOptions & AtOptions) => {
+      const { query, headers } = atRequest(opts)
+      printEntity(await client(opts).call('GET', `${entityPath(ns, id)}${query.size > 0 ? `?${query}` : ''}`, undefined, headers), opts)
+    })
 
   clientCommand(program, 'del', 'delete an entity (a tombstone that replicates)')
     .argument('<ns>')
@@ -155,20 +159,22 @@ function buildProgram(): Command {
       else console.log(`deleted ${ns}/${id}`)
     })
 
-  clientCommand(program, 'ls', 'list entities of a namespace')
+  atOptions(clientCommand(program, 'ls', 'list entities of a namespace (with --at: as a backup holds them)'))
     .argument('<ns>')
     .option('--prefix <prefix>', 'only ids starting with this')
     .option('--after <id>', 'start after this id')
     .addOption(new Option('--limit <n>', 'page size (1-1000)').argParser(parsePositive).default(100))
     .option('--all', 'follow pages to the end')
-    .action(async (ns: string, opts: ClientOptions & { prefix?: string; after?: string; limit: number; all?: boolean }) => {
+    .action(async (ns: string, opts: ClientOptions & AtOptions & { prefix?: string; after?: string; limit: number; all?: boolean }) => {
       const c = client(opts)
+      const { query, headers } = atRequest(opts)
       let after = opts.after
       for (;;) {
-        const q = new URLSearchParams({ limit: String(opts.limit) })
+        const q = new URLSearchParams(query)
+        q.set('limit', String(opts.limit))
         if (opts.prefix !== undefined) q.set('prefix', opts.prefix)
         if (after !== undefined) q.set('after', after)
-        const page = await c.call<{ items: { id: string; value: unknown }[]; next?: string }>('GET', `/v1/ns/${enc(ns)}/entities?${q}`)
+        const page = await c.call<{ items: { id: string; value: unknown }[]; next?: string }>('GET', `/v1/ns/${enc(ns)}/entities?${q}`, undefined, headers)
         for (const item of page.items) console.log(opts.json ? JSON.stringify(item) : `${item.id}\t${JSON.stringify(item.value)}`)
         if (!opts.all || page.next === undefined) break
         after = page.next
@@ -239,8 +245,36 @@ function buildProgram(): Command {
 
   registerBackupCommands(program)
   registerQueryCommands(program)
+  registerHistoryCommands(program)
 
   return program
+}
+
+/** `--at` and where that backup is (docs/backups.md, "Reading a backup without restoring"). */
+interface AtOptions {
+  at?: string
+  repo?: string
+  passphraseFile?: string
+}
+
+function atOptions(cmd: Command): Command {
+  return cmd
+    .option('--at <backup>', 'read as a backup holds it: a backup id, a unique prefix, latest, or a time (the newest backup taken at or before it)')
+    .option('--repo <target>', 'with --at: the repository (default: backup.target of the node)')
+    .option('--passphrase-file <file>', 'with --at: file holding the repository passphrase (or set MESHSYNC_BACKUP_PASSPHRASE; default: the node\'s)')
+}
+
+/** The query and headers of a read `--at` a backup (none without `--at`). */
+function atRequest(opts: AtOptions): { query: URLSearchParams; headers: Record<string, string> } {
+  const query = new URLSearchParams()
+  if (opts.at === undefined) {
+    if (opts.repo !== undefined || opts.passphraseFile !== undefined) throw new DaemonError('INVALID_ARGUMENT', '--repo and --passphrase-file go with --at')
+    return { query, headers: {} }
+  }
+  query.set('at', opts.at)
+  if (opts.repo !== undefined) query.set('target', absoluteTarget(opts.repo))
+  const passphrase = explicitPassphrase(opts)
+  return { query, headers: passphrase !== undefined ? { 'x-backup-passphrase': passphrase } : {} }
 }
 
 function clientCommand(program: Command, name: string, description: string): Command {

@@ -11,7 +11,10 @@ import {
   type VersionVector,
 } from '../../crdt/index.ts'
 import { CursorExpiredError, EntityNotFoundError, ReadOnlyNamespaceError } from '../errors.ts'
-import type { KvStore } from '../storage/kv-store.ts'
+import type { KvSnapshot, KvStore } from '../storage/kv-store.ts'
+import { buildHistoryIndex } from './history-build.ts'
+import { verifyHistory, type HistoryVerifyResult } from './history-index.ts'
+import { readHistory, type HistoryPage } from './history-read.ts'
 import { Committer } from './committer.ts'
 import { EntityDocs } from './doc-cache.ts'
 import { IndexService } from './index-service.ts'
@@ -60,6 +63,8 @@ export interface FilesCheckpoint {
 }
 
 export type * from './types.ts'
+export type { HistoryItem, HistoryPage, HistoryTruncation } from './history-read.ts'
+export type { HistoryVerifyResult } from './history-index.ts'
 export { SnapshotView, splitEntityKey, type RawEntity } from './snapshot-view.ts'
 export { conflictViews } from './views.ts'
 export type { LiveEvent, LiveQuery, LiveSink } from './live-query.ts'
@@ -94,11 +99,13 @@ export class EntityStore extends EventEmitter<EntityStoreEvents> {
   /** Live queries (docs/queries.md, Live queries). */
   readonly live: LiveQueries
   readonly #declaredIndexes: NonNullable<EntityStoreOptions['indexes']>
+  readonly #log: EntityStoreComponents['logger']
 
   constructor(components: EntityStoreComponents, options: EntityStoreOptions = {}) {
     super()
     this.nodeId = components.nodeId
     this.#kv = components.kv
+    this.#log = components.logger
     this.#docs = new EntityDocs(options.docCacheSize ?? 1000)
     this.#modeOf = options.modeOf ?? (() => 'two-way')
     this.#graceMs = options.tombstoneGraceMs ?? 24 * 3600_000
@@ -139,6 +146,8 @@ export class EntityStore extends EventEmitter<EntityStoreEvents> {
   async open(): Promise<void> {
     if (this.#committer.isOpen) return
     await this.#kv.open()
+    // A data dir of an earlier version: its history index is built before any write (docs/history.md).
+    await buildHistoryIndex(this.#kv, this.#log)
     await this.#committer.open()
     // The config's indexes; builds left unfinished by the last run resume (docs/queries.md).
     await this.indexes.declare(this.#declaredIndexes)
@@ -427,6 +436,32 @@ export class EntityStore extends EventEmitter<EntityStoreEvents> {
       for (const c of conflictViews(meta)) out.push({ ns, id, ...c, winner: c.field in meta.value ? (meta.value[c.field] ?? null) : null })
     })
     return out
+  }
+
+  /**
+   * A page of the entity's history, newest first (docs/history.md): its changes from the
+   * per-origin log through the history index, read on one snapshot. ENTITY_NOT_FOUND when there
+   * is nothing of it here.
+   */
+  async history(ns: string, id: string, options: { after?: string | undefined; limit: number }): Promise<HistoryPage> {
+    assertNamespace(ns)
+    assertEntityId(id)
+    return this.#onSnapshot((snap) => readHistory(snap, ns, id, options))
+  }
+
+  /** Compares the history index with the change log (docs/history.md), on one snapshot. */
+  async verifyHistory(): Promise<HistoryVerifyResult> {
+    return this.#onSnapshot((snap) => verifyHistory(snap))
+  }
+
+  async #onSnapshot<T>(read: (snap: KvSnapshot) => Promise<T>): Promise<T> {
+    await this.#kv.whenOpen?.()
+    const snap = this.#kv.snapshot()
+    try {
+      return await read(snap)
+    } finally {
+      await snap.close()
+    }
   }
 
   /** The latest feed position (a cursor that skips the whole backlog). */

@@ -1,12 +1,13 @@
 /**
  * The one batch a group commit writes: every entity the group changed (meta, state, feed,
- * conflict, tombstone and secondary index entries), its change records and the node's records
- * after it.
+ * conflict, tombstone and secondary index entries), its change records with their history
+ * entries, and the node's records after it.
  */
 import type { KvBatchOp } from '../storage/kv-store.ts'
 import { encodeMeta, utf8, type EntityMeta } from './entity-meta.ts'
 import { changeLogKey, conflictKey, entityMetaKey, feedKey, tombstoneKey } from './keys.ts'
 import { clientIdsRecord, countsRecord, feedSeqRecord, logFloorRecord, nodeVvRecord } from './meta-records.ts'
+import { historyEntryOp } from './history-index.ts'
 import { indexEntryOps, type NamedIndex } from './indexes.ts'
 import type { GroupState } from './jobs.ts'
 import { stateWriteOps } from './state-parts.ts'
@@ -48,7 +49,8 @@ export function groupBatchOps(
     const entry = { id, op: meta.deleted ? 'delete' : 'upsert', version: meta.vv }
     ops.push({ type: 'put', key: feedKey(ns, meta.feedSeq), value: utf8(JSON.stringify(entry)) })
   }
-  for (const { change, bytes } of g.committed) ops.push({ type: 'put', key: changeLogKey(change.origin, change.seq), value: bytes })
+  // Each change record with its history entry (docs/history.md), in the same batch.
+  for (const { change, bytes } of g.committed) ops.push({ type: 'put', key: changeLogKey(change.origin, change.seq), value: bytes }, historyEntryOp(change))
   ops.push(logFloorRecord.put(g.logFloor), nodeVvRecord.put(g.nodeVv), feedSeqRecord.put(g.feedSeq), countsRecord.put(counts))
   if (clientIds !== undefined) ops.push(clientIdsRecord.put(clientIds))
   return ops

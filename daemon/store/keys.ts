@@ -14,6 +14,8 @@
  * | `t\0<ns>\0<id>`                     | tombstone: JSON {deletedAt, vv}         |
  * | `m\0<name>`                         | node metadata (node vv, feed seq, ...)  |
  * | `i\0<ns>\0<index>\0<values><id>`     | secondary index entry: the entity's id  |
+ * | `h\0<ns>\0<id>\0<rank:16 hex>\0<origin>\0<seq:16 hex>` | history entry: JSON {c: context, f?: 1} |
+ * | `g\0<ns>\0<id>`                     | history purged: JSON {before: vv}      |
  *
  * An index entry's `<values><id>` is the order-preserving encoding of the indexed values and the
  * id (daemon/query/collation.ts), so that key order is the index's order (docs/queries.md).
@@ -36,6 +38,8 @@ export const META_LOG_FLOOR = `m${SEP}log-floor`
 export const META_GC_HORIZON = `m${SEP}gc-horizon`
 /** Per namespace, the highest feed position a purge removed (JSON {ns: feedSeq}). */
 export const META_FEED_FLOOR = `m${SEP}feed-floor`
+/** The history index's format (absent: a data dir of an earlier version; the index is built on open). */
+export const META_HISTORY = `m${SEP}history`
 /** Per namespace, its secondary indexes: definition, origin and build state (JSON). */
 export const META_INDEXES = `m${SEP}indexes`
 
@@ -127,6 +131,52 @@ export function indexPrefix(ns: string, name: string): string {
 /** Entry keys of every index of `ns`. */
 export function indexRange(ns: string): { gte: string; lt: string } {
   return { gte: `i${SEP}${ns}${SEP}`, lt: `i${SEP}${ns}${AFTER_SEP}` }
+}
+
+/**
+ * A history entry of an entity (docs/history.md): the change `(origin, seq)`, ordered by `rank`
+ * (the sum of the change's version vector), so that key order is a causal order.
+ */
+export function historyKey(ns: string, id: string, rank: number, origin: string, seq: number): string {
+  return `h${SEP}${ns}${SEP}${id}${SEP}${hex16(rank)}${SEP}${origin}${SEP}${hex16(seq)}`
+}
+
+/** Every history entry of one entity. */
+export function historyRange(ns: string, id: string): { gt: string; lt: string } {
+  return { gt: `h${SEP}${ns}${SEP}${id}${SEP}`, lt: `h${SEP}${ns}${SEP}${id}${AFTER_SEP}` }
+}
+
+/** Every history entry of every entity. */
+export function allHistoryRange(): { gte: string; lt: string } {
+  return { gte: `h${SEP}`, lt: `h${AFTER_SEP}` }
+}
+
+/** The rank, origin and seq of a history key. */
+export function parseHistoryKey(key: string): { ns: string; id: string; rank: number; origin: string; seq: number } {
+  const parts = key.split(SEP)
+  return {
+    ns: parts[1] as string,
+    id: parts[2] as string,
+    rank: Number.parseInt(parts[3] as string, 16),
+    origin: parts[4] as string,
+    seq: Number.parseInt(parts[5] as string, 16),
+  }
+}
+
+/** What a tombstone purge removed of an entity's history (docs/history.md). */
+export function historyGoneKey(ns: string, id: string): string {
+  return `g${SEP}${ns}${SEP}${id}`
+}
+
+/** The origin and seq encoded in a change log key. */
+export function parseChangeLogKey(key: string): { origin: string; seq: number } {
+  const parts = key.split(SEP)
+  return { origin: parts[1] as string, seq: Number.parseInt(parts[2] as string, 16) }
+}
+
+/** Every change log key. */
+export function allChangeLogRange(): { gte: string; lt: string } {
+  return { gte: `l${SEP}`, lt: `l${AFTER_SEP}` }
 }
 
 function hex16(n: number): string {

@@ -22,6 +22,7 @@ import {
   tombstoneRange,
 } from './keys.ts'
 import type { Job } from './jobs.ts'
+import { historyPurgeOps } from './history-index.ts'
 import { deltaKeysOf } from './state-parts.ts'
 import type { EntityView, TombstoneInfo } from './types.ts'
 import { viewOf } from './views.ts'
@@ -120,8 +121,8 @@ export function decidePurge(
 }
 
 /**
- * Removes the tombstones still as the GC found them, and raises the purge horizon (by a peer's
- * too, for `adopt`).
+ * Removes the tombstones still as the GC found them, with their history entries, and raises the
+ * purge horizon (by a peer's too, for `adopt`).
  */
 export async function planPurge(kv: KvReader, job: Job & { kind: 'purge' }, state: PurgeState): Promise<PurgePlan> {
   const metas = await kv.getMany(job.tombstones.map((t) => entityMetaKey(t.ns, t.id)))
@@ -134,6 +135,8 @@ export async function planPurge(kv: KvReader, job: Job & { kind: 'purge' }, stat
   const { ops, horizon, feedFloor } = decision
   const purged = decision.purged.map(({ ns, id, meta }) => viewOf(ns, id, meta))
   const purgedKeys = decision.purged.map(({ ns, id }) => entityMetaKey(ns, id))
+  // What is purged leaves the history too, and the entity's history says so (docs/history.md).
+  for (const { ns, id, meta } of decision.purged) ops.push(...(await historyPurgeOps(kv, ns, id, meta.vv)))
   let feedSeq = state.feedSeq
   if (purged.length > 0) {
     // Entities were removed: like a wipe, the removal takes a feed position of its own in

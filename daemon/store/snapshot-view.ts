@@ -89,11 +89,15 @@ export class SnapshotView implements StoreSnapshot {
 
   /**
    * Every entity of the store (or of one namespace) raw, in key order, in batches: the meta and
-   * the state ranges are read side by side and joined by key.
+   * the state ranges are read side by side and joined by key. `from`: the first entity key
+   * (`ns \0 id`, see {@link RawEntity.key}) to read, when not the first of the range.
    */
-  async *rawEntities(options: { ns?: string } = {}): AsyncGenerator<RawEntity[]> {
-    const range = (prefix: string): { gte: string; lt: string } =>
-      options.ns === undefined ? { gte: `${prefix}${SEP}`, lt: `${prefix}\u0001` } : { gte: `${prefix}${SEP}${options.ns}${SEP}`, lt: `${prefix}${SEP}${options.ns}\u0001` }
+  async *rawEntities(options: { ns?: string; from?: string } = {}): AsyncGenerator<RawEntity[]> {
+    const range = (prefix: string): { gte: string; lt: string } => {
+      const whole = options.ns === undefined ? { gte: `${prefix}${SEP}`, lt: `${prefix}\u0001` } : { gte: `${prefix}${SEP}${options.ns}${SEP}`, lt: `${prefix}${SEP}${options.ns}\u0001` }
+      const from = options.from === undefined ? undefined : `${prefix}${SEP}${options.from}`
+      return from !== undefined && compareKeys(from, whole.gte) > 0 ? { gte: from, lt: whole.lt } : whole
+    }
     const metas = this.#kv.iterateBatches(range('e'), RAW_BATCH)[Symbol.asyncIterator]()
     const states = this.#kv.iterateBatches(range('y'), RAW_BATCH)[Symbol.asyncIterator]()
     let m: readonly [string, Uint8Array][] = []

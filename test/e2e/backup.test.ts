@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
-import { readdir } from 'node:fs/promises'
+import { readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DirRepository } from '../../daemon/backup/dir-repository.ts'
@@ -118,9 +118,51 @@ describe('backups through the API and the CLI', () => {
     const restored = await startDaemon({ dataDir: into })
     expect((await restored.sock<{ value: unknown }>('GET', '/v1/ns/items/entities/b')).json.value).toEqual({ id: 'b', v: 2 })
     expect((await restored.sock<{ text: string }>('GET', '/v1/ns/items/entities/a/text/body')).json.text).toBe('first text')
+    // A restored node has the entities without their change records: their history says so.
+    expect((await restored.sock('GET', '/v1/ns/items/entities/b/history')).json).toMatchObject({ items: [], truncated: { reason: 'log-floor' } })
     expect(restored.info.nodeId).not.toBe(d.info.nodeId)
     await restored.stop()
     expect((await cli(['restore', 'latest', '--into', into, '--repo', repo])).code).not.toBe(0)
+  })
+
+  it('reads an entity, a text and a namespace as a backup holds them, without restoring (API and CLI)', async () => {
+    expect((await d.sock('PUT', '/v1/ns/items/entities/c', { id: 'c', v: 'before' })).status).toBe(200)
+    const taken = await d.sock<{ id: string; snapshotAt: string }>('POST', '/v1/backups', { type: 'incremental' })
+    expect(taken.status).toBe(201)
+    expect((await d.sock('PUT', '/v1/ns/items/entities/c', { id: 'c', v: 'after' })).status).toBe(200)
+
+    const at = await d.tcp<{ value: unknown; backup: { id: string } }>('GET', `/v1/ns/items/entities/c?at=${taken.json.id}`)
+    expect(at.json).toMatchObject({ value: { id: 'c', v: 'before' }, backup: { id: taken.json.id } })
+    const text = await d.sock<{ text: string }>('GET', `/v1/ns/items/entities/a/text/body?at=${encodeURIComponent(taken.json.snapshotAt)}`)
+    expect(text.json.text).toBe('first text')
+    const never = await d.sock<{ error: { code: string } }>('GET', '/v1/ns/items/entities/zzz?at=latest')
+    expect([never.status, never.json.error.code]).toEqual([404, 'ENTITY_NOT_FOUND'])
+    const before = await d.sock<{ error: { code: string } }>('GET', '/v1/ns/items/entities/c?at=2000-01-01T00:00:00Z')
+    expect([before.status, before.json.error.code]).toEqual([404, 'NO_BACKUP_BEFORE'])
+    // The node itself is untouched.
+    expect((await d.sock<{ value: unknown }>('GET', '/v1/ns/items/entities/c')).json.value).toEqual({ id: 'c', v: 'after' })
+
+    const get = await cli(['get', 'items', 'c', '--at', 'latest', '--json', ...dir])
+    expect(get).toMatchObject({ code: 0, stderr: '' })
+    expect(JSON.parse(get.stdout)).toMatchObject({ value: { id: 'c', v: 'before' } })
+    const ls = await cli(['ls', 'items', '--at', taken.json.id.slice(0, 20), '--repo', repo, ...dir])
+    expect(ls.code).toBe(0)
+    expect(ls.stdout.split('\n').filter((l) => l !== '').map((l) => l.split('\t')[0])).toEqual(['a', 'b', 'c'])
+    const bad = await cli(['get', 'items', 'c', '--repo', repo, ...dir])
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toContain('INVALID_ARGUMENT')
+
+    // An encrypted repository: the passphrase from a file, sent in a header.
+    const sealed = await tempDir('meshsync-sealed-')
+    const secret = join(await tempDir('meshsync-secret-'), 'passphrase')
+    await writeFile(secret, 'open sesame\n', { mode: 0o600 })
+    expect((await d.sock('POST', '/v1/backups', { type: 'full', target: sealed, passphrase: 'open sesame' })).status).toBe(201)
+    const opened = await cli(['get', 'items', 'c', '--at', 'latest', '--repo', sealed, '--passphrase-file', secret, '--json', ...dir])
+    expect(opened).toMatchObject({ code: 0, stderr: '' })
+    expect(JSON.parse(opened.stdout)).toMatchObject({ value: { id: 'c', v: 'after' } })
+    const refused = await cli(['get', 'items', 'c', '--at', 'latest', '--repo', sealed, ...dir])
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toContain('PASSPHRASE_REQUIRED')
   })
 
   it('CLI: restore --into asks for the cluster key, and prints a start command that joins the cluster', async () => {
@@ -206,6 +248,10 @@ describe('backups through the API and the CLI', () => {
     const restored = await startDaemon({ dataDir: into })
     expect((await restored.sock<{ value: unknown }>('GET', '/v1/ns/items/entities/c')).json.value).toEqual({ id: 'c', v: 7 })
     expect((await restored.sock<{ text: string }>('GET', '/v1/ns/items/entities/a/text/body')).json.text).toBe('first text')
+    // The node's files hold its change log and history index: the history comes back whole.
+    const history = await restored.sock<{ items: unknown[]; truncated?: unknown }>('GET', '/v1/ns/items/entities/b/history')
+    expect(history.json.items.length).toBeGreaterThan(0)
+    expect(history.json.truncated).toBeUndefined()
     expect(restored.info.nodeId).not.toBe(d.info.nodeId)
     // The restored node writes as itself.
     expect((await restored.sock('PUT', '/v1/ns/items/entities/d', { id: 'd' })).status).toBe(200)

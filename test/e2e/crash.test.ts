@@ -132,6 +132,15 @@ describe('crash safety', () => {
       }
       expect(fed.length).toBe(stored.size)
       expect(new Set(fed).size).toBe(stored.size)
+      // The history index agrees with the change log (each entry went in its record's batch).
+      const verify = await d.sock<{ ok: boolean; records: number; entries: number }>('POST', '/v1/history/verify')
+      expect(verify.json).toMatchObject({ ok: true, missing: [], extra: [], purged: 0 })
+      expect(verify.json.records).toBe(status.json.versionVector[d.info.nodeId])
+      expect(verify.json.entries).toBe(verify.json.records)
+      for (const id of [...acked.keys()].slice(-3)) {
+        const history = await d.sock<{ items: { values: unknown }[] }>('GET', `/v1/ns/${NS}/entities/${id}/history`)
+        expect(history.json.items.map((i) => i.values), id).toEqual([acked.get(id)])
+      }
 
       // A new write succeeds and reads back.
       const probe = await d.sock<Entity>('PUT', `/v1/ns/probe/entities/after-${cycle}`, { cycle })
@@ -198,6 +207,13 @@ describe('crash safety', () => {
       expect([...acked].filter((t) => count.get(t) !== 1), `acknowledged splices lost or doubled in cycle ${cycle}`).toEqual([])
       expect(tokens.filter((t) => !attempted.has(t))).toEqual([])
       expect(text.endsWith('x'.repeat(20_000))).toBe(true)
+      // Every splice committed is one change of the entity's history, and the index agrees with the log.
+      expect((await d.sock<{ ok: boolean }>('POST', '/v1/history/verify')).json).toMatchObject({ ok: true, missing: [], extra: [] })
+      const vv = (await d.sock<{ versionVector: Record<string, number> }>('GET', '/v1/status')).json.versionVector
+      const history = await d.sock<{ items: { seq: number; texts: string[] }[] }>('GET', `${path.replace('/text/body', '')}/history?limit=1000`)
+      expect(history.json.items.length).toBe(Math.min(1000, vv[d.info.nodeId] ?? 0))
+      expect(history.json.items[0]?.seq).toBe(vv[d.info.nodeId])
+      expect(history.json.items.every((i) => i.texts.join() === 'body')).toBe(true)
     }
     expect(await d.stop()).toEqual({ code: 0, signal: null })
     expect(d.stderr()).not.toMatch(/"level":(50|60)/)

@@ -26,8 +26,15 @@ describe('tombstone GC in a daemon (single node: it is the whole cluster)', () =
     expect(metrics.text).toMatch(/^meshsync_tombstones_purged_total 1$/m)
 
     expect((await d.sock('GET', '/v1/ns/items/entities/gone')).status).toBe(404)
+    // Its history went with it, and says so (docs/history.md).
+    const vector = { [d.info.nodeId]: 3 }
+    expect((await d.sock('GET', '/v1/ns/items/entities/gone/history')).json).toEqual({ ns: 'items', id: 'gone', items: [], truncated: { before: vector, reason: 'purged' } })
+    expect((await d.sock('POST', '/v1/history/verify')).json).toMatchObject({ ok: true, records: 3, entries: 1, purged: 2 })
     expect((await d.sock('PUT', '/v1/ns/items/entities/gone', { v: 3 })).status).toBe(200)
     expect((await d.sock<{ value: unknown }>('GET', '/v1/ns/items/entities/gone')).json.value).toEqual({ v: 3 })
+    const again = await d.sock<{ items: { values: unknown }[]; truncated: unknown }>('GET', '/v1/ns/items/entities/gone/history')
+    expect(again.json.items.map((i) => i.values)).toEqual([{ v: 3 }])
+    expect(again.json.truncated).toEqual({ before: vector, reason: 'purged' })
     await d.stop()
   })
 })

@@ -1,10 +1,12 @@
 import type { FastifyInstance } from 'fastify'
 import { assertNamespace, MeshsyncError, type JsonRecord, type TextSplice } from '../../../crdt/index.ts'
+import { BackupError } from '../../backup/errors.ts'
+import type { BackupService } from '../../backup/service.ts'
 import { RequestError } from '../../errors.ts'
 import type { LocalOp } from '../../store/entity-store.ts'
 import { BatchOpError, failedOpIndex } from '../batch-errors.ts'
 import type { ApiContext } from '../context.ts'
-import { batchBody, entityParams, listQuery, nsParams, recordBody, textBody, textParams } from '../schemas.ts'
+import { atQuery, batchBody, entityParams, listQuery, nsParams, passphraseHeader, recordBody, textBody, textParams } from '../schemas.ts'
 
 type EntityParams = { ns: string; id: string }
 type TextParams = EntityParams & { name: string }
@@ -15,8 +17,13 @@ const entityReply = { 200: { $ref: 'Entity#' } }
 export function entityRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { store } = ctx
 
-  app.get<{ Params: EntityParams }>('/v1/ns/:ns/entities/:id', { schema: { params: entityParams, response: entityReply } }, async (req) =>
-    store.get(req.params.ns, req.params.id),
+  app.get<{ Params: EntityParams; Querystring: AtQuery }>(
+    '/v1/ns/:ns/entities/:id',
+    { schema: { params: entityParams, querystring: atQuery, headers: passphraseHeader, response: entityReply } },
+    async (req) => {
+      const at = readAt(req.query, req.headers)
+      return at ? backups(ctx).entityAt(req.params.ns, req.params.id, at) : store.get(req.params.ns, req.params.id)
+    },
   )
 
   app.put<{ Params: EntityParams; Body: JsonRecord }>(
@@ -35,18 +42,20 @@ export function entityRoutes(app: FastifyInstance, ctx: ApiContext): void {
     one(await store.write([{ op: 'delete', ns: req.params.ns, id: req.params.id }])),
   )
 
-  app.get<{ Params: { ns: string }; Querystring: { prefix?: string; after?: string; limit?: string } }>(
+  app.get<{ Params: { ns: string }; Querystring: { prefix?: string; after?: string; limit?: string } & AtQuery }>(
     '/v1/ns/:ns/entities',
-    { schema: { params: nsParams, querystring: listQuery } },
+    { schema: { params: nsParams, querystring: listQuery, headers: passphraseHeader } },
     async (req) => {
       assertNamespace(req.params.ns)
       const limit = req.query.limit === undefined ? 100 : Number(req.query.limit)
       if (limit < 1 || limit > 1000) throw new RequestError('INVALID_QUERY', 'limit must be between 1 and 1000')
-      return store.list(req.params.ns, {
+      const page = {
         limit,
         ...(req.query.prefix !== undefined && { prefix: req.query.prefix }),
         ...(req.query.after !== undefined && { after: req.query.after }),
-      })
+      }
+      const at = readAt(req.query, req.headers)
+      return at ? backups(ctx).listAt(req.params.ns, page, at) : store.list(req.params.ns, page)
     },
   )
 
@@ -102,8 +111,14 @@ export function entityRoutes(app: FastifyInstance, ctx: ApiContext): void {
     store.textNames(req.params.ns, req.params.id),
   )
 
-  app.get<{ Params: TextParams }>('/v1/ns/:ns/entities/:id/text/:name', { schema: { params: textParams } }, async (req) =>
-    store.getText(req.params.ns, req.params.id, req.params.name),
+  app.get<{ Params: TextParams; Querystring: AtQuery }>(
+    '/v1/ns/:ns/entities/:id/text/:name',
+    { schema: { params: textParams, querystring: atQuery, headers: passphraseHeader } },
+    async (req) => {
+      const { ns, id, name } = req.params
+      const at = readAt(req.query, req.headers)
+      return at ? backups(ctx).textAt(ns, id, name, at) : store.getText(ns, id, name)
+    },
   )
 
   app.post<{ Params: TextParams; Body: { ops: TextSplice[] } }>(
@@ -115,6 +130,32 @@ export function entityRoutes(app: FastifyInstance, ctx: ApiContext): void {
       return { ns, id, name, version: view?.version }
     },
   )
+}
+
+type AtQuery = { at?: string; target?: string }
+
+/**
+ * A read `at` a backup (docs/backups.md, "Reading a backup without restoring"): the set, its
+ * repository (default: `backup.target`) and passphrase (the `X-Backup-Passphrase` header; default:
+ * `backup.passphraseFile`); undefined for a read of the node itself.
+ */
+function readAt(query: AtQuery, headers: Record<string, string | string[] | undefined>): { at: string; target?: string; passphrase?: string } | undefined {
+  if (query.at === undefined) {
+    if (query.target !== undefined) throw new RequestError('INVALID_QUERY', 'target is for a read at a backup: give at too')
+    return undefined
+  }
+  const passphrase = headers['x-backup-passphrase']
+  if (passphrase === '') throw new BackupError('PASSPHRASE_REQUIRED', 'the X-Backup-Passphrase header is empty')
+  return {
+    at: query.at,
+    ...(query.target !== undefined && { target: query.target }),
+    ...(typeof passphrase === 'string' && { passphrase }),
+  }
+}
+
+function backups(ctx: ApiContext): BackupService {
+  if (!ctx.backups) throw new BackupError('NO_BACKUP_TARGET', 'backups are not available on this node')
+  return ctx.backups
 }
 
 function one<T>(views: readonly T[]): T {

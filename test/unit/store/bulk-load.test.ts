@@ -13,10 +13,13 @@ async function open(nodeId: string, kv = new MemoryKvStore()): Promise<EntitySto
 }
 
 
-/** Every key and value of a store outside the change log and the node metadata. */
+/**
+ * Every key and value of a store outside the change log, what is derived from the log alone (the
+ * history index and its purge records, docs/history.md) and the node metadata.
+ */
 async function derived(kv: MemoryKvStore): Promise<Record<string, string>> {
   const out: Record<string, string> = {}
-  for await (const [key, value] of kv.iterate()) if (!key.startsWith('l\u0000') && !key.startsWith('m\u0000')) out[key] = Buffer.from(value).toString('base64')
+  for await (const [key, value] of kv.iterate()) if (!['l', 'h', 'g', 'm'].some((p) => key.startsWith(`${p}\u0000`))) out[key] = Buffer.from(value).toString('base64')
   return out
 }
 
@@ -59,6 +62,11 @@ describe('BulkLoader', () => {
     expect(loaded.feedCursor).toBe(a.feedCursor)
     expect(await loaded.conflicts()).toEqual(await a.conflicts())
     expect((await loaded.changes('items', 0, 1000)).changes).toEqual((await a.changes('items', 0, 1000)).changes)
+    // Without a log, the loaded store's history says its changes came without their records.
+    const [first] = (await loaded.list('items', { limit: 1 })).items
+    const history = await loaded.history('items', first?.id as string, { limit: 10 })
+    expect(history.items).toEqual([])
+    expect(history.truncated).toEqual({ before: first?.version, reason: 'log-floor' })
     await loaded.close()
     await a.close()
     await b.close()
