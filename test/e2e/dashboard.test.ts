@@ -124,4 +124,22 @@ describe.skipIf(!haveChromium)(`dashboard in headless Chromium (needs ${CHROMIUM
     expect(pageErrors).toEqual([])
     await page.close()
   })
+
+  it('shows a bootstrap address that fails, and why (docs/operations.md, Dial failures)', { timeout: 120_000 }, async () => {
+    const other = await startDaemon()
+    const seed = (other.info.listen[0] as string).replace(/\/p2p\/.*$/, '')
+    const lonely = await startDaemon({ args: ['--bootstrap', seed] })
+    const page = await (context as BrowserContext).newPage()
+    const pageErrors: string[] = []
+    page.on('pageerror', (error) => pageErrors.push(error.message))
+    await page.goto(`${lonely.info.api.url}/?token=${encodeURIComponent(lonely.token)}`)
+    const item = page.locator(`[data-testid="failing-dial"][data-addr="${seed}"]`)
+    await item.waitFor({ timeout: 30_000 })
+    expect(await item.getAttribute('data-error')).toBe('PEER_KEY_MISMATCH')
+    expect(await item.textContent()).toContain('cluster key mismatch')
+    // The address's own row in the peers table, marked with the cause.
+    expect(await page.locator('[data-testid="peer-row"]').first().textContent()).toContain('PEER_KEY_MISMATCH')
+    expect(pageErrors).toEqual([])
+    await page.close()
+  })
 })
