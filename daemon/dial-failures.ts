@@ -26,21 +26,31 @@ export interface PeerRow extends Omit<PeerView, 'peerId'> {
   readonly failing: FailingDial | null
 }
 
+/**
+ * Failed dials in a row before an address is listed, and dials failing with one cause in a row
+ * before that cause is logged: one failure proves little (a dial cut by a restart, a partition or
+ * an overloaded peer mid-handshake looks like a refusal or a key mismatch), a configuration
+ * mistake fails every time.
+ */
+export const CONFIRM_FAILURES = 3
+
 /** How long an inbound handshake failure from a host stays logged (a warning again after that). */
 const INBOUND_QUIET_MS = 60 * 60_000
 /** Hosts remembered for that. */
 const INBOUND_HOSTS = 1024
 
 /**
- * The bootstrap addresses that fail to answer, with their last error, the count and since when,
- * logged once per address per change of cause (a warning for a configuration mistake, info for a
- * node that is down), and again when the address answers. Inbound connections that fail the
+ * The bootstrap addresses that fail to answer, with their last error, the count and since when:
+ * listed after {@link CONFIRM_FAILURES} failed dials in a row, and logged once per address per
+ * cause once that cause failed as many dials in a row (a warning for a configuration mistake, info
+ * for a node that is down), and again when the address answers. Inbound connections that fail the
  * handshake are logged once per host an hour. docs/operations.md, Dial failures.
  */
 export class DialFailures {
   readonly #log: Logger
   readonly #tracked: ReadonlySet<string>
-  readonly #failing = new Map<string, FailingDial>()
+  /** Per address: its last failure (`attempts`: in a row with that cause), failures in a row of any cause, and the cause last logged. */
+  readonly #failing = new Map<string, { dial: FailingDial; failures: number; logged: DialFailureCode | undefined }>()
   readonly #inbound = new Map<string, number>()
 
   /** `addrs`: the configured bootstrap addresses (dials of other targets are not tracked). */
@@ -55,13 +65,16 @@ export class DialFailures {
     const addr = error.target
     const at = new Date(now).toISOString()
     const last = this.#failing.get(addr)
-    if (last?.error === error.code) {
-      this.#failing.set(addr, { ...last, message: error.message, lastAt: at, attempts: last.attempts + 1 })
-      return
-    }
-    this.#failing.set(addr, { addr, error: error.code, message: error.message, since: at, lastAt: at, attempts: 1 })
-    const fields = { addr, code: error.code }
-    if (isMisconfiguration(error.code)) this.#log.warn(fields, `bootstrap address fails: ${error.message}`)
+    const dial: FailingDial =
+      last?.dial.error === error.code
+        ? { ...last.dial, message: error.message, lastAt: at, attempts: last.dial.attempts + 1 }
+        : { addr, error: error.code, message: error.message, since: at, lastAt: at, attempts: 1 }
+    const entry = { dial, failures: (last?.failures ?? 0) + 1, logged: last?.logged }
+    this.#failing.set(addr, entry)
+    if (dial.attempts < CONFIRM_FAILURES || entry.logged === dial.error) return
+    entry.logged = dial.error
+    const fields = { addr, code: dial.error, attempts: dial.attempts }
+    if (isMisconfiguration(dial.error)) this.#log.warn(fields, `bootstrap address fails: ${error.message}`)
     else this.#log.info(fields, `bootstrap address does not answer yet: ${error.message}`)
   }
 
@@ -70,7 +83,7 @@ export class DialFailures {
     const last = this.#failing.get(target)
     if (!last) return
     this.#failing.delete(target)
-    this.#log.info({ addr: target, peerId, after: last.attempts }, `bootstrap address answered after ${last.attempts} failed dials (${last.error})`)
+    if (last.logged !== undefined) this.#log.info({ addr: target, peerId, after: last.failures }, `bootstrap address answered after ${last.failures} failed dials (${last.dial.error})`)
   }
 
   /** An inbound connection did not decrypt with this node's cluster key (logged once per host an hour). */
@@ -90,9 +103,12 @@ export class DialFailures {
     }
   }
 
-  /** The failing addresses, oldest failure first. */
+  /** The addresses that failed {@link CONFIRM_FAILURES} dials in a row or more, oldest failure first. */
   list(): FailingDial[] {
-    return [...this.#failing.values()].sort((a, b) => a.since.localeCompare(b.since))
+    return [...this.#failing.values()]
+      .filter((f) => f.failures >= CONFIRM_FAILURES)
+      .map((f) => f.dial)
+      .sort((a, b) => a.since.localeCompare(b.since))
   }
 
   /**

@@ -146,6 +146,7 @@ export const PROBE_PROTOCOL = '/meshsync/probe/1.0.0'
 /** The parts of a libp2p node a checked dial uses. */
 export interface Dialable {
   dial(to: Multiaddr | PeerId, options: { signal: AbortSignal }): Promise<Connection>
+  getConnections(peer?: PeerId): Connection[]
 }
 
 /**
@@ -168,6 +169,10 @@ export async function checkedDial(node: Dialable, target: string, to: Multiaddr 
     stream.abort(new Error('probe only'))
   } catch (error) {
     if ((error as Error).name === 'UnsupportedProtocolError') return connection
+    // Closed for another connection to the same peer (two nodes that dialed each other at once,
+    // or one that replaced a connection its restart left behind): connected all the same.
+    const other = node.getConnections(connection.remotePeer).find((c) => c.id !== connection.id && c.status === 'open')
+    if (other) return other
     const at = hostPortOf(connection.remoteAddr)
     throw diagnoseDial(error, { target, handshake: at !== undefined ? handshakes.findOutbound([at], since) : observed(), afterUpgrade: true })
   }

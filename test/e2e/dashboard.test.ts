@@ -80,7 +80,8 @@ describe.skipIf(!haveChromium)(`dashboard in headless Chromium (needs ${CHROMIUM
     const peerRow = page.locator(`[data-testid="peer-row"][data-peer-id="${b.info.peerId}"]`)
     await peerRow.waitFor({ timeout: 15_000 })
     await expect.poll(() => peerRow.getAttribute('data-connected'), { timeout: 15_000 }).toBe('true')
-    expect(await peerRow.textContent()).toContain(b.info.nodeId)
+    // The page polls every second: the poll that saw the connection may predate the first sync.
+    await expect.poll(() => peerRow.textContent(), { timeout: 15_000 }).toContain(b.info.nodeId)
 
     // A write on b shows up on a's dashboard: in the live feed and in the namespace count.
     await put(b, 'shop', 'pear', { price: 2 })

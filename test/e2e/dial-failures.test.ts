@@ -69,9 +69,13 @@ describe('a node with another cluster key', () => {
     const row = await failingRow(b, seed, 'PEER_KEY_MISMATCH', 3)
     expect(row).toMatchObject({ peerId: null, connected: false, addrs: [seed] })
     expect(row.failing?.message).toContain(`cannot connect to ${seed}: cluster key mismatch`)
-    const namedRow = await failingRow(b, named, 'PEER_KEY_MISMATCH')
+    const namedRow = await failingRow(b, named, 'PEER_KEY_MISMATCH', 3)
     expect(namedRow.peerId).toBe(a.info.peerId)
-    const warnings = logLines(b).filter((l) => l.code === 'PEER_KEY_MISMATCH')
+    // Logged once the cause is confirmed (3 dials in a row), once per address.
+    const warnings = await waitFor(() => {
+      const w = logLines(b).filter((l) => l.code === 'PEER_KEY_MISMATCH')
+      return w.length >= 2 ? w : undefined
+    }, { timeout: 10_000, message: 'the two warnings' })
     expect(warnings.map((l) => [l.level, l.addr])).toEqual(
       expect.arrayContaining([
         [40, seed],
@@ -81,7 +85,10 @@ describe('a node with another cluster key', () => {
     expect(warnings).toHaveLength(2)
     expect(warnings[0]?.msg).toContain('cluster key mismatch')
     // The node it dials hears of it too: one warning for the host, however many connections.
-    const inbound = logLines(a).filter((l) => l.code === 'PEER_KEY_MISMATCH')
+    const inbound = await waitFor(() => {
+      const w = logLines(a).filter((l) => l.code === 'PEER_KEY_MISMATCH')
+      return w.length > 0 ? w : undefined
+    }, { timeout: 10_000, message: "a's warning" })
     expect(inbound).toHaveLength(1)
     expect(inbound[0]?.remote).toMatch(/^127\.0\.0\.1:\d+$/)
     expect((await statusOf(b)).peers).toBe(0)
@@ -102,7 +109,7 @@ describe('a bootstrap address that answers later', () => {
     await first.stop()
     const seed = `/ip4/127.0.0.1/tcp/${port}`
     const b = await startDaemon({ args: ['--cluster-key', key, '--bootstrap', seed] })
-    await failingRow(b, seed, 'PEER_UNREACHABLE', 2)
+    await failingRow(b, seed, 'PEER_UNREACHABLE', 3)
     expect(logLines(b)).toEqual([])
     const again = await startDaemon({ dataDir: first.dataDir, listen: [seed] })
     await waitFor(async () => (await peersOf(b)).some((p) => p.peerId === again.info.peerId && p.connected), { timeout: 30_000, message: 'b connected to the seed' })
