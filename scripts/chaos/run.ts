@@ -386,7 +386,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
 const mb = (bytes: number | undefined): number => Math.round(((bytes ?? 0) / 1024 / 1024) * 10) / 10
 
-async function waitMesh(c: ChaosCluster, timeoutMs: number): Promise<void> {
+/** Waits until every node is connected to every other (the soak harness waits the same way). */
+export async function waitMesh(c: ChaosCluster, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   const want = c.nodes.length - 1
   for (;;) {
@@ -419,7 +420,7 @@ async function measureCatchUp(c: ChaosCluster, timeoutMs: number): Promise<[node
 }
 
 /** Polls until every node reports the same vector twice in a row; undefined on timeout. */
-async function waitConverged(c: ChaosCluster, timeoutMs: number): Promise<{ at: number; perNode: number[] } | undefined> {
+export async function waitConverged(c: ChaosCluster, timeoutMs: number): Promise<{ at: number; perNode: number[] } | undefined> {
   const start = Date.now()
   let previous = ''
   const reached = new Map<number, number>()
