@@ -89,16 +89,18 @@ class PrivateConnection extends AbstractMultiaddrConnection {
     this.#inbound = new XSalsa20Stream(init.psk, init.remoteNonce)
     this.#outbound = new XSalsa20Stream(init.psk, init.localNonce)
     this.#recorder = init.recorder
+    const onChunk = (buf: Uint8Array): void => {
+      const plain = this.#inbound.update(buf)
+      if (this.#recorder) {
+        this.#recorder.raw(buf)
+        if (!this.#recorder.decrypted(plain)) this.#recorder = undefined
+      }
+      this.onData(plain)
+    }
     init.maConn.addEventListener('message', (evt) => {
       const data = evt.data
-      for (const buf of data instanceof Uint8Array ? [data] : data) {
-        const plain = this.#inbound.update(buf)
-        if (this.#recorder) {
-          this.#recorder.raw(buf)
-          if (!this.#recorder.decrypted(plain)) this.#recorder = undefined
-        }
-        this.onData(plain)
-      }
+      if (data instanceof Uint8Array) onChunk(data)
+      else for (const buf of data) onChunk(buf)
     })
     init.maConn.addEventListener('drain', () => this.onMuxerDrain())
     init.maConn.addEventListener('close', (evt) => {

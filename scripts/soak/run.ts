@@ -107,7 +107,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   let errors: LoggedError[] = []
   try {
     network?.setup()
-    cluster = await ChaosCluster.create({ nodes, root, ...(network && { network }) })
+    // A start (or a restart after a kill) may take long on a busy machine: an hour's run should not end for it.
+    cluster = await ChaosCluster.create({ nodes, root, ...(network && { network }), startTimeoutMs: 120_000 })
     const c = cluster
     for (const n of c.nodes) await writeFile(join(n.spec.dataDir, 'config.json'), JSON.stringify(SOAK_CONFIG))
     await c.startAll()

@@ -189,10 +189,10 @@ describe('replication between daemon processes', () => {
     }
     await waitConverged([a, b], expected)
 
-    // An explicit dial fails too.
+    // An explicit dial fails too, and says why.
     const dial = await x.sock('POST', '/v1/peers', { multiaddr: a.info.listen[0] })
     expect(dial.status).toBe(502)
-    expect(codeOf(dial)).toBe('DIAL_FAILED')
+    expect(codeOf(dial)).toBe('PEER_KEY_MISMATCH')
 
     const xStatus = await statusOf(x)
     expect(xStatus.versionVector).toEqual({})
