@@ -70,14 +70,15 @@ export function diagnoseDial(error: unknown, context: DialContext): DialError {
   const mismatch = /identity key (\S+) does not match expected remote identity key (\S+)/.exec(text)
   if (mismatch) return make('WRONG_PEER_ID', `the node there is ${mismatch[1]}, not ${mismatch[2]} as the address says (a node that was reinstalled, or an address of another node)`)
   if (/dial self/i.test(text)) return make('DIAL_FAILED', "that is this node's own address")
+  // A TCP connect that failed: no handshake of this dial to read.
+  if (/ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL|ETIMEDOUT|ENOTFOUND|EAI_AGAIN/.test(text)) {
+    return make('PEER_UNREACHABLE', `nothing accepts connections there (${firstErrno(text)})`)
+  }
   if (handshake) {
     const byHandshake = diagnoseHandshake(handshake, text, context.afterUpgrade ?? false)
     if (byHandshake) return make(byHandshake.code, byHandshake.why)
   }
-  if (/ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL|ETIMEDOUT|ENOTFOUND|EAI_AGAIN/.test(text)) {
-    return make('PEER_UNREACHABLE', `nothing accepts connections there (${firstErrno(text)})`)
-  }
-  if (!handshake && /aborted|timeout|timed out/i.test(text)) return make('PEER_UNREACHABLE', 'no TCP connection within the dial timeout (a firewall, a wrong host, or a network partition)')
+  if (!handshake && !upgradeFailed(text) && /aborted|timeout|timed out/i.test(text)) return make('PEER_UNREACHABLE', 'no TCP connection within the dial timeout (a firewall, a wrong host, or a network partition)')
   return make('DIAL_FAILED', oneLine(text))
 }
 
@@ -128,6 +129,18 @@ function errorText(error: unknown): string {
   return parts.join('; ')
 }
 
+/** Whether libp2p's error says the dial had a connection and failed to upgrade it (encryption, multiplexing). */
+function upgradeFailed(text: string): boolean {
+  return /EncryptionFailedError|MuxerUnavailableError|UnexpectedEOFError|ConnectionInterceptedError/.test(text)
+}
+
+/**
+ * How far back a handshake may have begun and still be a failed dial's: libp2p joins a dial to a
+ * peer it is dialing already (the overlay's, the bootstrap's), whose handshake began earlier
+ * (up to its 10 s timeout).
+ */
+const JOINED_DIAL_MS = 15_000
+
 function firstErrno(text: string): string {
   return /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL|ETIMEDOUT|ENOTFOUND|EAI_AGAIN/.exec(text)?.[0] ?? 'no connection'
 }
@@ -157,12 +170,14 @@ export interface Dialable {
 export async function checkedDial(node: Dialable, target: string, to: Multiaddr | PeerId, handshakes: HandshakeLog, signal: AbortSignal): Promise<Connection> {
   const since = Date.now()
   const remote = 'getComponents' in to ? hostPortOf(to) : undefined
-  const observed = (): HandshakeObservation | undefined => handshakes.findOutbound(remote !== undefined ? [remote] : [], since)
+  // This dial's handshake, or (a dial that failed its upgrade without one) that of the dial it joined.
+  const observed = (upgrade: boolean): HandshakeObservation | undefined =>
+    handshakes.findOutbound(remote !== undefined ? [remote] : [], since) ?? (upgrade ? handshakes.findOutbound(remote !== undefined ? [remote] : [], since - JOINED_DIAL_MS) : undefined)
   let connection: Connection
   try {
     connection = await node.dial(to, { signal })
   } catch (error) {
-    throw diagnoseDial(error, { target, handshake: observed() })
+    throw diagnoseDial(error, { target, handshake: observed(upgradeFailed(errorText(error))) })
   }
   try {
     const stream = await connection.newStream(PROBE_PROTOCOL, { signal })
@@ -174,7 +189,7 @@ export async function checkedDial(node: Dialable, target: string, to: Multiaddr 
     const other = node.getConnections(connection.remotePeer).find((c) => c.id !== connection.id && c.status === 'open')
     if (other) return other
     const at = hostPortOf(connection.remoteAddr)
-    throw diagnoseDial(error, { target, handshake: at !== undefined ? handshakes.findOutbound([at], since) : observed(), afterUpgrade: true })
+    throw diagnoseDial(error, { target, handshake: at !== undefined ? handshakes.findOutbound([at], since - JOINED_DIAL_MS) : observed(true), afterUpgrade: true })
   }
   return connection
 }

@@ -119,11 +119,13 @@ describe('a bootstrap address that answers later', () => {
 
 describe('POST /v1/peers names the cause', () => {
   it('the API port, a server that is not meshsync, another cluster key, a peer whose allowlist refuses this node', { timeout: 120_000 }, async () => {
-    const a = await startDaemon()
-    const stranger = await startDaemon()
+    const [a, stranger] = await Promise.all([startDaemon(), startDaemon()])
     const guardedDir = await tempDir('meshsync-e2e-')
     await writeConfig(guardedDir, { p2p: { allowPeers: [stranger.info.peerId] } })
-    const guarded = await startDaemon({ dataDir: guardedDir, args: ['--cluster-key', join(a.dataDir, 'cluster.key')] })
+    const [guarded, friend] = await Promise.all([
+      startDaemon({ dataDir: guardedDir, args: ['--cluster-key', join(a.dataDir, 'cluster.key')] }),
+      startDaemon({ args: ['--cluster-key', join(a.dataDir, 'cluster.key')] }),
+    ])
 
     const api = new URL(a.info.api.url)
     const toApi = await a.sock('POST', '/v1/peers', { multiaddr: `/ip4/127.0.0.1/tcp/${api.port}` })
@@ -134,6 +136,7 @@ describe('POST /v1/peers names the cause', () => {
 
     const garbage: Server = createServer((s) => {
       s.on('error', () => undefined)
+      s.resume() // reads (and drops) what the daemon sends, so that its close ends the socket
       s.end('hello, this is not meshsync\n')
     })
     await new Promise<void>((resolve) => garbage.listen(0, '127.0.0.1', resolve))
@@ -157,7 +160,6 @@ describe('POST /v1/peers names the cause', () => {
     expect((await peersOf(a)).filter((p) => p.connected)).toEqual([])
 
     // A dial that works still answers 200; failed dials are warnings, not errors, in the log.
-    const friend = await startDaemon({ args: ['--cluster-key', join(a.dataDir, 'cluster.key')] })
     expect(ok(await a.sock<{ peerId: string }>('POST', '/v1/peers', { multiaddr: friend.info.listen[0] })).peerId).toBe(friend.info.peerId)
     expect(logLines(a, 50)).toEqual([])
     expect(logLines(a).map((l) => l.code)).toEqual(expect.arrayContaining(['NOT_MESHSYNC', 'PEER_KEY_MISMATCH', 'PEER_REFUSED']))

@@ -81,6 +81,25 @@ describe('a failed dial names its cause', () => {
     expect(inbound).toHaveLength(seen)
   })
 
+  it('a dial that joins one already under way (the overlay or the bootstrap dialing the same peer) names the cause too', async () => {
+    const a = await transport(generateClusterKey())
+    const stranger = await transport(generateClusterKey())
+    const addr = a.listenAddrs()[0] as string
+    let dialing = true
+    const background = (async () => {
+      while (dialing) await stranger.dial(addr, { force: true }).catch(() => undefined)
+    })()
+    try {
+      for (let i = 0; i < 2; i++) {
+        await new Promise((r) => setTimeout(r, 300))
+        expect((await failure(stranger.dial(addr, { force: true }))).code).toBe('PEER_KEY_MISMATCH')
+      }
+    } finally {
+      dialing = false
+      await background
+    }
+  })
+
   it('an HTTP server (the API port), a text banner, binary bytes: not a meshsync p2p port', async () => {
     const dialer = await transport(generateClusterKey())
     const http = createHttpServer((_req, res) => res.end('hi'))

@@ -72,6 +72,9 @@ describe('dial diagnosis without a handshake', () => {
     expect(diagnoseDial(new AggregateError([refused], 'All promises were rejected'), { target }).code).toBe('PEER_UNREACHABLE')
     expect(diagnoseDial(new DOMException('The operation was aborted due to timeout', 'TimeoutError'), { target }).code).toBe('PEER_UNREACHABLE')
     expect(diagnoseDial(new Error('The multiaddr connection is blocked by gater.denyOutboundEncryptedConnection'), { target }).code).toBe('PEER_NOT_ALLOWED')
+    // A connection was made and its upgrade timed out: not "unreachable", though no handshake was seen.
+    const upgrade = Object.assign(new Error('The operation was aborted due to timeout'), { name: 'EncryptionFailedError' })
+    expect(diagnoseDial(upgrade, { target }).code).toBe('DIAL_FAILED')
     expect(diagnoseDial(new Error('something new'), { target })).toMatchObject({ code: 'DIAL_FAILED', message: `cannot connect to ${target}: failed: Error: something new` })
     const known = new DialError('NOT_MESHSYNC', target, 'said so')
     expect(diagnoseDial(known, { target })).toBe(known)
@@ -89,5 +92,8 @@ describe('dial diagnosis without a handshake', () => {
     expect(diagnoseDial(new Error('read ECONNRESET'), { target, handshake: h(random(24, 9), 24) }).code).toBe('PEER_KEY_MISMATCH')
     expect(diagnoseDial(timeout, { target, handshake: h(random(24, 9), 24) }).code).toBe('PEER_KEY_MISMATCH')
     expect(diagnoseDial(eof, { target, handshake: h(random(24, 9), 24, MULTISTREAM_HEADER), afterUpgrade: true }).code).toBe('PEER_REFUSED')
+    // A refused TCP connect is this dial's: an earlier handshake to the address says nothing of it.
+    const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:4718'), { code: 'ECONNREFUSED' })
+    expect(diagnoseDial(refused, { target, handshake: h(random(24, 9), 24, MULTISTREAM_HEADER) }).code).toBe('PEER_UNREACHABLE')
   })
 })
