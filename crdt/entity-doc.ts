@@ -50,6 +50,8 @@ export function textNames(doc: Y.Doc): string[] {
 /** Current content of a text root ('' when it does not exist). */
 export function readText(doc: Y.Doc, name: string): string {
   assertTextRoot(name)
+  // Y.Doc.getText creates the root: a read must not, or textNames would list it on this replica only.
+  if (!doc.share.has(name)) return ''
   return textView(doc, name).text
 }
 

@@ -49,6 +49,8 @@ export interface DaemonConfig {
   readonly query: {
     /** Most entities one query may examine; beyond it 400 QUERY_NEEDS_INDEX. */
     readonly maxScan: number
+    /** Most bytes of unsent events one live query stream holds; past it the stream ends (SLOW_CONSUMER). */
+    readonly liveBufferBytes: number
   }
   readonly store: {
     readonly docCacheSize: number
@@ -124,7 +126,7 @@ export function defaultConfig(dataDir: string): DaemonConfig {
     api: { host: '127.0.0.1', port: DEFAULT_API_PORT, bodyLimit: 8 * 1024 * 1024 },
     p2p: { listen: [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`], bootstrap: [], mdns: true, allowPeers: [], gossip: true, antiEntropyIntervalMs: 10_000, antiEntropyFanout: DEFAULT_ANTI_ENTROPY_FANOUT, gossipPaceMs: DEFAULT_GOSSIP_PACE_MS, gossipPaceMaxMs: DEFAULT_GOSSIP_PACE_MAX_MS, signGossip: false, minConnections: DEFAULT_MIN_CONNECTIONS, maxConnections: DEFAULT_MAX_CONNECTIONS },
     namespaces: {},
-    query: { maxScan: 100_000 },
+    query: { maxScan: 100_000, liveBufferBytes: 8 * 1024 * 1024 },
     store: { docCacheSize: 1000, maxGroupOps: 2000, maxQueuedOps: 50_000 },
     log: { level: 'info' },
     gc: { tombstoneGraceMs: 24 * 3600_000, intervalMs: 60_000, clockSkewMs: 60_000 },
@@ -238,7 +240,10 @@ function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: str
       ...watermarks(p2p, base.p2p, where),
     },
     namespaces: namespaceModes(section(file, 'namespaces', where), where),
-    query: { maxScan: num(query, 'maxScan', base.query.maxScan, where) },
+    query: {
+      maxScan: num(query, 'maxScan', base.query.maxScan, where),
+      liveBufferBytes: atLeastOne(num(query, 'liveBufferBytes', base.query.liveBufferBytes, where), `${where}: query.liveBufferBytes`),
+    },
     store: {
       docCacheSize: num(store, 'docCacheSize', base.store.docCacheSize, where),
       maxGroupOps: num(store, 'maxGroupOps', base.store.maxGroupOps, where),

@@ -82,6 +82,7 @@ export class Daemon {
           ),
         ),
         maxScan: config.query.maxScan,
+        liveBufferBytes: config.query.liveBufferBytes,
       },
     )
     await lifecycle.start('store', () => store.open(), () => store.close())

@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   INVALID_CURSOR: { status: 400, meaning: 'a change-feed cursor this node did not issue' },
   CURSOR_EXPIRED: { status: 410, meaning: 'a change-feed cursor older than a tombstone purge (it could miss deletions): read again from cursor 0' },
   ENTITY_NOT_FOUND: { status: 404, meaning: 'no such entity (or it is deleted)' },
+  SLOW_CONSUMER: { status: null, meaning: 'a live query stream the node ended (its `end` event) because the subscriber read too slowly: more than `query.liveBufferBytes` of events waited; resume with `Last-Event-ID`' },
   QUERY_NEEDS_INDEX: { status: 400, meaning: 'a query that would examine more than `query.maxScan` entities: add an index that serves it, or narrow it' },
   INDEX_NOT_FOUND: { status: 404, meaning: 'no index of that name in the namespace' },
   INDEX_CONFLICT: { status: 409, meaning: 'an index of that name exists with other fields, or is declared in the config (change it there)' },

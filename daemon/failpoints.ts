@@ -13,6 +13,8 @@
  * - `write-after-failure`: the LevelDB store keeps writing after a failed write (a full disk)
  *   instead of reopening first, so later writes land behind a torn log record and a kill -9
  *   loses them (daemon/storage/level-kv-store.ts).
+ * - `stale-index-1-in-N`: about one update of an index entry in N is skipped (daemon/store/indexes.ts):
+ *   the entity changes, its entry keeps the old values (an index that disagrees with a scan).
  */
 
 export interface Failpoints {
@@ -22,23 +24,28 @@ export interface Failpoints {
   readonly dropRemoteOneIn: number
   /** Keep writing to LevelDB after a failed write, without reopening it. */
   readonly writeAfterFailure: boolean
+  /** Skip one index entry update in this many; 0 when off. */
+  readonly staleIndexOneIn: number
 }
 
 export function parseFailpoints(spec: string | undefined): Failpoints {
   let ackBeforeCommitMs = 0
   let dropRemoteOneIn = 0
   let writeAfterFailure = false
+  let staleIndexOneIn = 0
   for (const raw of (spec ?? '').split(',')) {
     const name = raw.trim()
     if (name === '') continue
     const ack = /^ack-before-commit(?:=(\d+))?$/.exec(name)
     const drop = /^drop-remote-1-in-(\d+)$/.exec(name)
+    const stale = /^stale-index-1-in-(\d+)$/.exec(name)
     if (ack) ackBeforeCommitMs = Number(ack[1] ?? 300)
     else if (name === 'write-after-failure') writeAfterFailure = true
     else if (drop) dropRemoteOneIn = Math.max(1, Number(drop[1]))
+    else if (stale) staleIndexOneIn = Math.max(1, Number(stale[1]))
     else throw new Error(`MESHSYNC_FAILPOINTS: unknown failpoint ${JSON.stringify(name)}`)
   }
-  return { ackBeforeCommitMs, dropRemoteOneIn, writeAfterFailure }
+  return { ackBeforeCommitMs, dropRemoteOneIn, writeAfterFailure, staleIndexOneIn }
 }
 
 export const failpoints: Failpoints = parseFailpoints(process.env.MESHSYNC_FAILPOINTS)
@@ -46,4 +53,9 @@ export const failpoints: Failpoints = parseFailpoints(process.env.MESHSYNC_FAILP
 /** True for about one call in `failpoints.dropRemoteOneIn` (never when off). */
 export function shouldDropRemote(): boolean {
   return failpoints.dropRemoteOneIn > 0 && Math.random() * failpoints.dropRemoteOneIn < 1
+}
+
+/** True for about one call in `failpoints.staleIndexOneIn` (never when off). */
+export function shouldStaleIndex(): boolean {
+  return failpoints.staleIndexOneIn > 0 && Math.random() * failpoints.staleIndexOneIn < 1
 }

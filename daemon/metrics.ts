@@ -94,6 +94,25 @@ export class DaemonMetrics {
       },
     })
     new Gauge({
+      name: 'meshsync_live_query_subscribers',
+      help: 'Open live queries (POST /v1/ns/:ns/query with Accept: text/event-stream), by namespace (docs/queries.md).',
+      labelNames: ['ns'] as const,
+      registers,
+      collect() {
+        this.reset()
+        for (const [ns, n] of store.live.subscribers()) this.set({ ns }, n)
+      },
+    })
+    new Counter({
+      name: 'meshsync_live_query_dropped_total',
+      help: 'Live query streams the node closed because their subscriber read too slowly (query.liveBufferBytes).',
+      registers,
+      collect() {
+        this.reset()
+        this.inc(store.live.dropped)
+      },
+    })
+    new Gauge({
       name: 'meshsync_conflicts',
       help: 'Unresolved conflicts (entity fields), as GET /v1/conflicts lists them.',
       registers,
@@ -146,7 +165,8 @@ export class DaemonMetrics {
       ['sessionFailures', 'meshsync_sync_session_failures_total', 'Anti-entropy sessions that failed.'],
       ['relayedSessions', 'meshsync_sync_sessions_relayed_total', 'Sessions that brought news no other path had (passed on to the other peers at once).'],
       ['headsBehind', 'meshsync_gossip_heads_behind_total', 'Heads of withheld gossip a peer told that were still missing here after a grace period (pulled from that peer).'],
-      ['periodicSkipped', 'meshsync_sync_periodic_skipped_total', 'Periodic sessions not started: a session with the peer, started by either side, succeeded less than half a period before.'],
+      ['periodicSkipped', 'meshsync_sync_periodic_skipped_total', 'Periodic sessions not started: a session with the peer, started by either side, succeeded less than half a period before, or the peer was in sync.'],
+      ['periodicInSync', 'meshsync_sync_periodic_in_sync_total', "Periodic sessions not started because the peer's state digest (from its link probe) matched this node's."],
       ['recordsIn', 'meshsync_sync_records_received_total', 'Change records received by anti-entropy.'],
       ['recordsOut', 'meshsync_sync_records_sent_total', 'Change records sent by anti-entropy.'],
       ['snapshotEntitiesIn', 'meshsync_snapshot_entities_received_total', 'Entity states received by snapshot catch-up.'],
@@ -167,6 +187,8 @@ export class DaemonMetrics {
       ...counters.map(([key, name, help]): [string, string, () => number] => [name, help, () => stats[key]]),
       ...gcCounters.map(([key, name, help]): [string, string, () => number] => [name, help, () => gc[key]]),
       ['meshsync_gossip_forwarded_total', 'Gossip messages received and passed on to the mesh (some mesh peer is not reached by their origin).', () => relay.forwarded],
+      ['meshsync_link_probes_total', 'Link probes sent (one small frame on each connection every few seconds; they carry the state digest).', () => replicator.linkStats.probes],
+      ['meshsync_link_dead_total', 'Connections closed because a link probe went unanswered (or probes stopped coming).', () => replicator.linkStats.deadLinks],
       ['meshsync_gossip_withheld_total', 'Gossip messages received and not passed on: their origin reaches every mesh peer itself (their heads are told instead).', () => relay.withheld],
     ]
     for (const [name, help, value] of read) {

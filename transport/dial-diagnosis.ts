@@ -154,7 +154,7 @@ function oneLine(text: string): string {
  * A protocol no node handles: opening a stream of it proves a new connection carries streams (the
  * other end answers "not supported"), where a peer whose gater refused this node has closed it.
  */
-export const PROBE_PROTOCOL = '/meshsync/probe/1.0.0'
+export const DIAL_CHECK_PROTOCOL = '/meshsync/dial-check/1.0.0'
 
 /** The parts of a libp2p node a checked dial uses. */
 export interface Dialable {
@@ -180,7 +180,7 @@ export async function checkedDial(node: Dialable, target: string, to: Multiaddr 
     throw diagnoseDial(error, { target, handshake: observed(upgradeFailed(errorText(error))) })
   }
   try {
-    const stream = await connection.newStream(PROBE_PROTOCOL, { signal })
+    const stream = await connection.newStream(DIAL_CHECK_PROTOCOL, { signal })
     stream.abort(new Error('probe only'))
   } catch (error) {
     if ((error as Error).name === 'UnsupportedProtocolError') return connection

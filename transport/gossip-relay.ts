@@ -1,9 +1,22 @@
 import type { Dot } from '../crdt/index.ts'
 
-/** A node's links older than this are not trusted to withhold a forward (it announces every {@link LINKS_REFRESH_MS}). */
-export const LINKS_MAX_AGE_MS = 30_000
-/** How often a node announces its links even when they did not change. */
+/** How often a node of a small cluster announces its links even when they did not change. */
 export const LINKS_REFRESH_MS = 10_000
+/**
+ * Least average time between two links announcements in the whole cluster: a node's refresh
+ * period grows with the members it knows, so what each node receives per minute stays flat in N.
+ */
+export const CLUSTER_LINKS_SPACING_MS = 2500
+
+/** How often a node that knows `members` others announces its links: 10 s, longer in a larger cluster. */
+export function linksRefreshMs(members: number): number {
+  return Math.max(LINKS_REFRESH_MS, (members + 1) * CLUSTER_LINKS_SPACING_MS)
+}
+
+/** A node's links older than this are not trusted to withhold a forward: three refresh periods. */
+export function linksMaxAgeMs(members: number): number {
+  return 3 * linksRefreshMs(members)
+}
 /** Most origins whose links are remembered (the oldest announcement is forgotten first). */
 const MAX_ORIGINS = 4096
 
@@ -36,7 +49,11 @@ export class GossipRelay {
   /** Per origin, the highest seq withheld since the heads were last taken. */
   readonly #withheld = new Map<string, number>()
 
-  constructor(options: { now?: () => number } = {}) {
+  /** Members this node knows (the links' trust window grows with them, {@link linksMaxAgeMs}). */
+  readonly #members: () => number
+
+  constructor(options: { now?: () => number; members?: () => number } = {}) {
+    this.#members = options.members ?? (() => 0)
     this.#now = options.now ?? Date.now
   }
 
@@ -50,7 +67,7 @@ export class GossipRelay {
   /** The node ids `origin` last said its changes reach, while that is recent; undefined otherwise. */
   reachOf(origin: string): ReadonlySet<string> | undefined {
     const links = this.#links.get(origin)
-    return links !== undefined && this.#now() - links.at <= LINKS_MAX_AGE_MS ? links.reaches : undefined
+    return links !== undefined && this.#now() - links.at <= linksMaxAgeMs(this.#members()) ? links.reaches : undefined
   }
 
   /**

@@ -31,8 +31,9 @@ import {
   RELAY_LINKS,
 } from './gossip-messages.ts'
 import { checkedDial, DialError } from './dial-diagnosis.ts'
-import { GossipRelay, LINKS_REFRESH_MS, type RelayStats } from './gossip-relay.ts'
+import { GossipRelay, linksRefreshMs, type RelayStats } from './gossip-relay.ts'
 import { HandshakeLog, type HandshakeObservation } from './handshake-log.ts'
+import { DIGEST_BYTES, LinkMonitor, type LinkMonitorStats } from './link-monitor.ts'
 import { nodeIdOf, nodeIdOfPeerId } from './identity.ts'
 import { Membership, type Member } from './membership.ts'
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_CONNECTIONS, degreeBand, OverlayMaintainer } from './overlay.ts'
@@ -50,6 +51,8 @@ export interface MeshTransportInit {
   readonly mdns?: boolean
   /** mDNS query interval in ms (default 10 s). */
   readonly mdnsIntervalMs?: number
+  /** Period of the link probes that find silent connections (default 5 s, {@link LinkMonitor}). */
+  readonly linkProbeMs?: number
   /** When non-empty, only these peer ids may connect (either direction). */
   readonly allowPeers?: readonly string[]
   /** Gossip on (default). Off: anti-entropy alone carries changes. */
@@ -94,6 +97,8 @@ export interface MeshTransportEvents {
   /** A peer has these changes and did not pass them on (see {@link GossipRelay}): the node pulls the ones it lacks from `via`. */
   heads: [{ readonly via: string; readonly heads: readonly Dot[] }]
   invalid: [InvalidInput]
+  /** A peer's state digest arrived with a link probe (see {@link LinkMonitor}). */
+  'peer:digest': [peerId: string, digest: Uint8Array]
   /** An inbound connection whose first bytes did not decrypt with this node's cluster key (docs/operations.md, Dial failures). */
   'handshake:mismatch': [HandshakeObservation]
   /** A {@link MeshTransport.dial} failed, or succeeded (`target` as given). */
@@ -128,13 +133,15 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
   /** The changes topic this node gossips on (by its signature policy). */
   readonly gossipTopic: string
   /** Whether a changes message received is passed on (see {@link GossipRelay}). */
-  readonly #relay = new GossipRelay()
+  readonly #relay = new GossipRelay({ members: () => this.#membership?.members().length ?? 0 })
   readonly #nodeIds = new Map<string, string>()
   #linksTimer: NodeJS.Timeout | undefined
   #linksSoon: NodeJS.Timeout | undefined
   #headsSoon: NodeJS.Timeout | undefined
   #membership: Membership | undefined
   #overlay: OverlayMaintainer | undefined
+  #linkMonitor: LinkMonitor | undefined
+  #stateDigest: () => Uint8Array = () => new Uint8Array(DIGEST_BYTES)
   /** Recent connections' first bytes, to tell why a dial failed (see {@link checkedDial}). */
   readonly #handshakes = new HandshakeLog({ onInboundMismatch: (o) => this.emit('handshake:mismatch', o) })
 
@@ -175,10 +182,9 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
       // The overlay keeps the degree between the watermarks; this hard cap (connections, not peers)
       // refuses inbound ones past it, leaving room for newcomers while the overlay trims.
       connectionManager: { dialTimeout: 10_000, maxConnections: Math.max(2 * maxConnections, maxConnections + 8) },
-      // A link that went silent (a cut cable, a partition, a stopped peer) is found within ~8 s
-      // and the connection dropped, so the next dial opens a fresh TCP connection after the link
-      // heals, rather than waiting out the old one's retransmission backoff (libp2p: 10 s + 5 s).
-      connectionMonitor: { pingInterval: 5000, pingTimeout: { minTimeout: 3000, maxTimeout: 10_000 } },
+      // Silent links are found by the LinkMonitor (one stream per connection), not by libp2p's
+      // monitor (a new ping stream per connection every interval).
+      connectionMonitor: { enabled: false },
       ...(init.metricsRegistry && { metrics: prometheusMetrics({ registry: init.metricsRegistry, collectDefaultMetrics: false }) }),
       peerDiscovery: discovery,
       services: {
@@ -281,19 +287,27 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
     )
     await membership.start()
     overlay.start()
+    const linkMonitor = new LinkMonitor(node, {
+      ...(init.linkProbeMs !== undefined && { intervalMs: init.linkProbeMs }),
+      digest: () => this.#stateDigest(),
+      onDigest: (peerId, digest) => this.emit('peer:digest', peerId, digest),
+    })
+    this.#linkMonitor = linkMonitor
+    await linkMonitor.start()
   }
 
   /** Stops libp2p (closes every connection). Idempotent. */
   async stop(): Promise<void> {
     const node = this.#node
     this.#node = undefined
-    clearInterval(this.#linksTimer)
+    clearTimeout(this.#linksTimer)
     clearTimeout(this.#linksSoon)
     this.#linksSoon = undefined
     clearTimeout(this.#headsSoon)
     this.#headsSoon = undefined
     this.#overlay?.stop()
     this.#membership?.stop()
+    this.#linkMonitor?.stop()
     await node?.stop()
   }
 
@@ -415,6 +429,16 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
     this.#syncHandler = handler
   }
 
+  /** What this node's link probes carry as its state digest (8 bytes; the replicator's version vector digest). */
+  setStateDigest(digest: () => Uint8Array): void {
+    this.#stateDigest = digest
+  }
+
+  /** Link probes sent and connections closed as dead (zeros before start). */
+  get linkStats(): Readonly<LinkMonitorStats> {
+    return this.#linkMonitor?.stats ?? { probes: 0, deadLinks: 0 }
+  }
+
   /** Registers the handler of inbound full-refresh (resync) streams. */
   handleResync(handler: SyncStreamHandler): void {
     this.#resyncHandler = handler
@@ -533,10 +557,20 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
       if (e.detail.subscriptions.some((sub) => sub.topic === topic || (sub.topic === links && sub.subscribe))) this.#announceLinksSoon()
     })
     node.addEventListener('peer:disconnect', () => this.#announceLinksSoon())
-    this.#linksTimer = setInterval(() => this.#announceLinks(), LINKS_REFRESH_MS)
-    this.#linksTimer.unref()
+    this.#refreshLinksLater()
     pubsub.subscribe(topic)
     pubsub.subscribe(links)
+  }
+
+  /** Announces this node's links again after a refresh period (longer in a larger cluster, {@link linksRefreshMs}), and so on. */
+  #refreshLinksLater(): void {
+    const period = linksRefreshMs(this.#membership?.members().length ?? 0)
+    this.#linksTimer = setTimeout(() => {
+      if (!this.#node) return
+      this.#announceLinks()
+      this.#refreshLinksLater()
+    }, period * (0.9 + Math.random() * 0.2))
+    this.#linksTimer.unref()
   }
 
   /** Announces this node's links shortly (a burst of subscription changes makes one message). */

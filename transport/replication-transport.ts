@@ -33,6 +33,8 @@ export interface ReplicationTransportEvents {
   gossip: [InboundGossip]
   heads: [WithheldHeads]
   invalid: [InvalidInput]
+  /** A peer's state digest (its version vector's, see `setStateDigest`) arrived with a link probe. */
+  'peer:digest': [peerId: string, digest: Uint8Array]
 }
 
 /** `on` and `off` of the events replication listens to (one overload an event, as a typed EventEmitter's methods satisfy). */
@@ -43,6 +45,7 @@ export interface ReplicationTransportListen {
   (event: 'gossip', listener: (gossip: InboundGossip) => void): unknown
   (event: 'heads', listener: (heads: WithheldHeads) => void): unknown
   (event: 'invalid', listener: (input: InvalidInput) => void): unknown
+  (event: 'peer:digest', listener: (peerId: string, digest: Uint8Array) => void): unknown
 }
 
 /** A local change as it is published: the record and its encoding. */
@@ -68,6 +71,11 @@ export interface ReplicationTransport {
   readonly maintainsOverlay?: boolean
   /** Peers with an open connection. */
   connectedPeers(): string[]
+  /**
+   * Every member of the cluster the transport knows of, connected or not (optional: without it
+   * the replicator knows only the peers it met). Tombstone GC waits for each one's acknowledgement.
+   */
+  members?(): readonly { readonly peerId: string }[]
   /** Addresses a peer listens on, each ending in `/p2p/<peerId>`. */
   dialableAddrs(peerId: string): Promise<string[]>
   /** Dials a multiaddr (with `/p2p/<id>`) or a known peer id; resolves with the peer id. */
@@ -84,6 +92,14 @@ export interface ReplicationTransport {
   openResyncStream(peerId: string, options?: { signal?: AbortSignal }): Promise<Stream>
   /** Publishes local changes on gossip; resolves with the peers every message reached, and the bytes sent to each. */
   publishChanges(changes: readonly PublishedChange[]): Promise<{ recipients: string[]; bytesTo: Map<string, number> }>
+  /**
+   * What this node tells its connected peers, every few seconds, as its state digest (8 bytes);
+   * they answer with theirs ('peer:digest'). Optional: without it no digests arrive, and every
+   * periodic anti-entropy session runs.
+   */
+  setStateDigest?(digest: () => Uint8Array): void
   /** Forwarding decisions on received gossip. */
   readonly relayStats: Readonly<RelayStats>
+  /** Link probes sent, and connections closed because their link went silent (optional). */
+  readonly linkStats?: Readonly<{ probes: number; deadLinks: number }>
 }

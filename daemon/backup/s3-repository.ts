@@ -1,4 +1,10 @@
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
+import type * as S3Sdk from '@aws-sdk/client-s3'
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3'
+
+/** The AWS SDK, loaded on first use: about 5 MB of a daemon's memory that a node without an S3 target never needs. */
+type Sdk = typeof S3Sdk
+let sdk: Promise<Sdk> | undefined
+const loadSdk = (): Promise<Sdk> => (sdk ??= import('@aws-sdk/client-s3'))
 import { BackupError } from './errors.ts'
 import { MANIFEST, setKey, type BackupRepository, type RepoCallOptions, type SetWriter } from './repository.ts'
 
@@ -21,19 +27,26 @@ export class S3Repository implements BackupRepository {
   readonly location: string
   readonly #bucket: string
   readonly #prefix: string
-  readonly #s3: S3Client
+  readonly #config: S3ClientConfig
+  #s3: Promise<{ s3: S3Client; sdk: Sdk }> | undefined
 
   constructor(target: S3Target) {
     this.#bucket = target.bucket
     this.#prefix = target.prefix.replace(/^\/+|\/+$/g, '')
     this.location = `s3://${this.#bucket}${this.#prefix ? `/${this.#prefix}` : ''}`
-    this.#s3 = new S3Client({
+    this.#config = {
       region: process.env.AWS_REGION ?? 'us-east-1',
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 3,
       ...target.client,
-    })
+    }
+  }
+
+  /** The client, made on first use. */
+  #client(): Promise<{ s3: S3Client; sdk: Sdk }> {
+    this.#s3 ??= loadSdk().then((loaded) => ({ s3: new loaded.S3Client(this.#config), sdk: loaded }))
+    return this.#s3
   }
 
   #key(key: string): string {
@@ -42,7 +55,8 @@ export class S3Repository implements BackupRepository {
 
   async get(key: string, options: RepoCallOptions = {}): Promise<Uint8Array | undefined> {
     try {
-      const out = await this.#s3.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }), signalOf(options))
+      const { s3, sdk } = await this.#client()
+      const out = await s3.send(new sdk.GetObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }), signalOf(options))
       if (!out.Body) return new Uint8Array(0)
       return await out.Body.transformToByteArray()
     } catch (cause) {
@@ -56,7 +70,8 @@ export class S3Repository implements BackupRepository {
 
   async put(key: string, bytes: Uint8Array, options: RepoCallOptions = {}): Promise<void> {
     try {
-      await this.#s3.send(new PutObjectCommand({ Bucket: this.#bucket, Key: this.#key(key), Body: bytes, ContentLength: bytes.length }), signalOf(options))
+      const { s3, sdk } = await this.#client()
+      await s3.send(new sdk.PutObjectCommand({ Bucket: this.#bucket, Key: this.#key(key), Body: bytes, ContentLength: bytes.length }), signalOf(options))
     } catch (cause) {
       throw this.#unreachable(cause)
     }
@@ -67,9 +82,10 @@ export class S3Repository implements BackupRepository {
     const strip = this.#prefix ? this.#prefix.length + 1 : 0
     let token: string | undefined
     try {
+      const { s3, sdk } = await this.#client()
       do {
-        const page = await this.#s3.send(
-          new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: this.#key(prefix), ...(token !== undefined && { ContinuationToken: token }) }),
+        const page = await s3.send(
+          new sdk.ListObjectsV2Command({ Bucket: this.#bucket, Prefix: this.#key(prefix), ...(token !== undefined && { ContinuationToken: token }) }),
           signalOf(options),
         )
         for (const o of page.Contents ?? []) if (o.Key !== undefined) out.push(o.Key.slice(strip))
@@ -83,7 +99,8 @@ export class S3Repository implements BackupRepository {
 
   async delete(key: string, options: RepoCallOptions = {}): Promise<void> {
     try {
-      await this.#s3.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }), signalOf(options))
+      const { s3, sdk } = await this.#client()
+      await s3.send(new sdk.DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }), signalOf(options))
     } catch (cause) {
       if (httpStatus(cause) === 404) return
       throw this.#unreachable(cause)
@@ -137,7 +154,7 @@ export class S3Repository implements BackupRepository {
   }
 
   async close(): Promise<void> {
-    this.#s3.destroy()
+    if (this.#s3) (await this.#s3).s3.destroy()
   }
 
   #unreachable(cause: unknown): BackupError {

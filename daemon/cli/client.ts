@@ -51,9 +51,13 @@ export class SocketClient {
     return parsed as T
   }
 
-  /** Opens a server-sent-events stream; calls `onEvent` for each event until the stream ends. */
-  async stream(path: string, onEvent: (event: SseEvent) => void, signal?: AbortSignal): Promise<void> {
-    const res = await this.#send('GET', path, undefined, { accept: 'text/event-stream' }, signal)
+  /**
+   * Opens a server-sent-events stream (a GET, or a POST of `options.body`); calls `onEvent` for
+   * each event until the stream ends.
+   */
+  async stream(path: string, onEvent: (event: SseEvent) => void, signal?: AbortSignal, options: { body?: unknown; headers?: Record<string, string> } = {}): Promise<void> {
+    const method = options.body === undefined ? 'GET' : 'POST'
+    const res = await this.#send(method, path, options.body, { ...options.headers, accept: 'text/event-stream' }, signal)
     if ((res.statusCode ?? 500) >= 400) throw ClientError.fromResponse(res.statusCode ?? 0, JSON.parse(await readAll(res)))
     res.setEncoding('utf8')
     const parser = new SseParser(onEvent)

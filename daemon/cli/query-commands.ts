@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander'
 import { defaultDataDir } from '../config.ts'
 import { dataDirLayout } from '../data-dir.ts'
 import { DaemonError } from '../errors.ts'
-import { SocketClient, enc } from './client.ts'
+import { ClientError, SocketClient, enc } from './client.ts'
 
 interface Common {
   dataDir?: string
@@ -35,12 +35,13 @@ export function registerQueryCommands(program: Command): void {
     .argument('<ns>')
     .argument('[where]', 'the where, as JSON (default: {}, every entity)')
     .option('--sort <field...>', 'sort keys, each field or field:desc')
-    .addOption(new Option('--limit <n>', 'page size (1-1000)').argParser(positive).default(100))
+    .addOption(new Option('--limit <n>', 'page size (1-1000, default 100)').argParser(positive))
     .option('--fields <list>', 'only these value fields (comma-separated paths)')
     .option('--count', 'print the number of matches only')
     .option('--explain', 'print the plan (index used, keys scanned, entities examined)')
     .option('--all', 'follow pages to the end')
-    .action(async (ns: string, whereText: string | undefined, opts: Common & { sort?: string[]; limit: number; fields?: string; count?: boolean; explain?: boolean; all?: boolean }) => {
+    .option('--watch', 'a live query: print the matches, then each entity entering, changing within or leaving them (Ctrl-C to stop)')
+    .action(async (ns: string, whereText: string | undefined, opts: Common & { sort?: string[]; limit?: number; fields?: string; count?: boolean; explain?: boolean; all?: boolean; watch?: boolean }) => {
       const c = client(opts)
       let where: unknown = {}
       if (whereText !== undefined) {
@@ -50,11 +51,17 @@ export function registerQueryCommands(program: Command): void {
           throw new DaemonError('INVALID_ARGUMENT', 'the where is not valid JSON')
         }
       }
-      const body: Record<string, unknown> = { where, limit: opts.limit }
+      const body: Record<string, unknown> = { where }
       if (opts.sort) body.sort = opts.sort
       if (opts.fields) body.fields = opts.fields.split(',').map((f) => f.trim()).filter((f) => f.length > 0)
-      if (opts.count) body.count = true
       if (opts.explain) body.explain = true
+      if (opts.watch) {
+        const refused = (['limit', 'count', 'all'] as const).find((o) => opts[o] !== undefined)
+        if (refused) throw new DaemonError('INVALID_ARGUMENT', `--watch follows every match: it does not take --${refused}`)
+        return watchQuery(c, ns, body, opts.json === true)
+      }
+      body.limit = opts.limit ?? 100
+      if (opts.count) body.count = true
       for (;;) {
         const answer = await c.call<QueryAnswer>('POST', `/v1/ns/${enc(ns)}/query`, body)
         if (opts.json) console.log(JSON.stringify(answer))
@@ -116,6 +123,39 @@ export function registerQueryCommands(program: Command): void {
       }
       if (bad > 0) throw new DaemonError('INVALID_ARGUMENT', `${bad} index(es) of ${ns} disagree with a full scan`)
     })
+}
+
+/**
+ * `meshsync query --watch`: prints a live query's events as they come (docs/queries.md, Live
+ * queries), one line each (`--json`: `{event, cursor?, data}`), until Ctrl-C or the daemon ends
+ * the stream (a one-line error with its code).
+ */
+async function watchQuery(c: SocketClient, ns: string, body: Record<string, unknown>, json: boolean): Promise<void> {
+  const ac = new AbortController()
+  process.once('SIGINT', () => ac.abort())
+  let ended: ClientError | undefined
+  try {
+    await c.stream(
+      `/v1/ns/${enc(ns)}/query`,
+      (event) => {
+        const type = event.event ?? 'message'
+        const data = JSON.parse(event.data) as { id?: string; value?: unknown; deleted?: boolean; count?: number; cursor?: string; code?: string; message?: string; plan?: QueryAnswer['plan'] }
+        if (type === 'end') ended = ClientError.fromResponse(0, { error: data })
+        if (json) return console.log(JSON.stringify({ event: type, ...(event.id !== undefined && { cursor: event.id }), data }))
+        if (type === 'enter' || type === 'change') console.log(`${type}\t${data.id}\t${JSON.stringify(data.value)}`)
+        else if (type === 'leave') console.log(`leave\t${data.id}${data.deleted ? '\tdeleted' : ''}`)
+        else if (type === 'ready') console.log(`ready\t${data.count} matching\tcursor ${data.cursor}${data.plan ? `\tplan ${data.plan.type}${data.plan.index ? ` ${data.plan.index}` : ''}` : ''}`)
+        else if (type === 'reset') console.log('reset')
+      },
+      ac.signal,
+      { body },
+    )
+  } catch (error) {
+    if (ac.signal.aborted) return
+    throw error
+  }
+  if (ac.signal.aborted) return
+  throw ended ?? new DaemonError('SHUTTING_DOWN', 'the daemon ended the live query (it is stopping?): run the command again')
 }
 
 function common(cmd: Command): Command {

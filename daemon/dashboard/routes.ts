@@ -8,6 +8,9 @@ const STATIC_DIR = new URL('./static/', import.meta.url)
 /** URL path → file and content type. Nothing else is served from the directory. */
 const ASSETS: Readonly<Record<string, { file: string; type: string }>> = {
   '/dashboard/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  '/dashboard/data.js': { file: 'data.js', type: 'text/javascript; charset=utf-8' },
+  '/dashboard/dom.js': { file: 'dom.js', type: 'text/javascript; charset=utf-8' },
+  '/dashboard/entity.js': { file: 'entity.js', type: 'text/javascript; charset=utf-8' },
   '/dashboard/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
 }
 
@@ -39,7 +42,7 @@ export interface DashboardRoutesOptions {
 
 /**
  * The web dashboard: `GET /` (the page; `/?token=` opens a session and redirects to `/`) and its
- * script and stylesheet under `/dashboard/`. The page reads the same v1 API as any client.
+ * scripts and stylesheet under `/dashboard/`. The page reads the same v1 API as any client.
  */
 export function dashboardRoutes(app: FastifyInstance, options: DashboardRoutesOptions = {}): void {
   const { session } = options

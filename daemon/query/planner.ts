@@ -5,7 +5,7 @@
  * index's key prefix (daemon/store/query-run.ts reads them).
  */
 import type { JsonValue } from '../../crdt/index.ts'
-import { AFTER, classRangeDirected, encodeDirected, encodeTuple, prefixRangeDirected, type Collatable, type Direction } from './collation.ts'
+import { AFTER, classRangeDirected, encodeDirected, encodeJson, encodeTuple, prefixRangeDirected, type Collatable, type Direction } from './collation.ts'
 import { QueryError, type Cond, type SortKey } from './language.ts'
 
 /** An index field: a path and its direction. */
@@ -26,40 +26,57 @@ export interface KeyRange {
   readonly lt: string
 }
 
-export type Plan =
-  | { readonly kind: 'scan' }
-  | {
-      readonly kind: 'index'
-      readonly index: PlannableIndex
-      /** Values of the first `eq.length` index fields. */
-      readonly eq: readonly JsonValue[]
-      /** Key range after the index prefix. */
-      readonly range: KeyRange
-      /** Whether the field after the equalities is bounded by a range. */
-      readonly ranged: boolean
-      /** How the index order serves the sort: read forward, backward, or not at all (sorted in memory). */
-      readonly order: 'forward' | 'reverse' | undefined
-    }
+/** One read of an index: a key range (after the index's key prefix) and the direction it is read in. */
+export interface IndexScan {
+  readonly index: PlannableIndex
+  /** Values of the first `eq.length` index fields in this range. */
+  readonly eq: readonly JsonValue[]
+  /** Key range after the index prefix. */
+  readonly range: KeyRange
+  /** Whether the field after the equalities is bounded by a range. */
+  readonly ranged: boolean
+  /** How the index order serves the sort: read forward, backward, or not at all. */
+  readonly order: 'forward' | 'reverse' | undefined
+}
+
+/**
+ * A scan of the namespace, or reads of index ranges: one, or several (an `$in` on an indexed
+ * field: a range per value; an `$or`: the ranges of each branch) whose entities are merged and
+ * deduplicated. `served`: every range comes in the result order, so the ranges are merged in
+ * that order and reading stops after a page; otherwise the matches are sorted in memory.
+ */
+export type Plan = { readonly kind: 'scan' } | { readonly kind: 'index'; readonly scans: readonly IndexScan[]; readonly served: boolean }
+
+/** Most ranges one plan reads (values of `$in`s times `$or` branches); a query needing more is planned without them. */
+export const MAX_SCANS = 64
 
 interface PathConstraint {
   eq?: JsonValue
+  /** The distinct values of an `$in` of more than one value. */
+  in?: JsonValue[]
   ranges: Cond[]
 }
 
-/** The top-level conjunction's field conditions, per path. */
-function constraints(where: Cond): Map<string, PathConstraint> {
-  const out = new Map<string, PathConstraint>()
+/** The conjunction's field conditions, per path (top level of `where`, and `$and`s in it), added to `into`. */
+function constraints(where: Cond, into: Map<string, PathConstraint> = new Map()): Map<string, PathConstraint> {
+  const out = into
   const visit = (c: Cond): void => {
     if (c.kind === 'and') c.items.forEach(visit)
     if (c.kind !== 'field') return
     const pc = out.get(c.path) ?? { ranges: [] }
     out.set(c.path, pc)
+    const values = c.op === '$in' ? (c.value as JsonValue[]) : []
     if (c.op === '$eq' && pc.eq === undefined) pc.eq = c.value
-    else if (c.op === '$in' && (c.value as JsonValue[]).length === 1 && pc.eq === undefined) pc.eq = (c.value as JsonValue[])[0] as JsonValue
+    else if (c.op === '$in' && values.length === 1 && pc.eq === undefined) pc.eq = values[0] as JsonValue
+    else if (c.op === '$in' && pc.in === undefined) pc.in = [...new Map(values.map((v) => [encodeJson(v), v])).values()]
     else if (['$gt', '$gte', '$lt', '$lte', '$prefix'].includes(c.op)) pc.ranges.push(c)
   }
   visit(where)
   return out
+}
+
+function copyConstraints(cs: Map<string, PathConstraint>): Map<string, PathConstraint> {
+  return new Map([...cs].map(([path, pc]) => [path, { ...pc, ranges: [...pc.ranges] }]))
 }
 
 /** The intersection of the ranges, in `dir`'s encoding of one value. */
@@ -99,23 +116,41 @@ function rangeOf(conds: readonly Cond[], dir: Direction): KeyRange {
   return { gte, lt }
 }
 
-/** Picks the best index for `where` and `sort` among `indexes` (complete ones only). */
-export function planQuery(where: Cond, sort: readonly SortKey[], indexes: readonly PlannableIndex[]): Plan {
-  const cs = constraints(where)
-  let best: { score: number[]; plan: Plan } | undefined
+interface Candidate {
+  /** Equality fields, range, order, fewer ranges, fewer fields: greater is better. */
+  readonly score: readonly number[]
+  readonly scans: IndexScan[]
+  readonly served: boolean
+}
+
+/** Whether a candidate narrows what is read (by equalities or a range), not only gives the order. */
+const narrows = (c: Candidate | undefined): c is Candidate => c !== undefined && ((c.score[0] as number) > 0 || (c.score[1] as number) > 0)
+
+/** The best index for one conjunction of constraints. */
+function planConjunction(cs: Map<string, PathConstraint>, sort: readonly SortKey[], indexes: readonly PlannableIndex[]): Candidate | undefined {
+  let best: Candidate | undefined
   const lastDir: Direction = sort.at(-1)?.dir ?? 'asc'
   for (const index of indexes) {
-    const eq: JsonValue[] = []
+    // Each leading field bound by an equality, or by an `$in`: one range per combination of values.
+    let prefixes: JsonValue[][] = [[]]
+    const inBound = new Set<string>()
     for (const f of index.fields) {
       const pc = cs.get(f.path)
-      if (pc?.eq === undefined) break
-      eq.push(pc.eq)
+      if (pc?.eq !== undefined) prefixes = prefixes.map((p) => [...p, pc.eq as JsonValue])
+      else if (pc?.in !== undefined && prefixes.length * pc.in.length <= MAX_SCANS) {
+        const values = pc.in
+        prefixes = prefixes.flatMap((p) => values.map((v) => [...p, v]))
+        inBound.add(f.path)
+      } else break
     }
-    const e = eq.length
-    const next = index.fields[e]
+    // The leading fields the loop above bound.
+    const bound = index.fields.findIndex((f) => cs.get(f.path)?.eq === undefined && !inBound.has(f.path))
+    const eqCount = bound < 0 ? index.fields.length : bound
+    const next = index.fields[eqCount]
     const ranges = next ? (cs.get(next.path)?.ranges ?? []) : []
-    const rest = index.fields.slice(e)
-    const effective = sort.filter((k) => cs.get(k.path)?.eq === undefined)
+    const rest = index.fields.slice(eqCount)
+    // Sort keys bound by an equality are constant; those bound by an `$in` are constant within each range (the ranges are merged in the result order).
+    const effective = sort.filter((k) => cs.get(k.path)?.eq === undefined && !inBound.has(k.path))
     let order: 'forward' | 'reverse' | undefined
     if (effective.length === rest.length && effective.every((k, i) => k.path === rest[i]?.path)) {
       const same = effective.every((k, i) => k.dir === rest[i]?.dir)
@@ -125,14 +160,41 @@ export function planQuery(where: Cond, sort: readonly SortKey[], indexes: readon
       if (same && idDir === lastDir) order = 'forward'
       else if (flipped && idDir !== lastDir) order = 'reverse'
     }
-    const score = [e, ranges.length > 0 ? 1 : 0, order ? 1 : 0, -index.fields.length]
+    const score = [eqCount, ranges.length > 0 ? 1 : 0, order ? 1 : 0, -prefixes.length, -index.fields.length]
     if (score[0] === 0 && score[1] === 0 && score[2] === 0) continue
     if (best && compareScores(score, best.score) <= 0) continue
     const range = next && ranges.length > 0 ? rangeOf(ranges, next.dir) : { gte: '', lt: AFTER }
-    const prefix = encodeTuple(eq, index.fields.map((f) => f.dir))
-    best = { score, plan: { kind: 'index', index, eq, range: { gte: prefix + range.gte, lt: prefix + range.lt }, ranged: ranges.length > 0, order } }
+    const dirs = index.fields.map((f) => f.dir)
+    const scans = prefixes.map((eq) => {
+      const prefix = encodeTuple(eq, dirs)
+      return { index, eq, range: { gte: prefix + range.gte, lt: prefix + range.lt }, ranged: ranges.length > 0, order }
+    })
+    // Ranges in key order: read one after the other, they come in index order too.
+    scans.sort((a, b) => (a.range.gte < b.range.gte ? -1 : a.range.gte > b.range.gte ? 1 : 0))
+    best = { score, scans, served: order !== undefined }
   }
-  return best?.plan ?? { kind: 'scan' }
+  return best
+}
+
+/**
+ * Picks the best plan for `where` and `sort` among `indexes` (complete ones only): the best index
+ * for the conjunction at the top of `where`; when none narrows the read and `where` is (or holds
+ * at its top) an `$or`, the union of the best index for each branch, if every branch has one.
+ */
+export function planQuery(where: Cond, sort: readonly SortKey[], indexes: readonly PlannableIndex[]): Plan {
+  const cs = constraints(where)
+  const base = planConjunction(cs, sort, indexes)
+  if (!narrows(base)) {
+    const or = where.kind === 'or' ? where : where.kind === 'and' ? where.items.find((c) => c.kind === 'or') : undefined
+    if (or?.kind === 'or') {
+      const branches = or.items.map((b) => planConjunction(constraints(b, copyConstraints(cs)), sort, indexes))
+      if (branches.every(narrows) && branches.reduce((n, b) => n + (b as Candidate).scans.length, 0) <= MAX_SCANS) {
+        const union = branches as Candidate[]
+        return { kind: 'index', scans: union.flatMap((b) => b.scans), served: union.every((b) => b.served) }
+      }
+    }
+  }
+  return base ? { kind: 'index', scans: base.scans, served: base.served } : { kind: 'scan' }
 }
 
 function compareScores(a: readonly number[], b: readonly number[]): number {

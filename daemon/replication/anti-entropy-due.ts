@@ -41,6 +41,11 @@ export class AntiEntropyDue {
     if (startedAt > (this.#lastStart.get(peerId) ?? -Infinity)) this.#lastStart.set(peerId, startedAt)
   }
 
+  /** When the last successful session with `peerId` started (performance.now()), or undefined. */
+  lastSynced(peerId: string): number | undefined {
+    return this.#lastStart.get(peerId)
+  }
+
   /** The peers of `connected` not synced within half a period of `now`; forgets peers that are gone. */
   due(connected: readonly string[], now: number): string[] {
     this.#forgetAbsent(connected)
@@ -49,11 +54,17 @@ export class AntiEntropyDue {
 
   /**
    * A periodic tick at `now`: up to `fanout` of the due peers that are not `busy` (a session with
-   * them runs, and serves as this period's), those not synced or picked for longest first.
-   * `skipped` counts the connected peers that were not due or busy.
+   * them runs, and serves as this period's) nor `inSync` (they hold what this node holds), those
+   * not synced or picked for longest first. `skipped` counts the connected peers that were not
+   * due, busy or in sync.
    */
-  pick(connected: readonly string[], now: number, busy: (peerId: string) => boolean = () => false): { picked: string[]; skipped: number } {
-    const due = this.due(connected, now).filter((peerId) => !busy(peerId))
+  pick(
+    connected: readonly string[],
+    now: number,
+    busy: (peerId: string) => boolean = () => false,
+    inSync: (peerId: string) => boolean = () => false,
+  ): { picked: string[]; skipped: number } {
+    const due = this.due(connected, now).filter((peerId) => !busy(peerId) && !inSync(peerId))
     return { picked: this.#takeOldest(due, now), skipped: connected.length - due.length }
   }
 

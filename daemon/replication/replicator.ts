@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { ChangeRecord } from '../../crdt/index.ts'
-import type { InvalidInput, RelayStats, ReplicationTransport, SyncPeer } from '../../transport/index.ts'
+import { nodeIdOfPeerId, type InvalidInput, type RelayStats, type ReplicationTransport, type SyncPeer } from '../../transport/index.ts'
 import type { EntityStore, GcStats } from '../store/entity-store.ts'
 import { Dialer } from './dialer.ts'
 import { GossipOutbox, type GossipOutboxStats } from './gossip-outbox.ts'
@@ -10,6 +10,7 @@ import type { PeerBook, PeerView } from './peer-book.ts'
 import { PeerStrikes, type PeerStrikeStats } from './peer-strikes.ts'
 import type { ReplicationRun } from './replication-run.ts'
 import { SessionScheduler, type SessionStats } from './session-scheduler.ts'
+import { StateDigest } from './state-digest.ts'
 import { ReplicaSyncSource, type SyncSourceStats } from './sync-source.ts'
 import { TombstoneCollector } from './tombstone-gc.ts'
 
@@ -27,6 +28,8 @@ export interface ReplicatorOptions {
   readonly antiEntropyFanout?: number
   /** Idle timeout of a sync stream. */
   readonly streamTimeoutMs?: number
+  /** Most periods in a row a periodic session with a peer whose state digest matches is skipped (default 6). */
+  readonly inSyncMaxSkippedPeriods?: number
   /** Bound of the out-of-order buffer. */
   readonly maxPendingChanges?: number
   /** Invalid messages from one peer before it is disconnected. */
@@ -125,7 +128,8 @@ export class Replicator {
     }
     this.gc = new TombstoneCollector(
       store,
-      () => peers.views(store.versionVector).flatMap((p) => (p.nodeId ? [p.nodeId] : [])),
+      // Every member counts, also one this node never connected to (the overlay connects a few).
+      () => [...peers.views(store.versionVector).flatMap((p) => (p.nodeId ? [p.nodeId] : [])), ...(transport.members?.() ?? []).map((m) => nodeIdOfPeerId(m.peerId))],
       logger.child({ component: 'tombstone-gc' }),
       options.gcClockSkewMs !== undefined ? { clockSkewMs: options.gcClockSkewMs } : {},
     )
@@ -134,9 +138,18 @@ export class Replicator {
     this.#ingest = new Ingest({ store, peers, logger, sessions, strikes: this.#strikes }, { maxPendingChanges: options.maxPendingChanges })
     this.#resync = new NamespaceResync({ store, transport, logger, run, strikes: this.#strikes, sessions }, { streamTimeoutMs: options.streamTimeoutMs })
     this.#source = new ReplicaSyncSource({ store, gc: this.gc, logger, ingest: this.#ingest, resync: this.#resync, sessions }, { snapshotThreshold: options.snapshotThreshold })
+    // Peers whose state digest matches this node's skip the periodic session (docs/architecture.md, Replication).
+    const digest = new StateDigest(() => store.versionVector)
+    const current = (): Uint8Array => digest.current()
+    transport.setStateDigest?.(current)
     this.#sessions = new SessionScheduler(
-      { transport, peers, logger, run, source: this.#source, ingest: this.#ingest, gc: this.gc, strikes: this.#strikes },
-      { antiEntropyIntervalMs: options.antiEntropyIntervalMs, antiEntropyFanout: options.antiEntropyFanout, streamTimeoutMs: options.streamTimeoutMs },
+      { transport, peers, logger, run, source: this.#source, ingest: this.#ingest, gc: this.gc, strikes: this.#strikes, digest: transport.setStateDigest ? current : undefined },
+      {
+        antiEntropyIntervalMs: options.antiEntropyIntervalMs,
+        antiEntropyFanout: options.antiEntropyFanout,
+        streamTimeoutMs: options.streamTimeoutMs,
+        inSyncMaxSkippedPeriods: options.inSyncMaxSkippedPeriods,
+      },
     )
     this.#dialer = new Dialer({ transport, peers, logger, run }, { seedAddrs: options.seedAddrs })
     this.stats = statsOf(this.#outbox.stats, this.#ingest.stats, this.#sessions.stats, this.#source.stats, this.#strikes.stats)
@@ -238,6 +251,11 @@ export class Replicator {
   /** The transport's forwarding decisions on received gossip. */
   get relayStats(): Readonly<RelayStats> {
     return this.#transport.relayStats
+  }
+
+  /** Link probes sent and connections closed as dead (zeros when the transport has no link monitor). */
+  get linkStats(): Readonly<{ probes: number; deadLinks: number }> {
+    return this.#transport.linkStats ?? { probes: 0, deadLinks: 0 }
   }
 
   /** Changes held until their predecessors arrive. */

@@ -5,12 +5,18 @@ import { nodeIdOfPeerId, runSyncSession, SyncProtocolError, type GcHello, type R
 import { AntiEntropyDue } from './anti-entropy-due.ts'
 import type { PeerBook } from './peer-book.ts'
 import type { ReplicationRun } from './replication-run.ts'
+import { sameDigest } from './state-digest.ts'
 import { GcHorizonError } from './sync-source.ts'
 
 /** Wait before a failed sync session that was asked for again meanwhile is retried. */
 const SYNC_RETRY_MS = 1000
 /** Wait after a gap is seen before the session that repairs it (a burst makes one session). */
 const SYNC_SOON_MS = 100
+/**
+ * A periodic session with a peer whose state digest matches this node's is skipped, but not for
+ * more than this many periods in a row: the sessions also carry tombstone-GC acknowledgements.
+ */
+export const IN_SYNC_MAX_SKIPPED_PERIODS = 6
 
 /** Counters of anti-entropy sessions (also exported as metrics). */
 export interface SessionStats {
@@ -23,8 +29,13 @@ export interface SessionStats {
   bytesOut: number
   /** Sessions that brought news no other path had, passed on to the other peers at once. */
   relayedSessions: number
-  /** Periodic sessions not started because a session with the peer (either side's) succeeded less than half a period before. */
+  /**
+   * Periodic sessions not started: a session with the peer (either side's) succeeded less than
+   * half a period before, or its state digest showed it holds what this node holds.
+   */
   periodicSkipped: number
+  /** Of those, the ones skipped because the peer's state digest matched. */
+  periodicInSync: number
 }
 
 export interface SessionSchedulerComponents {
@@ -43,6 +54,8 @@ export interface SessionSchedulerComponents {
     delivered(peerId: string, sent: GcHello): void
   }
   readonly strikes: { strike(peerId: string, surface: string, reason: string): void }
+  /** This node's state digest (its version vector's), compared with what peers send over the transport. */
+  readonly digest?: (() => Uint8Array) | undefined
 }
 
 /** Tunables of the scheduler. */
@@ -53,6 +66,8 @@ export interface SessionSchedulerOptions {
   readonly antiEntropyFanout?: number | undefined
   /** Idle timeout of a sync stream. */
   readonly streamTimeoutMs?: number | undefined
+  /** Most periods in a row a periodic session with an in-sync peer is skipped (default {@link IN_SYNC_MAX_SKIPPED_PERIODS}). */
+  readonly inSyncMaxSkippedPeriods?: number | undefined
 }
 
 /** Default of {@link SessionSchedulerOptions.antiEntropyFanout}. */
@@ -66,7 +81,7 @@ export const DEFAULT_ANTI_ENTROPY_FANOUT = 3
  * meanwhile reruns it once.
  */
 export class SessionScheduler {
-  readonly stats: SessionStats = { sessions: 0, sessionFailures: 0, bytesIn: 0, bytesOut: 0, relayedSessions: 0, periodicSkipped: 0 }
+  readonly stats: SessionStats = { sessions: 0, sessionFailures: 0, bytesIn: 0, bytesOut: 0, relayedSessions: 0, periodicSkipped: 0, periodicInSync: 0 }
   readonly #transport: ReplicationTransport
   readonly #peers: PeerBook
   readonly #log: Logger
@@ -84,6 +99,16 @@ export class SessionScheduler {
   readonly #inbound = new Map<string, number>()
   readonly #afterInbound = new Set<string>()
   readonly #gapTimers = new Map<string, NodeJS.Timeout>()
+  /** Per peer, the state digest its last link probe carried, and when it came (performance.now()). */
+  readonly #peerDigests = new Map<string, { digest: Uint8Array; at: number }>()
+  readonly #digest: (() => Uint8Array) | undefined
+  readonly #maxQuietMs: number
+  readonly #onDigest = (peerId: string, digest: Uint8Array): void => {
+    this.#peerDigests.set(peerId, { digest, at: performance.now() })
+  }
+  readonly #onGone = (peerId: string): void => {
+    this.#peerDigests.delete(peerId)
+  }
   #timer: NodeJS.Timeout | undefined
 
   constructor(components: SessionSchedulerComponents, options: SessionSchedulerOptions = {}) {
@@ -95,18 +120,26 @@ export class SessionScheduler {
     this.#ingest = components.ingest
     this.#gc = components.gc
     this.#strikes = components.strikes
+    this.#digest = components.digest
     this.#interval = options.antiEntropyIntervalMs ?? 10_000
     this.#antiEntropyDue = new AntiEntropyDue(this.#interval, { fanout: options.antiEntropyFanout ?? DEFAULT_ANTI_ENTROPY_FANOUT })
     this.#streamTimeout = options.streamTimeoutMs ?? 30_000
+    this.#maxQuietMs = (options.inSyncMaxSkippedPeriods ?? IN_SYNC_MAX_SKIPPED_PERIODS) * this.#interval
   }
 
   /** Starts the periodic timer (the run must be running). */
   start(): void {
+    if (this.#digest) {
+      this.#transport.on('peer:digest', this.#onDigest)
+      this.#transport.on('peer:disconnect', this.#onGone)
+    }
     this.#scheduleAntiEntropy()
   }
 
   /** Stops the periodic timer and the sessions asked for but not started. */
   stop(): void {
+    this.#transport.off('peer:digest', this.#onDigest)
+    this.#transport.off('peer:disconnect', this.#onGone)
     clearTimeout(this.#timer)
     for (const t of this.#gapTimers.values()) clearTimeout(t)
     this.#gapTimers.clear()
@@ -247,6 +280,19 @@ export class SessionScheduler {
     }
   }
 
+  /**
+   * The peer's latest state digest, from the last period, equals this node's (so a session would
+   * find nothing to repair), and a session with it ran within the last
+   * {@link IN_SYNC_MAX_SKIPPED_PERIODS} periods.
+   */
+  #inSync(peerId: string, now: number): boolean {
+    const theirs = this.#peerDigests.get(peerId)
+    if (!this.#digest || !theirs || now - theirs.at > this.#interval) return false
+    const lastSynced = this.#antiEntropyDue.lastSynced(peerId)
+    if (lastSynced === undefined || now - lastSynced > this.#maxQuietMs) return false
+    return sameDigest(theirs.digest, this.#digest())
+  }
+
   #scheduleAntiEntropy(): void {
     if (!this.#run.running) return
     const delay = this.#interval * (0.75 + Math.random() * 0.5)
@@ -254,7 +300,13 @@ export class SessionScheduler {
       // A session in progress (either side's) serves as this period's: when it succeeds it is
       // recorded, and rerunning it right after would find nothing new.
       const busy = (peerId: string): boolean => this.#sessions.has(peerId) || this.#inbound.has(peerId)
-      const { picked, skipped } = this.#antiEntropyDue.pick(this.#transport.connectedPeers(), performance.now(), busy)
+      const now = performance.now()
+      const inSync = (peerId: string): boolean => {
+        if (!this.#inSync(peerId, now)) return false
+        this.stats.periodicInSync++
+        return true
+      }
+      const { picked, skipped } = this.#antiEntropyDue.pick(this.#transport.connectedPeers(), now, busy, inSync)
       this.stats.periodicSkipped += skipped
       for (const peerId of picked) this.syncWith(peerId)
       this.#scheduleAntiEntropy()

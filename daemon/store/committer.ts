@@ -440,12 +440,14 @@ export class Committer {
 
   async #commitWipe(job: Job & { kind: 'wipe' }): Promise<void> {
     try {
+      const from = this.#feedSeq
       const plan = await planWipe(this.#kv, job.ns, { counts: this.#counts, feedSeq: this.#feedSeq })
       for (const key of plan.removedKeys) this.#docs.delete(key)
       await this.#commitBatch(plan.ops, () => {
         this.#counts = plan.counts
         this.#feedSeq = plan.feedSeq
       })
+      this.#announceRemoval(from, plan.feedSeq, [job.ns])
       // An entity written again after the wipe starts a new Y.Doc whose clock restarts at 0: with
       // the same clientID its items would collide with those of its earlier life (still held by
       // peers and backups). A fresh clientID keeps every (client, clock) pair unique.
@@ -461,6 +463,7 @@ export class Committer {
 
   async #commitPurge(job: Job & { kind: 'purge' }): Promise<void> {
     try {
+      const from = this.#feedSeq
       const plan = await planPurge(this.#kv, job, { horizon: this.#horizon, feedFloor: this.#feedFloor, feedSeq: this.#feedSeq })
       for (const key of plan.purgedKeys) this.#docs.delete(key)
       if (plan.ops !== undefined) {
@@ -469,6 +472,7 @@ export class Committer {
           this.#feedFloor = plan.feedFloor
           this.#feedSeq = plan.feedSeq
         })
+        if (plan.feedSeq > from) this.#announceRemoval(from, plan.feedSeq, [...new Set(plan.purged.map((v) => v.ns))])
         this.gcStats.purged += plan.purged.length
       }
       job.resolve({ views: plan.purged })
@@ -477,6 +481,15 @@ export class Committer {
       job.reject(error)
     } finally {
       this.#docs.allEnded()
+    }
+  }
+
+  /** Tells feed readers (live queries, the change feed) that entities of `removed` went without entries. */
+  #announceRemoval(from: number, to: number, removed: readonly string[]): void {
+    try {
+      if (this.#events.listenerCount('feed') > 0) this.#events.emit('feed', { from, to, entries: [], removed })
+    } catch (error) {
+      this.#log.error({ err: error }, 'a feed listener failed')
     }
   }
 

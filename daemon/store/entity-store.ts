@@ -15,6 +15,7 @@ import type { KvStore } from '../storage/kv-store.ts'
 import { Committer } from './committer.ts'
 import { EntityDocs } from './doc-cache.ts'
 import { IndexService } from './index-service.ts'
+import { LiveQueries } from './live-query.ts'
 import { decodeMeta } from './entity-meta.ts'
 import { own } from './meta-records.ts'
 import {
@@ -61,6 +62,7 @@ export interface FilesCheckpoint {
 export type * from './types.ts'
 export { SnapshotView, splitEntityKey, type RawEntity } from './snapshot-view.ts'
 export { conflictViews } from './views.ts'
+export type { LiveEvent, LiveQuery, LiveSink } from './live-query.ts'
 
 /**
  * Most keys a read outside the committer (an entity, a text, a page of a list) does on the event
@@ -89,6 +91,8 @@ export class EntityStore extends EventEmitter<EntityStoreEvents> {
   readonly gcStats: GcStats
   /** Secondary indexes and queries (docs/queries.md). */
   readonly indexes: IndexService
+  /** Live queries (docs/queries.md, Live queries). */
+  readonly live: LiveQueries
   readonly #declaredIndexes: NonNullable<EntityStoreOptions['indexes']>
 
   constructor(components: EntityStoreComponents, options: EntityStoreOptions = {}) {
@@ -113,6 +117,11 @@ export class EntityStore extends EventEmitter<EntityStoreEvents> {
     this.gcStats = this.#committer.gcStats
     this.indexes = new IndexService(components.kv, this.#committer, components.logger, options.maxScan ?? 100_000)
     this.#declaredIndexes = options.indexes ?? {}
+    const committer = this.#committer
+    this.live = new LiveQueries(
+      { kv: components.kv, events: this, catalog: () => committer.indexes, liveCount: (ns) => own(committer.counts, ns) ?? 0, maxScan: options.maxScan ?? 100_000 },
+      options.liveBufferBytes ?? 8 * 1024 * 1024,
+    )
     this.setMaxListeners(0) // one listener per change-feed stream and per replication peer
   }
 
@@ -295,6 +304,16 @@ export class EntityStore extends EventEmitter<EntityStoreEvents> {
     const [meta, base] = await this.#read([entityMetaKey(ns, id), entityStateKey(ns, id)])
     const { states } = await readStates(this.#kv, [{ ns, id, meta: meta ? decodeMeta(meta) : undefined, base }])
     return states[0]
+  }
+
+  /** The names of the entity's texts (sorted), with its version; ENTITY_NOT_FOUND when missing or deleted. */
+  async textNames(ns: string, id: string): Promise<{ texts: string[]; version: VersionVector }> {
+    assertNamespace(ns)
+    assertEntityId(id)
+    const [bytes] = await this.#read([entityMetaKey(ns, id)])
+    const meta = bytes ? decodeMeta(bytes) : undefined
+    if (!meta || meta.deleted) throw new EntityNotFoundError(ns, id)
+    return { texts: [...meta.texts].sort(), version: meta.vv }
   }
 
   /** A text root of an entity, with the entity's version. */

@@ -4,6 +4,7 @@
  * entry is written in the same batch as the entity change it follows (group-batch.ts,
  * maintenance.ts, index-jobs.ts).
  */
+import { shouldStaleIndex } from '../failpoints.ts'
 import { encodeDirected, encodeTuple } from '../query/collation.ts'
 import { parsePath, QueryError, valueAt } from '../query/language.ts'
 import type { IndexField } from '../query/planner.ts'
@@ -94,6 +95,7 @@ export function indexEntryOps(ns: string, id: string, before: EntityMeta | undef
     const was = indexEntryKey(ns, index, id, before)
     const now = indexEntryKey(ns, index, id, after)
     if (was === now) continue
+    if (was !== undefined && now !== undefined && shouldStaleIndex()) continue // a planted bug (daemon/failpoints.ts)
     if (was !== undefined) ops.push({ type: 'del', key: was })
     if (now !== undefined) ops.push({ type: 'put', key: now, value: utf8(id) })
   }

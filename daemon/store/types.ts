@@ -71,12 +71,15 @@ export interface FeedEntry {
  * The change-feed entries one durable group commit wrote, of every namespace: feed positions
  * `from` (exclusive) to `to` (inclusive) are this group's, and `entries` are the ones it kept (an
  * entity changed twice in the group keeps its last). A reader that had everything up to `from`
- * has everything up to `to` with these.
+ * has everything up to `to` with these. A wipe or a tombstone purge removes entities without
+ * entries: its batch has none, and names the namespaces it removed entities from in `removed`.
  */
 export interface FeedBatch {
   readonly from: number
   readonly to: number
-  readonly entries: readonly (FeedEntry & { readonly ns: string })[]
+  /** Each with the entity's `updatedAt` (milliseconds), which a live query matches on. */
+  readonly entries: readonly (FeedEntry & { readonly ns: string; readonly updatedAt: number })[]
+  readonly removed?: readonly string[]
 }
 
 /** One group commit's LevelDB batch: its entries, and the time it took to write and fsync. */
@@ -143,6 +146,8 @@ export interface EntityStoreOptions {
   readonly indexes?: Readonly<Record<string, Readonly<Record<string, readonly IndexField[]>>>>
   /** Most entities a query may examine (`query.maxScan`, default 100,000). */
   readonly maxScan?: number
+  /** Most bytes of unsent events a live query's stream holds (`query.liveBufferBytes`, default 8 MiB). */
+  readonly liveBufferBytes?: number
 }
 
 /** See {@link EntityStoreOptions.stateDeltas}. */

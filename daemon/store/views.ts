@@ -32,11 +32,11 @@ export function feedEntryOf(ns: string, id: string, meta: EntityMeta): FeedEntry
 
 /** The feed entries a prepared group writes (positions after `from`), in feed order. */
 export function feedBatchOf(g: GroupState, from: number): FeedBatch {
-  const entries: (FeedEntry & { ns: string })[] = []
+  const entries: (FeedEntry & { ns: string; updatedAt: number })[] = []
   for (const entity of g.working.values()) {
     // An entity rewritten without a new position keeps an entry readers have already had.
     if (!entity.changed || !entity.meta || entity.meta.feedSeq <= from) continue
-    entries.push(feedEntryOf(entity.ns, entity.id, entity.meta))
+    entries.push({ ...feedEntryOf(entity.ns, entity.id, entity.meta), updatedAt: entity.meta.updatedAt })
   }
   entries.sort((a, b) => a.cursor - b.cursor)
   return { from, to: g.feedSeq, entries }

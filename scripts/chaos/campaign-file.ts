@@ -140,6 +140,7 @@ const KIND_ABBREV: Readonly<Record<string, string>> = {
   'kill9-restart': 'kill',
   sigstop: 'stop',
   'restart-all': 'all',
+  'kill-neighbourhood': 'hood',
 }
 
 export function kindsCell(byKind: Record<string, number>): string {

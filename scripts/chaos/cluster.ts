@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process'
 import { createWriteStream, readdirSync, readFileSync } from 'node:fs'
-import { mkdir, rm } from 'node:fs/promises'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { initDataDir } from '../../daemon/data-dir.ts'
@@ -163,6 +163,8 @@ export interface ClusterOptions {
   readonly network?: ChaosNetwork
   /** A tmpfs disk of its own for every node's data dir (netns mode). */
   readonly disks?: ChaosDisks
+  /** Every daemon's config.json (default: none). */
+  readonly config?: object
   /** Extra environment of every daemon (e.g. MESHSYNC_FAILPOINTS). */
   readonly env?: Record<string, string>
   /** Longest wait for a daemon to start, or restart after a fault (default 30 s). */
@@ -194,6 +196,7 @@ export class ChaosCluster {
       }
       const { identity } = await initDataDir(dataDir, clusterKey ? { clusterKeyFile: clusterKey } : {})
       clusterKey ??= join(dataDir, 'cluster.key')
+      if (options.config) await writeFile(join(dataDir, 'config.json'), JSON.stringify(options.config))
       const host = options.network ? options.network.addresses[i] : '127.0.0.1'
       const port = options.network ? 4718 : await freePort()
       const listen = `/ip4/${host}/tcp/${port}`
@@ -204,8 +207,9 @@ export class ChaosCluster {
     return new ChaosCluster(nodes, options.network, options.disks)
   }
 
+  /** Starts every daemon at once (each may take up to 30 s plus 5 s per node: they share the machine's CPU). */
   async startAll(): Promise<void> {
-    await Promise.all(this.nodes.map((n) => n.start()))
+    await Promise.all(this.nodes.map((n) => n.start(30_000 + 5_000 * this.nodes.length)))
   }
 
   async stopAll(): Promise<void> {

@@ -40,6 +40,7 @@ export class Nemesis {
   async inject(f: ScheduledFault): Promise<FaultEvent> {
     const n = this.#cluster.nodes.length
     let detail = ''
+    let acted: readonly number[] = f.nodes
     switch (f.kind) {
       case 'partition-halves':
       case 'isolate-one': {
@@ -88,6 +89,17 @@ export class Nemesis {
         for (const i of f.nodes) this.#n(i).pause()
         detail = `SIGSTOP ${JSON.stringify(f.nodes)}`
         break
+      case 'kill-neighbourhood': {
+        const center = f.nodes[0] as number
+        const neighbours = await this.#neighbours(center)
+        await Promise.all(neighbours.map(async (i) => {
+          this.#killed.add(i)
+          await this.#n(i).kill9()
+        }))
+        detail = `kill -9 the ${neighbours.length} peers of node ${center}: ${JSON.stringify(neighbours)}`
+        acted = neighbours
+        break
+      }
       case 'restart-all':
         await Promise.all(Array.from({ length: n }, async (_, i) => {
           this.#killed.add(i)
@@ -96,9 +108,16 @@ export class Nemesis {
         detail = 'kill -9 every node'
         break
     }
-    const event: FaultEvent = { index: f.index, kind: f.kind, nodes: f.nodes, detail, injectedAt: Date.now() - this.#t0 }
+    const event: FaultEvent = { index: f.index, kind: f.kind, nodes: acted, detail, injectedAt: Date.now() - this.#t0 }
     this.events.push(event)
     return event
+  }
+
+  /** The nodes node `i` is connected to now (none when it does not answer). */
+  async #neighbours(i: number): Promise<number[]> {
+    const peers = await this.#n(i).api.get<{ peerId: string; connected: boolean }[]>('/v1/peers', 5_000).catch(() => [])
+    const connected = new Set(peers.filter((p) => p.connected).map((p) => p.peerId))
+    return this.#cluster.nodes.filter((node) => connected.has(node.spec.peerId) && node.spec.index !== i).map((node) => node.spec.index)
   }
 
   /** Undoes everything: disks freed, rules flushed, links up, paused nodes continued, killed nodes restarted. */

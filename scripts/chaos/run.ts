@@ -8,7 +8,8 @@ import { ChaosCluster, sampleProc, sleep } from './cluster.ts'
 import { ChaosDisks, tmpfsUnavailable } from './disks.ts'
 import { Nemesis, type FaultEvent } from './faults.ts'
 import { ChaosNetwork, netnsUnavailable } from './netns.ts'
-import { DISK_FAULTS, makeSchedule, possibleKinds, scheduleHash, type FaultKind, type ScheduledFault } from './schedule.ts'
+import { checkIndexes, indexConfig, type IndexCheck } from './index-check.ts'
+import { DISK_FAULTS, makeSchedule, NEIGHBOURHOOD_MIN_NODES, possibleKinds, scheduleHash, type FaultKind, type ScheduledFault } from './schedule.ts'
 import { Workload, type VersionVector, type WorkloadStats } from './workload.ts'
 
 export interface ChaosOptions {
@@ -79,6 +80,8 @@ export interface ChaosReport {
   readonly faultsByKind: Record<string, number>
   readonly workload: WorkloadStats
   readonly check: CheckResult | undefined
+  /** Every node's declared indexes against a full scan, at the end. */
+  readonly indexes: IndexCheck | undefined
   readonly convergence: {
     /** Per heal and node: ms until the node held everything the cluster held at the heal. */
     readonly afterHeal: Percentiles
@@ -190,10 +193,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         : undefined
   if (modeNote) log(modeNote)
   const durationMs = options.durationS * 1000
-  const impossible = options.schedule?.find((f) => !possibleKinds(mode === 'netns', disks !== undefined).includes(f.kind))
+  const impossible = options.schedule?.find((f) => !possibleKinds(mode === 'netns', disks !== undefined, options.nodes).includes(f.kind))
   if (impossible) {
-    const needs = (DISK_FAULTS as readonly FaultKind[]).includes(impossible.kind) ? 'the tmpfs data disks of netns mode' : 'netns mode'
-    throw new Error(`the schedule has a ${impossible.kind} fault, which needs ${needs}: ${unavailable ?? noDisks ?? 'netns mode not asked for'}`)
+    const needs = (DISK_FAULTS as readonly FaultKind[]).includes(impossible.kind)
+      ? 'the tmpfs data disks of netns mode'
+      : impossible.kind === 'kill-neighbourhood'
+        ? `a cluster of ${NEIGHBOURHOOD_MIN_NODES} nodes or more`
+        : 'netns mode'
+    const why = impossible.kind === 'kill-neighbourhood' ? `this run has ${options.nodes}` : (unavailable ?? noDisks ?? 'netns mode not asked for')
+    throw new Error(`the schedule has a ${impossible.kind} fault, which needs ${needs}: ${why}`)
   }
   const schedule = options.schedule ?? makeSchedule({
     seed: options.seed,
@@ -222,6 +230,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   process.once('exit', killAll)
   const resources = new Map<number, { maxRss: number; maxFds: number; rss: number; fds: number; maxDisk: number; disk: number }>()
   let checkResult: CheckResult | undefined
+  let indexCheck: IndexCheck | undefined
   let finalMs: number | undefined
   const healSamples: HealSample[] = []
   const finalPerNode: number[] = []
@@ -234,10 +243,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     network?.setup()
     const leftovers = disks?.setup() ?? []
     if (leftovers.length > 0) log(`unmounted ${leftovers.length} tmpfs disks left by crashed runs`)
-    cluster = await ChaosCluster.create({ nodes: options.nodes, root, ...(network && { network }), ...(disks && { disks }), env: daemonEnv(options) })
+    cluster = await ChaosCluster.create({ nodes: options.nodes, root, ...(network && { network }), ...(disks && { disks }), env: daemonEnv(options), config: { ...indexConfig(), ...overlayConfig(options.nodes) } })
     const c = cluster
     await c.startAll()
-    await waitMesh(c, 30_000).catch((e: unknown) => log(`warning: ${String(e)}`))
+    await waitMesh(c, 30_000, options.nodes >= NEIGHBOURHOOD_MIN_NODES ? CHAOS_OVERLAY.minConnections : options.nodes - 1).catch((e: unknown) => log(`warning: ${String(e)}`))
     log(`${mode}: ${options.nodes} daemons up (${c.nodes.map((n) => n.spec.nodeId).join(' ')})`)
 
     const t0 = Date.now()
@@ -306,6 +315,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     if (checkResult.phantoms > 0) failures.push(`${checkResult.phantoms} values no acknowledged or pending write made`)
     if (checkResult.partialBatches > 0) failures.push(`${checkResult.partialBatches} batches partly applied`)
     if (checkResult.divergent) failures.push('nodes ended with different states')
+    indexCheck = await checkIndexes(c.nodes.map((n) => ({ index: n.spec.index, api: n.api })))
+    if (indexCheck.mismatches.length > 0) failures.push(`${indexCheck.mismatches.length} indexes disagree with a full scan: ${indexCheck.mismatches[0]}`)
     if (workload.stats.staleReads > 0) failures.push(`${workload.stats.staleReads} stale reads (an acknowledged insert not visible on its node)`)
     if (backups) {
       await backups.verify()
@@ -342,6 +353,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       faultsByKind: nemesis?.countsByKind() ?? {},
       workload: workload?.stats ?? { attempted: 0, acknowledged: 0, failed: 0, unknown: 0, reads: 0, staleReads: 0, byKind: {}, errors: {} },
       check: checkResult,
+      indexes: indexCheck,
       convergence: {
         afterHeal: percentiles(healSamples.map((h) => h.ms)),
         afterHealBy: splitHealSamples(healSamples, nemesis?.events ?? []),
@@ -386,10 +398,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
 const mb = (bytes: number | undefined): number => Math.round(((bytes ?? 0) / 1024 / 1024) * 10) / 10
 
-/** Waits until every node is connected to every other (the soak harness waits the same way). */
-export async function waitMesh(c: ChaosCluster, timeoutMs: number): Promise<void> {
+/**
+ * The overlay of a chaos cluster: a low degree, so that in a cluster of 7 or more a node's
+ * neighbourhood is not the whole cluster (a kill-neighbourhood fault then leaves a node whose every
+ * peer is gone, and the survivors elsewhere must carry on and take the restarted ones back).
+ */
+const CHAOS_OVERLAY = { minConnections: 3, maxConnections: 4 } as const
+
+function overlayConfig(nodes: number): object {
+  return nodes >= NEIGHBOURHOOD_MIN_NODES ? { p2p: CHAOS_OVERLAY } : {}
+}
+
+/** Waits until every node has `want` connected peers (every other node in a small cluster; the soak harness waits the same way). */
+export async function waitMesh(c: ChaosCluster, timeoutMs: number, want: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  const want = c.nodes.length - 1
   for (;;) {
     const counts = await Promise.all(
       c.nodes.map(async (n) => (await n.api.get<{ connected: boolean }[]>('/v1/peers').catch(() => [])).filter((p) => p.connected).length),
@@ -450,6 +472,7 @@ export function summarize(r: ChaosReport): string {
   lines.push(`  by kind        ${Object.entries(r.workload.byKind).map(([k, v]) => `${k} ${v.acknowledged}/${v.attempted}`).join(', ')}`)
   lines.push(`  not acked      ${Object.entries(r.workload.errors).sort((x, y) => y[1] - x[1]).slice(0, 6).map(([k, v]) => `${k} ${v}`).join(', ')}`)
   lines.push(`  lost           ${ch?.lost ?? '?'} acknowledged writes lost; phantoms ${ch?.phantoms ?? '?'}; partial batches ${ch?.partialBatches ?? '?'}; stale reads ${r.workload.staleReads}/${r.workload.reads}`)
+  lines.push(`  indexes        ${r.indexes ? `${r.indexes.checked} checked against a full scan, ${r.indexes.mismatches.length} disagree` : '?'}`)
   lines.push(`  faults         ${r.faults.length} (${Object.entries(r.faultsByKind).map(([k, v]) => `${k} ${v}`).join(', ')}), schedule ${r.scheduleHash}`)
   const a = r.convergence.afterHeal
   const f = r.convergence.finalPerNode
@@ -468,7 +491,7 @@ export function summarize(r: ChaosReport): string {
   lines.push(`  state          ${ch ? (ch.divergent ? 'DIVERGENT' : 'identical') : '?'} on all nodes; conflicts ${ch?.conflicts ?? '?'} (${ch?.conflictsIdentical ? 'identical' : 'DIFFER'}); fingerprints ${r.fingerprints.join(' ')}`)
   lines.push(`  resources      ${r.resources.map((x) => `n${x.node}: ${x.maxRssMB} MB max rss, ${x.maxFds} fds max, ${x.starts} starts${x.maxDiskMB !== undefined ? `, ${x.maxDiskMB} MB max on disk` : ''}`).join('; ')}${r.diskMiB ? ` (tmpfs data disks of ${r.diskMiB} MiB)` : ''}`)
   for (const f2 of r.failures) lines.push(`  FAILURE        ${f2.split('\n')[0]}`)
-  for (const s of [...(ch?.lostSamples ?? []).slice(0, 8), ...(ch?.phantomSamples ?? []).slice(0, 5), ...(ch?.divergenceSamples ?? []).slice(0, 8), ...r.crashes.slice(0, 3)]) lines.push(`    ${s.slice(0, 400)}`)
+  for (const s of [...(ch?.lostSamples ?? []).slice(0, 8), ...(ch?.phantomSamples ?? []).slice(0, 5), ...(ch?.divergenceSamples ?? []).slice(0, 8), ...(r.indexes?.mismatches ?? []).slice(0, 4), ...r.crashes.slice(0, 3)]) lines.push(`    ${s.slice(0, 400)}`)
   if (!r.ok) lines.push(`  data dirs kept in ${r.dataDir}`)
   return lines.join('\n')
 }

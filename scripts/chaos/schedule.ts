@@ -8,7 +8,14 @@ import * as prng from 'lib0/prng'
 export const NETWORK_FAULTS = ['partition-halves', 'isolate-one', 'one-way-cut', 'ring-majorities', 'packet-loss', 'link-down'] as const
 export const DISK_FAULTS = ['disk-full'] as const
 export const PROCESS_FAULTS = ['kill9-restart', 'sigstop', 'restart-all'] as const
-export type FaultKind = (typeof NETWORK_FAULTS)[number] | (typeof DISK_FAULTS)[number] | (typeof PROCESS_FAULTS)[number]
+/**
+ * Faults of the overlay: kill -9 every peer one node is connected to at that moment (restarted at
+ * the heal). Only in clusters of {@link NEIGHBOURHOOD_MIN_NODES} or more, where a node's
+ * neighbourhood is not the whole cluster (smaller runs keep their seeds' schedules).
+ */
+export const OVERLAY_FAULTS = ['kill-neighbourhood'] as const
+export const NEIGHBOURHOOD_MIN_NODES = 7
+export type FaultKind = (typeof NETWORK_FAULTS)[number] | (typeof DISK_FAULTS)[number] | (typeof PROCESS_FAULTS)[number] | (typeof OVERLAY_FAULTS)[number]
 
 /** One fault: injected at `at` ms after the workload starts, healed `duration` ms later. */
 export interface ScheduledFault {
@@ -42,9 +49,9 @@ export interface ScheduleOptions {
   readonly maxGapMs?: number
 }
 
-/** The fault kinds a run can inject: network kinds need netns mode, a full disk the tmpfs data disks. */
-export function possibleKinds(netns: boolean, disks: boolean): FaultKind[] {
-  return [...(netns ? NETWORK_FAULTS : []), ...(disks ? DISK_FAULTS : []), ...PROCESS_FAULTS]
+/** The fault kinds a run can inject: network kinds need netns mode, a full disk the tmpfs data disks, a neighbourhood kill a cluster of 7 or more. */
+export function possibleKinds(netns: boolean, disks: boolean, nodes = 0): FaultKind[] {
+  return [...(netns ? NETWORK_FAULTS : []), ...(disks ? DISK_FAULTS : []), ...PROCESS_FAULTS, ...(nodes >= NEIGHBOURHOOD_MIN_NODES ? OVERLAY_FAULTS : [])]
 }
 
 /**
@@ -59,10 +66,10 @@ export function makeSchedule(options: ScheduleOptions): ScheduledFault[] {
   const maxFault = options.maxFaultMs ?? 7_000
   const minGap = options.minGapMs ?? 1_000
   const maxGap = options.maxGapMs ?? 3_000
-  const allowed = possibleKinds(options.netns, options.disks ?? options.netns)
+  const allowed = possibleKinds(options.netns, options.disks ?? options.netns, options.nodes)
   const kinds = options.kinds ? allowed.filter((k) => options.kinds?.includes(k)) : allowed
   if (kinds.length === 0) throw new Error(`no fault kind of ${JSON.stringify(options.kinds)} is possible in ${options.netns ? 'netns' : 'loopback'} mode`)
-  const weights = kinds.map((k) => (k === 'restart-all' ? 1 : k === 'kill9-restart' || k === 'sigstop' ? (options.netns ? 2 : 4) : k === 'disk-full' ? 2 : 3))
+  const weights = kinds.map((k) => (k === 'restart-all' || k === 'kill-neighbourhood' ? 1 : k === 'kill9-restart' || k === 'sigstop' ? (options.netns ? 2 : 4) : k === 'disk-full' ? 2 : 3))
   const total = weights.reduce((a, b) => a + b, 0)
   const out: ScheduledFault[] = []
   let t = prng.int32(gen, minGap, maxGap)
@@ -130,6 +137,10 @@ export function makeSchedule(options: ScheduleOptions): ScheduledFault[] {
         break
       case 'restart-all':
         nodes = all
+        break
+      case 'kill-neighbourhood':
+        // The node whose peers die; who they are is read when the fault is injected.
+        nodes = [shuffled[0] as number]
         break
     }
     out.push({ index: out.length, kind, at: t, duration, nodes, groups, cuts, lossPct })

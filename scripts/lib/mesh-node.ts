@@ -25,6 +25,8 @@ export interface MeshNodeOptions {
   signGossip?: boolean
   dropInboundGossip?: () => boolean
   allowPeers?: string[]
+  /** Period of the transport's link probes (default 5 s). */
+  linkProbeMs?: number
   modes?: Record<string, NamespaceMode>
   policies?: Record<string, ConflictPolicy>
   replicator?: ReplicatorOptions
@@ -55,6 +57,7 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
     gossip: options.gossip ?? true,
     ...(options.signGossip !== undefined && { signGossip: options.signGossip }),
     ...(options.allowPeers && { allowPeers: options.allowPeers }),
+    ...(options.linkProbeMs !== undefined && { linkProbeMs: options.linkProbeMs }),
     ...(options.dropInboundGossip && { dropInboundGossip: options.dropInboundGossip }),
     denyPeer: (p) => peers.isBanned(p),
   })

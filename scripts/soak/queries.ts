@@ -1,13 +1,18 @@
 import * as prng from 'lib0/prng'
 import type { ChaosCluster } from '../chaos/cluster.ts'
 import { sleep } from '../chaos/cluster.ts'
+import { indexConfig } from '../chaos/index-check.ts'
 import { NS, SHARED_FIELDS } from '../chaos/workload.ts'
 
-/** The index the soak declares on the workload's insert and batch namespaces (docs/queries.md): by the writing node. */
-export const SOAK_INDEXES = { byWriter: [['by', 'asc']] } as const
-
-/** The config every soak daemon gets: the workload's insert and batch namespaces indexed by writer. */
-export const SOAK_CONFIG = { namespaces: { [NS.insert]: { indexes: SOAK_INDEXES }, [NS.batch]: { indexes: SOAK_INDEXES } } }
+/**
+ * The config every soak daemon gets (docs/queries.md): the chaos harness's indexes (the inserts by
+ * writer, the shared entities by two fields; checked against a full scan at the end), and the
+ * batch items by writer, so that no query of the load scans a namespace that grows all run.
+ */
+export function soakConfig(): object {
+  const chaos = indexConfig() as { namespaces: Record<string, object> }
+  return { namespaces: { ...chaos.namespaces, [NS.batch]: { indexes: { byWriter: ['by'] } } } }
+}
 
 export interface QueryStats {
   answered: number

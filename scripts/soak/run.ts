@@ -6,13 +6,14 @@ import { Level } from 'level'
 import { ChaosBackups, type BackupStats } from '../chaos/backups.ts'
 import { check, collectState, type CheckResult } from '../chaos/checker.ts'
 import { ChaosCluster, sleep } from '../chaos/cluster.ts'
+import { checkIndexes, type IndexCheck } from '../chaos/index-check.ts'
 import { Nemesis, type FaultEvent } from '../chaos/faults.ts'
 import { ChaosNetwork, netnsUnavailable } from '../chaos/netns.ts'
 import { NetnsUnavailableError, waitConverged, waitMesh } from '../chaos/run.ts'
 import { Workload, type WorkloadStats } from '../chaos/workload.ts'
 import { soakPlan, type SoakPlan } from './plan.ts'
 import { renderSvg } from './plot.ts'
-import { QueryLoad, SOAK_CONFIG, type QueryStats } from './queries.ts'
+import { QueryLoad, soakConfig, type QueryStats } from './queries.ts'
 import { diskUsage, Sampler, type SoakSample } from './sampler.ts'
 import { errorLines, explainErrors, judge, type LoggedError, type TargetResult } from './targets.ts'
 
@@ -58,6 +59,8 @@ export interface SoakReport {
   /** ms from the end of the load (all healed) until every node held the same changes. */
   readonly convergeMs: number | undefined
   readonly compaction: readonly { node: number; beforeBytes: number; afterBytes: number }[]
+  /** Every node's declared indexes against a full scan of their namespaces, at the end. */
+  readonly indexes: IndexCheck | undefined
   readonly errors: readonly LoggedError[]
   readonly crashes: readonly string[]
   /** Harness failures (an exception, a daemon that would not start). */
@@ -102,17 +105,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   let converged = false
   let convergeMs: number | undefined
   let staleReads = 0
+  let indexes: IndexCheck | undefined
   let t0 = Date.now()
   const compaction: { node: number; beforeBytes: number; afterBytes: number }[] = []
   let errors: LoggedError[] = []
   try {
     network?.setup()
     // A start (or a restart after a kill) may take long on a busy machine: an hour's run should not end for it.
-    cluster = await ChaosCluster.create({ nodes, root, ...(network && { network }), startTimeoutMs: 120_000 })
+    cluster = await ChaosCluster.create({ nodes, root, ...(network && { network }), config: soakConfig(), startTimeoutMs: 120_000 })
     const c = cluster
-    for (const n of c.nodes) await writeFile(join(n.spec.dataDir, 'config.json'), JSON.stringify(SOAK_CONFIG))
     await c.startAll()
-    await waitMesh(c, 60_000).catch((e: unknown) => log(`warning: ${String(e)}`))
+    await waitMesh(c, 60_000, nodes - 1).catch((e: unknown) => log(`warning: ${String(e)}`))
     t0 = Date.now()
     workload = new Workload(c, t0, { seed: options.seed, clientsPerNode: 1, thinkMs: options.thinkMs ?? 100 })
     queries = new QueryLoad(c, options.seed, (options.thinkMs ?? 100) * 2)
@@ -158,6 +161,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     for (const n of c.nodes) states.push(await collectState(n.spec.index, n.api))
     checkResult = check(workload.history, states)
     staleReads = workload.stats.staleReads
+    indexes = await checkIndexes(c.nodes.map((n) => ({ index: n.spec.index, api: n.api })))
     await c.stopAll()
     for (const n of c.nodes) {
       const text = await readFile(`${n.spec.dataDir}.log`, 'utf8').catch(() => '')
@@ -187,6 +191,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     compaction,
     backups: backups?.stats,
     queries: queries?.stats ?? { answered: 0, wrong: 0, serverErrors: 0, notAnswered: 0, refused: {}, samples: [] },
+    indexes,
   })
   const ok = failures.length === 0 && targets.every((t) => t.verdict !== 'FAIL')
   if (ok && !options.keepData) await rm(root, { recursive: true, force: true })
@@ -209,6 +214,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     converged,
     convergeMs,
     compaction,
+    indexes,
     errors,
     crashes,
     failures,

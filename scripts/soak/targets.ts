@@ -1,5 +1,6 @@
 import type { BackupStats } from '../chaos/backups.ts'
 import type { CheckResult } from '../chaos/checker.ts'
+import type { IndexCheck } from '../chaos/index-check.ts'
 import type { FaultEvent } from '../chaos/faults.ts'
 import { MIN_JUDGED_MINUTES, type SoakPlan } from './plan.ts'
 import type { QueryStats } from './queries.ts'
@@ -130,6 +131,7 @@ export interface JudgeInput {
   readonly compaction: readonly { readonly node: number; readonly beforeBytes: number; readonly afterBytes: number }[]
   readonly backups: BackupStats | undefined
   readonly queries: QueryStats
+  readonly indexes: IndexCheck | undefined
 }
 
 const pct = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`
@@ -186,6 +188,12 @@ export function judge(input: JudgeInput): TargetResult[] {
     name: 'queries answer, with only matching entities',
     verdict: q.answered > 0 && q.wrong === 0 && q.serverErrors === 0 && refused === 0 ? 'PASS' : 'FAIL',
     figure: `${q.answered} answered, ${q.wrong} with entities that do not match, ${q.serverErrors} 5xx, ${refused} refused, ${q.notAnswered} not answered (node down)${q.samples[0] ? `; ${q.samples[0]}` : ''}`,
+  })
+  const ix = input.indexes
+  results.push({
+    name: 'every secondary index agrees with a full scan',
+    verdict: ix && ix.checked > 0 && ix.mismatches.length === 0 ? 'PASS' : 'FAIL',
+    figure: ix ? `${ix.checked} checked, ${ix.mismatches.length} disagree${ix.mismatches[0] ? `: ${ix.mismatches[0]}` : ''}` : 'not checked',
   })
   return results
 }

@@ -56,6 +56,11 @@ describe('dashboard sign-in', () => {
     expect(js.status).toBe(200)
     expect(js.headers.get('content-type')).toMatch(/javascript/)
     expect((await get('/dashboard/style.css', { cookie })).status).toBe(200)
+    for (const module of ['dom.js', 'data.js', 'entity.js']) {
+      const res = await get(`/dashboard/${module}`, { cookie })
+      expect(res.status).toBe(200)
+      expect(res.headers.get('content-type')).toMatch(/javascript/)
+    }
     const status = await get('/v1/status', { cookie, 'sec-fetch-site': 'same-origin' })
     expect(status.status).toBe(200)
     expect(((await status.json()) as { nodeId: string }).nodeId).toBe(d.info.nodeId)

@@ -1,49 +1,27 @@
-import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { chromium, type BrowserContext } from 'playwright-core'
+import type { BrowserContext } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CHROMIUM, haveChromium, launchChromium, pageErrors as collectPageErrors, type HeadlessChromium } from '../helpers/chromium.ts'
 import { ok, put, waitPeerSynced } from '../helpers/cluster.ts'
 import { repoRoot, startDaemon, stopAllDaemons } from '../helpers/daemon-process.ts'
 import { removeTempDirs } from '../helpers/temp-dir.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
-/** Debian's `chromium` (installed by .ci/run); MESHSYNC_CHROMIUM names another binary. */
-const CHROMIUM = process.env.MESHSYNC_CHROMIUM ?? '/usr/bin/chromium'
-const haveChromium = existsSync(CHROMIUM)
 const SCREENSHOT = join(repoRoot, 'test-artifacts', 'dashboard.png')
 
 if (!haveChromium) console.warn(`dashboard e2e skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, as .ci/run does)`)
 
-let context: BrowserContext | undefined
-let profile: string | undefined
+let chromium: HeadlessChromium | undefined
 
 beforeAll(async () => {
-  if (!haveChromium) return
-  profile = await mkdtemp(join(tmpdir(), 'msync-chromium-'))
-  // A fresh profile per run (Playwright takes --user-data-dir as the persistent context's dir).
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    viewport: { width: 1280, height: 900 },
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  })
+  if (haveChromium) chromium = await launchChromium()
 })
 
 afterAll(async () => {
-  await context?.close()
+  await chromium?.close()
   await stopAllDaemons()
   await removeTempDirs()
-  if (profile) await rm(profile, { recursive: true, force: true })
 })
 
 describe.skipIf(!haveChromium)(`dashboard in headless Chromium (needs ${CHROMIUM})`, () => {
@@ -54,13 +32,9 @@ describe.skipIf(!haveChromium)(`dashboard in headless Chromium (needs ${CHROMIUM
     await put(a, 'shop', 'apple', { price: 3, color: 'red' })
     await put(b, 'shop', 'apple', { price: 5, color: 'red' })
 
-    const browser = context as BrowserContext
+    const browser = chromium?.context as BrowserContext
     const page = await browser.newPage()
-    const pageErrors: string[] = []
-    page.on('pageerror', (error) => pageErrors.push(error.message))
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') pageErrors.push(msg.text())
-    })
+    const pageErrors = collectPageErrors(page)
 
     // Sign in once with the token; the daemon swaps it for a cookie and drops it from the URL.
     const response = await page.goto(`${a.info.api.url}/?token=${encodeURIComponent(a.token)}`)
@@ -130,9 +104,8 @@ describe.skipIf(!haveChromium)(`dashboard in headless Chromium (needs ${CHROMIUM
     const other = await startDaemon()
     const seed = (other.info.listen[0] as string).replace(/\/p2p\/.*$/, '')
     const lonely = await startDaemon({ args: ['--bootstrap', seed] })
-    const page = await (context as BrowserContext).newPage()
-    const pageErrors: string[] = []
-    page.on('pageerror', (error) => pageErrors.push(error.message))
+    const page = await (chromium?.context as BrowserContext).newPage()
+    const pageErrors = collectPageErrors(page)
     await page.goto(`${lonely.info.api.url}/?token=${encodeURIComponent(lonely.token)}`)
     const item = page.locator(`[data-testid="failing-dial"][data-addr="${seed}"]`)
     await item.waitFor({ timeout: 30_000 })

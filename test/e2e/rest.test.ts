@@ -347,6 +347,15 @@ describe('REST API', () => {
     // An empty ops list changes nothing; a text never written reads as ''.
     ok(await d.tcp('POST', path, { ops: [] }))
     expect(ok(await d.tcp<{ text: string }>('GET', '/v1/ns/docs/entities/note/text/other')).text).toBe('')
+    // The entity's text names: only the texts written, not the ones merely read.
+    ok(await d.tcp('POST', '/v1/ns/docs/entities/note/text/abstract', { ops: [[0, 0, 'short']] }))
+    const names = ok(await d.tcp<{ texts: string[]; version: Record<string, number> }>('GET', '/v1/ns/docs/entities/note/text'))
+    expect(names).toEqual({ texts: ['abstract', 'body'], version: ok(await d.tcp<Entity>('GET', '/v1/ns/docs/entities/note')).version })
+    ok(await d.tcp('PUT', '/v1/ns/docs/entities/plain', { title: 'no texts' }))
+    expect(ok(await d.tcp<{ texts: string[] }>('GET', '/v1/ns/docs/entities/plain/text')).texts).toEqual([])
+    expect(codeOf(await d.tcp('GET', '/v1/ns/docs/entities/missing/text'))).toBe('ENTITY_NOT_FOUND')
+    ok(await d.tcp('DELETE', '/v1/ns/docs/entities/plain'))
+    expect(codeOf(await d.tcp('GET', '/v1/ns/docs/entities/plain/text'))).toBe('ENTITY_NOT_FOUND')
   })
 
   it('serves /openapi.json, /v1/health and /v1/status', async () => {

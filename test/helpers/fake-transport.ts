@@ -21,6 +21,8 @@ export class FakeReplicationTransport extends EventEmitter<ReplicationTransportE
   readonly hungUp: string[] = []
   /** The peers connectedPeers() reports. */
   connected: string[] = []
+  /** The members members() reports (connected or not). */
+  memberList: { peerId: string }[] = []
   /** The peers a publish reaches (default: none). */
   recipients: string[] = []
   syncHandler: SyncStreamHandler | undefined
@@ -34,6 +36,10 @@ export class FakeReplicationTransport extends EventEmitter<ReplicationTransportE
 
   connectedPeers(): string[] {
     return [...this.connected]
+  }
+
+  members(): { peerId: string }[] {
+    return [...this.memberList]
   }
 
   async dialableAddrs(): Promise<string[]> {

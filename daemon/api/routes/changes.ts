@@ -36,7 +36,7 @@ export function changeRoutes(app: FastifyInstance, ctx: ApiContext): void {
  * the end of the feed was not issued by this node's feed (another node's, or from before a
  * restore); accepting it would silently skip every change until the feed caught up with it.
  */
-function parseCursor(value: string | undefined, now: number): number {
+export function parseCursor(value: string | undefined, now: number): number {
   if (value === undefined || value === '') return 0
   if (value === 'now') return now
   if (!/^[0-9]{1,15}$/.test(value) || Number(value) > now) {
@@ -100,11 +100,11 @@ async function streamChanges(store: EntityStore, ns: string, since: number, repl
   }
   const onFeed = (batch: FeedBatch): void => {
     if (closed) return
-    if (pumping || position !== batch.from) {
+    if (pumping || position !== batch.from || batch.removed?.includes(ns)) {
       void pump()
       return
     }
-    for (const { ns: of, ...entry } of batch.entries) if (of === ns && entry.cursor > cursor) send(entry)
+    for (const { ns: of, updatedAt: _u, ...entry } of batch.entries) if (of === ns && entry.cursor > cursor) send(entry)
     position = batch.to
   }
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS)

@@ -98,6 +98,10 @@ export function entityRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (req) => store.conflicts(req.query.ns !== undefined ? { ns: req.query.ns } : {}),
   )
 
+  app.get<{ Params: EntityParams }>('/v1/ns/:ns/entities/:id/text', { schema: { params: entityParams } }, async (req) =>
+    store.textNames(req.params.ns, req.params.id),
+  )
+
   app.get<{ Params: TextParams }>('/v1/ns/:ns/entities/:id/text/:name', { schema: { params: textParams } }, async (req) =>
     store.getText(req.params.ns, req.params.id, req.params.name),
   )

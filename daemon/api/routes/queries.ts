@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
 import type { ApiContext } from '../context.ts'
+import { streamLiveQuery } from './live-query.ts'
 import { nsParams } from '../schemas.ts'
 
 type IndexParams = { ns: string; name: string }
@@ -15,9 +17,11 @@ export function queryRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { store } = ctx
 
   // The body is checked by the query language itself, which names the part at fault (INVALID_QUERY).
-  app.post<{ Params: { ns: string }; Body: unknown }>('/v1/ns/:ns/query', { schema: { params: nsParams, body: { type: 'object' } } }, async (req) =>
-    store.indexes.query(req.params.ns, req.body),
-  )
+  // `Accept: text/event-stream` makes it a live query (live-query.ts).
+  app.post<{ Params: { ns: string }; Body: unknown }>('/v1/ns/:ns/query', { schema: { params: nsParams, body: { type: 'object' } } }, async (req, reply) => {
+    if ((req.headers.accept ?? '').includes('text/event-stream')) return streamLiveQuery(store, req.log as Logger, req, reply, req.params.ns, req.body)
+    return store.indexes.query(req.params.ns, req.body)
+  })
 
   app.get<{ Params: { ns: string } }>('/v1/ns/:ns/indexes', { schema: { params: nsParams } }, async (req) => ({ indexes: store.indexes.list(req.params.ns) }))
 

@@ -1,7 +1,10 @@
 // meshsync dashboard: plain ES module, no build step, no framework. It reads the daemon's v1 API
 // (the session cookie authorizes it): /v1/status, /v1/peers and /v1/conflicts every second, and
-// one namespace's change feed live over server-sent events. Every value from the API is inserted
-// as text, never as HTML.
+// one namespace's change feed live over server-sent events. The Data tab is data.js. Every value
+// from the API is inserted as text, never as HTML.
+
+import { api, h, json, short } from './dom.js'
+import { showDataTab, syncDataNamespaces } from './data.js'
 
 const POLL_MS = 1000
 const HIDDEN_POLL_MS = 5000
@@ -17,22 +20,6 @@ let refreshSoon = 0
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-/** Creates an element: `h('td', {class: 'num'}, 'text', child)`; strings become text nodes. */
-function h(tag, props = {}, ...children) {
-  const el = document.createElement(tag)
-  for (const [k, v] of Object.entries(props)) {
-    if (v === undefined || v === null || v === false) continue
-    if (k === 'class') el.className = v
-    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v)
-    else el.setAttribute(k, v === true ? '' : String(v))
-  }
-  for (const c of children.flat(Infinity)) {
-    if (c === undefined || c === null || c === false) continue
-    el.append(c instanceof Node ? c : String(c))
-  }
-  return el
-}
-
 /** Replaces the body of section `id` with `build(data)` unless `data` is what it shows already. */
 function render(id, data, build) {
   const key = JSON.stringify(data) ?? ''
@@ -40,10 +27,6 @@ function render(id, data, build) {
   rendered.set(id, key)
   const body = document.querySelector(`#${id} .body`)
   if (body) body.replaceChildren(...[build(data)].flat())
-}
-
-function short(id, n = 10) {
-  return typeof id === 'string' && id.length > n + 2 ? `${id.slice(0, 4)}…${id.slice(-(n - 4))}` : String(id ?? '')
 }
 
 function duration(ms) {
@@ -70,22 +53,8 @@ function bytes(n) {
   return `${(n / 1024 ** 3).toFixed(2)} GiB`
 }
 
-function json(v) {
-  if (v === undefined) return '–'
-  const s = JSON.stringify(v)
-  return s.length > 120 ? `${s.slice(0, 117)}…` : s
-}
-
 function sumVv(vv) {
   return Object.values(vv ?? {}).reduce((a, b) => a + b, 0)
-}
-
-async function api(path, init = {}) {
-  const res = await fetch(path, { credentials: 'same-origin', cache: 'no-store', ...init, headers: { accept: 'application/json', ...init.headers } })
-  const body = await res.json().catch(() => undefined)
-  if (res.status === 401) throw new Error('not signed in: open this page as /?token=<api-token> (meshsync dashboard prints the URL)')
-  if (!res.ok) throw new Error(body?.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${res.status}`)
-  return body
 }
 
 // ---- polling ------------------------------------------------------------------------------------
@@ -138,6 +107,7 @@ function draw() {
   drawConflicts()
   drawBackups(s.backups)
   syncFeedChoices(Object.keys(s.namespaces ?? {}))
+  syncDataNamespaces(Object.keys(s.namespaces ?? {}).sort(), s.nodeId)
 }
 
 function nodeLabel(nodeId) {
@@ -518,6 +488,18 @@ function drawFeed(fresh = false) {
   )
 }
 
+// ---- tabs: Overview and Data (the address's #data opens the data browser) -----------------------
+
+function showTab() {
+  const tab = window.location.hash === '#data' ? 'data' : 'overview'
+  for (const link of document.querySelectorAll('[data-tab]')) link.setAttribute('aria-current', String(link.dataset.tab === tab))
+  document.getElementById('overview').hidden = tab !== 'overview'
+  document.getElementById('data').hidden = tab !== 'data'
+  if (tab === 'data') showDataTab()
+}
+
+window.addEventListener('hashchange', showTab)
+showTab()
 document.getElementById('feed-ns').addEventListener('change', (event) => openFeed(event.target.value))
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden) void tick()

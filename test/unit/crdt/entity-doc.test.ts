@@ -12,6 +12,7 @@ import {
   readRecord,
   readText,
   replaceRecord,
+  textNames,
   spliceText,
   type EntityEdit,
   type JsonRecord,
@@ -387,6 +388,15 @@ describe('spliceText', () => {
     expect(readText(doc, 't')).toBe('a😀b')
     spliceText(doc, 't', [[1, 2, '🙂']])
     expect(readText(doc, 't')).toBe('a🙂b')
+  })
+
+  it('reading a text that does not exist creates no root: only written texts are named', () => {
+    const doc = createEntityDoc(undefined, 1)
+    spliceText(doc, 'body', [[0, 0, 'x']])
+    expect(readText(doc, 'never')).toBe('')
+    expect(textNames(doc)).toEqual(['body'])
+    spliceText(doc, 'abstract', [[0, 0, 'y']])
+    expect(textNames(doc)).toEqual(['abstract', 'body'])
   })
 
   it('rejects bad text names', () => {

@@ -65,7 +65,36 @@ describe('the query language (docs/queries.md, Operators)', () => {
       { name: 'byStatusN', fields: [{ path: 'status', dir: 'asc' as const }, { path: 'n', dir: 'asc' as const }] },
     ]
     const plan = planQuery(q.where, q.sort, indexes)
-    expect(plan).toMatchObject({ kind: 'index', index: { name: 'byStatusN' }, ranged: true, order: 'reverse' })
+    expect(plan).toMatchObject({ kind: 'index', served: true, scans: [{ index: { name: 'byStatusN' }, ranged: true, order: 'reverse' }] })
     expect(planQuery(parseQuery({ where: { other: 1 } }).where, [], indexes)).toEqual({ kind: 'scan' })
+  })
+
+  it('plans an $in on indexed fields as a range per value, and an $or as the union of its branches when each has an index', () => {
+    const indexes = [
+      { name: 'byStatusN', fields: [{ path: 'status', dir: 'asc' as const }, { path: 'n', dir: 'desc' as const }] },
+      { name: 'byOwner', fields: [{ path: 'owner', dir: 'asc' as const }] },
+    ]
+    const plan = (body: unknown): ReturnType<typeof planQuery> => {
+      const q = parseQuery(body)
+      return planQuery(q.where, q.sort, indexes)
+    }
+    // Two values, one range each, in key order; the sort on n is served, so the ranges are merged.
+    const inPlan = plan({ where: { status: { $in: ['open', 'draft', 'open'] }, n: { $gt: 1 } }, sort: ['n:desc'] })
+    expect(inPlan).toMatchObject({ kind: 'index', served: true, scans: [{ eq: ['draft'], ranged: true, order: 'forward' }, { eq: ['open'], ranged: true, order: 'forward' }] })
+    // A sort key an $in binds is constant within each range: still served.
+    expect(plan({ where: { status: { $in: ['a', 'b'] } }, sort: ['status:desc', 'n:desc'] })).toMatchObject({ served: true })
+    // An $or whose branches each have an index: the union of their ranges, on both indexes.
+    const orPlan = plan({ where: { $or: [{ status: { $in: ['a', 'b'] } }, { owner: 'ann' }] } })
+    expect(orPlan.kind === 'index' && orPlan.scans.map((s) => [s.index.name, s.eq])).toEqual([
+      ['byStatusN', ['a']],
+      ['byStatusN', ['b']],
+      ['byOwner', ['ann']],
+    ])
+    // A branch no index serves: a scan (reading every range and then all the rest would be no better).
+    expect(plan({ where: { $or: [{ status: 'a' }, { other: 1 }] } })).toEqual({ kind: 'scan' })
+    // An equality at the top narrows already: the $or under it is matched in memory.
+    expect(plan({ where: { owner: 'bob', $or: [{ status: 'a' }, { status: 'b' }] } })).toMatchObject({ scans: [{ index: { name: 'byOwner' }, eq: ['bob'] }] })
+    // More ranges than MAX_SCANS: not bound by the $in.
+    expect(plan({ where: { status: { $in: Array.from({ length: 65 }, (_, i) => `s${i}`) } } })).toEqual({ kind: 'scan' })
   })
 })

@@ -93,6 +93,7 @@ function input(over: Partial<JudgeInput> = {}): JudgeInput {
     compaction: [{ node: 0, beforeBytes: 150e6, afterBytes: 120e6 }],
     backups: { attempted: 12, taken: { files: 6, entities: 6 }, failed: {}, verified: 12, corrupt: [] },
     queries: { answered: 500, wrong: 0, serverErrors: 0, notAnswered: 3, refused: {}, samples: [] },
+    indexes: { checked: 10, mismatches: [] },
     ...over,
   }
 }
@@ -106,7 +107,7 @@ describe('the soak targets', () => {
   })
 
   it('a clean hour passes every target', () => {
-    expect(verdicts(input())).toEqual(['PASS', 'PASS', 'PASS', 'PASS', 'PASS', 'PASS', 'PASS', 'PASS'])
+    expect(verdicts(input())).toEqual(['PASS', 'PASS', 'PASS', 'PASS', 'PASS', 'PASS', 'PASS', 'PASS', 'PASS'])
   })
 
   it('fails each target on its planted fault', () => {
@@ -128,6 +129,8 @@ describe('the soak targets', () => {
     expect(verdicts(input({ backups: { attempted: 2, taken: { files: 1, entities: 1 }, failed: {}, verified: 1, corrupt: ['set x'] } }))[6]).toBe('FAIL')
     expect(verdicts(input({ queries: { answered: 5, wrong: 1, serverErrors: 0, notAnswered: 0, refused: {}, samples: [] } }))[7]).toBe('FAIL')
     expect(verdicts(input({ queries: { answered: 5, wrong: 0, serverErrors: 0, notAnswered: 0, refused: { QUERY_NEEDS_INDEX: 1 }, samples: [] } }))[7]).toBe('FAIL')
+    expect(verdicts(input({ indexes: { checked: 10, mismatches: ['node 1: index ins/byNode disagrees'] } }))[8]).toBe('FAIL')
+    expect(verdicts(input({ indexes: undefined }))[8]).toBe('FAIL')
   })
 
   it('a short run does not judge growth nor compaction, only shows them', () => {

@@ -273,6 +273,8 @@ describe('EntityStore remote changes', () => {
     expect(vb.version).toEqual(va.version)
     expect(a.versionVector).toEqual(b.versionVector)
     expect((await a.getText('n', 'x', 't')).text).toBe((await b.getText('n', 'x', 't')).text)
+    expect(await a.textNames('n', 'x')).toEqual({ texts: ['t'], version: va.version })
+    expect(await b.textNames('n', 'x')).toEqual(await a.textNames('n', 'x'))
   })
 
   it('defers a change whose predecessors are missing and applies it once they arrive', async () => {

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { CodecError } from '../../../crdt/index.ts'
-import { decodeRelayMessage, encodeRelayMessage, GossipRelay, LINKS_MAX_AGE_MS, RELAY_HEADS, RELAY_LINKS, type RelayMessage } from '../../../transport/index.ts'
+import { decodeRelayMessage, encodeRelayMessage, GossipRelay, linksMaxAgeMs, RELAY_HEADS, RELAY_LINKS, type RelayMessage } from '../../../transport/index.ts'
 import { nodeIdArb } from '../crdt/arbitraries.ts'
 
 const SEED = Number(process.env.MESHSYNC_SEED ?? 4242)
@@ -69,9 +69,22 @@ describe('GossipRelay: whether a received change goes on to the mesh', () => {
     const relay = new GossipRelay({ now: () => now })
     relay.learn(o, [p])
     expect(relay.shouldForward({ origin: o, seq: 1 }, o, [o, p], [o, p])).toBe(false)
-    now = LINKS_MAX_AGE_MS + 1
+    now = linksMaxAgeMs(0) + 1
     expect(relay.reachOf(o)).toBeUndefined()
     expect(relay.shouldForward({ origin: o, seq: 2 }, o, [o, p], [o, p])).toBe(true)
+  })
+
+  it('trusts links longer in a larger cluster, where each node announces them less often', () => {
+    let now = 0
+    let members = 3
+    const relay = new GossipRelay({ now: () => now, members: () => members })
+    relay.learn(o, [p])
+    now = linksMaxAgeMs(3) + 1
+    expect(relay.reachOf(o)).toBeUndefined()
+    members = 47
+    // 48 nodes each announcing every 2 minutes: a 40 s old announcement is still fresh.
+    expect(linksMaxAgeMs(47)).toBeGreaterThan(linksMaxAgeMs(3))
+    expect(relay.reachOf(o)).toEqual(new Set([p]))
   })
 
   it('hands out the heads of what it withheld once: the highest seq per origin', () => {
