@@ -5,7 +5,7 @@ import { isValidNamespace, MeshsyncError } from '../crdt/index.ts'
 import type { ConflictPolicy, NamespaceMode } from './store/entity-store.ts'
 import { parseIndexDefinition } from './store/indexes.ts'
 import { DEFAULT_ANTI_ENTROPY_FANOUT, DEFAULT_GOSSIP_PACE_MAX_MS, DEFAULT_GOSSIP_PACE_MS } from './replication/replicator.ts'
-import { bootstrapAddressProblem } from '../transport/addresses.ts'
+import { bootstrapAddressProblem, listenAddressProblem } from '../transport/addresses.ts'
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_CONNECTIONS } from '../transport/overlay.ts'
 
 /** Everything a daemon is started with. Config file < command-line flags. */
@@ -153,13 +153,30 @@ export async function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.Pr
     },
     p2p: {
       ...merged.p2p,
-      ...(overrides.listen?.length && { listen: overrides.listen }),
+      ...(overrides.listen?.length && { listen: checkListen(overrides.listen, '--listen') }),
       ...(overrides.bootstrap?.length && { bootstrap: checkBootstrap(overrides.bootstrap, '--bootstrap') }),
       ...(overrides.mdns !== undefined && { mdns: overrides.mdns }),
       ...(overrides.clusterKey !== undefined && { clusterKeyFile: resolve(overrides.clusterKey) }),
     },
-    log: { level: overrides.logLevel ?? merged.log.level },
+    log: { level: overrides.logLevel !== undefined ? checkLogLevel(overrides.logLevel, '--log-level') : merged.log.level },
   }
+}
+
+/** `list` when every address can be listened on by libp2p's TCP transport; a ConfigError naming the first that cannot. */
+function checkListen(list: readonly string[], where: string): string[] {
+  for (const addr of list) {
+    const problem = listenAddressProblem(addr)
+    if (problem !== undefined) throw new ConfigError(`${where}: ${addr} ${problem}`)
+  }
+  return [...list]
+}
+
+/** pino's levels (docs/configuration.md, log.level). */
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
+
+function checkLogLevel(level: string, where: string): string {
+  if (!LOG_LEVELS.includes(level)) throw new ConfigError(`${where}: ${JSON.stringify(level)} is not a log level (one of ${LOG_LEVELS.join(', ')})`)
+  return level
 }
 
 /** `list` when every address can be dialed as a bootstrap peer; a ConfigError naming the first that cannot. */
@@ -176,7 +193,8 @@ async function readConfigFile(file: string, required: boolean): Promise<Record<s
   try {
     text = await readFile(file, 'utf8')
   } catch (cause) {
-    if (!required && (cause as NodeJS.ErrnoException).code === 'ENOENT') return {}
+    // No file there, or the data dir is not a directory (the start then says so: DATA_DIR_UNUSABLE).
+    if (!required && ['ENOENT', 'ENOTDIR'].includes((cause as NodeJS.ErrnoException).code ?? '')) return {}
     throw new ConfigError(`cannot read config file ${file}`, { cause })
   }
   let parsed: unknown
@@ -208,7 +226,7 @@ function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: str
       bodyLimit: num(api, 'bodyLimit', base.api.bodyLimit, where),
     },
     p2p: {
-      listen: strList(p2p, 'listen', base.p2p.listen, where),
+      listen: checkListen(strList(p2p, 'listen', base.p2p.listen, where), `${where}: p2p.listen`),
       bootstrap: checkBootstrap(strList(p2p, 'bootstrap', base.p2p.bootstrap, where), `${where}: p2p.bootstrap`),
       mdns: bool(p2p, 'mdns', base.p2p.mdns, where),
       ...(typeof p2p.clusterKeyFile === 'string' && { clusterKeyFile: resolve(p2p.clusterKeyFile) }),
@@ -231,7 +249,7 @@ function mergeFile(base: DaemonConfig, file: Record<string, unknown>, where: str
       maxGroupOps: num(store, 'maxGroupOps', base.store.maxGroupOps, where),
       maxQueuedOps: num(store, 'maxQueuedOps', base.store.maxQueuedOps, where),
     },
-    log: { level: str(log, 'level', base.log.level, where) },
+    log: { level: checkLogLevel(str(log, 'level', base.log.level, where), `${where}: log.level`) },
     gc: {
       tombstoneGraceMs: num(gc, 'tombstoneGraceMs', base.gc.tombstoneGraceMs, where),
       intervalMs: num(gc, 'intervalMs', base.gc.intervalMs, where),

@@ -10,6 +10,7 @@ import { registerBackupMetrics } from './backup/metrics.ts'
 import { BackupService } from './backup/service.ts'
 import type { DaemonConfig } from './config.ts'
 import { fsyncDir, initDataDir, readApiToken, type DataDirLayout } from './data-dir.ts'
+import { DialFailures } from './dial-failures.ts'
 import { DaemonError } from './errors.ts'
 import { Lifecycle } from './lifecycle.ts'
 import { DaemonMetrics } from './metrics.ts'
@@ -58,7 +59,11 @@ export class Daemon {
 
   /** Initializes the data dir if needed and starts every service; resolves when ready. */
   static async start(config: DaemonConfig, logger: Logger): Promise<Daemon> {
-    const { layout, identity } = await initDataDir(config.dataDir, config.p2p.clusterKeyFile ? { clusterKeyFile: config.p2p.clusterKeyFile } : {})
+    const { layout, identity } = await initDataDir(config.dataDir, config.p2p.clusterKeyFile ? { clusterKeyFile: config.p2p.clusterKeyFile } : {}).catch((cause: unknown) => {
+      if (cause instanceof DaemonError) throw cause
+      // One line naming the dir and the system's reason (docs/cli.md, start).
+      throw new DaemonError('DATA_DIR_UNUSABLE', `cannot use ${config.dataDir} as the data dir: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
+    })
     await refuseIfRunning(layout)
     const lifecycle = new Lifecycle(logger)
     const log = logger.child({ nodeId: identity.nodeId })
@@ -84,17 +89,16 @@ export class Daemon {
     const metrics = await lifecycle.start('metrics', async () => new DaemonMetrics({ store, dbDir: layout.db }), async (m) => m.close())
     const peers = new PeerBook(layout.peers)
     await peers.load()
-    // Addresses that name their peer go to libp2p's bootstrap discovery (and the peer book); the
-    // others the replicator dials until they answer.
+    // The replicator dials every bootstrap address until it answers once, so that one that fails
+    // says why (docs/operations.md, Dial failures); those that name their peer also go to libp2p's
+    // bootstrap discovery (and the peer book).
     const named: string[] = []
-    const seedAddrs: string[] = []
+    const seedAddrs = [...config.p2p.bootstrap]
     for (const addr of config.p2p.bootstrap) {
       const peerId = peerIdOfAddress(addr)
-      if (peerId === undefined) seedAddrs.push(addr)
-      else {
-        named.push(addr)
-        peers.remember(peerId, addr)
-      }
+      if (peerId === undefined) continue
+      named.push(addr)
+      peers.remember(peerId, addr)
     }
     // Every member's signed record, kept so a restarted node finds the cluster without its bootstrap address (docs/sync-protocol.md, Membership and the overlay).
     const datastore = await lifecycle.start(
@@ -125,6 +129,10 @@ export class Daemon {
       { store, transport, peers, logger: log.child({ component: 'replicator' }) },
       { antiEntropyIntervalMs: config.p2p.antiEntropyIntervalMs, antiEntropyFanout: config.p2p.antiEntropyFanout, gossipPaceMs: config.p2p.gossipPaceMs, gossipPaceMaxMs: config.p2p.gossipPaceMaxMs, gcIntervalMs: config.gc.intervalMs, gcClockSkewMs: config.gc.clockSkewMs, seedAddrs },
     )
+    const dialFailures = new DialFailures(log.child({ component: 'dial' }), config.p2p.bootstrap)
+    transport.on('dial:failed', (error) => dialFailures.failed(error))
+    transport.on('dial:succeeded', ({ target, peerId }) => dialFailures.answered(target, peerId))
+    transport.on('handshake:mismatch', (o) => dialFailures.inboundMismatch(o))
     await lifecycle.start('transport', () => startTransport(transport, config.p2p.listen), () => transport.stop())
     await lifecycle.start('replicator', async () => replicator.start(), () => replicator.stop())
     metrics.watchReplication(replicator)
@@ -146,7 +154,7 @@ export class Daemon {
       peerId: identity.peerId.toString(),
       startedAt: Date.now(),
       listen: () => transport.listenAddrs(),
-      peers: () => replicator.peerViews(),
+      peers: () => dialFailures.rows(replicator.peerViews()),
       gossip: () => ({ topic: transport.gossipTopic, signed: config.p2p.signGossip, peers: transport.gossipPeers().length }),
       metrics: () => metrics.render(),
       resync: (ns, from) => replicator.resyncNamespace(ns, from !== undefined ? { from } : {}),
@@ -214,9 +222,11 @@ async function listenTcp(app: FastifyInstance, host: string, port: number): Prom
   try {
     await app.listen({ host, port })
   } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    const code = (cause as NodeJS.ErrnoException).code
+    if (code === 'EADDRINUSE') {
       throw new DaemonError('PORT_IN_USE', `API port ${host}:${port} is in use (pass --api-port 0 to pick a free one)`, { cause })
     }
+    if (code === 'EADDRNOTAVAIL' || code === 'EACCES') throw new DaemonError('CONFIG_INVALID', `cannot listen on API address ${host}:${port}: ${unusableAddress(code)}`, { cause })
     throw cause
   }
 }
@@ -230,12 +240,25 @@ async function startTransport(transport: MeshTransport, listen: readonly string[
     await transport.start()
   } catch (cause) {
     const message = cause instanceof Error ? cause.message : String(cause)
-    if (!message.includes('EADDRINUSE')) throw cause
     // libp2p lists each failed address as "  <multiaddr>: Error: listen EADDRINUSE ...".
-    const taken = [...message.matchAll(/^\s*(\/\S+): .*EADDRINUSE/gm)].map((m) => m[1] as string)
-    const addrs = taken.length > 0 ? taken : listen
-    throw new DaemonError('PORT_IN_USE', `p2p listen address ${addrs.join(', ')} is in use (another daemon?); pass --listen with another port, or /ip4/0.0.0.0/tcp/0 for a free one`, { cause })
+    const failed = (code: string): string[] => [...message.matchAll(new RegExp(`^\\s*(\\/\\S+): .*${code}`, 'gm'))].map((m) => m[1] as string)
+    if (message.includes('EADDRINUSE')) {
+      const taken = failed('EADDRINUSE')
+      const addrs = taken.length > 0 ? taken : listen
+      throw new DaemonError('PORT_IN_USE', `p2p listen address ${addrs.join(', ')} is in use (another daemon?); pass --listen with another port, or /ip4/0.0.0.0/tcp/0 for a free one`, { cause })
+    }
+    for (const code of ['EADDRNOTAVAIL', 'EACCES'] as const) {
+      if (!message.includes(code)) continue
+      const addrs = failed(code)
+      throw new DaemonError('CONFIG_INVALID', `cannot listen on p2p address ${(addrs.length > 0 ? addrs : listen).join(', ')}: ${unusableAddress(code)}`, { cause })
+    }
+    throw cause
   }
+}
+
+/** Why a listen address cannot be used, for one line. */
+function unusableAddress(code: 'EADDRNOTAVAIL' | 'EACCES'): string {
+  return code === 'EADDRNOTAVAIL' ? 'not an address of this machine (EADDRNOTAVAIL)' : 'a port below 1024 needs privileges (EACCES)'
 }
 
 /** Refuses to start a second daemon on the same data dir (its socket answers). */

@@ -1,4 +1,5 @@
 import { MeshsyncError, type CrdtErrorCode } from '../crdt/index.ts'
+import type { DialFailureCode } from '../transport/dial-diagnosis.ts'
 
 /**
  * Every error code meshsync reports, with the HTTP status the local API answers it with and what
@@ -42,7 +43,14 @@ export const ERROR_CODES = {
   READ_ONLY_NAMESPACE: { status: 403, meaning: 'a local write to a pull-only namespace' },
   UNRESOLVED_CONFLICT: { status: 409, meaning: 'a write to a conflicted entity in a `strict` namespace' },
   // Peers and replication
-  DIAL_FAILED: { status: 502, meaning: '`POST /v1/peers` could not connect' },
+  DIAL_FAILED: { status: 502, meaning: '`POST /v1/peers` could not connect, for a cause none of the codes below names (the message says which)' },
+  PEER_UNREACHABLE: { status: 502, meaning: '`POST /v1/peers`: nothing accepts TCP connections at the address (connection refused, no route, or no connection within the timeout)' },
+  PEER_NO_ANSWER: { status: 504, meaning: '`POST /v1/peers`: something accepted the connection and sent nothing within the handshake timeout (a stopped or overloaded node)' },
+  NOT_MESHSYNC: { status: 502, meaning: "`POST /v1/peers`: what answers at the address is not meshsync's p2p port (another service, or the API port); the message quotes what it said" },
+  PEER_KEY_MISMATCH: { status: 502, meaning: '`POST /v1/peers`: the node at the address holds another cluster key' },
+  PEER_REFUSED: { status: 502, meaning: "`POST /v1/peers`: the peer closed the connection (this node is not in its `p2p.allowPeers` or is banned there, or it is at its connection limit)" },
+  PEER_NOT_ALLOWED: { status: 409, meaning: "`POST /v1/peers`: this node's `p2p.allowPeers` does not list the peer (or it is banned for invalid data)" },
+  WRONG_PEER_ID: { status: 502, meaning: '`POST /v1/peers`: the node at the address has another peer id than the address names' },
   NO_PEER: { status: 409, meaning: 'resync without a connected peer (or the named one is not connected)' },
   RESYNC_TOO_LARGE: { status: 413, meaning: 'the namespace a resync fetches is larger than the most it takes' },
   SYNC_PROTOCOL: { status: 400, meaning: 'the peer broke the sync protocol (a resync ends with it)' },
@@ -80,6 +88,7 @@ export const ERROR_CODES = {
   CONFIG_INVALID: { status: null, meaning: 'invalid configuration (file or flags), or an unreadable or empty `backup.passphraseFile`' },
   PORT_IN_USE: { status: null, meaning: 'the API port or a p2p listen port is taken by another process' },
   ALREADY_RUNNING: { status: null, meaning: 'a daemon is already running on the data dir' },
+  DATA_DIR_UNUSABLE: { status: null, meaning: 'the data dir cannot be created or written (a path where no directory can be made, no permission, a read-only file system)' },
   DAEMON_NOT_RUNNING: { status: null, meaning: 'no daemon is listening on the data dir (the CLI)' },
   HTTP_ERROR: { status: null, meaning: 'the CLI got an error status without an error body' },
   // A new data dir (the daemon's start, or a restore `into` one, which copies this node's cluster key)
@@ -100,6 +109,9 @@ export type ErrorCodes<C extends ErrorCode> = C
 
 /** The codes crdt/ throws (it cannot import this table): compile-time proof they are in it. */
 export type CrdtErrorCodes = ErrorCodes<CrdtErrorCode>
+
+/** The codes a failed dial has (transport/dial-diagnosis.ts): compile-time proof they are in it. */
+export type DialErrorCodes = ErrorCodes<DialFailureCode>
 
 /** Whether `code` is a code of {@link ERROR_CODES}. */
 export function isErrorCode(code: string): code is ErrorCode {

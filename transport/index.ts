@@ -4,6 +4,8 @@
  * nothing of storage.
  */
 export * from './addresses.ts'
+export * from './dial-diagnosis.ts'
+export * from './handshake-log.ts'
 export * from './identity.ts'
 export * from './gossip-messages.ts'
 export * from './gossip-relay.ts'

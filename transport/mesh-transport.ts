@@ -30,7 +30,9 @@ import {
   RELAY_HEADS,
   RELAY_LINKS,
 } from './gossip-messages.ts'
+import { checkedDial, DialError } from './dial-diagnosis.ts'
 import { GossipRelay, linksRefreshMs, type RelayStats } from './gossip-relay.ts'
+import { HandshakeLog, type HandshakeObservation } from './handshake-log.ts'
 import { DIGEST_BYTES, LinkMonitor, type LinkMonitorStats } from './link-monitor.ts'
 import { nodeIdOf, nodeIdOfPeerId } from './identity.ts'
 import { Membership, type Member } from './membership.ts'
@@ -97,6 +99,11 @@ export interface MeshTransportEvents {
   invalid: [InvalidInput]
   /** A peer's state digest arrived with a link probe (see {@link LinkMonitor}). */
   'peer:digest': [peerId: string, digest: Uint8Array]
+  /** An inbound connection whose first bytes did not decrypt with this node's cluster key (docs/operations.md, Dial failures). */
+  'handshake:mismatch': [HandshakeObservation]
+  /** A {@link MeshTransport.dial} failed, or succeeded (`target` as given). */
+  'dial:failed': [DialError]
+  'dial:succeeded': [{ readonly target: string; readonly peerId: string }]
 }
 
 /** Wait after a subscription change before announcing this node's links (one message per burst). */
@@ -135,6 +142,8 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
   #overlay: OverlayMaintainer | undefined
   #linkMonitor: LinkMonitor | undefined
   #stateDigest: () => Uint8Array = () => new Uint8Array(DIGEST_BYTES)
+  /** Recent connections' first bytes, to tell why a dial failed (see {@link checkedDial}). */
+  readonly #handshakes = new HandshakeLog({ onInboundMismatch: (o) => this.emit('handshake:mismatch', o) })
 
   constructor(init: MeshTransportInit) {
     super()
@@ -164,7 +173,7 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
-      connectionProtector: privateNetwork(init.clusterKey),
+      connectionProtector: privateNetwork(init.clusterKey, { handshakes: this.#handshakes }),
       connectionGater: {
         denyDialMultiaddr: () => false,
         denyInboundEncryptedConnection: denied,
@@ -389,7 +398,8 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
   /**
    * Dials a multiaddr (with `/p2p/<id>`) or a known peer id; resolves with the peer id. A dial to a
    * peer not connected yet is refused (OVERLAY_FULL) while the node has its low watermark of peers,
-   * unless `force` (an operator's dial): the overlay chooses the node's neighbours.
+   * unless `force` (an operator's dial): the overlay chooses the node's neighbours. A failed dial
+   * throws a DialError naming its likely cause (docs/operations.md, Dial failures).
    */
   async dial(target: string, options: { signal?: AbortSignal; force?: boolean } = {}): Promise<string> {
     const node = this.#requireNode()
@@ -400,8 +410,13 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
         throw new OverlayFullError(`not dialing ${target}: ${this.#connectedSince().size} peers connected, the overlay needs no more`)
       }
     }
-    const connection = await node.dial(to, { signal: options.signal ?? AbortSignal.timeout(10_000) })
-    return connection.remotePeer.toString()
+    const connection = await checkedDial(node, target, to, this.#handshakes, options.signal ?? AbortSignal.timeout(10_000)).catch((error: unknown) => {
+      if (error instanceof DialError) this.emit('dial:failed', error)
+      throw error
+    })
+    const peerId = connection.remotePeer.toString()
+    this.emit('dial:succeeded', { target, peerId })
+    return peerId
   }
 
   /** Closes every connection to a peer (e.g. a repeat offender). */

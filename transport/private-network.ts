@@ -2,6 +2,7 @@ import type { AbortOptions, ConnectionProtector, MessageStream, MultiaddrConnect
 import { AbstractMultiaddrConnection, byteStream } from '@libp2p/utils'
 import { xsalsa20 } from '@noble/ciphers/salsa.js'
 import type { Uint8ArrayList } from 'uint8arraylist'
+import { hostPortOf, type HandshakeLog, type HandshakeRecorder } from './handshake-log.ts'
 
 /**
  * The libp2p private-network protector (pnet, the `/key/swarm/psk/1.0.0/` format), wire-compatible
@@ -78,17 +79,28 @@ class PrivateConnection extends AbstractMultiaddrConnection {
   readonly #maConn: MessageStream
   readonly #inbound: XSalsa20Stream
   readonly #outbound: XSalsa20Stream
+  /** Hears the first decrypted bytes (until they tell whether the keys match; see {@link HandshakeLog}). */
+  #recorder: HandshakeRecorder | undefined
 
-  constructor(init: { maConn: MessageStream; psk: Uint8Array; localNonce: Uint8Array; remoteNonce: Uint8Array; log: MultiaddrConnection['log'] }) {
+  constructor(init: { maConn: MessageStream; psk: Uint8Array; localNonce: Uint8Array; remoteNonce: Uint8Array; log: MultiaddrConnection['log']; recorder?: HandshakeRecorder | undefined }) {
     const maConn = init.maConn as MultiaddrConnection
     super({ log: init.log, remoteAddr: maConn.remoteAddr, direction: maConn.direction })
     this.#maConn = init.maConn
     this.#inbound = new XSalsa20Stream(init.psk, init.remoteNonce)
     this.#outbound = new XSalsa20Stream(init.psk, init.localNonce)
+    this.#recorder = init.recorder
+    const onChunk = (buf: Uint8Array): void => {
+      const plain = this.#inbound.update(buf)
+      if (this.#recorder) {
+        this.#recorder.raw(buf)
+        if (!this.#recorder.decrypted(plain)) this.#recorder = undefined
+      }
+      this.onData(plain)
+    }
     init.maConn.addEventListener('message', (evt) => {
       const data = evt.data
-      if (data instanceof Uint8Array) this.onData(this.#inbound.update(data))
-      else for (const buf of data) this.onData(this.#inbound.update(buf))
+      if (data instanceof Uint8Array) onChunk(data)
+      else for (const buf of data) onChunk(buf)
     })
     init.maConn.addEventListener('drain', () => this.onMuxerDrain())
     init.maConn.addEventListener('close', (evt) => {
@@ -125,29 +137,63 @@ class PrivateConnection extends AbstractMultiaddrConnection {
 class PrivateNetworkProtector implements ConnectionProtector {
   readonly #psk: Uint8Array
   readonly #timeoutMs: number
+  readonly #handshakes: HandshakeLog | undefined
 
-  constructor(psk: Uint8Array, timeoutMs: number) {
+  constructor(psk: Uint8Array, timeoutMs: number, handshakes: HandshakeLog | undefined) {
     this.#psk = psk
     this.#timeoutMs = timeoutMs
+    this.#handshakes = handshakes
   }
 
   async protect(connection: MessageStream, options?: AbortOptions): Promise<MessageStream> {
     const localNonce = crypto.getRandomValues(new Uint8Array(NONCE_LENGTH))
     const signal = options?.signal ?? AbortSignal.timeout(this.#timeoutMs)
+    const recorder = this.#observe(connection)
     const bytes = byteStream(connection)
-    const [remote] = await Promise.all([bytes.read({ bytes: NONCE_LENGTH, signal }), bytes.write(localNonce, { signal })])
+    let remote: Uint8ArrayList
+    try {
+      ;[remote] = await Promise.all([bytes.read({ bytes: NONCE_LENGTH, signal }), bytes.write(localNonce, { signal })])
+    } finally {
+      recorder?.stop()
+    }
     return new PrivateConnection({
       maConn: bytes.unwrap(),
       psk: this.#psk,
       localNonce,
       remoteNonce: remote.subarray(),
       log: connection.log.newScope('pnet'),
+      recorder,
     })
+  }
+
+  /**
+   * Records the bytes the other end sends while its nonce is read into the handshake log; `stop`
+   * ends that (what came after the nonce is handed on again, and recorded as the connection's).
+   */
+  #observe(connection: MessageStream): (HandshakeRecorder & { stop(): void }) | undefined {
+    const maConn = connection as MultiaddrConnection
+    const remote = maConn.remoteAddr ? hostPortOf(maConn.remoteAddr) : undefined
+    if (!this.#handshakes || remote === undefined) return undefined
+    const recorder = this.#handshakes.begin(remote, maConn.direction)
+    const onMessage = (evt: { data: Uint8Array | Uint8ArrayList }): void => {
+      for (const buf of evt.data instanceof Uint8Array ? [evt.data] : evt.data) recorder.raw(buf)
+    }
+    connection.addEventListener('message', onMessage)
+    return {
+      ...recorder,
+      stop: () => {
+        connection.removeEventListener('message', onMessage)
+        recorder.rewind(NONCE_LENGTH)
+      },
+    }
   }
 }
 
-/** The protector factory for `createLibp2p({ connectionProtector })`, from a pnet key file. */
-export function privateNetwork(keyFile: Uint8Array, options: { timeoutMs?: number } = {}): () => ConnectionProtector {
+/**
+ * The protector factory for `createLibp2p({ connectionProtector })`, from a pnet key file; with
+ * `handshakes`, each connection's first bytes are recorded there (see {@link HandshakeLog}).
+ */
+export function privateNetwork(keyFile: Uint8Array, options: { timeoutMs?: number; handshakes?: HandshakeLog } = {}): () => ConnectionProtector {
   const psk = decodePreSharedKey(keyFile)
-  return () => new PrivateNetworkProtector(psk, options.timeoutMs ?? 5000)
+  return () => new PrivateNetworkProtector(psk, options.timeoutMs ?? 5000, options.handshakes)
 }

@@ -1,5 +1,5 @@
 import type { BackupService } from '../backup/service.ts'
-import type { PeerView } from '../replication/peer-book.ts'
+import type { PeerRow } from '../dial-failures.ts'
 import type { EntityStore } from '../store/entity-store.ts'
 
 /** What the API routes need from the daemon. */
@@ -10,7 +10,8 @@ export interface ApiContext {
   readonly startedAt: number
   /** Full multiaddrs this node listens on. */
   listen(): readonly string[]
-  peers(): readonly PeerView[]
+  /** Known peers and failing bootstrap addresses (docs/api.md, `GET /v1/peers`). */
+  peers(): readonly PeerRow[]
   /** The gossip topic this node speaks (by its signature policy) and how many peers listen on it. */
   gossip(): { readonly topic: string; readonly signed: boolean; readonly peers: number }
   /** Dials a peer by multiaddr (ending in `/p2p/<peerId>`); resolves with its peer id. */

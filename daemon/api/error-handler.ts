@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { MeshsyncError } from '../../crdt/index.ts'
+import { DialError } from '../../transport/dial-diagnosis.ts'
 import { ERROR_CODES, isApiErrorCode, type ApiErrorCode } from '../errors.ts'
 
 /** Fastify's own error codes, mapped to ours. */
@@ -52,6 +53,8 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (code === 'STORAGE_FULL') request.log.warn({ code }, 'write refused: the disk is full')
     // A backup stopped by its deadline or by the daemon stopping: expected, no stack.
     else if (code === 'BACKUP_ABORTED') request.log.warn({ code }, body.error.message)
+    // A dial that failed (POST /v1/peers): the message names the address and the likely cause.
+    else if (error instanceof DialError) request.log.warn({ code }, body.error.message)
     else if (unknownCode !== undefined) request.log.error({ err: error, code: unknownCode }, 'request failed with a code that has no HTTP status (daemon/errors.ts)')
     else if (status >= 500) request.log.error({ err: error }, 'request failed')
     else request.log.debug({ code }, 'request refused')

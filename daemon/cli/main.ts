@@ -4,6 +4,7 @@ import { MeshsyncError } from '../../crdt/index.ts'
 import { defaultDataDir, loadConfig, type ConfigOverrides } from '../config.ts'
 import { Daemon } from '../daemon.ts'
 import { dataDirLayout, initDataDir } from '../data-dir.ts'
+import type { PeerRow } from '../dial-failures.ts'
 import { DaemonError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import { absoluteTarget, explicitPassphrase, registerBackupCommands } from './backup-commands.ts'
@@ -97,15 +98,15 @@ function buildProgram(): Command {
   })
 
   clientCommand(program, 'peers', 'list known peers: state, node id, peer id, changes they lack (behind), last sync, addresses').action(async (opts: ClientOptions) => {
-    const peers = await client(opts).call<{ peerId: string; nodeId: string | null; connected: boolean; lastSyncAt: string | null; behind: number | null; addrs: string[] }[]>(
-      'GET',
-      '/v1/peers',
-    )
+    const peers = await client(opts).call<PeerRow[]>('GET', '/v1/peers')
     if (opts.json) return print(peers)
     if (peers.length === 0) return console.log('no peers')
     for (const p of peers) {
       const behind = p.behind === null ? '?' : String(p.behind)
-      console.log(`${p.connected ? 'up  ' : 'down'} node ${p.nodeId ?? '?'.padEnd(16)} ${p.peerId} behind ${behind} last sync ${p.lastSyncAt ?? 'never'} ${p.addrs.join(' ')}`)
+      if (p.peerId !== null) console.log(`${p.connected ? 'up  ' : 'down'} node ${p.nodeId ?? '?'.padEnd(16)} ${p.peerId} behind ${behind} last sync ${p.lastSyncAt ?? 'never'} ${p.addrs.join(' ')}`)
+      const f = p.failing
+      // A bootstrap address that does not answer, and why (docs/operations.md, Dial failures).
+      if (f) console.log(`fail ${f.addr} ${f.error} (${f.attempts} failed ${f.attempts === 1 ? 'dial' : 'dials'} since ${f.since}): ${f.message}`)
     }
   })
 

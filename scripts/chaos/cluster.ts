@@ -45,6 +45,7 @@ export class ChaosNode {
   readonly spec: NodeSpec
   readonly #peers: () => string[]
   readonly #env: Record<string, string>
+  readonly #startTimeoutMs: number
   child: ChildProcess | undefined
   api: SocketApi
   #exited: Promise<void> = Promise.resolve()
@@ -60,10 +61,11 @@ export class ChaosNode {
   paused = false
   #expectExit = false
 
-  constructor(spec: NodeSpec, peers: () => string[], env: Record<string, string>) {
+  constructor(spec: NodeSpec, peers: () => string[], env: Record<string, string>, startTimeoutMs = 30_000) {
     this.spec = spec
     this.#peers = peers
     this.#env = env
+    this.#startTimeoutMs = startTimeoutMs
     this.api = new SocketApi(join(spec.dataDir, 'api.sock'))
   }
 
@@ -76,7 +78,7 @@ export class ChaosNode {
   }
 
   /** Starts the daemon and waits until `daemon.json` names its pid. */
-  async start(timeoutMs = 30_000): Promise<void> {
+  async start(timeoutMs = this.#startTimeoutMs): Promise<void> {
     const bootstrap = this.#peers()
     this.#expectExit = false
     const daemon = await spawnDaemon({
@@ -165,6 +167,8 @@ export interface ClusterOptions {
   readonly config?: object
   /** Extra environment of every daemon (e.g. MESHSYNC_FAILPOINTS). */
   readonly env?: Record<string, string>
+  /** Longest wait for a daemon to start, or restart after a fault (default 30 s). */
+  readonly startTimeoutMs?: number
 }
 
 /** N daemons with their own data dirs, one cluster key, each bootstrapping from all the others. */
@@ -199,7 +203,7 @@ export class ChaosCluster {
       const peerId = identity.peerId.toString()
       specs.push({ index: i, dataDir, listen, addr: `${listen}/p2p/${peerId}`, peerId, nodeId: identity.nodeId, wrapper: options.network ? options.network.wrapper(i) : [] })
     }
-    const nodes: ChaosNode[] = specs.map((spec) => new ChaosNode(spec, () => specs.filter((s) => s !== spec).map((s) => s.addr), options.env ?? {}))
+    const nodes: ChaosNode[] = specs.map((spec) => new ChaosNode(spec, () => specs.filter((s) => s !== spec).map((s) => s.addr), options.env ?? {}, options.startTimeoutMs))
     return new ChaosCluster(nodes, options.network, options.disks)
   }
 

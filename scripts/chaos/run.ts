@@ -409,8 +409,8 @@ function overlayConfig(nodes: number): object {
   return nodes >= NEIGHBOURHOOD_MIN_NODES ? { p2p: CHAOS_OVERLAY } : {}
 }
 
-/** Waits until every node has `want` connected peers (every other node in a small cluster). */
-async function waitMesh(c: ChaosCluster, timeoutMs: number, want: number): Promise<void> {
+/** Waits until every node has `want` connected peers (every other node in a small cluster; the soak harness waits the same way). */
+export async function waitMesh(c: ChaosCluster, timeoutMs: number, want: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const counts = await Promise.all(
@@ -442,7 +442,7 @@ async function measureCatchUp(c: ChaosCluster, timeoutMs: number): Promise<[node
 }
 
 /** Polls until every node reports the same vector twice in a row; undefined on timeout. */
-async function waitConverged(c: ChaosCluster, timeoutMs: number): Promise<{ at: number; perNode: number[] } | undefined> {
+export async function waitConverged(c: ChaosCluster, timeoutMs: number): Promise<{ at: number; perNode: number[] } | undefined> {
   const start = Date.now()
   let previous = ''
   const reached = new Map<number, number>()

@@ -54,7 +54,8 @@ describe.skipIf(!haveChromium)(`dashboard in headless Chromium (needs ${CHROMIUM
     const peerRow = page.locator(`[data-testid="peer-row"][data-peer-id="${b.info.peerId}"]`)
     await peerRow.waitFor({ timeout: 15_000 })
     await expect.poll(() => peerRow.getAttribute('data-connected'), { timeout: 15_000 }).toBe('true')
-    expect(await peerRow.textContent()).toContain(b.info.nodeId)
+    // The page polls every second: the poll that saw the connection may predate the first sync.
+    await expect.poll(() => peerRow.textContent(), { timeout: 15_000 }).toContain(b.info.nodeId)
 
     // A write on b shows up on a's dashboard: in the live feed and in the namespace count.
     await put(b, 'shop', 'pear', { price: 2 })
@@ -95,6 +96,23 @@ describe.skipIf(!haveChromium)(`dashboard in headless Chromium (needs ${CHROMIUM
     }
     await page.locator('#backups').waitFor({ state: 'visible', timeout: 10_000 })
     expect(await page.locator('#backups').textContent()).toContain('lastSuccess')
+    expect(pageErrors).toEqual([])
+    await page.close()
+  })
+
+  it('shows a bootstrap address that fails, and why (docs/operations.md, Dial failures)', { timeout: 120_000 }, async () => {
+    const other = await startDaemon()
+    const seed = (other.info.listen[0] as string).replace(/\/p2p\/.*$/, '')
+    const lonely = await startDaemon({ args: ['--bootstrap', seed] })
+    const page = await (chromium?.context as BrowserContext).newPage()
+    const pageErrors = collectPageErrors(page)
+    await page.goto(`${lonely.info.api.url}/?token=${encodeURIComponent(lonely.token)}`)
+    const item = page.locator(`[data-testid="failing-dial"][data-addr="${seed}"]`)
+    await item.waitFor({ timeout: 30_000 })
+    expect(await item.getAttribute('data-error')).toBe('PEER_KEY_MISMATCH')
+    expect(await item.textContent()).toContain('cluster key mismatch')
+    // The address's own row in the peers table, marked with the cause.
+    expect(await page.locator('[data-testid="peer-row"]').first().textContent()).toContain('PEER_KEY_MISMATCH')
     expect(pageErrors).toEqual([])
     await page.close()
   })

@@ -35,7 +35,7 @@ async function components(nodes: readonly DaemonHandle[]): Promise<number> {
   const edges = new Map<string, Set<string>>([...ids].map((id) => [id, new Set<string>()]))
   for (const d of nodes) {
     for (const p of await peersOf(d)) {
-      if (!p.connected || !ids.has(p.peerId)) continue
+      if (!p.connected || p.peerId === null || !ids.has(p.peerId)) continue
       edges.get(d.info.peerId)?.add(p.peerId)
       edges.get(p.peerId)?.add(d.info.peerId)
     }

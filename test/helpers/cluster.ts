@@ -30,14 +30,15 @@ export interface Status {
   readonly namespaces: Record<string, number>
 }
 
-/** One row of `GET /v1/peers`. */
+/** One row of `GET /v1/peers` (`peerId` null: a failing bootstrap address that names no peer). */
 export interface PeerRow {
-  readonly peerId: string
+  readonly peerId: string | null
   readonly nodeId: string | null
   readonly addrs: readonly string[]
   readonly connected: boolean
   readonly lastSyncAt: string | null
   readonly behind: number | null
+  readonly failing: { readonly addr: string; readonly error: string; readonly message: string; readonly since: string; readonly lastAt: string; readonly attempts: number } | null
 }
 
 /** Which listener of the API a request goes through. */

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { DialError } from '../../../transport/dial-diagnosis.ts'
 import { RequestError } from '../../errors.ts'
 import type { ApiContext } from '../context.ts'
 
@@ -42,6 +43,8 @@ export function systemRoutes(app: FastifyInstance, ctx: ApiContext): void {
       try {
         return { peerId: await ctx.dial(req.body.multiaddr), connected: true }
       } catch (cause) {
+        // A DialError names the cause with its own code (docs/operations.md, Dial failures).
+        if (cause instanceof DialError) throw cause
         throw new RequestError('DIAL_FAILED', `could not dial ${req.body.multiaddr}: ${cause instanceof Error ? cause.message : String(cause)}`)
       }
     },

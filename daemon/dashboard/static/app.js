@@ -196,10 +196,27 @@ function sparkline(values) {
   return svg
 }
 
+/** A bootstrap address that does not answer, and why (`failing` of a /v1/peers row; docs/operations.md, Dial failures). */
+function failingItem(f) {
+  return h(
+    'li',
+    { 'data-testid': 'failing-dial', 'data-addr': f.addr, 'data-error': f.error },
+    h('span', { class: 'mono' }, f.addr),
+    ' ',
+    h('strong', {}, f.error),
+    `: ${f.message} (${f.attempts} failed ${f.attempts === 1 ? 'dial' : 'dials'}, since ${ago(f.since)})`,
+  )
+}
+
 function drawPeers() {
-  const peers = [...state.peers].sort((a, b) => Number(b.connected) - Number(a.connected) || a.peerId.localeCompare(b.peerId))
-  const view = peers.map((p) => ({ ...p, lastSyncAt: ago(p.lastSyncAt) }))
-  render('peers', view, () =>
+  const rank = (p) => (p.connected ? 0 : p.failing ? 1 : 2)
+  const peers = [...state.peers].sort((a, b) => rank(a) - rank(b) || String(a.peerId ?? a.addrs?.[0]).localeCompare(String(b.peerId ?? b.addrs?.[0])))
+  const failing = peers.filter((p) => p.failing).map((p) => p.failing)
+  const view = peers.map((p) => ({ ...p, lastSyncAt: ago(p.lastSyncAt), failing: p.failing && { ...p.failing, since: ago(p.failing.since), lastAt: undefined } }))
+  render('peers', view, () => [
+    failing.length === 0
+      ? []
+      : h('div', { class: 'banner warn', 'data-testid': 'failing-dials' }, h('p', {}, 'Bootstrap addresses that do not answer:'), h('ul', {}, failing.map(failingItem))),
     peers.length === 0
       ? h('p', { class: 'muted', 'data-testid': 'no-peers' }, 'no peers yet (mDNS, --bootstrap or POST /v1/peers)')
       : h(
@@ -228,9 +245,9 @@ function drawPeers() {
             peers.map((p) =>
               h(
                 'tr',
-                { 'data-testid': 'peer-row', 'data-peer-id': p.peerId, 'data-connected': String(p.connected) },
-                h('td', {}, h('span', { class: `dot ${p.connected ? 'up' : 'down'}` }, p.connected ? 'connected' : 'disconnected')),
-                h('td', { class: 'mono', title: p.peerId }, short(p.peerId, 16)),
+                { 'data-testid': 'peer-row', 'data-peer-id': p.peerId ?? '', 'data-connected': String(p.connected) },
+                h('td', {}, h('span', { class: `dot ${p.connected ? 'up' : p.failing ? 'bad' : 'down'}`, title: p.failing?.message }, p.connected ? 'connected' : p.failing ? p.failing.error : 'disconnected')),
+                h('td', { class: 'mono', title: p.peerId ?? '' }, p.peerId ? short(p.peerId, 16) : '–'),
                 h('td', { class: 'mono' }, p.nodeId ?? '–'),
                 h('td', { class: `num ${p.behind === 0 ? 'behind-0' : p.behind ? 'behind-n' : ''}` }, p.behind ?? '–'),
                 h('td', {}, ago(p.lastSyncAt)),
@@ -242,7 +259,7 @@ function drawPeers() {
             ),
           ),
         ),
-  )
+  ])
 }
 
 function drawNamespaces(s) {
