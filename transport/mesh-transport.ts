@@ -212,6 +212,8 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
       degree: () => this.#connectedSince().size,
       degreeBand: (degree) => degreeBand(degree, minConnections, maxConnections),
       gossip: init.gossip ?? true,
+      // A member heard alive is dialed without waiting out the backoff of dials that failed while it was down.
+      heard: (peerId) => this.#overlay?.heard(peerId),
     })
     this.#membership = membership
     const overlay = new OverlayMaintainer(
@@ -333,6 +335,11 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
       minConnections: this.#overlay?.minConnections ?? this.#init.minConnections ?? DEFAULT_MIN_CONNECTIONS,
       maxConnections: this.#overlay?.maxConnections ?? this.#init.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     }
+  }
+
+  /** The overlay's backoff of a member whose dials failed: failures in a row, and when it is dialed again at the earliest (undefined: none). */
+  overlayBackoff(peerId: string): { readonly failures: number; readonly dueAt: number } | undefined {
+    return this.#overlay?.backoff(peerId)
   }
 
   /** Connected peers, each with when its oldest open connection opened (ms since the epoch). */
