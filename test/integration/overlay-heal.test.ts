@@ -1,6 +1,6 @@
 import { createServer } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { generateClusterKey, generateIdentityKey, identityFromKey, MeshTransport, type MeshTransportInit } from '../../transport/index.ts'
+import { generateClusterKey, generateIdentityKey, identityFromKey, MeshTransport, OverlayFullError, type MeshTransportInit } from '../../transport/index.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
 /**
@@ -24,6 +24,28 @@ function freePort(): Promise<number> {
     })
   })
 }
+
+async function startTransport(clusterKey: Uint8Array, extra: Partial<MeshTransportInit> = {}): Promise<MeshTransport> {
+  const t = new MeshTransport({ privateKey: identityFromKey(await generateIdentityKey()).privateKey, clusterKey, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, ...extra })
+  await t.start()
+  started.push(t)
+  return t
+}
+
+describe('dials and the overlay', () => {
+  it('an explicit dial is made even when the overlay has its peers; an automatic one (onlyIfNeeded) is refused', { timeout: 60_000 }, async () => {
+    const clusterKey = generateClusterKey()
+    const a = await startTransport(clusterKey, { minConnections: 1, maxConnections: 4 })
+    const [b, c, d] = await Promise.all([startTransport(clusterKey), startTransport(clusterKey), startTransport(clusterKey)])
+    await a.dial(b.listenAddrs()[0] as string)
+    await a.dial(c.listenAddrs()[0] as string)
+    expect(a.connectedPeers().sort()).toEqual([b.peerId.toString(), c.peerId.toString()].sort())
+    await expect(a.dial(d.listenAddrs()[0] as string, { onlyIfNeeded: true })).rejects.toThrow(OverlayFullError)
+    // A peer connected already is no new neighbour: that dial is made.
+    await expect(a.dial(b.listenAddrs()[0] as string, { onlyIfNeeded: true })).resolves.toBe(b.peerId.toString())
+    expect(a.connectedPeers()).not.toContain(d.peerId.toString())
+  })
+})
 
 describe('overlay heal', () => {
   it('a member that restarts is dialed by the members that backed off as soon as its announcement reaches them', { timeout: 60_000 }, async () => {
