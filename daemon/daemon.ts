@@ -159,7 +159,7 @@ export class Daemon {
       metrics: () => metrics.render(),
       resync: (ns, from) => replicator.resyncNamespace(ns, from !== undefined ? { from } : {}),
       dial: async (addr) => {
-        const peerId = await transport.dial(addr, { force: true })
+        const peerId = await transport.dial(addr)
         peers.remember(peerId, addr)
         return peerId
       },

@@ -103,6 +103,11 @@ export interface MembershipInit {
    * room, full, over): a change of degree within a band is not announced (default: every change).
    */
   readonly degreeBand?: (degree: number) => number
+  /**
+   * A member's announcement was accepted: it is up now (e.g. back from a restart or a partition),
+   * wherever the announcement came from.
+   */
+  readonly heard?: (peerId: string) => void
   /** Whether to announce on the gossip topic (off when gossip is off: peer exchange alone). */
   readonly gossip: boolean
   readonly announceMs?: number
@@ -172,6 +177,7 @@ export class Membership {
         const entry = this.#entry(learnt)
         entry.degree = a.degree
         entry.lastSeen = Math.max(entry.lastSeen, Math.min(a.at, Date.now()))
+        this.#init.heard?.(learnt)
         return TopicValidatorResult.Accept
       } catch {
         return TopicValidatorResult.Reject

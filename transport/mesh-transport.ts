@@ -221,6 +221,8 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
       degree: () => this.#connectedSince().size,
       degreeBand: (degree) => degreeBand(degree, minConnections, maxConnections),
       gossip: init.gossip ?? true,
+      // A member heard alive is dialed without waiting out the backoff of dials that failed while it was down.
+      heard: (peerId) => this.#overlay?.heard(peerId),
     })
     this.#membership = membership
     const overlay = new OverlayMaintainer(
@@ -344,6 +346,11 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
     }
   }
 
+  /** The overlay's backoff of a member whose dials failed: failures in a row, and when it is dialed again at the earliest (undefined: none). */
+  overlayBackoff(peerId: string): { readonly failures: number; readonly dueAt: number } | undefined {
+    return this.#overlay?.backoff(peerId)
+  }
+
   /** Connected peers, each with when its oldest open connection opened (ms since the epoch). */
   #connectedSince(): Map<string, number> {
     const since = new Map<string, number>()
@@ -396,15 +403,16 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
   }
 
   /**
-   * Dials a multiaddr (with `/p2p/<id>`) or a known peer id; resolves with the peer id. A dial to a
-   * peer not connected yet is refused (OVERLAY_FULL) while the node has its low watermark of peers,
-   * unless `force` (an operator's dial): the overlay chooses the node's neighbours. A failed dial
-   * throws a DialError naming its likely cause (docs/operations.md, Dial failures).
+   * Dials a multiaddr (with `/p2p/<id>`) or a known peer id; resolves with the peer id. An explicit
+   * dial (an operator's, a test's) is always made. With `onlyIfNeeded` (an automatic dial, e.g. of
+   * a seed address), a dial to a peer not connected yet is refused ({@link OverlayFullError}) while
+   * the node has its low watermark of peers: the overlay chooses the node's neighbours.
+   * A failed dial throws a DialError naming its likely cause (docs/operations.md, Dial failures).
    */
-  async dial(target: string, options: { signal?: AbortSignal; force?: boolean } = {}): Promise<string> {
+  async dial(target: string, options: { signal?: AbortSignal; onlyIfNeeded?: boolean } = {}): Promise<string> {
     const node = this.#requireNode()
     const to: Multiaddr | PeerId = target.startsWith('/') ? multiaddr(target) : peerIdFromString(target)
-    if (!options.force && this.#overlay?.full()) {
+    if (options.onlyIfNeeded === true && this.#overlay?.full()) {
       const peer = isPeerId(to) ? to : to.getComponents().findLast((c) => c.name === 'p2p')?.value
       if (peer === undefined || node.getConnections(typeof peer === 'string' ? peerIdFromString(peer) : peer).length === 0) {
         throw new OverlayFullError(`not dialing ${target}: ${this.#connectedSince().size} peers connected, the overlay needs no more`)

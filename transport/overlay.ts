@@ -92,6 +92,11 @@ export class OverlayMaintainer {
     return this.#max
   }
 
+  /**
+   * Starts the periodic checks, with a first one at once: a node that restarted dials the members
+   * it remembers (its peer store) now rather than a tick later, so the catch-up after a restart
+   * starts as soon as it listens (docs/sync-protocol.md, Membership and the overlay).
+   */
   start(): void {
     const schedule = (): void => {
       this.#timer = setTimeout(() => {
@@ -101,6 +106,7 @@ export class OverlayMaintainer {
       this.#timer.unref()
     }
     schedule()
+    this.tick()
   }
 
   stop(): void {
@@ -119,9 +125,21 @@ export class OverlayMaintainer {
     this.#soon.unref()
   }
 
-  /** Whether a dial to a peer not connected yet would take the node past the low watermark (the overlay has what it needs). */
+  /**
+   * Whether a dial to a peer not connected yet would take the node past the low watermark (the
+   * overlay has what it needs). A peer being dialed that is connected already (its own dial to
+   * this node won) counts once.
+   */
   full(): boolean {
-    return this.#host.connected().size + this.#dialing.size >= this.#min
+    const connected = this.#host.connected()
+    return connected.size + this.#dialingOthers(connected) >= this.#min
+  }
+
+  /** Dials in flight to peers not connected yet. */
+  #dialingOthers(connected: ReadonlyMap<string, number>): number {
+    let n = 0
+    for (const peerId of this.#dialing) if (!connected.has(peerId)) n++
+    return n
   }
 
   /**
@@ -135,6 +153,23 @@ export class OverlayMaintainer {
     if (this.#host.connected().size < this.#min) for (const state of this.#dials.values()) state.nextAt = 0
   }
 
+  /**
+   * The member announced itself (its announcement reached this node, maybe through others): it is
+   * up now, so a backoff earned by dials that failed while it was down or cut off no longer
+   * applies, and it is due at the next check (at once, when the node needs connections). A node
+   * that restarts announces itself as soon as it has a peer, so members that backed off while it
+   * was down dial it again without waiting out their backoff.
+   */
+  heard(peerId: string): void {
+    if (this.#dials.delete(peerId) && !this.#host.connected().has(peerId)) this.tickSoon()
+  }
+
+  /** The backoff of a member whose dials failed: how many in a row, and when it is dialed again at the earliest (ms since the epoch). */
+  backoff(peerId: string): { readonly failures: number; readonly dueAt: number } | undefined {
+    const state = this.#dials.get(peerId)
+    return state && { failures: state.failures, dueAt: state.nextAt }
+  }
+
   /** The last connection to the peer closed. */
   disconnected(peerId: string, now = Date.now()): void {
     this.#left.set(peerId, now)
@@ -145,7 +180,8 @@ export class OverlayMaintainer {
   tick(now = Date.now()): void {
     const connected = this.#host.connected()
     const degree = connected.size
-    if (degree + this.#dialing.size < this.#min) this.#dialMembers(this.#min - degree - this.#dialing.size, connected, now)
+    const dialing = this.#dialingOthers(connected)
+    if (degree + dialing < this.#min) this.#dialMembers(this.#min - degree - dialing, connected, now)
     else if (degree > this.#max) this.#trim(degree - this.#max, connected, now)
     else {
       if (degree > this.#min && now - this.#lastRelief >= RELIEVE_EVERY_MS) this.#relieve(connected, now)

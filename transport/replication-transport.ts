@@ -78,8 +78,11 @@ export interface ReplicationTransport {
   members?(): readonly { readonly peerId: string }[]
   /** Addresses a peer listens on, each ending in `/p2p/<peerId>`. */
   dialableAddrs(peerId: string): Promise<string[]>
-  /** Dials a multiaddr (with `/p2p/<id>`) or a known peer id; resolves with the peer id. */
-  dial(target: string, options?: { signal?: AbortSignal }): Promise<string>
+  /**
+   * Dials a multiaddr (with `/p2p/<id>`) or a known peer id; resolves with the peer id. With
+   * `onlyIfNeeded`, a transport that maintains an overlay may refuse a peer it does not need.
+   */
+  dial(target: string, options?: { signal?: AbortSignal; onlyIfNeeded?: boolean }): Promise<string>
   /** Closes every connection to a peer. */
   hangUp(peerId: string): Promise<void>
   /** Registers the handler of inbound sync streams. */

@@ -91,8 +91,9 @@ export class Dialer {
     for (const [addr, seed] of this.#seeds) {
       if (seed.dialing || seed.due > now) continue
       seed.dialing = true
+      // Refused while the overlay has the peers it needs; tried again later.
       void this.#transport
-        .dial(addr, { signal: this.#dialSignal() })
+        .dial(addr, { signal: this.#dialSignal(), onlyIfNeeded: true })
         .then(
           (peerId) => {
             this.#seeds.delete(addr)

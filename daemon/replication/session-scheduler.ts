@@ -10,6 +10,12 @@ import { GcHorizonError } from './sync-source.ts'
 
 /** Wait before a failed sync session that was asked for again meanwhile is retried. */
 const SYNC_RETRY_MS = 1000
+/**
+ * Times a session asked for on connect is tried again (a second apart) when it fails while the
+ * peer stays connected: a peer that just started may not serve sessions yet, and a connection
+ * replaced by a newer one ends the sessions on it (docs/sync-protocol.md).
+ */
+export const CONNECT_SYNC_RETRIES = 3
 /** Wait after a gap is seen before the session that repairs it (a burst makes one session). */
 const SYNC_SOON_MS = 100
 /**
@@ -93,8 +99,8 @@ export class SessionScheduler {
   readonly #interval: number
   readonly #streamTimeout: number
   readonly #antiEntropyDue: AntiEntropyDue
-  /** Outbound sessions per peer (one at a time; a request meanwhile reruns it once after). */
-  readonly #sessions = new Map<string, { rerun: boolean }>()
+  /** Outbound sessions per peer (one at a time; a request meanwhile reruns it once after), and the retries left if it fails. */
+  readonly #sessions = new Map<string, { rerun: boolean; retries: number }>()
   /** Inbound sessions per peer, and peers whose outbound session waits for them to end. */
   readonly #inbound = new Map<string, number>()
   readonly #afterInbound = new Set<string>()
@@ -157,10 +163,12 @@ export class SessionScheduler {
 
   /**
    * On connect (and when a peer joins the topic) both sides would start a session at the same
-   * moment and send the same records twice; the side with the smaller peer id starts it.
+   * moment and send the same records twice; the side with the smaller peer id starts it, and
+   * tries again ({@link CONNECT_SYNC_RETRIES}) if it fails while the peer stays connected: the
+   * other side counts on it.
    */
   syncIfInitiator(peerId: string): void {
-    if (this.#transport.peerId.toString() < peerId) this.syncWith(peerId)
+    if (this.#transport.peerId.toString() < peerId) this.syncWith(peerId, CONNECT_SYNC_RETRIES)
   }
 
   /** Syncs soon with every connected peer not in `reached` (a publish missed them); returns how many. */
@@ -189,12 +197,17 @@ export class SessionScheduler {
     )
   }
 
-  /** Runs an anti-entropy session with a connected peer (one at a time per peer). */
-  syncWith(peerId: string): void {
+  /**
+   * Runs an anti-entropy session with a connected peer (one at a time per peer). A session that
+   * fails while the peer stays connected is tried again a second later when it was asked for
+   * again meanwhile, or up to `retries` times.
+   */
+  syncWith(peerId: string, retries = 0): void {
     if (!this.#run.running) return
     const running = this.#sessions.get(peerId)
     if (running) {
       running.rerun = true
+      running.retries = Math.max(running.retries, retries)
       return
     }
     if ((this.#inbound.get(peerId) ?? 0) > 0) {
@@ -202,7 +215,7 @@ export class SessionScheduler {
       this.#afterInbound.add(peerId)
       return
     }
-    const state = { rerun: false }
+    const state = { rerun: false, retries }
     this.#sessions.set(peerId, state)
     void (async () => {
       try {
@@ -214,7 +227,14 @@ export class SessionScheduler {
       } catch (error) {
         this.sessionFailed(peerId, error)
         // Syncs asked for while this one was failing would be lost: try again while connected.
-        if (state.rerun && this.#transport.connectedPeers().includes(peerId)) setTimeout(() => this.syncSoon(peerId), SYNC_RETRY_MS).unref()
+        // (Not a peer that broke the protocol: that is no passing state.)
+        const retry = state.rerun || (state.retries > 0 && !(error instanceof SyncProtocolError))
+        if (retry && this.#transport.connectedPeers().includes(peerId)) {
+          const left = Math.max(0, state.retries - 1)
+          setTimeout(() => {
+            if (this.#transport.connectedPeers().includes(peerId)) this.syncWith(peerId, left)
+          }, SYNC_RETRY_MS).unref()
+        }
       } finally {
         this.#sessions.delete(peerId)
       }

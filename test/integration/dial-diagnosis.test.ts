@@ -65,7 +65,7 @@ describe('a failed dial names its cause', () => {
     stranger.on('dial:failed', (e) => failed.push(e))
     const addr = a.listenAddrs()[0] as string
     for (const target of [addr, withoutPeerId(addr)]) {
-      const e = await failure(stranger.dial(target, { force: true }))
+      const e = await failure(stranger.dial(target))
       expect(e.code).toBe<DialFailureCode>('PEER_KEY_MISMATCH')
       expect(e.target).toBe(target)
       expect(e.message).toContain(`cannot connect to ${target}: cluster key mismatch`)
@@ -76,7 +76,7 @@ describe('a failed dial names its cause', () => {
     const seen = inbound.length
     const succeeded: string[] = []
     friend.on('dial:succeeded', ({ peerId }) => succeeded.push(peerId))
-    expect(await friend.dial(withoutPeerId(addr), { force: true })).toBe(a.peerId.toString())
+    expect(await friend.dial(withoutPeerId(addr))).toBe(a.peerId.toString())
     expect(succeeded).toEqual([a.peerId.toString()])
     expect(inbound).toHaveLength(seen)
   })
@@ -87,12 +87,12 @@ describe('a failed dial names its cause', () => {
     const addr = a.listenAddrs()[0] as string
     let dialing = true
     const background = (async () => {
-      while (dialing) await stranger.dial(addr, { force: true }).catch(() => undefined)
+      while (dialing) await stranger.dial(addr).catch(() => undefined)
     })()
     try {
       for (let i = 0; i < 2; i++) {
         await new Promise((r) => setTimeout(r, 300))
-        expect((await failure(stranger.dial(addr, { force: true }))).code).toBe('PEER_KEY_MISMATCH')
+        expect((await failure(stranger.dial(addr))).code).toBe('PEER_KEY_MISMATCH')
       }
     } finally {
       dialing = false
@@ -106,43 +106,43 @@ describe('a failed dial names its cause', () => {
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
     stops.push(() => new Promise((resolve) => http.close(resolve)))
     const httpAddr = `/ip4/127.0.0.1/tcp/${(http.address() as { port: number }).port}`
-    const e = await failure(dialer.dial(httpAddr, { force: true }))
+    const e = await failure(dialer.dial(httpAddr))
     expect(e.code).toBe('NOT_MESHSYNC')
     expect(e.message).toContain('it answered "HTTP/1.1 400 Bad Request" (an HTTP server: the API port?')
 
     const banner = await tcpServer((s) => s.write('SSH-2.0-OpenSSH_9.6\r\n'))
-    expect(await failure(dialer.dial(banner, { force: true, signal: AbortSignal.timeout(1500) }))).toMatchObject({ code: 'NOT_MESHSYNC', message: expect.stringContaining('"SSH-2.0-OpenSSH_9.6"') })
+    expect(await failure(dialer.dial(banner, { signal: AbortSignal.timeout(1500) }))).toMatchObject({ code: 'NOT_MESHSYNC', message: expect.stringContaining('"SSH-2.0-OpenSSH_9.6"') })
 
     const binary = await tcpServer((s) => s.write(Uint8Array.from({ length: 200 }, (_, i) => (i * 151 + 7) & 0xff)))
-    expect(await failure(dialer.dial(binary, { force: true }))).toMatchObject({ code: 'NOT_MESHSYNC', message: expect.stringContaining('200 bytes at once') })
+    expect(await failure(dialer.dial(binary))).toMatchObject({ code: 'NOT_MESHSYNC', message: expect.stringContaining('200 bytes at once') })
   })
 
   it('a port that closes at once, one that says nothing, and one where nothing listens', async () => {
     const dialer = await transport(generateClusterKey())
     const closer = await tcpServer((s) => s.destroy())
-    expect((await failure(dialer.dial(closer, { force: true }))).code).toBe('PEER_REFUSED')
+    expect((await failure(dialer.dial(closer))).code).toBe('PEER_REFUSED')
     const silent = await tcpServer(() => undefined)
-    expect((await failure(dialer.dial(silent, { force: true, signal: AbortSignal.timeout(1500) }))).code).toBe('PEER_NO_ANSWER')
+    expect((await failure(dialer.dial(silent, { signal: AbortSignal.timeout(1500) }))).code).toBe('PEER_NO_ANSWER')
     // A port just closed: nothing listens there.
     const gone = await tcpServer(() => undefined)
     await (stops.pop() as () => Promise<void>)()
-    expect((await failure(dialer.dial(gone, { force: true }))).message).toMatch(/unreachable: nothing accepts connections there \(ECONNREFUSED\)/)
+    expect((await failure(dialer.dial(gone))).message).toMatch(/unreachable: nothing accepts connections there \(ECONNREFUSED\)/)
   })
 
   it("the peer's allowlist, this node's allowlist, another peer id, this node's own address", async () => {
     const key = generateClusterKey()
     const a = await transport(key)
     const guarded = await transport(key, ['12D3KooWSBTZ4xgJ1BWG4HHMh4Jb9Cvv4LGr64CdLpb1A5EKgpep'])
-    const e = await failure(a.dial(guarded.listenAddrs()[0] as string, { force: true }))
+    const e = await failure(a.dial(guarded.listenAddrs()[0] as string))
     expect(e.code).toBe('PEER_REFUSED')
     expect(e.message).toContain('p2p.allowPeers')
-    expect((await failure(guarded.dial(a.listenAddrs()[0] as string, { force: true }))).code).toBe('PEER_NOT_ALLOWED')
+    expect((await failure(guarded.dial(a.listenAddrs()[0] as string))).code).toBe('PEER_NOT_ALLOWED')
     const other = await transport(key)
     const someoneElse = identityFromKey(await generateIdentityKey()).peerId.toString()
-    const w = await failure(other.dial(`${withoutPeerId(a.listenAddrs()[0] as string)}/p2p/${someoneElse}`, { force: true }))
+    const w = await failure(other.dial(`${withoutPeerId(a.listenAddrs()[0] as string)}/p2p/${someoneElse}`))
     expect(w.code).toBe('WRONG_PEER_ID')
     expect(w.message).toContain(`the node there is ${a.peerId.toString()}`)
-    expect((await failure(a.dial(a.listenAddrs()[0] as string, { force: true }))).message).toContain("this node's own address")
+    expect((await failure(a.dial(a.listenAddrs()[0] as string))).message).toContain("this node's own address")
   })
 
   it('a peer that holds the key but handles none of the probe protocols still connects', async () => {
@@ -150,6 +150,6 @@ describe('a failed dial names its cause', () => {
     const raw = await startRawPeer(key)
     stops.push(() => raw.node.stop())
     const a = await transport(key)
-    expect(await a.dial(raw.node.getMultiaddrs()[0]?.toString() as string, { force: true })).toBe(raw.node.peerId.toString())
+    expect(await a.dial(raw.node.getMultiaddrs()[0]?.toString() as string)).toBe(raw.node.peerId.toString())
   })
 })

@@ -167,6 +167,82 @@ describe('overlay maintainer', () => {
     expect(host.dialed.slice(2)).toEqual(['flaky'])
   })
 
+  it('dials the members it remembers as soon as it starts, not a tick later (a node that restarted)', async () => {
+    const members = [member('a', undefined, false), member('b', undefined, false)]
+    const host = fakeHost(members, new Map())
+    const overlay = new OverlayMaintainer(host, { minConnections: 3, maxConnections: 4 })
+    overlay.start()
+    try {
+      await flush()
+      expect(host.dialed.sort()).toEqual(['a', 'b'])
+    } finally {
+      overlay.stop()
+    }
+  })
+
+  it('counts a peer being dialed that is connected already (its own dial won) once', async () => {
+    const members = [member('a'), member('b'), member('c')]
+    const connected = new Map<string, number>()
+    const dials = new Map<string, PromiseWithResolvers<void>>()
+    const host: OverlayHost & { dialed: string[] } = {
+      dialed: [],
+      connected: () => connected,
+      members: () => members,
+      // a and b answer only later; c is unreachable for now.
+      dial: (peerId) => {
+        host.dialed.push(peerId)
+        if (peerId === 'c') return Promise.reject(new Error('unreachable'))
+        const pending = Promise.withResolvers<void>()
+        dials.set(peerId, pending)
+        return pending.promise
+      },
+      hangUp: async () => undefined,
+    }
+    const overlay = new OverlayMaintainer(host, { minConnections: 3, maxConnections: 4, random: () => 0 })
+    overlay.tick(NOW)
+    await flush()
+    expect(host.dialed.sort()).toEqual(['a', 'b', 'c'])
+    // a and b dialed this node meanwhile: 2 peers, 1 short of the low watermark.
+    connected.set('a', NOW).set('b', NOW)
+    expect(overlay.full()).toBe(false)
+    overlay.tick(NOW + 60_000)
+    await flush()
+    expect(host.dialed.filter((p) => p === 'c')).toHaveLength(2)
+    for (const d of dials.values()) d.resolve()
+  })
+
+  it('forgets the backoff of a member heard announcing itself, and dials it at once', async () => {
+    const members = [member('restarted')]
+    const connected = new Map<string, number>()
+    const failing = new Set(['restarted'])
+    const host = fakeHost(members, connected, failing)
+    const overlay = new OverlayMaintainer(host, { minConnections: 2, maxConnections: 3, random: () => 0 })
+    for (let i = 0; i < 3; i++) {
+      overlay.tick(NOW + i * 60_000)
+      await flush()
+    }
+    expect(host.dialed).toHaveLength(3)
+    const backoff = overlay.backoff('restarted')
+    expect(backoff?.failures).toBe(3)
+    expect(backoff?.dueAt).toBeGreaterThan(NOW + 2 * 60_000 + 1000)
+    overlay.tick(NOW + 2 * 60_000 + 10)
+    await flush()
+    expect(host.dialed).toHaveLength(3)
+    failing.clear()
+    overlay.heard('restarted')
+    expect(overlay.backoff('restarted')).toBeUndefined()
+    overlay.tick(NOW + 2 * 60_000 + 20)
+    await flush()
+    expect(host.dialed).toHaveLength(4)
+    expect(connected.has('restarted')).toBe(true)
+    // Heard while connected, or never dialed: nothing changes.
+    overlay.heard('restarted')
+    overlay.heard('unknown')
+    overlay.tick(NOW + 2 * 60_000 + 30)
+    await flush()
+    expect(host.dialed).toHaveLength(4)
+  })
+
   it('refuses watermarks out of order', () => {
     expect(() => new OverlayMaintainer(fakeHost([], new Map()), { minConnections: 4, maxConnections: 3 })).toThrow(RangeError)
   })
