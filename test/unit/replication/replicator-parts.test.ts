@@ -100,7 +100,7 @@ describe('replicator parts over a fake transport', () => {
     expect(Object.keys(replicator.stats).sort()).toEqual(
       [
         'bytesIn', 'bytesOut', 'gcHorizonRefusals', 'gcRebootstraps', 'gossipDuplicates', 'gossipIn', 'gossipOut', 'gossipUnreached', 'headsBehind', 'invalidInputs',
-        'pendingDropped', 'periodicSkipped', 'recordsIn', 'recordsOut', 'relayedSessions', 'sessionFailures', 'sessions', 'snapshotEntitiesIn', 'snapshotEntitiesOut',
+        'pendingDropped', 'periodicInSync', 'periodicSkipped', 'recordsIn', 'recordsOut', 'relayedSessions', 'sessionFailures', 'sessions', 'snapshotEntitiesIn', 'snapshotEntitiesOut',
       ].sort(),
     )
     expect(Object.values(replicator.stats).every((v) => v === 0)).toBe(true)
