@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util'
-import { NetnsUnavailableError, runChaos, summarize, type ChaosOptions } from './run.ts'
+import { runEntry, UsageError } from '../lib/run-entry.ts'
+import { runChaos, summarize, type ChaosOptions } from './run.ts'
 
 /**
  * One chaos run (scripts/chaos/run.ts); prints the summary, writes the JSON report, exits 1 when
@@ -16,8 +17,6 @@ const USAGE = `usage: npm run chaos -- [options]
   --keep-data            keep the daemons' data dirs afterwards
   --converge-timeout S   how long the nodes may take to converge at the end (default 120)
   --backups S            a backup through a daemon every S seconds, each verified afterwards`
-
-class UsageError extends Error {}
 
 function positive(value: string, flag: string, integer: boolean): number {
   const n = Number(value)
@@ -61,28 +60,10 @@ function options(): ChaosOptions | 'help' {
   }
 }
 
-let chosen: ReturnType<typeof options>
-try {
-  chosen = options()
-} catch (error) {
-  if (!(error instanceof UsageError)) throw error
-  console.error(`chaos: ${error.message}\n${USAGE}`)
-  process.exit(2)
-}
-if (chosen === 'help') {
-  console.log(USAGE)
-  process.exit(0)
-}
-// Exiting runs the run's exit handler: daemons killed, data dirs and sockets removed (run.ts).
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
-let report
-try {
-  report = await runChaos(chosen)
-} catch (error) {
-  if (!(error instanceof NetnsUnavailableError)) throw error
-  console.error(`chaos: ${error.message}`)
-  process.exit(2)
-}
-console.log(summarize(report))
-console.log(`  report         ${chosen.reportPath}`)
-process.exit(report.ok ? 0 : 1)
+await runEntry({
+  name: 'chaos',
+  usage: USAGE,
+  options,
+  run: runChaos,
+  summary: (report, chosen) => `${summarize(report)}\n  report         ${chosen.reportPath}`,
+})

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { repoRoot } from '../lib/daemon-launcher.ts'
-import { NetnsUnavailableError } from '../chaos/run.ts'
+import { runEntry, UsageError } from '../lib/run-entry.ts'
 import { runSoak, summarizeSoak, svgPathOf, type SoakOptions } from './run.ts'
 
 /**
@@ -20,8 +20,6 @@ const USAGE = `usage: npm run soak -- [options]
   --out FILE      results JSON (default bench/results/<time>-soak.json; the plot is <FILE>.svg)
   --keep-data     keep the daemons' data dirs afterwards (kept anyway when a target fails)
   --data-root DIR where the run's data dir goes (default: the OS temp dir)`
-
-class UsageError extends Error {}
 
 function options(): SoakOptions | 'help' {
   let values
@@ -58,29 +56,10 @@ function options(): SoakOptions | 'help' {
   }
 }
 
-let chosen: ReturnType<typeof options>
-try {
-  chosen = options()
-} catch (error) {
-  if (!(error instanceof UsageError)) throw error
-  console.error(`soak: ${error.message}\n${USAGE}`)
-  process.exit(2)
-}
-if (chosen === 'help') {
-  console.log(USAGE)
-  process.exit(0)
-}
-// Exiting runs the run's exit handler: daemons killed, namespaces and data dirs removed (run.ts).
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
-let report
-try {
-  report = await runSoak(chosen)
-} catch (error) {
-  if (!(error instanceof NetnsUnavailableError)) throw error
-  console.error(`soak: ${error.message}`)
-  process.exit(2)
-}
-console.log(summarizeSoak(report))
-console.log(`  results    ${chosen.outPath}`)
-console.log(`  plot       ${svgPathOf(chosen.outPath)}`)
-process.exit(report.ok ? 0 : 1)
+await runEntry({
+  name: 'soak',
+  usage: USAGE,
+  options,
+  run: runSoak,
+  summary: (report, chosen) => `${summarizeSoak(report)}\n  results    ${chosen.outPath}\n  plot       ${svgPathOf(chosen.outPath)}`,
+})

@@ -4,6 +4,8 @@ import { newClusterKey, startMeshNode, type MeshNode, stoppedAfterEach } from '.
 import { waitFor } from '../helpers/wait-for.ts'
 
 const { nodes } = stoppedAfterEach()
+/** No link probe within a test, so no state digest: every periodic session runs (digests skipping them are tested in link-monitor.test.ts). */
+const NO_DIGESTS = 600_000
 
 /**
  * A periodic tick syncs with up to `fanout` connected peers (docs/sync-protocol.md).
@@ -16,7 +18,7 @@ describe('periodic anti-entropy', () => {
   it('runs about one session per period for the pair, skips the redundant ones, and still carries writes that gossip does not', { timeout: 30_000 }, async () => {
     const interval = 300
     const key = newClusterKey()
-    const [a, b] = (await Promise.all([0, 1].map(() => startMeshNode({ clusterKey: key, gossip: false, replicator: { antiEntropyIntervalMs: interval } })))) as [MeshNode, MeshNode]
+    const [a, b] = (await Promise.all([0, 1].map(() => startMeshNode({ clusterKey: key, gossip: false, linkProbeMs: NO_DIGESTS, replicator: { antiEntropyIntervalMs: interval } })))) as [MeshNode, MeshNode]
     nodes.push(a, b)
     await a.transport.dial(b.addr())
     await waitFor(() => a.replicator.stats.sessions > 0 && b.replicator.stats.sessions > 0)
@@ -44,7 +46,7 @@ describe('periodic anti-entropy', () => {
   it('with more peers than the fanout, each node starts at most fanout sessions per tick, and writes still reach every node', { timeout: 40_000 }, async () => {
     const interval = 300
     const key = newClusterKey()
-    const group = await Promise.all([0, 1, 2, 3, 4].map(() => startMeshNode({ clusterKey: key, gossip: false, replicator: { antiEntropyIntervalMs: interval, antiEntropyFanout: 1 } })))
+    const group = await Promise.all([0, 1, 2, 3, 4].map(() => startMeshNode({ clusterKey: key, gossip: false, linkProbeMs: NO_DIGESTS, replicator: { antiEntropyIntervalMs: interval, antiEntropyFanout: 1 } })))
     nodes.push(...group)
     for (let i = 0; i < group.length; i++) for (let j = i + 1; j < group.length; j++) await group[i]!.transport.dial(group[j]!.addr())
     await waitFor(() => group.every((n) => n.transport.connectedPeers().length === group.length - 1))
