@@ -177,7 +177,9 @@ export async function checkedDial(node: Dialable, target: string, to: Multiaddr 
   try {
     connection = await node.dial(to, { signal })
   } catch (error) {
-    throw diagnoseDial(error, { target, handshake: observed(upgradeFailed(errorText(error))) })
+    // A dial joined to one under way may fail with that dial's error or with its own (an abort, a
+    // timeout) while the handshake that tells the cause was the other dial's: look back for it too.
+    throw diagnoseDial(error, { target, handshake: observed(true) })
   }
   try {
     const stream = await connection.newStream(DIAL_CHECK_PROTOCOL, { signal })
