@@ -20,7 +20,7 @@ describe('the link monitor', () => {
     const a = await startMeshNode({ clusterKey, linkProbeMs: 300 })
     const b = await startMeshNode({ clusterKey, linkProbeMs: 300 })
     nodes.push(a, b)
-    const [aId, bId] = [a, b].map((n) => n.transport.peerId.toString()) as [string, string]
+    const bId = b.transport.peerId.toString()
     proxy = await BlackholeProxy.start(Number(b.addr().split('/')[4]))
     await a.transport.dial(`/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${bId}`)
     // Probes go and answers come back while the link passes bytes.
