@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -6,6 +5,7 @@ import { repoRoot } from '../../scripts/lib/daemon-launcher.ts'
 import { netnsUnavailable } from '../../scripts/chaos/netns.ts'
 import type { SoakReport } from '../../scripts/soak/run.ts'
 import { useTempDirs } from '../helpers/temp-dir.ts'
+import { runProcess } from '../helpers/run-process.ts'
 
 /**
  * The soak script (docs/operations.md, Soak test) as CI runs it: `npm run soak -- --minutes 3`,
@@ -20,16 +20,8 @@ const tempDir = useTempDirs('all')
 const noNetns = netnsUnavailable()
 if (noNetns) console.warn(`soak test: loopback mode (a SIGSTOP stands in for each partition): ${noNetns}`)
 
-function soak(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'scripts', 'soak', 'main.ts'), ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c))
-    child.once('error', reject)
-    child.once('close', (code) => resolve({ code, stdout, stderr }))
-  })
+function soak(args: readonly string[]): ReturnType<typeof runProcess> {
+  return runProcess(process.execPath, [join(repoRoot, 'scripts', 'soak', 'main.ts'), ...args], { guardMs: 0 })
 }
 
 describe('soak', () => {

@@ -1,41 +1,18 @@
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DirRepository } from '../../daemon/backup/dir-repository.ts'
-import { meshsyncBin, repoRoot, startDaemon, stopAllDaemons, writeConfig, type DaemonHandle } from '../helpers/daemon-process.ts'
+import { startDaemon, stopAllDaemons, writeConfig, type DaemonHandle } from '../helpers/daemon-process.ts'
 import { useTempDirs } from '../helpers/temp-dir.ts'
 import { waitFor } from '../helpers/wait-for.ts'
+import { runCli } from '../helpers/run-process.ts'
 
 /** Backups of a real daemon process: API, CLI, status, and a SIGKILL in the middle of one. */
 
 const tempDir = useTempDirs('all')
-
-interface CliResult {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function cli(args: readonly string[]): Promise<CliResult> {
-  const env = { ...process.env }
-  delete env.MESHSYNC_DATA_DIR
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [meshsyncBin, ...args], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-    child.once('error', reject)
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
+const cli = (args: readonly string[]): ReturnType<typeof runCli> => runCli(args, { guardMs: 30_000 })
 
 afterAll(async () => {
   await stopAllDaemons()

@@ -7,41 +7,13 @@ import { joinArgs } from '../helpers/cluster.ts'
 import { meshsyncBin, repoRoot, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon-process.ts'
 import { useTempDirs } from '../helpers/temp-dir.ts'
 import { abortWait, waitFor } from '../helpers/wait-for.ts'
+import { cliEnv, runCli } from '../helpers/run-process.ts'
 
 /** The CLI of docs/cli.md as a user runs it: a process per command, against a running daemon. */
 
-interface CliResult {
-  code: number | null
-  signal: NodeJS.Signals | null
-  stdout: string
-  stderr: string
-}
-
-/** Environment without MESHSYNC_DATA_DIR, so only --data-dir decides. */
-function cliEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env }
-  delete env.MESHSYNC_DATA_DIR
-  return env
-}
-
-function cli(args: readonly string[], options: { input?: string; node?: string } = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(options.node ?? process.execPath, [meshsyncBin, ...args], { cwd: repoRoot, env: cliEnv(), stdio: ['pipe', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c))
-    // A guard against a hang, not a speed check: 8 CLI processes start at once in one test, and
-    // on a loaded 2-core machine one took more than 20 s.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-    child.once('error', reject)
-    child.once('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, stdout, stderr })
-    })
-    child.stdin.end(options.input ?? '')
-  })
-}
+// The 60 s guard against a hang is not a speed check: 8 CLI processes start at once in one
+// test, and on a loaded 2-core machine one took more than 20 s.
+const cli = runCli
 
 const lines = (s: string): string[] => s.split('\n').filter((l) => l !== '')
 

@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process'
 import { isDeepStrictEqual } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
 import { codeOf, joinArgs, ok, patch, put, statusOf, valueOf } from '../helpers/cluster.ts'
-import { meshsyncBin, repoRoot, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon-process.ts'
+import { startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon-process.ts'
 import { waitFor } from '../helpers/wait-for.ts'
+import { runCli as cli } from '../helpers/run-process.ts'
 
 /** docs/history.md on real daemons: the same history, in the same order, on every node. */
 
@@ -34,20 +34,6 @@ async function historyOf(d: DaemonHandle, ns: string, id: string): Promise<Item[
     if (page.next === undefined) return items
     after = `&after=${encodeURIComponent(page.next)}`
   }
-}
-
-function cli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env }
-    delete env.MESHSYNC_DATA_DIR
-    const child = spawn(process.execPath, [meshsyncBin, ...args], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c))
-    child.once('error', reject)
-    child.once('close', (code) => resolve({ code, stdout, stderr }))
-  })
 }
 
 describe('entity history across three nodes', () => {

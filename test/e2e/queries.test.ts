@@ -1,38 +1,14 @@
-import { spawn } from 'node:child_process'
 import { afterAll, describe, expect, it } from 'vitest'
-import { meshsyncBin, repoRoot, startDaemon, stopAllDaemons, writeConfig, type ApiCall, type DaemonHandle } from '../helpers/daemon-process.ts'
+import { startDaemon, stopAllDaemons, writeConfig, type ApiCall, type DaemonHandle } from '../helpers/daemon-process.ts'
 import { useTempDirs } from '../helpers/temp-dir.ts'
 import { waitFor } from '../helpers/wait-for.ts'
+import { runCli as cli } from '../helpers/run-process.ts'
 
 /**
  * Queries and indexes (docs/queries.md) on a real daemon: the routes over TCP (token) and the
  * socket, the CLI, bad input, and kill -9 during a write load on a namespace with 3 indexes,
  * after which `meshsync index verify` finds every index in agreement with the entities.
  */
-
-interface CliResult {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function cli(args: readonly string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env }
-    delete env.MESHSYNC_DATA_DIR
-    const child = spawn(process.execPath, [meshsyncBin, ...args], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000) // a guard against a hang
-    child.once('error', reject)
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
 
 const lines = (s: string): string[] => s.split('\n').filter((l) => l !== '')
 type Entity = { id: string; value: Record<string, unknown> }

@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { meshsyncBin, repoRoot } from '../helpers/daemon-process.ts'
+import { meshsyncBin } from '../helpers/daemon-process.ts'
+import { runProcess } from '../helpers/run-process.ts'
 import { useTempDirs } from '../helpers/temp-dir.ts'
 
 /**
@@ -16,21 +16,9 @@ const tempDir = useTempDirs()
 /** 192.0.2.1 is TEST-NET-1 (RFC 5737): never an address of this machine. */
 const NOT_HERE = '192.0.2.1'
 
-function start(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [meshsyncBin, 'start', '--no-mdns', '--api-port', '0', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c))
-    // A guard against a hang (a start that did not fail would run on): not a speed check.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-    child.once('error', reject)
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
+function start(args: readonly string[]): ReturnType<typeof runProcess> {
+  // The guard (60 s) is against a start that did not fail and would run on: not a speed check.
+  return runProcess(process.execPath, [meshsyncBin, 'start', '--no-mdns', '--api-port', '0', ...args])
 }
 
 describe('a start that cannot go on', () => {
