@@ -1,4 +1,4 @@
-import type { ChaosCluster, ChaosNode } from './cluster.ts'
+import { sleep, type ChaosCluster, type ChaosNode } from './cluster.ts'
 import type { ScheduledFault } from './schedule.ts'
 
 /** What happened to one scheduled fault. */
@@ -34,6 +34,21 @@ export class Nemesis {
 
   #apply(): void {
     this.#cluster.network?.applyRules(this.#blocked, this.#loss)
+  }
+
+  /**
+   * Plays one scheduled fault: waits for its time (`at` ms after the start this nemesis was made
+   * with), injects it, logs it, holds it for its duration and heals everything; resolves with its
+   * event once healed.
+   */
+  async play(f: ScheduledFault, log: (line: string) => void): Promise<FaultEvent> {
+    const wait = this.#t0 + f.at - Date.now()
+    if (wait > 0) await sleep(wait)
+    const event = await this.inject(f)
+    log(`  ${(event.injectedAt / 1000).toFixed(1)}s  #${f.index} ${f.kind}: ${event.detail} (${f.duration} ms)`)
+    await sleep(f.duration)
+    await this.healAll(event)
+    return event
   }
 
   /** Injects `f`; resolves with its event (also kept in `events`). */

@@ -278,12 +278,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
     const catchUps: Promise<void>[] = []
     for (const fault of schedule) {
-      const wait = t0 + fault.at - Date.now()
-      if (wait > 0) await sleep(wait)
-      const event = await nemesis.inject(fault)
-      log(`  ${(event.injectedAt / 1000).toFixed(1)}s  #${fault.index} ${fault.kind}: ${event.detail} (${fault.duration} ms)`)
-      await sleep(fault.duration)
-      await nemesis.healAll(event)
+      await nemesis.play(fault, log)
       const healedAt = Date.now() - t0
       catchUps.push(measureCatchUp(c, 60_000).then((samples) => void healSamples.push(...samples.map(([node, ms]) => ({ kind: fault.kind, fault: fault.index, node, healedAt, ms })))))
     }

@@ -135,14 +135,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     workload.start()
     queries.start()
     backups.start()
-    for (const fault of plan.faults) {
-      const wait = t0 + fault.at - Date.now()
-      if (wait > 0) await sleep(wait)
-      const event = await nemesis.inject(fault)
-      log(`  ${(event.injectedAt / 1000).toFixed(1)}s  #${fault.index} ${fault.kind}: ${event.detail} (${fault.duration} ms)`)
-      await sleep(fault.duration)
-      await nemesis.healAll(event)
-    }
+    for (const fault of plan.faults) await nemesis.play(fault, log)
     const rest = t0 + plan.durationMs - Date.now()
     if (rest > 0) await sleep(rest)
     sampling = false
