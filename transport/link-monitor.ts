@@ -1,4 +1,5 @@
 import type { Connection, Stream } from '@libp2p/interface'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { byteStream } from '@libp2p/utils'
 import type { Libp2p } from 'libp2p'
 
@@ -117,7 +118,7 @@ export class LinkMonitor {
     const bytes = byteStream(stream)
     try {
       while (!this.#stopped && connection.status === 'open') {
-        await sleep(this.#interval * (0.8 + Math.random() * 0.4), this.#controller.signal)
+        await sleep(this.#interval * (0.8 + Math.random() * 0.4), undefined, { signal: this.#controller.signal })
         if (this.#stopped || connection.status !== 'open') break
         const signal = AbortSignal.any([this.#controller.signal, AbortSignal.timeout(this.#timeout)])
         this.stats.probes++
@@ -155,7 +156,7 @@ export class LinkMonitor {
   async #pingLoop(connection: Connection): Promise<void> {
     try {
       while (!this.#stopped && connection.status === 'open') {
-        await sleep(this.#interval, this.#controller.signal)
+        await sleep(this.#interval, undefined, { signal: this.#controller.signal })
         if (this.#stopped || connection.status !== 'open') break
         this.stats.probes++
         await this.#node.services.ping.ping(connection.remotePeer, { signal: AbortSignal.any([this.#controller.signal, AbortSignal.timeout(this.#timeout)]) })
@@ -164,19 +165,4 @@ export class LinkMonitor {
       this.#dead(connection, (error as Error).message)
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason as Error)
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    const onAbort = (): void => {
-      clearTimeout(timer)
-      reject(signal.reason as Error)
-    }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
 }

@@ -206,6 +206,11 @@ export class Membership {
   }
 
   /** Every member this node knows, itself excepted. */
+  /** How many members this node knows (without building the list). */
+  get size(): number {
+    return this.#members.size
+  }
+
   members(now = Date.now()): Member[] {
     const aliveFor = aliveForMs(this.#members.size, this.#init.announceMs)
     return [...this.#members].map(([peerId, e]) => ({ peerId, addrs: e.addrs, degree: e.degree, lastSeen: e.lastSeen, alive: now - e.lastSeen < aliveFor }))

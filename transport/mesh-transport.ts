@@ -133,7 +133,7 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
   /** The changes topic this node gossips on (by its signature policy). */
   readonly gossipTopic: string
   /** Whether a changes message received is passed on (see {@link GossipRelay}). */
-  readonly #relay = new GossipRelay({ members: () => this.#membership?.members().length ?? 0 })
+  readonly #relay = new GossipRelay({ members: () => this.#membership?.size ?? 0 })
   readonly #nodeIds = new Map<string, string>()
   #linksTimer: NodeJS.Timeout | undefined
   #linksSoon: NodeJS.Timeout | undefined
@@ -572,7 +572,7 @@ export class MeshTransport extends EventEmitter<MeshTransportEvents> implements 
 
   /** Announces this node's links again after a refresh period (longer in a larger cluster, {@link linksRefreshMs}), and so on. */
   #refreshLinksLater(): void {
-    const period = linksRefreshMs(this.#membership?.members().length ?? 0)
+    const period = linksRefreshMs(this.#membership?.size ?? 0)
     this.#linksTimer = setTimeout(() => {
       if (!this.#node) return
       this.#announceLinks()

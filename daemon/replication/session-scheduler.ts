@@ -5,7 +5,6 @@ import { nodeIdOfPeerId, runSyncSession, SyncProtocolError, type GcHello, type R
 import { AntiEntropyDue } from './anti-entropy-due.ts'
 import type { PeerBook } from './peer-book.ts'
 import type { ReplicationRun } from './replication-run.ts'
-import { sameDigest } from './state-digest.ts'
 import { GcHorizonError } from './sync-source.ts'
 
 /** Wait before a failed sync session that was asked for again meanwhile is retried. */
@@ -310,7 +309,7 @@ export class SessionScheduler {
     if (!this.#digest || !theirs || now - theirs.at > this.#interval) return false
     const lastSynced = this.#antiEntropyDue.lastSynced(peerId)
     if (lastSynced === undefined || now - lastSynced > this.#maxQuietMs) return false
-    return sameDigest(theirs.digest, this.#digest())
+    return Buffer.compare(theirs.digest, this.#digest()) === 0
   }
 
   #scheduleAntiEntropy(): void {
