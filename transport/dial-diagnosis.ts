@@ -170,16 +170,16 @@ export interface Dialable {
 export async function checkedDial(node: Dialable, target: string, to: Multiaddr | PeerId, handshakes: HandshakeLog, signal: AbortSignal): Promise<Connection> {
   const since = Date.now()
   const remote = 'getComponents' in to ? hostPortOf(to) : undefined
-  // This dial's handshake, or (a dial that failed its upgrade without one) that of the dial it joined.
-  const observed = (upgrade: boolean): HandshakeObservation | undefined =>
-    handshakes.findOutbound(remote !== undefined ? [remote] : [], since) ?? (upgrade ? handshakes.findOutbound(remote !== undefined ? [remote] : [], since - JOINED_DIAL_MS) : undefined)
+  // This dial's handshake or, a dial joined to one under way having none of its own, that dial's.
+  const remotes = remote !== undefined ? [remote] : []
+  const observed = (): HandshakeObservation | undefined => handshakes.findOutbound(remotes, since) ?? handshakes.findOutbound(remotes, since - JOINED_DIAL_MS)
   let connection: Connection
   try {
     connection = await node.dial(to, { signal })
   } catch (error) {
     // A dial joined to one under way may fail with that dial's error or with its own (an abort, a
     // timeout) while the handshake that tells the cause was the other dial's: look back for it too.
-    throw diagnoseDial(error, { target, handshake: observed(true) })
+    throw diagnoseDial(error, { target, handshake: observed() })
   }
   try {
     const stream = await connection.newStream(DIAL_CHECK_PROTOCOL, { signal })
@@ -191,7 +191,7 @@ export async function checkedDial(node: Dialable, target: string, to: Multiaddr 
     const other = node.getConnections(connection.remotePeer).find((c) => c.id !== connection.id && c.status === 'open')
     if (other) return other
     const at = hostPortOf(connection.remoteAddr)
-    throw diagnoseDial(error, { target, handshake: at !== undefined ? handshakes.findOutbound([at], since - JOINED_DIAL_MS) : observed(true), afterUpgrade: true })
+    throw diagnoseDial(error, { target, handshake: at !== undefined ? handshakes.findOutbound([at], since - JOINED_DIAL_MS) : observed(), afterUpgrade: true })
   }
   return connection
 }

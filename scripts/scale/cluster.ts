@@ -21,13 +21,13 @@ export type P2pSettings = Readonly<Record<string, unknown>>
  * cluster where mDNS does not reach; docs/sync-protocol.md, Membership and the overlay). Later nodes start `parallel` at a
  * time. The only place the scale harness launches daemons.
  */
-export async function startScaleCluster(n: number, options: { baseDir: string; parallel?: number; p2p?: P2pSettings; nodeFlags?: readonly string[] }): Promise<ScaleNode[]> {
+export async function startScaleCluster(n: number, options: { baseDir: string; parallel?: number; p2p?: P2pSettings }): Promise<ScaleNode[]> {
   const nodes: ScaleNode[] = []
   const configFile = join(options.baseDir, 'scale-config.json')
   await writeFile(configFile, JSON.stringify({ p2p: options.p2p ?? {} }))
   const configArgs = options.p2p && Object.keys(options.p2p).length > 0 ? ['--config', configFile] : []
   const start = async (index: number, args: string[]): Promise<ScaleNode> => {
-    const daemon = await BenchDaemon.start({ baseDir: options.baseDir, args: [...configArgs, ...args], nodeFlags: options.nodeFlags ?? [], readyTimeoutMs: 120_000 })
+    const daemon = await BenchDaemon.start({ baseDir: options.baseDir, args: [...configArgs, ...args], readyTimeoutMs: 120_000 })
     return { index, daemon, client: new SocketClient(daemon.socket, 2), alive: true }
   }
   try {
